@@ -1,0 +1,13 @@
+//! One file per subcommand. Errors are `anyhow` with context, split by exit code.
+
+pub mod policies;
+pub mod sim;
+
+/// A command's failure: bad usage or input (exit 2) or a failure while running (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    Input(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+pub type CliResult = Result<(), CliError>;

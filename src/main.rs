@@ -1,0 +1,74 @@
+//! The `mini-slurm` command line: parsing and exit codes. Each verb lives in `commands/`.
+
+mod commands;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+use commands::CliError;
+use std::process::ExitCode;
+
+/// mini-slurm: a simulation-first batch job scheduler.
+///
+/// Replay a workload trace under a scheduling policy (`sim`), or list the policies (`policies`).
+#[derive(Parser, Debug)]
+#[command(name = "mini-slurm", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Simulate a workload trace under a scheduling policy
+    Sim(commands::sim::SimArgs),
+    /// List the scheduling policies and their parameters
+    Policies(commands::policies::PoliciesArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return clap_error(e),
+    };
+    let result = match cli.command {
+        Command::Sim(a) => commands::sim::run(a),
+        Command::Policies(a) => commands::policies::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0; usage errors become one line on stderr, status 2.
+fn clap_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{}", first.join(" "));
+            ExitCode::from(2)
+        }
+    }
+}

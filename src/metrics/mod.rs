@@ -1,0 +1,342 @@
+//! Metrics and output files (semantics §6–7).
+//!
+//! | metric | definition |
+//! |---|---|
+//! | wait | start − submit |
+//! | turnaround | finish − submit |
+//! | slowdown | turnaround / run time; a zero-length job counts as running 1 s (the traces' resolution), so it scores 1 when it did not wait |
+//! | bounded slowdown | max(1, (wait + run) / max(run, τ)), τ = 10 s |
+//! | makespan | max(finish) − min(submit) |
+//! | utilization | Σ(run × procs) / (P × makespan) |
+//!
+//! "run" is the execution time (finish − start). Percentiles interpolate linearly between
+//! order statistics (NumPy's default), so the median of an even count is the mean of the two
+//! middle values.
+
+use crate::ids::Names;
+use crate::sim::{JobResult, SimResult};
+use crate::time::{Dur, fmt_millis};
+use crate::trace::{SimJobs, SkipReason};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+
+/// τ of the bounded slowdown, in seconds.
+pub const BSLD_TAU_SECS: f64 = 10.0;
+
+/// Slowdown of one job (see the module table).
+pub fn slowdown(j: &JobResult) -> f64 {
+    let run = j.execution().as_secs_f64();
+    let turnaround = j.turnaround().as_secs_f64();
+    if run > 0.0 {
+        turnaround / run
+    } else {
+        turnaround.max(1.0)
+    }
+}
+
+/// Bounded slowdown of one job.
+pub fn bounded_slowdown(j: &JobResult, tau_secs: f64) -> f64 {
+    let run = j.execution().as_secs_f64();
+    let wait = j.wait().as_secs_f64();
+    ((wait + run) / run.max(tau_secs)).max(1.0)
+}
+
+/// Linear-interpolation percentile of sorted values (NumPy's default); 0 when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    let frac = rank - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Stats {
+    pub mean: f64,
+    pub median: f64,
+    pub p95: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    pub fn of(mut v: Vec<f64>) -> Stats {
+        v.sort_by(f64::total_cmp);
+        let mean = if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        Stats {
+            mean,
+            median: percentile(&v, 50.0),
+            p95: percentile(&v, 95.0),
+            max: v.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// The contents of `summary.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub trace: String,
+    pub policy: String,
+    pub estimate: String,
+    pub procs: u32,
+    pub jobs_simulated: usize,
+    pub jobs_skipped: BTreeMap<&'static str, u64>,
+    pub jobs_skipped_total: u64,
+    pub wait_s: Stats,
+    pub turnaround_s: Stats,
+    pub mean_bounded_slowdown: f64,
+    pub bounded_slowdown_tau_s: f64,
+    pub mean_slowdown: f64,
+    pub max_slowdown: f64,
+    pub utilization: f64,
+    pub makespan_s: f64,
+    pub first_submit_s: f64,
+    pub last_finish_s: f64,
+    pub scheduling_passes: u64,
+    /// Host wall time of the simulation; left out when byte-identical outputs are wanted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_time_s: Option<f64>,
+}
+
+/// Identifies a run in the summary.
+pub struct RunInfo<'a> {
+    pub trace: &'a str,
+    pub policy: &'a str,
+    pub estimate: &'a str,
+}
+
+impl Summary {
+    pub fn compute(info: &RunInfo<'_>, input: &SimJobs, result: &SimResult) -> Summary {
+        let jobs = &result.jobs;
+        let secs = |d: Dur| d.as_secs_f64();
+        let waits: Vec<f64> = jobs.iter().map(|j| secs(j.wait())).collect();
+        let tats: Vec<f64> = jobs.iter().map(|j| secs(j.turnaround())).collect();
+        let n = jobs.len().max(1) as f64;
+        let bsld: f64 = jobs
+            .iter()
+            .map(|j| bounded_slowdown(j, BSLD_TAU_SECS))
+            .sum::<f64>()
+            / n;
+        let sld: Vec<f64> = jobs.iter().map(slowdown).collect();
+        let first = jobs.iter().map(|j| j.spec.submit).min();
+        let last = jobs.iter().map(|j| j.finish).max();
+        let makespan = match (first, last) {
+            (Some(a), Some(b)) => b - a,
+            _ => Dur::ZERO,
+        };
+        // Σ(run × procs) in processor-milliseconds, exact in integers.
+        let work: i128 = jobs
+            .iter()
+            .map(|j| i128::from(j.execution().0) * i128::from(j.spec.procs))
+            .sum();
+        let capacity = i128::from(result.procs) * i128::from(makespan.0);
+        let utilization = if capacity > 0 {
+            work as f64 / capacity as f64
+        } else {
+            0.0
+        };
+        let mut skipped = BTreeMap::new();
+        for r in SkipReason::ALL {
+            skipped.insert(r.key(), input.skipped.get(&r).copied().unwrap_or(0));
+        }
+        Summary {
+            trace: info.trace.to_string(),
+            policy: info.policy.to_string(),
+            estimate: info.estimate.to_string(),
+            procs: result.procs,
+            jobs_simulated: jobs.len(),
+            jobs_skipped: skipped,
+            jobs_skipped_total: input.skipped_total(),
+            wait_s: Stats::of(waits),
+            turnaround_s: Stats::of(tats),
+            mean_bounded_slowdown: bsld,
+            bounded_slowdown_tau_s: BSLD_TAU_SECS,
+            mean_slowdown: sld.iter().sum::<f64>() / n,
+            max_slowdown: sld.iter().copied().fold(0.0, f64::max),
+            utilization,
+            makespan_s: secs(makespan),
+            first_submit_s: first.map_or(0.0, |t| t.as_secs_f64()),
+            last_finish_s: last.map_or(0.0, |t| t.as_secs_f64()),
+            scheduling_passes: result.passes,
+            wall_time_s: None,
+        }
+    }
+
+    /// `summary.json` text (pretty, trailing newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// The short human table printed on stdout.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let rows: Vec<(&str, String)> = vec![
+            ("trace", self.trace.clone()),
+            ("policy", format!("{} (estimates: {})", self.policy, self.estimate)),
+            ("processors", self.procs.to_string()),
+            (
+                "jobs",
+                format!(
+                    "{} simulated, {} skipped",
+                    self.jobs_simulated, self.jobs_skipped_total
+                ),
+            ),
+            (
+                "wait (s)",
+                format!(
+                    "mean {:.1}  median {:.1}  p95 {:.1}  max {:.1}",
+                    self.wait_s.mean, self.wait_s.median, self.wait_s.p95, self.wait_s.max
+                ),
+            ),
+            (
+                "bounded slowdown",
+                format!("mean {:.2} (τ = {} s)", self.mean_bounded_slowdown, self.bounded_slowdown_tau_s),
+            ),
+            ("slowdown", format!("mean {:.2}", self.mean_slowdown)),
+            ("utilization", format!("{:.2} %", self.utilization * 100.0)),
+            (
+                "makespan",
+                format!("{:.0} s ({:.1} days)", self.makespan_s, self.makespan_s / 86400.0),
+            ),
+        ];
+        let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+        for (k, v) in rows {
+            let _ = writeln!(s, "{k:<w$}  {v}");
+        }
+        if let Some(t) = self.wall_time_s {
+            let _ = writeln!(s, "{:<w$}  {:.3} s", "simulated in", t);
+        }
+        s
+    }
+}
+
+/// The columns of `jobs.csv`, in order (Batsim's names first).
+pub const JOBS_CSV_COLUMNS: [&str; 16] = [
+    "job_id",
+    "submission_time",
+    "requested_number_of_resources",
+    "requested_time",
+    "starting_time",
+    "execution_time",
+    "finish_time",
+    "waiting_time",
+    "turnaround_time",
+    "stretch",
+    "final_state",
+    "user",
+    "group",
+    "estimate",
+    "bounded_slowdown",
+    "priority",
+];
+
+/// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
+/// requested time, or the run time when none was given (the `requested` estimate); `estimate`
+/// is what the policy planned with under the run's estimate mode.
+pub fn write_jobs_csv(w: &mut dyn Write, result: &SimResult, names: &Names) -> std::io::Result<()> {
+    let mut line = String::with_capacity(160);
+    line.push_str(&JOBS_CSV_COLUMNS.join(","));
+    line.push('\n');
+    w.write_all(line.as_bytes())?;
+    for j in &result.jobs {
+        line.clear();
+        let s = &j.spec;
+        let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
+        let _ = write!(
+            line,
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{}",
+            s.id,
+            fmt_millis(s.submit.0),
+            s.procs,
+            fmt_millis(requested.0),
+            fmt_millis(j.start.0),
+            fmt_millis(j.execution().0),
+            fmt_millis(j.finish.0),
+            fmt_millis(j.wait().0),
+            fmt_millis(j.turnaround().0),
+            slowdown(j),
+            j.state,
+            csv_field(names.get(s.user)),
+            csv_field(names.get(s.group)),
+            fmt_millis(s.estimate.0),
+            bounded_slowdown(j, BSLD_TAU_SECS),
+            s.priority,
+        );
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{JobId, Sym};
+    use crate::model::{FinalState, JobSpec};
+    use crate::time::Time;
+
+    fn job(submit: i64, start: i64, finish: i64) -> JobResult {
+        JobResult {
+            spec: JobSpec {
+                id: JobId(1),
+                submit: Time::from_secs(submit),
+                procs: 1,
+                estimate: Dur::ZERO,
+                requested_time: None,
+                time_limit: None,
+                priority: 0,
+                user: Sym(0),
+                group: Sym(0),
+                queue: Sym(0),
+                partition: Sym(0),
+                mem_mb: None,
+                gpus: 0,
+            },
+            runtime: Time::from_secs(finish) - Time::from_secs(start),
+            start: Time::from_secs(start),
+            finish: Time::from_secs(finish),
+            state: FinalState::Completed,
+        }
+    }
+
+    #[test]
+    fn slowdowns() {
+        // waited 100, ran 100
+        assert_eq!(slowdown(&job(0, 100, 200)), 2.0);
+        assert_eq!(bounded_slowdown(&job(0, 100, 200), 10.0), 2.0);
+        // short job: bounded by τ
+        assert_eq!(bounded_slowdown(&job(0, 18, 20), 10.0), 2.0);
+        assert_eq!(bounded_slowdown(&job(0, 0, 2), 10.0), 1.0);
+        // zero-length jobs: 1 without waiting; otherwise as if they ran 1 s
+        assert_eq!(slowdown(&job(5, 5, 5)), 1.0);
+        assert_eq!(slowdown(&job(0, 7, 7)), 7.0);
+    }
+
+    #[test]
+    fn percentiles_interpolate() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), 2.5);
+        assert_eq!(percentile(&v, 100.0), 4.0);
+        assert!((percentile(&v, 95.0) - 3.85).abs() < 1e-12);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}

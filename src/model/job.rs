@@ -1,0 +1,177 @@
+//! Job specification and truth.
+
+use crate::ids::{JobId, Sym};
+use crate::time::{Dur, Time};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a user submitted. This is everything the engine and the policies know about a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSpec {
+    pub id: JobId,
+    pub submit: Time,
+    /// Processors (CPUs) the job needs, ≥ 1.
+    pub procs: u32,
+    /// The run-time estimate the policy plans with (see [`EstimateMode`]); ≥ 0.
+    pub estimate: Dur,
+    /// The time limit the user requested, if any. Reported in outputs; enforced only when the
+    /// run kills jobs at their limit.
+    pub requested_time: Option<Dur>,
+    /// Enforced limit: the executor ends the job (state TIMEOUT) once it has run this long.
+    /// `None` in trace replay by default.
+    pub time_limit: Option<Dur>,
+    /// Larger runs earlier under priority ordering.
+    pub priority: i64,
+    pub user: Sym,
+    pub group: Sym,
+    pub queue: Sym,
+    pub partition: Sym,
+    pub mem_mb: Option<u64>,
+    pub gpus: u32,
+}
+
+/// What really happens to a job in simulation. Only the simulated executor reads this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobTruth {
+    /// Actual run time, ≥ 0.
+    pub runtime: Dur,
+}
+
+/// How a job ended, with Slurm's state names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FinalState {
+    Completed,
+    Failed,
+    Timeout,
+    Cancelled,
+    Preempted,
+}
+
+impl FinalState {
+    pub fn name(self) -> &'static str {
+        match self {
+            FinalState::Completed => "COMPLETED",
+            FinalState::Failed => "FAILED",
+            FinalState::Timeout => "TIMEOUT",
+            FinalState::Cancelled => "CANCELLED",
+            FinalState::Preempted => "PREEMPTED",
+        }
+    }
+}
+
+impl fmt::Display for FinalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the estimate a policy sees is derived from the trace (semantics §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EstimateMode {
+    /// The requested time, or the run time when none was requested.
+    #[default]
+    Requested,
+    /// max(requested, run time): never an under-estimate.
+    Max,
+    /// The run time itself: perfect estimates.
+    Actual,
+}
+
+impl EstimateMode {
+    pub const ALL: [EstimateMode; 3] = [
+        EstimateMode::Requested,
+        EstimateMode::Max,
+        EstimateMode::Actual,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimateMode::Requested => "requested",
+            EstimateMode::Max => "max",
+            EstimateMode::Actual => "actual",
+        }
+    }
+
+    /// The estimate for a job with this requested time (`None` or ≤ 0: not given) and run time.
+    pub fn estimate(self, requested: Option<Dur>, runtime: Dur) -> Dur {
+        let req = requested.filter(|r| r.0 > 0);
+        match self {
+            EstimateMode::Requested => req.unwrap_or(runtime),
+            EstimateMode::Max => req.map_or(runtime, |r| r.max(runtime)),
+            EstimateMode::Actual => runtime,
+        }
+    }
+}
+
+impl fmt::Display for EstimateMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for EstimateMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "requested" => Ok(EstimateMode::Requested),
+            "max" => Ok(EstimateMode::Max),
+            "actual" => Ok(EstimateMode::Actual),
+            _ => Err(format!(
+                "unknown estimate mode '{s}' (expected requested, max or actual)"
+            )),
+        }
+    }
+}
+
+/// Parses a memory size in Slurm's and the seeds' syntax into megabytes: a plain number is MB;
+/// suffixes `K`, `M`, `G`, `T` (optionally followed by `B`, any case) scale by 1024.
+pub fn parse_mem_mb(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("invalid memory size '{s}': expected e.g. 512, 512M, 4GB or 1T");
+    let upper = t.to_ascii_uppercase();
+    let body = upper.strip_suffix('B').unwrap_or(&upper);
+    let (num, kb_per_unit): (&str, u64) = match body.as_bytes().last() {
+        Some(b'K') => (&body[..body.len() - 1], 1),
+        Some(b'M') => (&body[..body.len() - 1], 1024),
+        Some(b'G') => (&body[..body.len() - 1], 1024 * 1024),
+        Some(b'T') => (&body[..body.len() - 1], 1024 * 1024 * 1024),
+        _ => (body, 1024),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !v.is_finite() || v < 0.0 || v > 1.0e15 {
+        return Err(bad());
+    }
+    let kb = (v * kb_per_unit as f64).round() as u64;
+    Ok(kb.div_ceil(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_mem_mb("4GB"), Ok(4096));
+        assert_eq!(parse_mem_mb("1024MB"), Ok(1024));
+        assert_eq!(parse_mem_mb("2g"), Ok(2048));
+        assert_eq!(parse_mem_mb("512m"), Ok(512));
+        assert_eq!(parse_mem_mb("300"), Ok(300));
+        assert_eq!(parse_mem_mb("1.5G"), Ok(1536));
+        assert_eq!(parse_mem_mb("1T"), Ok(1024 * 1024));
+        assert_eq!(parse_mem_mb("1536K"), Ok(2));
+        assert!(parse_mem_mb("lots").is_err());
+        assert!(parse_mem_mb("-1G").is_err());
+    }
+
+    #[test]
+    fn estimate_modes_follow_the_contract() {
+        let r = Some(Dur(100));
+        assert_eq!(EstimateMode::Requested.estimate(r, Dur(150)), Dur(100));
+        assert_eq!(EstimateMode::Max.estimate(r, Dur(150)), Dur(150));
+        assert_eq!(EstimateMode::Max.estimate(r, Dur(50)), Dur(100));
+        assert_eq!(EstimateMode::Actual.estimate(r, Dur(50)), Dur(50));
+        // no requested time (SWF -1, or 0): fall back to the run time
+        assert_eq!(EstimateMode::Requested.estimate(None, Dur(7)), Dur(7));
+        assert_eq!(EstimateMode::Requested.estimate(Some(Dur(0)), Dur(7)), Dur(7));
+    }
+}

@@ -1,0 +1,249 @@
+//! mini-slurm's own CSV trace format.
+//!
+//! A header row names the columns, in any order. Required: `id`, `submit`, `runtime`, `cpus`.
+//! Optional: `walltime`, `user`, `group`, `priority`, `mem`, `gpus`, `partition`, `queue`.
+//! Unknown columns are ignored with a warning, so files exported from other tools can carry
+//! extra columns; later features add their columns to [`KNOWN`]. Times are seconds (decimals
+//! allowed) or, for `runtime` and `walltime`, Slurm's `[D-]HH:MM:SS`; `mem` accepts `4GB`,
+//! `512M` or plain megabytes. An empty cell means "not given". Full reference:
+//! `docs/trace-formats.md`.
+
+use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
+use crate::ids::{JobId, Names};
+use crate::model::parse_mem_mb;
+use crate::time::{Dur, MS_PER_SEC, Time, parse_duration, parse_secs_to_millis};
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+/// Columns this reader understands.
+pub const KNOWN: [&str; 12] = [
+    "id",
+    "submit",
+    "runtime",
+    "cpus",
+    "walltime",
+    "user",
+    "group",
+    "priority",
+    "mem",
+    "gpus",
+    "partition",
+    "queue",
+];
+const REQUIRED: [&str; 4] = ["id", "submit", "runtime", "cpus"];
+
+/// Reads a CSV trace. With `lenient`, malformed rows are skipped and counted.
+pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Workload, TraceError> {
+    let text = read_all(reader, path)?;
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .trim(::csv::Trim::All)
+        .comment(Some(b'#'))
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let err = |line: Option<u64>, kind| TraceError::new(path, line, kind);
+    let headers = rdr
+        .headers()
+        .map_err(|e| err(Some(1), TraceErrorKind::Csv(e.to_string())))?
+        .clone();
+    let mut col: HashMap<&str, usize> = HashMap::new();
+    let mut w = Workload {
+        source: path.to_path_buf(),
+        ..Workload::default()
+    };
+    let lower: Vec<String> = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+    for (i, h) in lower.iter().enumerate() {
+        match KNOWN.iter().find(|k| **k == h.as_str()) {
+            Some(k) => {
+                if col.insert(k, i).is_some() {
+                    return Err(err(Some(1), TraceErrorKind::DuplicateColumn(h.clone())));
+                }
+            }
+            None => w.warnings.push(format!(
+                "{}: ignoring unknown column '{}' (known: {})",
+                path.display(),
+                headers.get(i).unwrap_or_default(),
+                KNOWN.join(", ")
+            )),
+        }
+    }
+    for r in REQUIRED {
+        if !col.contains_key(r) {
+            return Err(err(Some(1), TraceErrorKind::MissingColumn(r)));
+        }
+    }
+    let mut names = Names::default();
+    let mut seen: HashMap<JobId, u64> = HashMap::new();
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        let more = match rdr.read_record(&mut record) {
+            Ok(m) => m,
+            Err(e) => {
+                let line = e.position().map(|p| p.line());
+                if lenient && line.is_some() {
+                    w.malformed_lines.push(line.unwrap_or(0));
+                    continue;
+                }
+                return Err(err(line, TraceErrorKind::Csv(csv_message(&e))));
+            }
+        };
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        match parse_row(&record, &col, line, path, &mut names) {
+            Ok(job) => {
+                check_unique(&mut seen, job.id, line, path)?;
+                w.jobs.push(job);
+            }
+            Err(_) if lenient => w.malformed_lines.push(line),
+            Err(e) => return Err(e),
+        }
+    }
+    w.names = names;
+    Ok(w)
+}
+
+fn csv_message(e: &::csv::Error) -> String {
+    match e.kind() {
+        ::csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} fields like the header, found {len}"),
+        _ => e.to_string(),
+    }
+}
+
+fn parse_row(
+    rec: &::csv::StringRecord,
+    col: &HashMap<&str, usize>,
+    line: u64,
+    path: &Path,
+    names: &mut Names,
+) -> Result<TraceJob, TraceError> {
+    let get = |name: &str| -> &str { col.get(name).and_then(|&i| rec.get(i)).unwrap_or("") };
+    let bad = |column: &str, expected: &str, value: &str| {
+        TraceError::new(
+            path,
+            Some(line),
+            TraceErrorKind::BadValue {
+                column: column.to_string(),
+                expected: expected.to_string(),
+                value: value.to_string(),
+            },
+        )
+    };
+    let int = |name: &str, required: bool| -> Result<Option<i64>, TraceError> {
+        let v = get(name);
+        if v.is_empty() {
+            return if required {
+                Err(bad(name, "expected an integer", v))
+            } else {
+                Ok(None)
+            };
+        }
+        v.parse::<i64>()
+            .map(Some)
+            .map_err(|_| bad(name, "expected an integer", v))
+    };
+    let id = int("id", true)?.unwrap_or(0);
+    if id < 0 {
+        return Err(bad("id", "expected a job id ≥ 0", get("id")));
+    }
+    let submit = parse_secs_to_millis(get("submit"))
+        .ok_or_else(|| bad("submit", "expected seconds", get("submit")))?;
+    let runtime = duration(get("runtime"), "runtime", &bad)?.unwrap_or(Dur(-1));
+    let requested = duration(get("walltime"), "walltime", &bad)?.filter(|d| d.0 > 0);
+    let procs = int("cpus", true)?.unwrap_or(0);
+    let mem_mb = match get("mem") {
+        "" => None,
+        v => Some(parse_mem_mb(v).map_err(|_| bad("mem", "expected e.g. 4GB, 512M or MB", v))?),
+    };
+    let gpus = match int("gpus", false)? {
+        None => 0,
+        Some(g) => u32::try_from(g).map_err(|_| bad("gpus", "expected a count ≥ 0", get("gpus")))?,
+    };
+    Ok(TraceJob {
+        id: JobId(id as u64),
+        submit: Time(submit),
+        runtime,
+        procs,
+        requested,
+        priority: int("priority", false)?.unwrap_or(0),
+        user: names.intern(get("user")),
+        group: names.intern(get("group")),
+        queue: names.intern(get("queue")),
+        partition: names.intern(get("partition")),
+        mem_mb,
+        gpus,
+        line,
+    })
+}
+
+/// A run time or walltime cell: empty → `None`; `-1` (unknown, as in SWF) → a negative span;
+/// otherwise seconds or Slurm's `[D-]HH:MM:SS`.
+fn duration(
+    v: &str,
+    column: &str,
+    bad: &dyn Fn(&str, &str, &str) -> TraceError,
+) -> Result<Option<Dur>, TraceError> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if let Some(ms) = parse_secs_to_millis(v) {
+        return Ok(Some(Dur(ms)));
+    }
+    parse_duration(v, MS_PER_SEC)
+        .map(Some)
+        .map_err(|_| bad(column, "expected seconds or [D-]HH:MM:SS", v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn read_str(s: &str) -> Result<Workload, TraceError> {
+        read(
+            Box::new(Cursor::new(s.as_bytes().to_vec())),
+            Path::new("t.csv"),
+            false,
+        )
+    }
+
+    #[test]
+    fn reads_named_columns_in_any_order() {
+        let w = read_str(
+            "cpus,id,submit,runtime,walltime,user,mem,extra\n4,7,10,1:00,2:00:00,alice,4GB,x\n",
+        )
+        .unwrap();
+        let j = &w.jobs[0];
+        assert_eq!(j.id, JobId(7));
+        assert_eq!(j.procs, 4);
+        assert_eq!(j.submit, Time(10_000));
+        assert_eq!(j.runtime, Dur(60_000));
+        assert_eq!(j.requested, Some(Dur(7_200_000)));
+        assert_eq!(j.mem_mb, Some(4096));
+        assert_eq!(w.names.get(j.user), "alice");
+        assert_eq!(w.warnings.len(), 1, "unknown column 'extra' is noted");
+    }
+
+    #[test]
+    fn missing_required_column_is_an_error() {
+        let e = read_str("id,submit,cpus\n1,0,2\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.csv:1: missing required column 'runtime' (required: id, submit, runtime, cpus)"
+        );
+    }
+
+    #[test]
+    fn bad_cells_name_line_and_column() {
+        let e = read_str("id,submit,runtime,cpus\n1,0,10,2\n2,0,10,two\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.csv:3: column 'cpus': expected an integer, found 'two'"
+        );
+        let e = read_str("id,submit,runtime,cpus\n1,0,10\n").unwrap_err();
+        assert!(e.to_string().starts_with("t.csv:2: expected 4 fields"), "{e}");
+    }
+}

@@ -1,0 +1,314 @@
+//! Workload traces: readers that turn a file into a [`Workload`], and the one place where trace
+//! records become simulated jobs ([`Workload::prepare`]).
+//!
+//! Readers keep what the file says (including values the simulator will refuse, such as a
+//! negative run time) and the line each job came from; [`Workload::prepare`] applies the
+//! semantics' reading rules (§2): skip jobs that cannot run, count every skip by reason, derive
+//! estimates, and stable-sort by submit time, which defines the queue order.
+
+pub mod csv;
+pub mod swf;
+
+use crate::ids::{JobId, Names, Sym};
+use crate::model::{EstimateMode, JobSpec, JobTruth};
+use crate::time::{Dur, Time};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// One job as the trace gives it.
+#[derive(Clone, Debug)]
+pub struct TraceJob {
+    pub id: JobId,
+    pub submit: Time,
+    /// May be negative (unknown): such jobs are skipped.
+    pub runtime: Dur,
+    /// Processors after the field-5 → field-8 fallback; may be ≤ 0: such jobs are skipped.
+    pub procs: i64,
+    /// The user's requested time; `None` when the trace gives none (or ≤ 0).
+    pub requested: Option<Dur>,
+    pub priority: i64,
+    pub user: Sym,
+    pub group: Sym,
+    pub queue: Sym,
+    pub partition: Sym,
+    pub mem_mb: Option<u64>,
+    pub gpus: u32,
+    /// 1-based line in the source file.
+    pub line: u64,
+}
+
+/// Why a trace job was left out of a simulation (semantics §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// Run time < 0 (unknown).
+    NegativeRuntime,
+    /// No processor count (≤ 0 after the fallback to the requested count).
+    NoProcessors,
+    /// More processors than the machine has.
+    TooManyProcessors,
+    /// A malformed line, skipped because the run was lenient.
+    MalformedLine,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::NegativeRuntime,
+        SkipReason::NoProcessors,
+        SkipReason::TooManyProcessors,
+        SkipReason::MalformedLine,
+    ];
+
+    /// The key used in `summary.json` and on stderr.
+    pub fn key(self) -> &'static str {
+        match self {
+            SkipReason::NegativeRuntime => "negative_runtime",
+            SkipReason::NoProcessors => "no_processors",
+            SkipReason::TooManyProcessors => "too_many_processors",
+            SkipReason::MalformedLine => "malformed_line",
+        }
+    }
+}
+
+/// A trace read into memory.
+#[derive(Clone, Debug, Default)]
+pub struct Workload {
+    pub source: PathBuf,
+    pub jobs: Vec<TraceJob>,
+    /// The machine size the trace declares (SWF `MaxProcs`, else `MaxNodes`).
+    pub declared_procs: Option<u32>,
+    pub names: Names,
+    /// Lines skipped by a lenient reader, with their line numbers.
+    pub malformed_lines: Vec<u64>,
+    /// Notes for the user (unknown CSV columns, ...); not errors.
+    pub warnings: Vec<String>,
+}
+
+/// How to turn a workload into a simulation input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrepareOptions {
+    /// Machine size; overrides the trace's declaration.
+    pub procs: Option<u32>,
+    pub estimate: EstimateMode,
+    /// Kill jobs at their requested time (Slurm's behaviour) instead of replaying their run time.
+    pub kill_at_limit: bool,
+}
+
+/// The jobs of one simulation, in queue order (stable-sorted by submit time), with their truth.
+#[derive(Clone, Debug)]
+pub struct SimJobs {
+    pub procs: u32,
+    pub jobs: Vec<(JobSpec, JobTruth)>,
+    pub skipped: BTreeMap<SkipReason, u64>,
+}
+
+impl SimJobs {
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+}
+
+impl Workload {
+    /// Applies the reading rules of semantics §2 and §3.
+    pub fn prepare(&self, opts: &PrepareOptions) -> Result<SimJobs, TraceError> {
+        let procs = match opts.procs.or(self.declared_procs) {
+            Some(p) if p > 0 => p,
+            _ => {
+                return Err(TraceError::new(
+                    &self.source,
+                    None,
+                    TraceErrorKind::NoMachineSize,
+                ));
+            }
+        };
+        let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
+        if !self.malformed_lines.is_empty() {
+            skipped.insert(SkipReason::MalformedLine, self.malformed_lines.len() as u64);
+        }
+        let mut jobs = Vec::with_capacity(self.jobs.len());
+        for j in &self.jobs {
+            let reason = if j.runtime.0 < 0 {
+                Some(SkipReason::NegativeRuntime)
+            } else if j.procs <= 0 {
+                Some(SkipReason::NoProcessors)
+            } else if j.procs > i64::from(procs) {
+                Some(SkipReason::TooManyProcessors)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                *skipped.entry(r).or_insert(0) += 1;
+                continue;
+            }
+            let estimate = opts.estimate.estimate(j.requested, j.runtime);
+            let spec = JobSpec {
+                id: j.id,
+                submit: j.submit,
+                procs: j.procs as u32,
+                estimate,
+                requested_time: j.requested,
+                time_limit: if opts.kill_at_limit { j.requested } else { None },
+                priority: j.priority,
+                user: j.user,
+                group: j.group,
+                queue: j.queue,
+                partition: j.partition,
+                mem_mb: j.mem_mb,
+                gpus: j.gpus,
+            };
+            jobs.push((
+                spec,
+                JobTruth {
+                    runtime: j.runtime,
+                },
+            ));
+        }
+        // Queue order: submit time, then position in the file (a stable sort).
+        jobs.sort_by_key(|(s, _)| s.submit);
+        Ok(SimJobs {
+            procs,
+            jobs,
+            skipped,
+        })
+    }
+}
+
+/// Which reader a file needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceFormat {
+    Swf,
+    Csv,
+}
+
+impl TraceFormat {
+    /// By extension (`.swf`, `.swf.gz`, `.csv`, `.csv.gz`); anything else is read as SWF.
+    pub fn from_path(path: &Path) -> TraceFormat {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".csv") {
+            TraceFormat::Csv
+        } else {
+            TraceFormat::Swf
+        }
+    }
+}
+
+/// Reads a trace file of either format; gzip is detected by its magic bytes.
+pub fn read_trace(path: &Path, lenient: bool) -> Result<Workload, TraceError> {
+    let reader = open(path)?;
+    match TraceFormat::from_path(path) {
+        TraceFormat::Swf => swf::read(reader, path, lenient),
+        TraceFormat::Csv => csv::read(reader, path, lenient),
+    }
+}
+
+/// Opens a file, transparently decompressing gzip.
+pub fn open(path: &Path) -> Result<Box<dyn BufRead>, TraceError> {
+    let io = |e| TraceError::new(path, None, TraceErrorKind::Io(e));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let gz = r.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    if gz {
+        let d = flate2::bufread::MultiGzDecoder::new(r);
+        Ok(Box::new(BufReader::with_capacity(1 << 16, d)))
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
+/// Reads all of a reader into a string, naming the file on failure (bad gzip, bad UTF-8).
+pub(crate) fn read_all(mut r: Box<dyn BufRead>, path: &Path) -> Result<String, TraceError> {
+    let mut bytes = Vec::new();
+    r.read_to_end(&mut bytes)
+        .map_err(|e| TraceError::new(path, None, TraceErrorKind::Io(e)))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        TraceError::new(path, Some(line), TraceErrorKind::NotUtf8)
+    })
+}
+
+/// An error reading a trace, naming the file and, where it applies, the line.
+#[derive(Debug, thiserror::Error)]
+pub struct TraceError {
+    pub path: PathBuf,
+    pub line: Option<u64>,
+    pub kind: TraceErrorKind,
+}
+
+impl TraceError {
+    pub fn new(path: &Path, line: Option<u64>, kind: TraceErrorKind) -> TraceError {
+        TraceError {
+            path: path.to_path_buf(),
+            line,
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.path.display(), l, self.kind),
+            None => write!(f, "{}: {}", self.path.display(), self.kind),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceErrorKind {
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    #[error("not valid UTF-8 text")]
+    NotUtf8,
+    #[error("expected 18 whitespace-separated fields, found {0}")]
+    FieldCount(usize),
+    #[error("field {field} ({name}): expected a number, found '{value}'")]
+    NotNumeric {
+        field: usize,
+        name: &'static str,
+        value: String,
+    },
+    #[error("column '{column}': {expected}, found '{value}'")]
+    BadValue {
+        column: String,
+        expected: String,
+        value: String,
+    },
+    #[error("missing required column '{0}' (required: id, submit, runtime, cpus)")]
+    MissingColumn(&'static str),
+    #[error("duplicate column '{0}'")]
+    DuplicateColumn(String),
+    #[error("{0}")]
+    Csv(String),
+    #[error("duplicate job id {id} (first seen on line {first})")]
+    DuplicateId { id: JobId, first: u64 },
+    #[error(
+        "the machine size is unknown: the trace has no MaxProcs or MaxNodes header; give --procs N"
+    )]
+    NoMachineSize,
+    #[error("the trace holds no job")]
+    Empty,
+}
+
+/// Rejects a job id seen before. `seen` maps id → first line.
+pub(crate) fn check_unique(
+    seen: &mut std::collections::HashMap<JobId, u64>,
+    id: JobId,
+    line: u64,
+    path: &Path,
+) -> Result<(), TraceError> {
+    if let Some(&first) = seen.get(&id) {
+        return Err(TraceError::new(
+            path,
+            Some(line),
+            TraceErrorKind::DuplicateId { id, first },
+        ));
+    }
+    seen.insert(id, line);
+    Ok(())
+}
