@@ -124,7 +124,7 @@ where
                 return Err(DriverError::Stalled {
                     now,
                     pending: engine.pending().len(),
-                    policy: String::new(),
+                    policy: engine.policy_name().to_string(),
                 });
             }
             clock.wait_until(deadline);

@@ -145,9 +145,7 @@ pub fn parse_secs_to_millis(s: &str) -> Option<i64> {
 /// `D-HH:MM:SS`. Returns a message saying what was expected on failure.
 pub fn parse_duration(s: &str, plain_unit_ms: i64) -> Result<Dur, String> {
     let t = s.trim();
-    let bad = || {
-        format!("invalid time '{s}': expected seconds, MM:SS, HH:MM:SS or D-HH:MM:SS")
-    };
+    let bad = || format!("invalid time '{s}': expected seconds, MM:SS, HH:MM:SS or D-HH:MM:SS");
     if !t.contains(':') && !t.contains('-') {
         let ms = parse_secs_to_millis(t).ok_or_else(bad)?;
         if ms < 0 {

@@ -53,13 +53,11 @@ pub struct SimArgs {
 pub fn run(a: SimArgs) -> CliResult {
     let input = |e: anyhow::Error| CliError::Input(e);
     let (policy, spec) = policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
-    if let Some(out) = &a.out {
-        if out.exists() && !out.is_dir() {
-            return Err(input(anyhow!(
-                "--out {}: exists and is not a directory",
-                out.display()
-            )));
-        }
+    if let Some(out) = a.out.as_ref().filter(|o| o.exists() && !o.is_dir()) {
+        return Err(input(anyhow!(
+            "--out {}: exists and is not a directory",
+            out.display()
+        )));
     }
     let started = Instant::now();
     let workload = read_trace(&a.trace, a.lenient).map_err(|e| input(e.into()))?;
@@ -109,7 +107,11 @@ pub fn run(a: SimArgs) -> CliResult {
     if !a.quiet {
         print!("{}", summary.to_table());
         if let Some(dir) = &a.out {
-            println!("wrote {}/jobs.csv and {}/summary.json", dir.display(), dir.display());
+            println!(
+                "wrote {}/jobs.csv and {}/summary.json",
+                dir.display(),
+                dir.display()
+            );
         }
     }
     Ok(())
@@ -184,7 +186,7 @@ impl Observer for Progress {
     fn after_step(&mut self, _now: Time, _engine: &Engine, commands: &[Command]) {
         self.done += commands.len() as u64;
         self.steps += 1;
-        if !self.enabled || self.steps % 512 != 0 {
+        if !self.enabled || !self.steps.is_multiple_of(512) {
             return;
         }
         if self.bar.is_none() && self.since.elapsed() > Duration::from_millis(500) {

@@ -93,6 +93,7 @@ pub struct Engine {
     plan: Vec<(JobId, Time)>,
     decisions: Vec<Decision>,
     started_mask: Vec<bool>,
+    starts: Vec<usize>,
     passes: u64,
 }
 
@@ -111,6 +112,7 @@ impl Engine {
             plan: Vec::new(),
             decisions: Vec::new(),
             started_mask: Vec::new(),
+            starts: Vec::new(),
             passes: 0,
         }
     }
@@ -134,6 +136,9 @@ impl Engine {
     /// A wake-up the policy asked for, if any.
     pub fn next_wake(&self) -> Option<Time> {
         self.wake
+    }
+    pub fn policy_name(&self) -> &str {
+        &self.policy_name
     }
     pub fn passes(&self) -> u64 {
         self.passes
@@ -219,14 +224,15 @@ impl Engine {
         self.started_mask.clear();
         self.started_mask.resize(self.pending.len(), false);
         let mut free = self.free;
-        let mut n_started = 0usize;
+        self.starts.clear();
         let mut result = Ok(());
         for d in &decisions {
             match *d {
                 Decision::Start { pos, job } => {
                     let p = pos as usize;
                     let Some(pj) = self.pending.get(p) else {
-                        result = Err(self.invalid(format!("start of queue position {p} out of range")));
+                        result =
+                            Err(self.invalid(format!("start of queue position {p} out of range")));
                         break;
                     };
                     if pj.spec.id != job {
@@ -249,18 +255,7 @@ impl Engine {
                     }
                     free -= pj.spec.procs;
                     self.started_mask[p] = true;
-                    n_started += 1;
-                    out.push(Command::Start {
-                        job,
-                        procs: pj.spec.procs,
-                        time_limit: pj.spec.time_limit,
-                    });
-                    self.running.push(RunningJob {
-                        spec: pj.spec.clone(),
-                        start: now,
-                        start_seq: self.next_start_seq,
-                    });
-                    self.next_start_seq += 1;
+                    self.starts.push(p);
                 }
                 Decision::Reserve { job, at, .. } => self.plan.push((job, at)),
                 Decision::WakeAt(t) => {
@@ -271,9 +266,27 @@ impl Engine {
             }
         }
         self.decisions = decisions;
-        result?;
+        if let Err(e) = result {
+            self.plan.clear();
+            return Err(e);
+        }
+        // Validated: apply the starts in decision order.
+        for &p in &self.starts {
+            let spec = &self.pending[p].spec;
+            out.push(Command::Start {
+                job: spec.id,
+                procs: spec.procs,
+                time_limit: spec.time_limit,
+            });
+            self.running.push(RunningJob {
+                spec: spec.clone(),
+                start: now,
+                start_seq: self.next_start_seq,
+            });
+            self.next_start_seq += 1;
+        }
         self.free = free;
-        if n_started > 0 {
+        if !self.starts.is_empty() {
             let mask = &self.started_mask;
             let mut i = 0;
             self.pending.retain(|_| {
@@ -309,5 +322,110 @@ impl Engine {
             return bad(format!("job {} held twice", w[0]));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Sym;
+
+    fn spec(id: u64, procs: u32) -> JobSpec {
+        JobSpec {
+            id: JobId(id),
+            submit: Time::ZERO,
+            procs,
+            estimate: Dur(10),
+            requested_time: None,
+            time_limit: None,
+            priority: 0,
+            user: Sym(0),
+            group: Sym(0),
+            queue: Sym(0),
+            partition: Sym(0),
+            mem_mb: None,
+            gpus: 0,
+        }
+    }
+
+    /// Starts every pending job, fitting or not.
+    struct Greedy;
+    impl Policy for Greedy {
+        fn schedule(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+            for (i, j) in view.pending.iter().enumerate() {
+                out.push(Decision::Start {
+                    pos: i as u32,
+                    job: j.spec.id,
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn over_allocation_is_refused_and_changes_nothing() {
+        let mut e = Engine::new(4, Box::new(Greedy), "greedy");
+        let mut out = Vec::new();
+        let events = vec![Event::Submitted(spec(1, 3)), Event::Submitted(spec(2, 2))];
+        let err = e.step(Time::ZERO, events, &mut out).unwrap_err();
+        assert_eq!(
+            err,
+            EngineError::InvalidDecision {
+                policy: "greedy".into(),
+                why: "job 2 needs 2 processors, 1 are free".into()
+            }
+        );
+        assert!(out.is_empty());
+        assert_eq!(e.free_procs(), 4);
+        assert_eq!(e.pending().len(), 2);
+        assert!(e.running().is_empty());
+        e.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn completions_release_before_submissions_join() {
+        let (p, _) = crate::policy::build("fcfs").unwrap();
+        let mut e = Engine::new(4, p, "fcfs");
+        let mut out = Vec::new();
+        e.step(Time::ZERO, vec![Event::Submitted(spec(1, 4))], &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        out.clear();
+        // The submission comes first in the list, the completion is still applied first.
+        let events = vec![
+            Event::Submitted(spec(2, 4)),
+            Event::Ended {
+                job: JobId(1),
+                state: FinalState::Completed,
+            },
+        ];
+        e.step(Time(10), events, &mut out).unwrap();
+        assert_eq!(
+            out,
+            [Command::Start {
+                job: JobId(2),
+                procs: 4,
+                time_limit: None
+            }]
+        );
+        e.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn bad_events_are_errors() {
+        let (p, _) = crate::policy::build("fcfs").unwrap();
+        let mut e = Engine::new(4, p, "fcfs");
+        let mut out = Vec::new();
+        let ended = Event::Ended {
+            job: JobId(9),
+            state: FinalState::Completed,
+        };
+        assert_eq!(
+            e.step(Time::ZERO, vec![ended], &mut out),
+            Err(EngineError::NotRunning(JobId(9)))
+        );
+        assert!(matches!(
+            e.step(Time::ZERO, vec![Event::Submitted(spec(1, 5))], &mut out),
+            Err(EngineError::TooLarge { .. })
+        ));
     }
 }

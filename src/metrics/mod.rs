@@ -182,7 +182,10 @@ impl Summary {
         let mut s = String::new();
         let rows: Vec<(&str, String)> = vec![
             ("trace", self.trace.clone()),
-            ("policy", format!("{} (estimates: {})", self.policy, self.estimate)),
+            (
+                "policy",
+                format!("{} (estimates: {})", self.policy, self.estimate),
+            ),
             ("processors", self.procs.to_string()),
             (
                 "jobs",
@@ -200,13 +203,20 @@ impl Summary {
             ),
             (
                 "bounded slowdown",
-                format!("mean {:.2} (τ = {} s)", self.mean_bounded_slowdown, self.bounded_slowdown_tau_s),
+                format!(
+                    "mean {:.2} (τ = {} s)",
+                    self.mean_bounded_slowdown, self.bounded_slowdown_tau_s
+                ),
             ),
             ("slowdown", format!("mean {:.2}", self.mean_slowdown)),
             ("utilization", format!("{:.2} %", self.utilization * 100.0)),
             (
                 "makespan",
-                format!("{:.0} s ({:.1} days)", self.makespan_s, self.makespan_s / 86400.0),
+                format!(
+                    "{:.0} s ({:.1} days)",
+                    self.makespan_s,
+                    self.makespan_s / 86400.0
+                ),
             ),
         ];
         let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);

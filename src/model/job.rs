@@ -138,7 +138,7 @@ pub fn parse_mem_mb(s: &str) -> Result<u64, String> {
         _ => (body, 1024),
     };
     let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !v.is_finite() || v < 0.0 || v > 1.0e15 {
+    if !v.is_finite() || !(0.0..=1.0e15).contains(&v) {
         return Err(bad());
     }
     let kb = (v * kb_per_unit as f64).round() as u64;
@@ -172,6 +172,9 @@ mod tests {
         assert_eq!(EstimateMode::Actual.estimate(r, Dur(50)), Dur(50));
         // no requested time (SWF -1, or 0): fall back to the run time
         assert_eq!(EstimateMode::Requested.estimate(None, Dur(7)), Dur(7));
-        assert_eq!(EstimateMode::Requested.estimate(Some(Dur(0)), Dur(7)), Dur(7));
+        assert_eq!(
+            EstimateMode::Requested.estimate(Some(Dur(0)), Dur(7)),
+            Dur(7)
+        );
     }
 }

@@ -66,7 +66,8 @@ impl Policy for Easy {
             free -= j.procs;
             out.push(Decision::Start { pos, job: j.id });
             // Started in this pass: after every job already running in start order.
-            self.ends.push((now + j.estimate, IN_PASS + k as u64, j.procs));
+            self.ends
+                .push((now + j.estimate, IN_PASS + k as u64, j.procs));
             k += 1;
         }
         let Some(&head_pos) = self.buf.get(k) else {

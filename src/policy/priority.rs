@@ -38,7 +38,10 @@ impl Policy for Priority {
                 break;
             }
             free -= j.spec.procs;
-            out.push(Decision::Start { pos, job: j.spec.id });
+            out.push(Decision::Start {
+                pos,
+                job: j.spec.id,
+            });
         }
     }
 }

@@ -160,7 +160,9 @@ fn parse_row(
     };
     let gpus = match int("gpus", false)? {
         None => 0,
-        Some(g) => u32::try_from(g).map_err(|_| bad("gpus", "expected a count ≥ 0", get("gpus")))?,
+        Some(g) => {
+            u32::try_from(g).map_err(|_| bad("gpus", "expected a count ≥ 0", get("gpus")))?
+        }
     };
     Ok(TraceJob {
         id: JobId(id as u64),
@@ -244,6 +246,9 @@ mod tests {
             "t.csv:3: column 'cpus': expected an integer, found 'two'"
         );
         let e = read_str("id,submit,runtime,cpus\n1,0,10\n").unwrap_err();
-        assert!(e.to_string().starts_with("t.csv:2: expected 4 fields"), "{e}");
+        assert!(
+            e.to_string().starts_with("t.csv:2: expected 4 fields"),
+            "{e}"
+        );
     }
 }

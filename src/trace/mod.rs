@@ -148,7 +148,11 @@ impl Workload {
                 procs: j.procs as u32,
                 estimate,
                 requested_time: j.requested,
-                time_limit: if opts.kill_at_limit { j.requested } else { None },
+                time_limit: if opts.kill_at_limit {
+                    j.requested
+                } else {
+                    None
+                },
                 priority: j.priority,
                 user: j.user,
                 group: j.group,
@@ -157,12 +161,7 @@ impl Workload {
                 mem_mb: j.mem_mb,
                 gpus: j.gpus,
             };
-            jobs.push((
-                spec,
-                JobTruth {
-                    runtime: j.runtime,
-                },
-            ));
+            jobs.push((spec, JobTruth { runtime: j.runtime }));
         }
         // Queue order: submit time, then position in the file (a stable sort).
         jobs.sort_by_key(|(s, _)| s.submit);

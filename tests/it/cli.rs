@@ -1,0 +1,230 @@
+//! The built binary, driven in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mini-slurm"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit 2, exactly one line on stderr containing every `needle`.
+fn assert_input_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err:?}");
+    }
+}
+
+fn lublin() -> String {
+    root()
+        .join("traces/lublin_256.swf.gz")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn sim_writes_jobs_and_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&[
+        "sim",
+        "--trace",
+        &lublin(),
+        "--policy",
+        "easy",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("utilization"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.starts_with(
+        "job_id,submission_time,requested_number_of_resources,requested_time,starting_time,\
+         execution_time,finish_time,waiting_time,turnaround_time,stretch,final_state,user"
+    ));
+    assert_eq!(csv.lines().count(), 10_000 + 1, "one row per simulated job");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["jobs_simulated"], 10_000);
+    assert_eq!(summary["procs"], 256);
+    let u = summary["utilization"].as_f64().unwrap();
+    assert!(u > 0.0 && u <= 1.0, "utilization {u}");
+    assert!(summary["wall_time_s"].as_f64().is_some());
+}
+
+#[test]
+fn identical_runs_write_identical_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for name in ["a", "b"] {
+        let out = tmp.path().join(name);
+        let nasa = root().join("traces/NASA-iPSC-1993-3.1-cln.swf.gz");
+        let o = run(&[
+            "sim",
+            "--trace",
+            nasa.to_str().unwrap(),
+            "--policy",
+            "conservative",
+            "--estimate",
+            "max",
+            "--no-timing",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        files.push((
+            std::fs::read(out.join("jobs.csv")).unwrap(),
+            std::fs::read(out.join("summary.json")).unwrap(),
+        ));
+    }
+    assert!(files[0] == files[1], "two runs differ");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn malformed_swf_line_names_file_and_line_and_leaves_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(
+        tmp.path(),
+        "bad.swf",
+        "; MaxProcs: 4\n1 0 -1 10 1 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1\n2 0 -1 x 1 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1\n",
+    );
+    let out = tmp.path().join("out");
+    let o = run(&["sim", "--trace", &trace, "--out", out.to_str().unwrap()]);
+    assert_input_error(&o, &["bad.swf:3:", "field 4 (run time)"]);
+    assert!(!out.exists(), "no output directory on bad input");
+    // --lenient skips and counts it
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--lenient",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(s.contains("\"malformed_line\": 1"), "{s}");
+}
+
+#[test]
+fn csv_missing_required_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(tmp.path(), "t.csv", "id,submit,cpus\n1,0,2\n");
+    let o = run(&["sim", "--trace", &trace, "--procs", "4"]);
+    assert_input_error(&o, &["t.csv:1:", "missing required column 'runtime'"]);
+}
+
+#[test]
+fn csv_trace_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(
+        tmp.path(),
+        "t.csv",
+        "id,submit,runtime,cpus,walltime,user\n1,0,100,4,200,alice\n2,5,50,4,,bob\n",
+    );
+    let out = tmp.path().join("o");
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--procs",
+        "4",
+        "--policy",
+        "fcfs",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    assert!(
+        csv.contains(
+            "\n1,0.000,4,200.000,0.000,100.000,100.000,0.000,100.000,1.000000,COMPLETED,alice,"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(
+            "\n2,5.000,4,50.000,100.000,50.000,150.000,95.000,145.000,2.900000,COMPLETED,bob,"
+        ),
+        "{csv}"
+    );
+}
+
+#[test]
+fn bad_flags_and_missing_files() {
+    let o = run(&["sim", "--trace", &lublin(), "--procs", "0"]);
+    assert_input_error(&o, &["--procs"]);
+    let o = run(&["sim", "--trace", &lublin(), "--policy", "lottery"]);
+    assert_input_error(&o, &["unknown policy 'lottery'"]);
+    let o = run(&["sim", "--trace", &lublin(), "--policy", "easy[depth=2]"]);
+    assert_input_error(&o, &["unknown parameter 'depth'"]);
+    let o = run(&["sim", "--trace", "/nonexistent/x.swf"]);
+    assert_input_error(&o, &["/nonexistent/x.swf"]);
+    let o = run(&["sim", "--trace", &lublin(), "--estimate", "psychic"]);
+    assert_input_error(&o, &["--estimate"]);
+    let o = run(&["sim"]);
+    assert_input_error(&o, &["--trace"]);
+}
+
+#[test]
+fn trace_without_machine_size_needs_procs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(
+        tmp.path(),
+        "t.swf",
+        "1 0 -1 10 1 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1\n",
+    );
+    let o = run(&["sim", "--trace", &trace]);
+    assert_input_error(&o, &["t.swf", "--procs"]);
+    let o = run(&["sim", "--trace", &trace, "--procs", "2", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn help_everywhere_and_policies_listed() {
+    for args in [&["--help"][..], &["sim", "--help"], &["policies", "--help"]] {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+    let o = run(&["policies"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for p in mini_slurm::policy::REGISTRY {
+        assert!(text.contains(p.name), "{} listed", p.name);
+    }
+}
+
+#[test]
+fn policies_doc_is_current() {
+    let on_disk = std::fs::read_to_string(root().join("docs/policies.md")).unwrap_or_default();
+    assert!(
+        on_disk == mini_slurm::policy::docs_markdown(),
+        "docs/policies.md is stale: run `cargo run -- policies --markdown > docs/policies.md`"
+    );
+}

@@ -1,0 +1,9 @@
+//! Integration tests, one binary: the semantics' hand-checked cases, hand-made policy
+//! scenarios, property tests over every registered policy, CLI tests and a boundary check.
+
+mod boundaries;
+mod cases;
+mod cli;
+mod props;
+mod scenarios;
+mod util;

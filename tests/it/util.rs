@@ -1,0 +1,55 @@
+//! Shared helpers.
+
+use mini_slurm::driver::Observer;
+use mini_slurm::engine::{Command, Engine};
+use mini_slurm::model::EstimateMode;
+use mini_slurm::policy;
+use mini_slurm::sim::{SimResult, simulate};
+use mini_slurm::time::Time;
+use mini_slurm::trace::{PrepareOptions, SimJobs, Workload, swf};
+use std::io::Cursor;
+use std::path::Path;
+
+pub fn read_swf(text: &str) -> Workload {
+    swf::read(
+        Box::new(Cursor::new(text.as_bytes().to_vec())),
+        Path::new("test.swf"),
+        false,
+    )
+    .expect("test trace parses")
+}
+
+pub fn prepare(w: &Workload, estimate: EstimateMode, procs: Option<u32>) -> SimJobs {
+    w.prepare(&PrepareOptions {
+        procs,
+        estimate,
+        kill_at_limit: false,
+    })
+    .expect("test trace prepares")
+}
+
+/// Checks the engine's invariants after every step.
+pub struct InvariantCheck;
+impl Observer for InvariantCheck {
+    fn after_step(&mut self, _now: Time, engine: &Engine, _c: &[Command]) {
+        engine.check_invariants().expect("engine invariants hold");
+    }
+}
+
+pub fn run(jobs: &SimJobs, spec: &str) -> SimResult {
+    let (p, s) = policy::build(spec).expect("policy builds");
+    simulate(jobs, p, &s.canonical(), &mut InvariantCheck).expect("simulation runs")
+}
+
+/// (job id, start second) for every job.
+pub fn starts(r: &SimResult) -> Vec<(u64, i64)> {
+    r.jobs
+        .iter()
+        .map(|j| (j.spec.id.0, j.start.millis() / 1000))
+        .collect()
+}
+
+/// One SWF line: id, submit, run, procs, requested time.
+pub fn swf_line(id: u64, submit: i64, run: i64, procs: i64, req: i64) -> String {
+    format!("{id} {submit} -1 {run} {procs} -1 -1 {procs} {req} -1 1 1 1 -1 -1 -1 -1 -1\n")
+}
