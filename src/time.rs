@@ -101,43 +101,56 @@ pub fn fmt_millis(ms: i64) -> String {
 /// from zero); exponent forms go through `f64`. Returns `None` for anything non-numeric.
 pub fn parse_secs_to_millis(s: &str) -> Option<i64> {
     let s = s.trim();
-    if s.is_empty() {
+    let b = s.as_bytes();
+    let (neg, mut i) = match b.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        Some(_) => (false, 0),
+        None => return None,
+    };
+    // One pass over `digits[.digits]`; anything else goes through f64.
+    let mut int: i64 = 0;
+    let mut frac: i64 = 0;
+    let mut frac_digits = 0;
+    let mut round_up = false;
+    let mut digits = 0;
+    let mut seen_dot = false;
+    while i < b.len() {
+        match b[i] {
+            c @ b'0'..=b'9' => {
+                let d = i64::from(c - b'0');
+                digits += 1;
+                if !seen_dot {
+                    int = int.checked_mul(10)?.checked_add(d)?;
+                } else if frac_digits < 3 {
+                    frac = frac * 10 + d;
+                    frac_digits += 1;
+                } else if frac_digits == 3 {
+                    round_up = d >= 5;
+                    frac_digits += 1;
+                }
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return parse_float_secs(s),
+        }
+        i += 1;
+    }
+    if digits == 0 {
         return None;
     }
-    let (neg, body) = match s.as_bytes()[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (body, ""),
-    };
-    let plain = !(int.is_empty() && frac.is_empty())
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit());
-    if !plain {
-        let v: f64 = s.parse().ok()?;
-        if !v.is_finite() || v.abs() > 9.0e15 {
-            return None;
-        }
-        return Some((v * 1000.0).round() as i64);
-    }
-    let mut ms: i64 = 0;
-    for b in int.bytes() {
-        ms = ms.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
-    }
-    ms = ms.checked_mul(1000)?;
-    let fb = frac.as_bytes();
-    let mut scale = 100;
-    for &b in fb.iter().take(3) {
-        ms += i64::from(b - b'0') * scale;
-        scale /= 10;
-    }
-    if fb.len() > 3 && fb[3] >= b'5' {
-        ms += 1;
-    }
+    let scale = [1000, 100, 10, 1][frac_digits.min(3)];
+    let ms = int
+        .checked_mul(1000)?
+        .checked_add(frac * scale + i64::from(round_up))?;
     Some(if neg { -ms } else { ms })
+}
+
+fn parse_float_secs(s: &str) -> Option<i64> {
+    let v: f64 = s.parse().ok()?;
+    if !v.is_finite() || v.abs() > 9.0e15 {
+        return None;
+    }
+    Some((v * 1000.0).round() as i64)
 }
 
 /// Parses a span of time: a plain number in `plain_unit_ms` units (seconds in traces, minutes
