@@ -6,7 +6,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mini_slurm::driver::NoObserver;
 use mini_slurm::engine::{PendingJob, RunningJob};
-use mini_slurm::ids::{JobId, Sym};
+use mini_slurm::ids::JobId;
 use mini_slurm::model::{EstimateMode, JobSpec};
 use mini_slurm::policy::{self, Decision, View};
 use mini_slurm::sim::simulate;
@@ -42,19 +42,8 @@ fn kth_replay(c: &mut Criterion) {
 
 fn spec(id: u64, procs: u32, est_s: i64) -> JobSpec {
     JobSpec {
-        id: JobId(id),
-        submit: Time::ZERO,
-        procs,
-        estimate: Dur::from_secs(est_s),
-        requested_time: None,
-        time_limit: None,
         priority: (id % 7) as i64,
-        user: Sym(0),
-        group: Sym(0),
-        queue: Sym(0),
-        partition: Sym(0),
-        mem_mb: None,
-        gpus: 0,
+        ..JobSpec::new(JobId(id), Time::ZERO, procs, Dur::from_secs(est_s))
     }
 }
 

@@ -328,24 +328,9 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::Sym;
 
     fn spec(id: u64, procs: u32) -> JobSpec {
-        JobSpec {
-            id: JobId(id),
-            submit: Time::ZERO,
-            procs,
-            estimate: Dur(10),
-            requested_time: None,
-            time_limit: None,
-            priority: 0,
-            user: Sym(0),
-            group: Sym(0),
-            queue: Sym(0),
-            partition: Sym(0),
-            mem_mb: None,
-            gpus: 0,
-        }
+        JobSpec::new(JobId(id), Time::ZERO, procs, Dur(10))
     }
 
     /// Starts every pending job, fitting or not.

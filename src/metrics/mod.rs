@@ -300,27 +300,13 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobId, Sym};
+    use crate::ids::JobId;
     use crate::model::{FinalState, JobSpec};
     use crate::time::Time;
 
     fn job(submit: i64, start: i64, finish: i64) -> JobResult {
         JobResult {
-            spec: JobSpec {
-                id: JobId(1),
-                submit: Time::from_secs(submit),
-                procs: 1,
-                estimate: Dur::ZERO,
-                requested_time: None,
-                time_limit: None,
-                priority: 0,
-                user: Sym(0),
-                group: Sym(0),
-                queue: Sym(0),
-                partition: Sym(0),
-                mem_mb: None,
-                gpus: 0,
-            },
+            spec: JobSpec::new(JobId(1), Time::from_secs(submit), 1, Dur::ZERO),
             runtime: Time::from_secs(finish) - Time::from_secs(start),
             start: Time::from_secs(start),
             finish: Time::from_secs(finish),

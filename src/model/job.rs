@@ -30,6 +30,28 @@ pub struct JobSpec {
     pub gpus: u32,
 }
 
+impl JobSpec {
+    /// A job with the fields every simulation needs; the rest take their defaults (no
+    /// requested time or limit, priority 0, unknown user, group, queue and partition).
+    pub fn new(id: JobId, submit: Time, procs: u32, estimate: Dur) -> JobSpec {
+        JobSpec {
+            id,
+            submit,
+            procs,
+            estimate,
+            requested_time: None,
+            time_limit: None,
+            priority: 0,
+            user: Sym::default(),
+            group: Sym::default(),
+            queue: Sym::default(),
+            partition: Sym::default(),
+            mem_mb: None,
+            gpus: 0,
+        }
+    }
+}
+
 /// What really happens to a job in simulation. Only the simulated executor reads this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobTruth {

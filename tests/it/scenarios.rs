@@ -187,3 +187,28 @@ mod conservative {
         );
     }
 }
+
+mod kill_at_limit {
+    use super::*;
+    use mini_slurm::model::FinalState;
+    use mini_slurm::trace::PrepareOptions;
+
+    #[test]
+    fn overrunning_jobs_end_at_their_requested_time_as_timeout() {
+        // P = 4: 1 asks for 50 s but would run 100 s; 2 needs the whole machine.
+        let w = read_swf(&swf(4, &[(1, 0, 100, 4, 50), (2, 0, 10, 4, 10)]));
+        let opts = |kill| PrepareOptions {
+            procs: None,
+            estimate: EstimateMode::Requested,
+            kill_at_limit: kill,
+        };
+        let replay = run(&w.prepare(&opts(false)).unwrap(), "fcfs");
+        assert_eq!(starts(&replay), [(1, 0), (2, 100)]);
+        assert_eq!(replay.jobs[0].state, FinalState::Completed);
+        let killed = run(&w.prepare(&opts(true)).unwrap(), "fcfs");
+        assert_eq!(starts(&killed), [(1, 0), (2, 50)]);
+        assert_eq!(killed.jobs[0].state, FinalState::Timeout);
+        assert_eq!(killed.jobs[0].execution().millis(), 50_000);
+        assert_eq!(killed.jobs[1].state, FinalState::Completed);
+    }
+}
