@@ -1,4 +1,5 @@
-//! Criterion benchmarks: whole-trace replays and a single scheduling pass against queue depth.
+//! Criterion benchmarks: whole-trace replays, a single scheduling pass against queue depth,
+//! and the 114k-job trace on a 1024-node tree cluster.
 //!
 //! Run: `cargo bench --bench sim` (add `-- --quick` for a fast look). Numbers and the
 //! commands that reproduce the whole-process timings are in `docs/performance.md`.
@@ -7,15 +8,43 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mini_slurm::driver::NoObserver;
 use mini_slurm::engine::{PendingJob, RunningJob};
 use mini_slurm::ids::JobId;
-use mini_slurm::model::{EstimateMode, JobSpec};
-use mini_slurm::policy::{self, Decision, View};
-use mini_slurm::sim::simulate;
+use mini_slurm::model::{Cluster, EstimateMode, JobSpec, Node, Slice, Switch};
+use mini_slurm::policy::placement::{self, BestFit, Placement};
+use mini_slurm::policy::{self, Decisions, View};
+use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::time::{Dur, Time};
-use mini_slurm::trace::{PrepareOptions, read_trace};
+use mini_slurm::trace::{PrepareOptions, SimJobs, Workload, read_trace};
 use std::hint::black_box;
 use std::path::Path;
 
 const POLICIES: [&str; 4] = ["fcfs", "priority", "easy", "conservative"];
+
+fn kth() -> Workload {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/KTH-SP2-1996-2.1-cln.swf.gz");
+    read_trace(&path, false).expect("trace")
+}
+
+fn one_node(w: &Workload, estimate: EstimateMode) -> SimJobs {
+    let p = w.machine_procs(None).expect("machine size");
+    let cluster = Cluster::uniform(1, p, 0, 0).expect("cluster");
+    w.prepare(
+        &cluster,
+        &BestFit,
+        &PrepareOptions {
+            estimate,
+            kill_at_limit: false,
+        },
+    )
+}
+
+fn run(jobs: &SimJobs, spec: &str, placement: Box<dyn Placement>) {
+    let (p, _) = policy::build(spec).expect("policy");
+    let cfg = SimConfig {
+        placement,
+        ..SimConfig::new(p, spec)
+    };
+    black_box(simulate(jobs, cfg, &mut NoObserver).expect("sim"));
+}
 
 fn kth_replay(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/KTH-SP2-1996-2.1-cln.swf.gz");
@@ -24,18 +53,12 @@ fn kth_replay(c: &mut Criterion) {
     g.bench_function("read_and_prepare", |b| {
         b.iter(|| {
             let w = read_trace(&path, false).expect("trace");
-            black_box(w.prepare(&PrepareOptions::default()).expect("prepare"))
+            black_box(one_node(&w, EstimateMode::Requested))
         })
     });
-    let w = read_trace(&path, false).expect("trace");
-    let jobs = w.prepare(&PrepareOptions::default()).expect("prepare");
+    let jobs = one_node(&kth(), EstimateMode::Requested);
     for name in POLICIES {
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let (p, _) = policy::build(name).expect("policy");
-                black_box(simulate(&jobs, p, name, &mut NoObserver).expect("sim"))
-            })
-        });
+        g.bench_function(name, |b| b.iter(|| run(&jobs, name, Box::new(BestFit))));
     }
     g.finish();
 }
@@ -53,46 +76,124 @@ fn spec(id: u64, procs: u32, est_s: i64) -> JobSpec {
 fn one_pass(c: &mut Criterion) {
     let mut g = c.benchmark_group("one_pass");
     g.sample_size(20);
+    let cluster = Cluster::uniform(1, 100, 0, 0).expect("cluster");
     let running: Vec<RunningJob> = (0..33)
         .map(|i| RunningJob {
             spec: spec(1_000_000 + i, 3, 600 + 97 * i as i64),
             start: Time::ZERO,
             start_seq: i,
+            alloc: vec![Slice::new(0, 3, 0)].into(),
         })
         .collect();
+    let avail = [mini_slurm::model::Avail {
+        cpus: 1,
+        mem_mb: 0,
+        gpus: 0,
+    }];
     for n in [100usize, 1_000, 10_000] {
         let pending: Vec<PendingJob> = (0..n as u64)
-            .map(|i| PendingJob {
-                spec: spec(
-                    i,
-                    if i + 1 == n as u64 {
-                        1
-                    } else {
-                        2 + (i * 37 % 63) as u32
-                    },
-                    60 + (i as i64 * 613) % 7200,
-                ),
-                seq: i,
+            .map(|i| {
+                let procs = if i + 1 == n as u64 {
+                    1
+                } else {
+                    2 + (i * 37 % 63) as u32
+                };
+                PendingJob {
+                    spec: spec(i, procs, 60 + (i as i64 * 613) % 7200),
+                    seq: i,
+                }
             })
             .collect();
         let view = View {
             now: Time::from_secs(1),
-            total: 100,
+            cluster: &cluster,
+            placement: &BestFit,
+            avail: &avail,
             free: 1,
             pending: &pending,
             running: &running,
+            want_plan: true,
         };
         for name in ["fcfs", "easy", "conservative", "easy[order=priority]"] {
             let (mut p, _) = policy::build(name).expect("policy");
-            let mut out: Vec<Decision> = Vec::new();
+            let mut out = Decisions::default();
             g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
                 b.iter(|| {
                     out.clear();
                     p.schedule(black_box(&view), &mut out);
-                    black_box(out.len())
+                    black_box(out.list.len())
                 })
             });
         }
+    }
+    g.finish();
+}
+
+/// `n` single-CPU nodes under leaves of `leaf` nodes, `spine` leaves per spine switch, one core.
+pub fn tree_cluster(n: u32, leaf: u32, spine: u32) -> Cluster {
+    let nodes = (0..n)
+        .map(|i| Node {
+            name: format!("n{i}"),
+            cpus: 1,
+            mem_mb: 0,
+            gpus: 0,
+        })
+        .collect();
+    let sw = |name: String, nodes: Vec<u32>, children: Vec<u32>| Switch {
+        name,
+        level: 0,
+        parent: None,
+        children,
+        nodes,
+    };
+    let leaves = n.div_ceil(leaf);
+    let mut switches: Vec<Switch> = (0..leaves)
+        .map(|l| {
+            sw(
+                format!("leaf{l}"),
+                (l * leaf..((l + 1) * leaf).min(n)).collect(),
+                vec![],
+            )
+        })
+        .collect();
+    let spines = leaves.div_ceil(spine);
+    for s in 0..spines {
+        let kids = (s * spine..((s + 1) * spine).min(leaves)).collect();
+        switches.push(sw(format!("spine{s}"), vec![], kids));
+    }
+    switches.push(sw(
+        "core".into(),
+        vec![],
+        (leaves..leaves + spines).collect(),
+    ));
+    Cluster::new(nodes, Vec::new(), switches).expect("tree cluster")
+}
+
+/// KTH SP2 four times over (114k jobs), each copy shifted by 365 days.
+fn kth_x4() -> Workload {
+    let mut w = kth();
+    let n = w.jobs.len();
+    for k in 1..4u64 {
+        for i in 0..n {
+            let mut j = w.jobs[i].clone();
+            j.id = JobId(j.id.0 + k * 100_000);
+            j.submit = j.submit + Dur::from_secs(k as i64 * 31_536_000);
+            w.jobs.push(j);
+        }
+    }
+    w
+}
+
+fn tree_replay(c: &mut Criterion) {
+    let w = kth_x4();
+    let cluster = tree_cluster(1024, 32, 8);
+    let jobs = w.prepare(&cluster, &placement::Tree, &PrepareOptions::default());
+    let mut g = c.benchmark_group("replay_kth_x4_tree_1024");
+    g.sample_size(10);
+    for (spec, place) in [("easy", "tree"), ("easy", "first-fit")] {
+        g.bench_function(format!("{spec}/{place}"), |b| {
+            b.iter(|| run(&jobs, spec, placement::by_name(place).expect("placement")))
+        });
     }
     g.finish();
 }
@@ -103,21 +204,13 @@ fn estimate_modes(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay_lublin_256_easy");
     g.sample_size(10);
     for mode in EstimateMode::ALL {
-        let jobs = w
-            .prepare(&PrepareOptions {
-                estimate: mode,
-                ..PrepareOptions::default()
-            })
-            .expect("prepare");
+        let jobs = one_node(&w, mode);
         g.bench_function(mode.name(), |b| {
-            b.iter(|| {
-                let (p, _) = policy::build("easy").expect("policy");
-                black_box(simulate(&jobs, p, "easy", &mut NoObserver).expect("sim"))
-            })
+            b.iter(|| run(&jobs, "easy", Box::new(BestFit)))
         });
     }
     g.finish();
 }
 
-criterion_group!(benches, kth_replay, one_pass, estimate_modes);
+criterion_group!(benches, kth_replay, one_pass, tree_replay, estimate_modes);
 criterion_main!(benches);

@@ -52,7 +52,8 @@ pub trait Store {
     fn next_arrival(&self) -> Option<Time>;
     /// No arrival will ever come again (trace exhausted, or the daemon was asked to stop).
     fn exhausted(&self) -> bool;
-    fn record_start(&mut self, now: Time, job: JobId, procs: u32) -> Result<(), Self::Error>;
+    /// A job started: `cmd` is the `Start` command the executor received.
+    fn record_start(&mut self, now: Time, cmd: &Command) -> Result<(), Self::Error>;
     fn record_end(&mut self, c: &Completion) -> Result<(), Self::Error>;
 }
 
@@ -101,6 +102,7 @@ where
     let mut ended = Vec::new();
     let mut arrived = Vec::new();
     let mut commands = Vec::new();
+    let mut events = Vec::new();
     loop {
         let now = clock.now();
         ended.clear();
@@ -130,7 +132,7 @@ where
             clock.wait_until(deadline);
             continue;
         }
-        let mut events = Vec::with_capacity(ended.len() + arrived.len());
+        events.clear();
         for c in &ended {
             store.record_end(c).map_err(store_err)?;
             events.push(Event::Ended {
@@ -140,14 +142,10 @@ where
         }
         events.extend(arrived.drain(..).map(Event::Submitted));
         commands.clear();
-        engine.step(now, events, &mut commands)?;
+        engine.step(now, events.drain(..), &mut commands)?;
         for cmd in &commands {
             exec.apply(now, cmd).map_err(exec_err)?;
-            match *cmd {
-                Command::Start { job, procs, .. } => {
-                    store.record_start(now, job, procs).map_err(store_err)?
-                }
-            }
+            store.record_start(now, cmd).map_err(store_err)?;
         }
         observer.after_step(now, engine, &commands);
     }

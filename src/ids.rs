@@ -2,6 +2,64 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+
+/// A fast, deterministic hasher for lookups by id or name (FxHash's rotate-multiply). Maps
+/// built with it are only ever used for lookups, never iterated to make a decision.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FxBuild;
+
+impl BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map for lookups, with the deterministic [`FxBuild`] hasher.
+pub type FastMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// A job's identifier as the user knows it (SWF job number, CSV `id`, live submission id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,14 +80,14 @@ pub struct Sym(pub u32);
 #[derive(Clone, Debug)]
 pub struct Names {
     names: Vec<String>,
-    index: HashMap<String, u32>,
+    index: FastMap<String, u32>,
 }
 
 impl Default for Names {
     fn default() -> Self {
         let mut n = Names {
             names: Vec::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
         };
         n.intern("");
         n

@@ -23,6 +23,7 @@
 //! Time is an integer number of milliseconds ([`time`]), so simultaneous events are exactly
 //! simultaneous and a simulation is a pure function of its inputs.
 
+pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod ids;

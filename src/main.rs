@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 /// mini-slurm: a simulation-first batch job scheduler.
 ///
-/// Replay a workload trace under a scheduling policy (`sim`), or list the policies (`policies`).
+/// Replay a workload trace under a scheduling policy (`sim`), list the policies (`policies`), or
+/// inspect a cluster description (`cluster show`).
 #[derive(Parser, Debug)]
 #[command(name = "mini-slurm", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -23,6 +24,8 @@ enum Command {
     Sim(commands::sim::SimArgs),
     /// List the scheduling policies and their parameters
     Policies(commands::policies::PoliciesArgs),
+    /// Inspect cluster descriptions (slurm.conf, topology.conf)
+    Cluster(commands::cluster::ClusterCmd),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(a) => commands::sim::run(a),
         Command::Policies(a) => commands::policies::run(a),
+        Command::Cluster(a) => commands::cluster::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,11 +96,27 @@ pub fn fmt_millis(ms: i64) -> String {
     format!("{sign}{}.{:03}", a / 1000, a % 1000)
 }
 
+/// Slurm's time format: `[D-]HH:MM:SS`, e.g. `1-00:00:00`, `02:30:00`.
+pub fn fmt_slurm_duration(d: Dur) -> String {
+    let total = d.0.max(0) / 1000;
+    let (days, rest) = (total / 86400, total % 86400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    if days > 0 {
+        format!("{days}-{h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
 /// Parses a decimal number of seconds (`"12"`, `"-1"`, `"0.25"`, `"1e3"`) into milliseconds.
 /// Plain decimals are converted exactly (digits past the third decimal are rounded half away
 /// from zero); exponent forms go through `f64`. Returns `None` for anything non-numeric.
 pub fn parse_secs_to_millis(s: &str) -> Option<i64> {
-    let s = s.trim();
+    parse_trimmed_secs(s.trim())
+}
+
+/// [`parse_secs_to_millis`] for text known to have no surrounding whitespace (split fields).
+pub fn parse_trimmed_secs(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let (neg, mut i) = match b.first() {
         Some(b'-') => (true, 1),
@@ -214,6 +230,8 @@ mod tests {
         assert_eq!(fmt_millis(0), "0.000");
         assert_eq!(fmt_millis(12_345), "12.345");
         assert_eq!(fmt_millis(-1_500), "-1.500");
+        assert_eq!(fmt_slurm_duration(Dur::from_secs(86400)), "1-00:00:00");
+        assert_eq!(fmt_slurm_duration(Dur::from_secs(9000)), "02:30:00");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One file per subcommand. Errors are `anyhow` with context, split by exit code.
 
+pub mod cluster;
 pub mod policies;
 pub mod sim;
 

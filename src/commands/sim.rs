@@ -3,13 +3,15 @@
 use super::{CliError, CliResult};
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mini_slurm::config::{ClusterOptions, build_cluster};
 use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::metrics::{RunInfo, Summary, write_jobs_csv};
 use mini_slurm::model::EstimateMode;
 use mini_slurm::policy;
-use mini_slurm::sim::simulate;
-use mini_slurm::time::Time;
+use mini_slurm::policy::placement;
+use mini_slurm::sim::{SimConfig, simulate};
+use mini_slurm::time::{Time, parse_secs_to_millis};
 use mini_slurm::trace::{PrepareOptions, SkipReason, read_trace};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,8 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     mini-slurm sim --trace traces/KTH-SP2-1996-2.1-cln.swf.gz --policy easy\n  \
-    mini-slurm sim --trace traces/lublin_256.swf.gz --policy 'easy[order=priority]' --estimate actual --out out/\n\n\
+    mini-slurm sim --trace traces/lublin_256.swf.gz --policy 'easy[order=priority]' --estimate actual --out out/\n  \
+    mini-slurm sim --trace traces/KTH-SP2-1996-2.1-cln.swf.gz --cluster docs/examples/slurm.conf --topology docs/examples/topology.conf\n\n\
 Outputs (with --out DIR): DIR/jobs.csv and DIR/summary.json, described in docs/output-schema.md.")]
 pub struct SimArgs {
     /// Workload trace: .swf, .swf.gz (SWF) or .csv, .csv.gz (mini-slurm CSV)
@@ -30,6 +33,8 @@ pub struct SimArgs {
     /// Machine size in processors (overrides the trace's MaxProcs/MaxNodes header)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     procs: Option<u32>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Run-time estimates the policy sees: requested (user's walltime), max(requested, actual), or actual
     #[arg(long, value_name = "MODE", default_value = "requested")]
     estimate: EstimateMode,
@@ -45,14 +50,86 @@ pub struct SimArgs {
     /// Leave the host wall time out of summary.json, so identical runs give identical files
     #[arg(long)]
     no_timing: bool,
+    /// Placement of jobs on nodes: first-fit, best-fit, tree (default: tree with --topology, else best-fit)
+    #[arg(long, value_name = "NAME")]
+    placement: Option<String>,
+    /// Run-time penalty per extra leaf switch a job spans, as a fraction (0.1 = +10 % per extra leaf)
+    #[arg(long, value_name = "F")]
+    topology_penalty: Option<String>,
     /// Print nothing on stdout
     #[arg(long, short)]
     quiet: bool,
 }
 
+/// How the cluster is described (shared by `sim` and `cluster show`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Cluster description: the node and partition lines of a Slurm slurm.conf
+    #[arg(long, value_name = "SLURM_CONF")]
+    pub cluster: Option<PathBuf>,
+    /// Switch tree: a Slurm topology.conf (SwitchName=… Nodes=…|Switches=…)
+    #[arg(long, value_name = "TOPOLOGY_CONF")]
+    pub topology: Option<PathBuf>,
+    /// Shorthand: this many identical nodes (with --cpus-per-node, or splitting --procs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nodes: Option<u32>,
+    /// Shorthand: CPUs per node; alone, splits the machine's processors into nodes of this size
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus_per_node: Option<u32>,
+    /// Shorthand: memory per node (e.g. 64GB, 512M, or MB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_mem)]
+    pub mem_per_node: Option<u64>,
+    /// Shorthand: GPUs per node
+    #[arg(long, value_name = "G")]
+    pub gpus_per_node: Option<u32>,
+}
+
+fn parse_mem(s: &str) -> Result<u64, String> {
+    mini_slurm::model::parse_mem_mb(s)
+}
+
+impl ClusterArgs {
+    pub fn options(&self, procs: Option<u32>) -> ClusterOptions {
+        ClusterOptions {
+            cluster: self.cluster.clone(),
+            topology: self.topology.clone(),
+            procs,
+            nodes: self.nodes,
+            cpus_per_node: self.cpus_per_node,
+            mem_per_node_mb: self.mem_per_node,
+            gpus_per_node: self.gpus_per_node,
+        }
+    }
+}
+
 pub fn run(a: SimArgs) -> CliResult {
     let input = |e: anyhow::Error| CliError::Input(e);
     let (policy, spec) = policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
+    let placement_name = a.placement.clone().unwrap_or_else(|| {
+        if a.cluster.topology.is_some() {
+            "tree"
+        } else {
+            "best-fit"
+        }
+        .to_string()
+    });
+    let placement = placement::by_name(&placement_name).ok_or_else(|| {
+        input(anyhow!(
+            "--placement: unknown placement '{placement_name}' (known: {})",
+            placement::PLACEMENTS.map(|p| p.0).join(", ")
+        ))
+    })?;
+    let penalty = match &a.topology_penalty {
+        None => 0,
+        Some(v) => match parse_secs_to_millis(v) {
+            Some(p) if (0..=1_000_000).contains(&p) => p as u32,
+            _ => {
+                return Err(input(anyhow!(
+                    "--topology-penalty: expected a fraction ≥ 0 such as 0.1, found '{v}'"
+                )));
+            }
+        },
+    };
     if let Some(out) = a.out.as_ref().filter(|o| o.exists() && !o.is_dir()) {
         return Err(input(anyhow!(
             "--out {}: exists and is not a directory",
@@ -64,13 +141,21 @@ pub fn run(a: SimArgs) -> CliResult {
     for w in &workload.warnings {
         eprintln!("warning: {w}");
     }
-    let jobs = workload
-        .prepare(&PrepareOptions {
-            procs: a.procs,
+    let built = build_cluster(&a.cluster.options(a.procs), |procs| {
+        workload.machine_procs(procs).map_err(|e| e.to_string())
+    })
+    .map_err(|e| input(e.into()))?;
+    for n in &built.notes {
+        eprintln!("note: {n}");
+    }
+    let jobs = workload.prepare(
+        &built.cluster,
+        placement.as_ref(),
+        &PrepareOptions {
             estimate: a.estimate,
             kill_at_limit: a.kill_at_limit,
-        })
-        .map_err(|e| input(e.into()))?;
+        },
+    );
     if jobs.skipped_total() > 0 {
         let parts: Vec<String> = SkipReason::ALL
             .iter()
@@ -85,7 +170,13 @@ pub fn run(a: SimArgs) -> CliResult {
     }
     let canonical = spec.canonical();
     let mut progress = Progress::new(jobs.jobs.len() as u64);
-    let result = simulate(&jobs, policy, &canonical, &mut progress)
+    let cfg = SimConfig {
+        policy,
+        policy_name: &canonical,
+        placement,
+        span_penalty_permille: penalty,
+    };
+    let result = simulate(&jobs, cfg, &mut progress)
         .map_err(|e| CliError::Failed(anyhow!(e).context("simulation failed")))?;
     progress.finish();
     let trace_name = a.trace.display().to_string();
@@ -94,6 +185,7 @@ pub fn run(a: SimArgs) -> CliResult {
             trace: &trace_name,
             policy: &canonical,
             estimate: a.estimate.name(),
+            placement: &placement_name,
         },
         &jobs,
         &result,
@@ -102,7 +194,8 @@ pub fn run(a: SimArgs) -> CliResult {
         summary.wall_time_s = Some(started.elapsed().as_secs_f64());
     }
     if let Some(dir) = &a.out {
-        write_outputs(dir, &result, &workload.names, &summary).map_err(CliError::Failed)?;
+        write_outputs(dir, &result, &workload.names, &jobs.cluster, &summary)
+            .map_err(CliError::Failed)?;
     }
     if !a.quiet {
         print!("{}", summary.to_table());
@@ -123,6 +216,7 @@ fn write_outputs(
     dir: &Path,
     result: &mini_slurm::sim::SimResult,
     names: &mini_slurm::ids::Names,
+    cluster: &mini_slurm::model::Cluster,
     summary: &Summary,
 ) -> anyhow::Result<()> {
     let created = !dir.exists();
@@ -133,7 +227,7 @@ fn write_outputs(
         let f = std::fs::File::create(&jobs_tmp)
             .with_context(|| format!("cannot write {}", jobs_tmp.display()))?;
         let mut w = std::io::BufWriter::new(f);
-        write_jobs_csv(&mut w, result, names)
+        write_jobs_csv(&mut w, result, names, cluster)
             .and_then(|()| w.flush())
             .with_context(|| format!("cannot write {}", jobs_tmp.display()))?;
         std::fs::write(&summary_tmp, summary.to_json())

@@ -11,10 +11,12 @@
 //! driver hands submissions over in queue order (submit time, then position in the trace).
 //! Policies that order differently (priority, fair-share) sort their own view.
 
-use crate::ids::JobId;
-use crate::model::{FinalState, JobSpec};
-use crate::policy::{Decision, Policy, View};
+use crate::ids::{FastMap, JobId};
+use crate::model::{Avail, Cluster, FinalState, JobSpec, Request, Slice};
+use crate::policy::placement::Placement;
+use crate::policy::{Decision, Decisions, Policy, View};
 use crate::time::{Dur, Time};
+use std::sync::Arc;
 
 /// A job waiting in the queue.
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ pub struct RunningJob {
     pub start: Time,
     /// Order in which jobs were started (ties in expected end are broken by it).
     pub start_seq: u64,
+    /// Where it runs, with the GPU indices it holds.
+    pub alloc: Arc<[Slice]>,
 }
 
 impl RunningJob {
@@ -59,6 +63,10 @@ pub enum Command {
         procs: u32,
         /// End the job as TIMEOUT once it has run this long.
         time_limit: Option<Dur>,
+        /// Where: per node, CPUs and GPUs (with their indices).
+        alloc: Arc<[Slice]>,
+        /// Leaf switches the allocation spans (0 without a topology).
+        leaf_switches: u32,
     },
 }
 
@@ -68,8 +76,12 @@ pub enum EngineError {
     NotRunning(JobId),
     #[error("job {0} submitted twice")]
     Duplicate(JobId),
-    #[error("job {job} needs {procs} processors but the machine has {total}")]
-    TooLarge { job: JobId, procs: u32, total: u32 },
+    #[error("job {job} can never run in partition {partition}: {why}")]
+    CannotRun {
+        job: JobId,
+        partition: String,
+        why: String,
+    },
     #[error("job {0} asks for no processors")]
     NoProcessors(JobId),
     #[error("policy {policy} made an invalid decision: {why}")]
@@ -80,8 +92,12 @@ pub enum EngineError {
 
 /// The engine's state.
 pub struct Engine {
-    total: u32,
-    free: u32,
+    cluster: Cluster,
+    placement: Box<dyn Placement>,
+    total: u64,
+    free: u64,
+    avail: Vec<Avail>,
+    gpu_free: Vec<u64>,
     pending: Vec<PendingJob>,
     running: Vec<RunningJob>,
     policy: Box<dyn Policy>,
@@ -91,17 +107,42 @@ pub struct Engine {
     wake: Option<Time>,
     /// Reservations of the last pass: (job, planned start).
     plan: Vec<(JobId, Time)>,
-    decisions: Vec<Decision>,
+    decisions: Decisions,
+    want_plan: bool,
+    submitted: Vec<JobSpec>,
+    /// Submission checks by job shape: (partition, request, time limit) → verdict.
+    runnable: FastMap<(u32, Request, Option<Dur>), Result<(), String>>,
     started_mask: Vec<bool>,
-    starts: Vec<usize>,
     passes: u64,
 }
 
 impl Engine {
-    pub fn new(total_procs: u32, policy: Box<dyn Policy>, policy_name: &str) -> Engine {
+    pub fn new(
+        cluster: Cluster,
+        placement: Box<dyn Placement>,
+        policy: Box<dyn Policy>,
+        policy_name: &str,
+    ) -> Engine {
+        let avail = cluster.empty_avail();
+        let gpu_free = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                if n.gpus >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << n.gpus) - 1
+                }
+            })
+            .collect();
+        let total = cluster.total_cpus();
         Engine {
-            total: total_procs,
-            free: total_procs,
+            cluster,
+            placement,
+            total,
+            free: total,
+            avail,
+            gpu_free,
             pending: Vec::new(),
             running: Vec::new(),
             policy,
@@ -110,18 +151,31 @@ impl Engine {
             next_start_seq: 0,
             wake: None,
             plan: Vec::new(),
-            decisions: Vec::new(),
+            decisions: Decisions::default(),
+            want_plan: false,
+            submitted: Vec::new(),
+            runnable: FastMap::default(),
             started_mask: Vec::new(),
-            starts: Vec::new(),
             passes: 0,
         }
     }
 
-    pub fn total_procs(&self) -> u32 {
+    pub fn total_procs(&self) -> u64 {
         self.total
     }
-    pub fn free_procs(&self) -> u32 {
+    /// Free CPUs over all nodes.
+    pub fn free_procs(&self) -> u64 {
         self.free
+    }
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+    /// Free resources per node.
+    pub fn avail(&self) -> &[Avail] {
+        &self.avail
+    }
+    pub fn placement(&self) -> &dyn Placement {
+        self.placement.as_ref()
     }
     pub fn pending(&self) -> &[PendingJob] {
         &self.pending
@@ -129,6 +183,12 @@ impl Engine {
     pub fn running(&self) -> &[RunningJob] {
         &self.running
     }
+    /// Ask policies to report their reservations in every pass, even where computing them
+    /// changes no start (for showing expected start times; off in simulation).
+    pub fn set_want_plan(&mut self, on: bool) {
+        self.want_plan = on;
+    }
+
     /// The reservations the policy reported in its last pass.
     pub fn plan(&self) -> &[(JobId, Time)] {
         &self.plan
@@ -153,13 +213,14 @@ impl Engine {
     pub fn step(
         &mut self,
         now: Time,
-        events: Vec<Event>,
+        events: impl IntoIterator<Item = Event>,
         out: &mut Vec<Command>,
     ) -> Result<(), EngineError> {
         if self.wake.is_some_and(|w| w <= now) {
             self.wake = None;
         }
-        let mut submitted = Vec::new();
+        let mut submitted = std::mem::take(&mut self.submitted);
+        submitted.clear();
         for ev in events {
             match ev {
                 Event::Ended { job, .. } => {
@@ -169,14 +230,15 @@ impl Engine {
                         .position(|r| r.spec.id == job)
                         .ok_or(EngineError::NotRunning(job))?;
                     let r = self.running.swap_remove(i);
-                    self.free += r.spec.procs;
+                    self.release(&r);
                 }
                 Event::Submitted(spec) => submitted.push(spec),
             }
         }
-        for spec in submitted {
+        for spec in submitted.drain(..) {
             self.submit(spec)?;
         }
+        self.submitted = submitted;
         self.pass(now, out)
     }
 
@@ -184,17 +246,34 @@ impl Engine {
         if spec.procs == 0 {
             return Err(EngineError::NoProcessors(spec.id));
         }
-        if spec.procs > self.total {
-            return Err(EngineError::TooLarge {
+        if let Err(why) = self.can_ever_run(&spec) {
+            return Err(EngineError::CannotRun {
                 job: spec.id,
-                procs: spec.procs,
-                total: self.total,
+                partition: self
+                    .cluster
+                    .partitions
+                    .get(spec.partition as usize)
+                    .map_or_else(|| format!("#{}", spec.partition), |p| p.name.clone()),
+                why,
             });
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push(PendingJob { spec, seq });
         Ok(())
+    }
+
+    /// Whether the job could run on its partition if the partition were empty; the reason if
+    /// not. Jobs that fail this never start, so the engine refuses them at submission. Decided
+    /// once per job shape.
+    pub fn can_ever_run(&mut self, spec: &JobSpec) -> Result<(), String> {
+        let key = (spec.partition, spec.request(), spec.requested_time);
+        if let Some(r) = self.runnable.get(&key) {
+            return r.clone();
+        }
+        let r = can_ever_run(&self.cluster, self.placement.as_ref(), spec);
+        self.runnable.insert(key, r.clone());
+        r
     }
 
     fn invalid(&self, why: String) -> EngineError {
@@ -204,7 +283,103 @@ impl Engine {
         }
     }
 
-    /// One scheduling pass: ask the policy, validate, turn starts into commands.
+    fn release(&mut self, r: &RunningJob) {
+        let mem = r.spec.mem_mb.unwrap_or(0);
+        for s in r.alloc.iter() {
+            let a = &mut self.avail[s.node as usize];
+            a.cpus += s.cpus;
+            a.mem_mb += mem;
+            a.gpus += s.gpus;
+            self.gpu_free[s.node as usize] |= s.gpu_mask;
+        }
+        self.free += u64::from(r.spec.procs);
+    }
+
+    /// Checks one start against the current free resources; the reason if it does not fit.
+    fn check(&self, spec: &JobSpec, slices: &[Slice]) -> Result<(), String> {
+        let req = spec.request();
+        let part = &self.cluster.partitions[spec.partition as usize];
+        if slices.is_empty() {
+            return Err(format!("job {} started on no node", spec.id));
+        }
+        let total: u64 = slices.iter().map(|s| u64::from(s.cpus)).sum();
+        if total != u64::from(req.cpus) {
+            return Err(format!(
+                "job {} needs {} CPUs, the allocation gives {total}",
+                spec.id, req.cpus
+            ));
+        }
+        if let Some(n) = req.nodes
+            && slices.len() != n as usize
+        {
+            return Err(format!(
+                "job {} needs {n} nodes, the allocation has {}",
+                spec.id,
+                slices.len()
+            ));
+        }
+        for (i, s) in slices.iter().enumerate() {
+            if slices[..i].iter().any(|t| t.node == s.node) {
+                return Err(format!("job {} given node {} twice", spec.id, s.node));
+            }
+            if part.nodes.binary_search(&s.node).is_err() {
+                return Err(format!(
+                    "job {} placed on node {} outside partition {}",
+                    spec.id, s.node, part.name
+                ));
+            }
+            let a = &self.avail[s.node as usize];
+            if s.cpus == 0
+                || s.cpus > a.cpus
+                || req.mem_mb > a.mem_mb
+                || s.gpus != req.gpus
+                || s.gpus > a.gpus
+            {
+                return Err(format!(
+                    "job {} does not fit on node {}: asks {} CPUs, {} MB, {} GPUs; free {} CPUs, {} MB, {} GPUs",
+                    spec.id,
+                    self.cluster.nodes[s.node as usize].name,
+                    s.cpus,
+                    req.mem_mb,
+                    s.gpus,
+                    a.cpus,
+                    a.mem_mb,
+                    a.gpus
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a checked allocation's resources, choosing the lowest free GPU indices; returns
+    /// the allocation with its GPU masks.
+    fn take(&mut self, spec: &JobSpec, slices: &[Slice]) -> Arc<[Slice]> {
+        let mem = spec.mem_mb.unwrap_or(0);
+        let mut out: Vec<Slice> = Vec::with_capacity(slices.len());
+        for s in slices {
+            let a = &mut self.avail[s.node as usize];
+            a.cpus -= s.cpus;
+            a.mem_mb -= mem;
+            a.gpus -= s.gpus;
+            let mut mask = 0u64;
+            let mut free = self.gpu_free[s.node as usize];
+            for _ in 0..s.gpus {
+                let bit = free & free.wrapping_neg();
+                mask |= bit;
+                free &= !bit;
+            }
+            self.gpu_free[s.node as usize] = free;
+            out.push(Slice {
+                gpu_mask: mask,
+                ..*s
+            });
+        }
+        self.free -= u64::from(spec.procs);
+        out.into()
+    }
+
+    /// One scheduling pass: ask the policy, validate, turn starts into commands. A pass with
+    /// an invalid decision changes nothing.
     fn pass(&mut self, now: Time, out: &mut Vec<Command>) -> Result<(), EngineError> {
         self.passes += 1;
         self.plan.clear();
@@ -215,20 +390,27 @@ impl Engine {
         decisions.clear();
         let view = View {
             now,
-            total: self.total,
+            cluster: &self.cluster,
+            placement: self.placement.as_ref(),
+            avail: &self.avail,
             free: self.free,
             pending: &self.pending,
             running: &self.running,
+            want_plan: self.want_plan,
         };
         self.policy.schedule(&view, &mut decisions);
         self.started_mask.clear();
         self.started_mask.resize(self.pending.len(), false);
-        let mut free = self.free;
-        self.starts.clear();
+        let first_running = self.running.len();
         let mut result = Ok(());
-        for d in &decisions {
+        for d in &decisions.list {
             match *d {
-                Decision::Start { pos, job } => {
+                Decision::Start {
+                    pos,
+                    job,
+                    from,
+                    len,
+                } => {
                     let p = pos as usize;
                     let Some(pj) = self.pending.get(p) else {
                         result =
@@ -246,47 +428,59 @@ impl Engine {
                         result = Err(self.invalid(format!("job {job} started twice")));
                         break;
                     }
-                    if pj.spec.procs > free {
-                        result = Err(self.invalid(format!(
-                            "job {job} needs {} processors, {free} are free",
-                            pj.spec.procs
-                        )));
+                    let (from, len) = (from as usize, len as usize);
+                    let Some(slices) = decisions.slices.get(from..from + len) else {
+                        result = Err(self.invalid(format!("job {job}: allocation out of range")));
+                        break;
+                    };
+                    if let Err(why) = self.check(&pj.spec, slices) {
+                        result = Err(self.invalid(why));
                         break;
                     }
-                    free -= pj.spec.procs;
+                    let spec = pj.spec.clone();
+                    let alloc = self.take(&spec, slices);
                     self.started_mask[p] = true;
-                    self.starts.push(p);
+                    self.running.push(RunningJob {
+                        spec,
+                        start: now,
+                        start_seq: self.next_start_seq
+                            + (self.running.len() - first_running) as u64,
+                        alloc,
+                    });
                 }
                 Decision::Reserve { job, at, .. } => self.plan.push((job, at)),
-                Decision::WakeAt(t) => {
-                    if t > now {
-                        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
-                    }
-                }
+                Decision::WakeAt(_) => {}
             }
         }
         self.decisions = decisions;
         if let Err(e) = result {
+            // Give back what this pass took.
+            for r in self.running.split_off(first_running) {
+                self.release(&r);
+            }
             self.plan.clear();
             return Err(e);
         }
-        // Validated: apply the starts in decision order.
-        for &p in &self.starts {
-            let spec = &self.pending[p].spec;
-            out.push(Command::Start {
-                job: spec.id,
-                procs: spec.procs,
-                time_limit: spec.time_limit,
-            });
-            self.running.push(RunningJob {
-                spec: spec.clone(),
-                start: now,
-                start_seq: self.next_start_seq,
-            });
-            self.next_start_seq += 1;
+        for d in &self.decisions.list {
+            if let Decision::WakeAt(t) = *d
+                && t > now
+            {
+                self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+            }
         }
-        self.free = free;
-        if !self.starts.is_empty() {
+        // Validated: the starts become commands, in decision order.
+        for r in &self.running[first_running..] {
+            out.push(Command::Start {
+                job: r.spec.id,
+                procs: r.spec.procs,
+                time_limit: r.spec.time_limit,
+                leaf_switches: self.cluster.leaves_spanned(&r.alloc),
+                alloc: Arc::clone(&r.alloc),
+            });
+        }
+        let started = self.running.len() - first_running;
+        self.next_start_seq += started as u64;
+        if started > 0 {
             let mask = &self.started_mask;
             let mut i = 0;
             self.pending.retain(|_| {
@@ -301,10 +495,50 @@ impl Engine {
     /// Checks the engine's invariants; tests call it after every step.
     pub fn check_invariants(&self) -> Result<(), EngineError> {
         let bad = |s: String| Err(EngineError::Invariant(s));
-        let used: u64 = self.running.iter().map(|r| u64::from(r.spec.procs)).sum();
-        if used + u64::from(self.free) != u64::from(self.total) {
+        let mut used = vec![Avail::default(); self.cluster.nodes.len()];
+        let mut gpus = vec![0u64; self.cluster.nodes.len()];
+        let mut used_total = 0u64;
+        for r in &self.running {
+            used_total += u64::from(r.spec.procs);
+            let cpus: u64 = r.alloc.iter().map(|s| u64::from(s.cpus)).sum();
+            if cpus != u64::from(r.spec.procs) {
+                return bad(format!(
+                    "job {} holds {cpus} CPUs, asked {}",
+                    r.spec.id, r.spec.procs
+                ));
+            }
+            for s in r.alloc.iter() {
+                let m = s.gpu_mask;
+                let u = &mut used[s.node as usize];
+                u.cpus += s.cpus;
+                u.mem_mb += r.spec.mem_mb.unwrap_or(0);
+                u.gpus += s.gpus;
+                if m.count_ones() != s.gpus || gpus[s.node as usize] & m != 0 {
+                    return bad(format!(
+                        "GPU indices of job {} clash or miscount",
+                        r.spec.id
+                    ));
+                }
+                gpus[s.node as usize] |= m;
+            }
+        }
+        for (i, n) in self.cluster.nodes.iter().enumerate() {
+            let (a, u) = (&self.avail[i], &used[i]);
+            if a.cpus + u.cpus != n.cpus
+                || a.mem_mb + u.mem_mb != n.mem_mb
+                || a.gpus + u.gpus != n.gpus
+            {
+                return bad(format!("node {} accounts do not add up", n.name));
+            }
+            if gpus[i] & self.gpu_free[i] != 0
+                || (gpus[i] | self.gpu_free[i]).count_ones() != n.gpus
+            {
+                return bad(format!("node {} GPU masks inconsistent", n.name));
+            }
+        }
+        if used_total + self.free != self.total {
             return bad(format!(
-                "free {} + used {used} != total {}",
+                "free {} + used {used_total} != total {}",
                 self.free, self.total
             ));
         }
@@ -325,30 +559,85 @@ impl Engine {
     }
 }
 
+/// Whether `spec` could run on its partition of an empty `cluster`; the reason if not.
+pub fn can_ever_run(
+    cluster: &Cluster,
+    placement: &dyn Placement,
+    spec: &JobSpec,
+) -> Result<(), String> {
+    let Some(part) = cluster.partitions.get(spec.partition as usize) else {
+        return Err("no such partition".into());
+    };
+    let req = spec.request();
+    if let (Some(max), Some(limit)) = (part.max_time, spec.requested_time)
+        && limit > max
+    {
+        return Err(format!(
+            "time limit {} s exceeds the partition's MaxTime {} s",
+            limit.secs_str(),
+            max.secs_str()
+        ));
+    }
+    if let (Some(max), Some(n)) = (part.max_nodes, req.nodes)
+        && n > max
+    {
+        return Err(format!("{n} nodes exceed the partition's MaxNodes {max}"));
+    }
+    if req.nodes.is_some_and(|n| n == 0 || n > req.cpus) {
+        return Err(format!(
+            "{} CPUs cannot be spread over {} nodes",
+            req.cpus,
+            req.nodes.unwrap_or(0)
+        ));
+    }
+    let mut slices = Vec::new();
+    if !placement.place(
+        cluster,
+        &cluster.empty_avail(),
+        &part.nodes,
+        &req,
+        &mut slices,
+    ) {
+        return Err(format!(
+            "no set of its nodes holds {} CPUs with {} MB and {} GPUs per node{}",
+            req.cpus,
+            req.mem_mb,
+            req.gpus,
+            req.nodes
+                .map_or(String::new(), |n| format!(" on {n} nodes"))
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::placement::BestFit;
 
     fn spec(id: u64, procs: u32) -> JobSpec {
         JobSpec::new(JobId(id), Time::ZERO, procs, Dur(10))
     }
 
-    /// Starts every pending job, fitting or not.
+    fn engine(cpus: u32, policy: Box<dyn Policy>, name: &str) -> Engine {
+        let cluster = Cluster::uniform(1, cpus, 0, 0).unwrap();
+        Engine::new(cluster, Box::new(BestFit), policy, name)
+    }
+
+    /// Starts every pending job on node 0, fitting or not.
     struct Greedy;
     impl Policy for Greedy {
-        fn schedule(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
             for (i, j) in view.pending.iter().enumerate() {
-                out.push(Decision::Start {
-                    pos: i as u32,
-                    job: j.spec.id,
-                });
+                let one = [Slice::new(0, j.spec.procs, 0)];
+                out.start(i as u32, j.spec.id, &one);
             }
         }
     }
 
     #[test]
     fn over_allocation_is_refused_and_changes_nothing() {
-        let mut e = Engine::new(4, Box::new(Greedy), "greedy");
+        let mut e = engine(4, Box::new(Greedy), "greedy");
         let mut out = Vec::new();
         let events = vec![Event::Submitted(spec(1, 3)), Event::Submitted(spec(2, 2))];
         let err = e.step(Time::ZERO, events, &mut out).unwrap_err();
@@ -356,11 +645,12 @@ mod tests {
             err,
             EngineError::InvalidDecision {
                 policy: "greedy".into(),
-                why: "job 2 needs 2 processors, 1 are free".into()
+                why: "job 2 does not fit on node n0: asks 2 CPUs, 0 MB, 0 GPUs; free 1 CPUs, 0 MB, 0 GPUs".into()
             }
         );
         assert!(out.is_empty());
         assert_eq!(e.free_procs(), 4);
+        assert_eq!(e.avail()[0].cpus, 4);
         assert_eq!(e.pending().len(), 2);
         assert!(e.running().is_empty());
         e.check_invariants().unwrap();
@@ -369,7 +659,7 @@ mod tests {
     #[test]
     fn completions_release_before_submissions_join() {
         let (p, _) = crate::policy::build("fcfs").unwrap();
-        let mut e = Engine::new(4, p, "fcfs");
+        let mut e = engine(4, p, "fcfs");
         let mut out = Vec::new();
         e.step(Time::ZERO, vec![Event::Submitted(spec(1, 4))], &mut out)
             .unwrap();
@@ -389,16 +679,63 @@ mod tests {
             [Command::Start {
                 job: JobId(2),
                 procs: 4,
-                time_limit: None
+                time_limit: None,
+                alloc: vec![Slice::new(0, 4, 0)].into(),
+                leaf_switches: 0,
             }]
         );
         e.check_invariants().unwrap();
     }
 
     #[test]
+    fn gpus_get_distinct_indices() {
+        let cluster = Cluster::uniform(1, 8, 1000, 4).unwrap();
+        let (p, _) = crate::policy::build("fcfs").unwrap();
+        let mut e = Engine::new(cluster, Box::new(BestFit), p, "fcfs");
+        let mut out = Vec::new();
+        let gpu_job = |id, gpus| JobSpec {
+            gpus,
+            mem_mb: Some(100),
+            ..spec(id, 1)
+        };
+        let events = vec![
+            Event::Submitted(gpu_job(1, 1)),
+            Event::Submitted(gpu_job(2, 2)),
+            Event::Submitted(gpu_job(3, 2)),
+        ];
+        e.step(Time::ZERO, events, &mut out).unwrap();
+        let masks: Vec<Vec<u64>> = out
+            .iter()
+            .map(|c| match c {
+                Command::Start { alloc, .. } => alloc.iter().map(|s| s.gpu_mask).collect(),
+            })
+            .collect();
+        // 1 takes GPU 0, 2 takes GPUs 1-2; 3 needs two but one is left: it waits.
+        assert_eq!(masks, [vec![0b1], vec![0b110]]);
+        assert_eq!(e.avail()[0].gpus, 1);
+        assert_eq!(e.avail()[0].mem_mb, 800);
+        e.step(
+            Time(5),
+            vec![Event::Ended {
+                job: JobId(1),
+                state: FinalState::Completed,
+            }],
+            &mut out,
+        )
+        .unwrap();
+        match &out[2] {
+            Command::Start { job, alloc, .. } => {
+                assert_eq!(*job, JobId(3));
+                assert_eq!(alloc[0].gpu_mask, 0b1001);
+            }
+        }
+        e.check_invariants().unwrap();
+    }
+
+    #[test]
     fn bad_events_are_errors() {
         let (p, _) = crate::policy::build("fcfs").unwrap();
-        let mut e = Engine::new(4, p, "fcfs");
+        let mut e = engine(4, p, "fcfs");
         let mut out = Vec::new();
         let ended = Event::Ended {
             job: JobId(9),
@@ -410,7 +747,7 @@ mod tests {
         );
         assert!(matches!(
             e.step(Time::ZERO, vec![Event::Submitted(spec(1, 5))], &mut out),
-            Err(EngineError::TooLarge { .. })
+            Err(EngineError::CannotRun { .. })
         ));
     }
 }

@@ -14,6 +14,7 @@
 //! middle values.
 
 use crate::ids::Names;
+use crate::model::Cluster;
 use crate::sim::{JobResult, SimResult};
 use crate::time::{Dur, fmt_millis};
 use crate::trace::{SimJobs, SkipReason};
@@ -86,7 +87,9 @@ pub struct Summary {
     pub trace: String,
     pub policy: String,
     pub estimate: String,
-    pub procs: u32,
+    pub placement: String,
+    pub procs: u64,
+    pub nodes: usize,
     pub jobs_simulated: usize,
     pub jobs_skipped: BTreeMap<&'static str, u64>,
     pub jobs_skipped_total: u64,
@@ -101,6 +104,10 @@ pub struct Summary {
     pub first_submit_s: f64,
     pub last_finish_s: f64,
     pub scheduling_passes: u64,
+    /// Mean number of leaf switches a job's allocation spans (0 without a topology).
+    pub mean_leaf_switches: f64,
+    /// Jobs whose allocation spans more than one leaf switch.
+    pub jobs_spanning_leaves: usize,
     /// Host wall time of the simulation; left out when byte-identical outputs are wanted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_time_s: Option<f64>,
@@ -111,6 +118,7 @@ pub struct RunInfo<'a> {
     pub trace: &'a str,
     pub policy: &'a str,
     pub estimate: &'a str,
+    pub placement: &'a str,
 }
 
 impl Summary {
@@ -151,7 +159,9 @@ impl Summary {
             trace: info.trace.to_string(),
             policy: info.policy.to_string(),
             estimate: info.estimate.to_string(),
+            placement: info.placement.to_string(),
             procs: result.procs,
+            nodes: input.cluster.nodes.len(),
             jobs_simulated: jobs.len(),
             jobs_skipped: skipped,
             jobs_skipped_total: input.skipped_total(),
@@ -166,6 +176,8 @@ impl Summary {
             first_submit_s: first.map_or(0.0, |t| t.as_secs_f64()),
             last_finish_s: last.map_or(0.0, |t| t.as_secs_f64()),
             scheduling_passes: result.passes,
+            mean_leaf_switches: jobs.iter().map(|j| f64::from(j.leaf_switches)).sum::<f64>() / n,
+            jobs_spanning_leaves: jobs.iter().filter(|j| j.leaf_switches > 1).count(),
             wall_time_s: None,
         }
     }
@@ -186,7 +198,16 @@ impl Summary {
                 "policy",
                 format!("{} (estimates: {})", self.policy, self.estimate),
             ),
-            ("processors", self.procs.to_string()),
+            (
+                "cluster",
+                format!(
+                    "{} CPUs on {} node{} ({} placement)",
+                    self.procs,
+                    self.nodes,
+                    if self.nodes == 1 { "" } else { "s" },
+                    self.placement
+                ),
+            ),
             (
                 "jobs",
                 format!(
@@ -219,6 +240,16 @@ impl Summary {
                 ),
             ),
         ];
+        let mut rows = rows;
+        if self.mean_leaf_switches > 0.0 {
+            rows.push((
+                "leaf switches",
+                format!(
+                    "mean {:.2} per job, {} jobs span several",
+                    self.mean_leaf_switches, self.jobs_spanning_leaves
+                ),
+            ));
+        }
         let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
         for (k, v) in rows {
             let _ = writeln!(s, "{k:<w$}  {v}");
@@ -231,7 +262,7 @@ impl Summary {
 }
 
 /// The columns of `jobs.csv`, in order (Batsim's names first).
-pub const JOBS_CSV_COLUMNS: [&str; 16] = [
+pub const JOBS_CSV_COLUMNS: [&str; 19] = [
     "job_id",
     "submission_time",
     "requested_number_of_resources",
@@ -248,12 +279,20 @@ pub const JOBS_CSV_COLUMNS: [&str; 16] = [
     "estimate",
     "bounded_slowdown",
     "priority",
+    "partition",
+    "allocated_resources",
+    "leaf_switches",
 ];
 
 /// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
 /// requested time, or the run time when none was given (the `requested` estimate); `estimate`
 /// is what the policy planned with under the run's estimate mode.
-pub fn write_jobs_csv(w: &mut dyn Write, result: &SimResult, names: &Names) -> std::io::Result<()> {
+pub fn write_jobs_csv(
+    w: &mut dyn Write,
+    result: &SimResult,
+    names: &Names,
+    cluster: &Cluster,
+) -> std::io::Result<()> {
     let mut line = String::with_capacity(160);
     line.push_str(&JOBS_CSV_COLUMNS.join(","));
     line.push('\n');
@@ -264,7 +303,7 @@ pub fn write_jobs_csv(w: &mut dyn Write, result: &SimResult, names: &Names) -> s
         let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
         let _ = write!(
             line,
-            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{}",
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{}",
             s.id,
             fmt_millis(s.submit.0),
             s.procs,
@@ -281,6 +320,14 @@ pub fn write_jobs_csv(w: &mut dyn Write, result: &SimResult, names: &Names) -> s
             fmt_millis(s.estimate.0),
             bounded_slowdown(j, BSLD_TAU_SECS),
             s.priority,
+            csv_field(
+                cluster
+                    .partitions
+                    .get(s.partition as usize)
+                    .map_or("", |p| p.name.as_str())
+            ),
+            csv_field(&cluster.hostlist(&j.alloc)),
+            j.leaf_switches,
         );
         line.push('\n');
         w.write_all(line.as_bytes())?;
@@ -311,6 +358,8 @@ mod tests {
             start: Time::from_secs(start),
             finish: Time::from_secs(finish),
             state: FinalState::Completed,
+            alloc: Default::default(),
+            leaf_switches: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Job specification and truth.
 
 use crate::ids::{JobId, Sym};
+use crate::model::Request;
 use crate::time::{Dur, Time};
 use std::fmt;
 use std::str::FromStr;
@@ -10,7 +11,7 @@ use std::str::FromStr;
 pub struct JobSpec {
     pub id: JobId,
     pub submit: Time,
-    /// Processors (CPUs) the job needs, ≥ 1.
+    /// Processors (CPUs) the job needs in total, ≥ 1.
     pub procs: u32,
     /// The run-time estimate the policy plans with (see [`EstimateMode`]); ≥ 0.
     pub estimate: Dur,
@@ -25,8 +26,13 @@ pub struct JobSpec {
     pub user: Sym,
     pub group: Sym,
     pub queue: Sym,
-    pub partition: Sym,
+    /// Index of the job's partition in the cluster.
+    pub partition: u32,
+    /// Exact node count (Slurm's `-N`), if the user gave one.
+    pub nodes: Option<u32>,
+    /// Memory per node, MB.
     pub mem_mb: Option<u64>,
+    /// GPUs per node.
     pub gpus: u32,
 }
 
@@ -45,9 +51,20 @@ impl JobSpec {
             user: Sym::default(),
             group: Sym::default(),
             queue: Sym::default(),
-            partition: Sym::default(),
+            partition: 0,
+            nodes: None,
             mem_mb: None,
             gpus: 0,
+        }
+    }
+
+    /// What the job needs from the cluster.
+    pub fn request(&self) -> Request {
+        Request {
+            cpus: self.procs,
+            nodes: self.nodes,
+            mem_mb: self.mem_mb.unwrap_or(0),
+            gpus: self.gpus,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! The data model: what a user asks for ([`JobSpec`]) and, in simulation only, what really
-//! happens ([`JobTruth`]). The two are separate types so that the engine and the policies, which
-//! only ever receive a `JobSpec`, cannot read a job's true run time (Batsim's "hidden truth").
+//! happens ([`JobTruth`]); and the cluster jobs run on ([`cluster::Cluster`]). Spec and truth
+//! are separate types so that the engine and the policies, which only ever receive a
+//! `JobSpec`, cannot read a job's true run time (Batsim's "hidden truth").
 
+pub mod cluster;
+pub mod hostlist;
 pub mod job;
 
+pub use cluster::{Avail, Cluster, Node, Partition, Request, Slice, Switch};
 pub use job::{EstimateMode, FinalState, JobSpec, JobTruth, parse_mem_mb};

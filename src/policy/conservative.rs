@@ -10,14 +10,20 @@
 //! A zero-length estimate holds its processors at the instant τ only (see
 //! [`super::common::profile`]).
 //!
+//! On a cluster of nodes (or with memory and GPUs) the profile holds each node's free
+//! resources per step and "available during [τ, τ + estimate)" means the placement strategy
+//! finds nodes on the per-node minimum over that window; a job reserved at now starts if that
+//! allocation fits the resources actually free now.
+//!
 //! The pass stops planning once no later job could start now (no processor left free now, or
 //! fewer than the smallest remaining request); reservations are reported for the planned
 //! prefix. Those later jobs' reservations would not change any start, so the schedule is the
 //! same as with a full plan.
 
 use super::common::order::ORDER_PARAM;
-use super::common::{Order, Profile};
-use super::{Decision, Policy, PolicyError, PolicyInfo, View};
+use super::common::{NodeProfile, Order, Profile, fits, take};
+use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
+use crate::model::{Avail, Slice};
 
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "conservative",
@@ -30,53 +36,129 @@ free processors start now. The plan is rebuilt from scratch every pass (as Slurm
 re-plans every cycle), so a job's planned start can move later when a job ahead of it moves \
 earlier. A zero-length estimate holds its processors at the instant τ only: a later job whose \
 interval [s, s+e) has s < τ < s+e counts them as taken; one starting exactly at τ does not.",
-    params: &[ORDER_PARAM],
+    params: &[ORDER_PARAM, PROFILE_PARAM],
     build,
 };
 
+const PROFILE_PARAM: ParamInfo = ParamInfo {
+    name: "profile",
+    default: "auto",
+    help: "`auto`: a scalar processor profile on a one-node CPU-only cluster (the contract's model), per-node otherwise; `nodes`: always per node (for cross-checks)",
+};
+
 fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
+    let order = Order::from_params(params)?;
+    let force_nodes = match params.take("profile").as_deref() {
+        None | Some("auto") => false,
+        Some("nodes") => true,
+        Some(other) => {
+            return Err(params.bad(
+                "profile",
+                format!("unknown profile '{other}' (expected auto or nodes)"),
+            ));
+        }
+    };
     Ok(Box::new(Conservative {
-        order: Order::from_params(params)?,
-        buf: Vec::new(),
-        suffix_min: Vec::new(),
-        profile: Profile::default(),
+        order,
+        force_nodes,
+        ..Conservative::default()
     }))
 }
 
+#[derive(Default)]
 pub struct Conservative {
     order: Order,
+    force_nodes: bool,
     buf: Vec<u32>,
     suffix_min: Vec<u32>,
     profile: Profile,
+    nodes: NodeProfile,
+    avail: Vec<Avail>,
+    slices: Vec<Slice>,
 }
 
-impl Policy for Conservative {
-    fn schedule(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
-        let now = view.now;
-        self.order.arrange(view.pending, &mut self.buf);
-        // suffix_min[k] = smallest request among the jobs from k on.
+impl Conservative {
+    /// suffix_min[k] = smallest request among the jobs from k on.
+    fn suffix_minima(&mut self, view: &View<'_>) {
         self.suffix_min.clear();
         self.suffix_min.resize(self.buf.len() + 1, u32::MAX);
         for k in (0..self.buf.len()).rev() {
             let p = view.pending[self.buf[k] as usize].spec.procs;
             self.suffix_min[k] = self.suffix_min[k + 1].min(p);
         }
-        self.profile.rebuild(now, view.free, view.running, &[]);
+    }
+
+    /// One node of P CPUs: the scalar profile of the contract.
+    fn scalar_pass(&mut self, view: &View<'_>, out: &mut Decisions) {
+        let now = view.now;
+        self.profile
+            .rebuild(now, view.free as u32, view.running, &[]);
         let mut free = view.free;
         for (k, &pos) in self.buf.iter().enumerate() {
-            let room_now = self.profile.avail_at(now).min(i64::from(free));
+            let room_now = self.profile.avail_at(now).min(free as i64);
             if room_now < i64::from(self.suffix_min[k]) {
                 break;
             }
             let j = &view.pending[pos as usize].spec;
             let at = self.profile.earliest(now, j.procs, j.estimate);
             self.profile.reserve(at, j.procs, j.estimate);
-            if at == now && j.procs <= free {
-                free -= j.procs;
-                out.push(Decision::Start { pos, job: j.id });
+            if at == now && u64::from(j.procs) <= free {
+                free -= u64::from(j.procs);
+                let one = [Slice::new(0, j.procs, 0)];
+                out.start(pos, j.id, &one);
             } else {
-                out.push(Decision::Reserve { pos, job: j.id, at });
+                out.reserve(pos, j.id, at);
             }
+        }
+    }
+
+    /// Any cluster: the per-node profile, with placement deciding what fits.
+    fn node_pass(&mut self, view: &View<'_>, out: &mut Decisions) {
+        let now = view.now;
+        self.nodes.rebuild(now, view.avail, view.running);
+        self.avail.clear();
+        self.avail.extend_from_slice(view.avail);
+        let mut free = view.free;
+        for (k, &pos) in self.buf.iter().enumerate() {
+            let room_now = self.nodes.cpus_now().min(free);
+            if room_now < u64::from(self.suffix_min[k]) {
+                break;
+            }
+            let pj = &view.pending[pos as usize];
+            let j = &pj.spec;
+            let req = j.request();
+            self.slices.clear();
+            let Some(at) = self.nodes.earliest(
+                now,
+                view.cluster,
+                view.placement,
+                view.nodes_of(pj),
+                &req,
+                j.estimate,
+                &mut self.slices,
+            ) else {
+                continue;
+            };
+            self.nodes.reserve(at, j.estimate, &self.slices, req.mem_mb);
+            if at == now && fits(&self.avail, &self.slices, req.mem_mb) {
+                take(&mut self.avail, &self.slices, req.mem_mb);
+                free -= u64::from(req.cpus);
+                out.start(pos, j.id, &self.slices);
+            } else {
+                out.reserve(pos, j.id, at);
+            }
+        }
+    }
+}
+
+impl Policy for Conservative {
+    fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
+        self.order.arrange(view.pending, &mut self.buf);
+        self.suffix_minima(view);
+        if view.cluster.is_single_cpu_pool() && !self.force_nodes {
+            self.scalar_pass(view, out);
+        } else {
+            self.node_pass(view, out);
         }
     }
 }

@@ -11,10 +11,16 @@
 //!    Each start reduces `free`. S and `extra` are not recomputed during the scan.
 //!
 //! A running job's expected end is max(start + estimate, now). H is reported as reserved at S.
+//!
+//! On a cluster of nodes the same rules are read with placement: "fits" means the placement
+//! strategy finds nodes; S is the first expected end after which H can be placed on the
+//! resources free then; and (b) becomes "H can still be placed at S with J still running on
+//! the nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
 
-use super::common::Order;
 use super::common::order::ORDER_PARAM;
-use super::{Decision, Policy, PolicyError, PolicyInfo, View};
+use super::common::{Order, give, take};
+use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
+use crate::model::{Avail, Slice};
 use crate::time::Time;
 
 pub const INFO: PolicyInfo = PolicyInfo {
@@ -36,91 +42,201 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
 fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
     Ok(Box::new(Easy {
         order: Order::from_params(params)?,
-        buf: Vec::new(),
-        ends: Vec::new(),
+        ..Easy::default()
     }))
 }
 
 /// Start order given to jobs started earlier in the same pass: after every running job.
 const IN_PASS: u64 = u64::MAX / 2;
 
+/// A future release of resources: (expected end, start order, source). The source is a running
+/// job's index, or (for jobs started earlier in this pass) `IN_PASS_SRC + k` for the k-th
+/// range in `in_pass`.
+type Release = (Time, u64, usize);
+const IN_PASS_SRC: usize = usize::MAX / 2;
+
+#[derive(Default)]
 pub struct Easy {
     order: Order,
     buf: Vec<u32>,
-    ends: Vec<(Time, u64, u32)>,
+    avail: Vec<Avail>,
+    shadow: Vec<Avail>,
+    slices: Vec<Slice>,
+    probe: Vec<Slice>,
+    releases: Vec<Release>,
+    /// Jobs started in this pass: (slices range in `in_pass_slices`, CPUs, memory per node).
+    in_pass: Vec<(usize, usize, u32, u64)>,
+    in_pass_slices: Vec<Slice>,
+}
+
+/// The slices, CPUs and memory per node a release gives back.
+fn released<'v>(
+    in_pass: &[(usize, usize, u32, u64)],
+    in_pass_slices: &'v [Slice],
+    view: &'v View<'_>,
+    src: usize,
+) -> (&'v [Slice], u32, u64) {
+    if src >= IN_PASS_SRC {
+        let (from, len, cpus, mem) = in_pass[src - IN_PASS_SRC];
+        (&in_pass_slices[from..from + len], cpus, mem)
+    } else {
+        let r = &view.running[src];
+        (&r.alloc, r.spec.procs, r.spec.mem_mb.unwrap_or(0))
+    }
+}
+
+impl Easy {
+    /// Step 2: the shadow time of the head (the job at `self.buf[k]`) — the first expected end
+    /// after which it can be placed — leaving in `self.shadow` the resources free at it (every
+    /// job ending by then released). `free` is the free CPU count after step 1.
+    fn shadow_time(&mut self, view: &View<'_>, free: u64, k: usize) -> Option<Time> {
+        let now = view.now;
+        let head = &view.pending[self.buf[k] as usize];
+        let hreq = head.spec.request();
+        let hnodes = view.nodes_of(head);
+        self.releases.extend(
+            view.running
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.expected_end(now), r.start_seq, i)),
+        );
+        self.releases.sort_unstable_by_key(|r| (r.0, r.1));
+        self.shadow.clear();
+        self.shadow.extend_from_slice(&self.avail);
+        let mut total = free;
+        let mut i = 0;
+        while i < self.releases.len() {
+            let (end, _, src) = self.releases[i];
+            let (slices, cpus, mem) = released(&self.in_pass, &self.in_pass_slices, view, src);
+            give(&mut self.shadow, slices, mem);
+            total += u64::from(cpus);
+            i += 1;
+            self.probe.clear();
+            if total >= u64::from(hreq.cpus)
+                && view
+                    .placement
+                    .place(view.cluster, &self.shadow, hnodes, &hreq, &mut self.probe)
+            {
+                while let Some(&(e, _, src)) = self.releases.get(i) {
+                    if e > end {
+                        break;
+                    }
+                    let (slices, _, mem) = released(&self.in_pass, &self.in_pass_slices, view, src);
+                    give(&mut self.shadow, slices, mem);
+                    i += 1;
+                }
+                return Some(end);
+            }
+        }
+        None
+    }
 }
 
 impl Policy for Easy {
-    fn schedule(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+    fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         self.order.arrange(view.pending, &mut self.buf);
         let now = view.now;
+        let (cluster, placement) = (view.cluster, view.placement);
+        self.avail.clear();
+        self.avail.extend_from_slice(view.avail);
+        self.releases.clear();
+        self.in_pass.clear();
+        self.in_pass_slices.clear();
         let mut free = view.free;
-        let mut k = 0;
-        self.ends.clear();
         // Step 1: start head jobs while they fit.
+        let mut k = 0;
         while let Some(&pos) = self.buf.get(k) {
-            let j = &view.pending[pos as usize].spec;
-            if j.procs > free {
+            let j = &view.pending[pos as usize];
+            let req = j.spec.request();
+            self.slices.clear();
+            if u64::from(req.cpus) > free
+                || !placement.place(
+                    cluster,
+                    &self.avail,
+                    view.nodes_of(j),
+                    &req,
+                    &mut self.slices,
+                )
+            {
                 break;
             }
-            free -= j.procs;
-            out.push(Decision::Start { pos, job: j.id });
-            // Started in this pass: after every job already running in start order.
-            self.ends
-                .push((now + j.estimate, IN_PASS + k as u64, j.procs));
+            take(&mut self.avail, &self.slices, req.mem_mb);
+            free -= u64::from(req.cpus);
+            out.start(pos, j.spec.id, &self.slices);
+            self.releases.push((
+                now + j.spec.estimate,
+                IN_PASS + k as u64,
+                IN_PASS_SRC + self.in_pass.len(),
+            ));
+            self.in_pass.push((
+                self.in_pass_slices.len(),
+                self.slices.len(),
+                req.cpus,
+                req.mem_mb,
+            ));
+            self.in_pass_slices.extend_from_slice(&self.slices);
             k += 1;
         }
         let Some(&head_pos) = self.buf.get(k) else {
             return;
         };
-        let head = &view.pending[head_pos as usize].spec;
-        // Step 2: shadow time and extra processors.
-        self.ends.extend(
-            view.running
-                .iter()
-                .map(|r| (r.expected_end(now), r.start_seq, r.procs())),
-        );
-        self.ends.sort_unstable();
-        let mut total = free;
+        let head = &view.pending[head_pos as usize];
+        let hreq = head.spec.request();
+        let hnodes = view.nodes_of(head);
+        // Step 2 is computed when first needed: when a later job fits now, or when the plan is
+        // wanted. Nothing else depends on it.
         let mut shadow = None;
-        for &(end, _, p) in &self.ends {
-            total += p;
-            if total >= head.procs {
-                shadow = Some(end);
-                break;
+        if view.want_plan {
+            shadow = self.shadow_time(view, free, k);
+            if let Some(t) = shadow {
+                out.reserve(head_pos, head.spec.id, t);
             }
         }
-        // The head never needs more than the machine, so the running jobs always release enough.
-        let Some(shadow) = shadow else { return };
-        let released: u32 = self
-            .ends
-            .iter()
-            .take_while(|e| e.0 <= shadow)
-            .map(|e| e.2)
-            .sum();
-        let mut extra = (free + released) - head.procs;
-        out.push(Decision::Reserve {
-            pos: head_pos,
-            job: head.id,
-            at: shadow,
-        });
-        // Step 3: backfill.
-        for &pos in &self.buf[k + 1..] {
+        // Step 3: backfill. A job that ends by the shadow time starts if it fits now; one that
+        // runs past it must also leave the head placeable at the shadow time (EASY's `extra`).
+        for idx in k + 1..self.buf.len() {
             if free == 0 {
                 break;
             }
-            let j = &view.pending[pos as usize].spec;
-            if j.procs > free {
+            let pos = self.buf[idx];
+            let j = &view.pending[pos as usize];
+            let req = j.spec.request();
+            if u64::from(req.cpus) > free {
                 continue;
             }
-            if now + j.estimate <= shadow {
-                free -= j.procs;
-                out.push(Decision::Start { pos, job: j.id });
-            } else if j.procs <= extra {
-                extra -= j.procs;
-                free -= j.procs;
-                out.push(Decision::Start { pos, job: j.id });
+            self.slices.clear();
+            if !placement.place(
+                cluster,
+                &self.avail,
+                view.nodes_of(j),
+                &req,
+                &mut self.slices,
+            ) {
+                continue;
             }
+            let s = match shadow {
+                Some(s) => s,
+                None => {
+                    // Submission guarantees the head fits an empty partition: a shadow exists.
+                    let Some(t) = self.shadow_time(view, free, k) else {
+                        return;
+                    };
+                    out.reserve(head_pos, head.spec.id, t);
+                    shadow = Some(t);
+                    t
+                }
+            };
+            if now + j.spec.estimate > s {
+                take(&mut self.shadow, &self.slices, req.mem_mb);
+                self.probe.clear();
+                if !placement.place(cluster, &self.shadow, hnodes, &hreq, &mut self.probe) {
+                    give(&mut self.shadow, &self.slices, req.mem_mb);
+                    continue;
+                }
+            }
+            take(&mut self.avail, &self.slices, req.mem_mb);
+            free -= u64::from(req.cpus);
+            out.start(pos, j.spec.id, &self.slices);
         }
     }
 }

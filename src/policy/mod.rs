@@ -13,11 +13,14 @@ pub mod common;
 pub mod conservative;
 pub mod easy;
 pub mod fcfs;
+pub mod placement;
 pub mod priority;
 
 use crate::engine::{PendingJob, RunningJob};
 use crate::ids::JobId;
+use crate::model::{Avail, Cluster, Slice};
 use crate::time::Time;
+use placement::Placement;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -25,28 +28,83 @@ use std::fmt::Write as _;
 #[derive(Clone, Copy)]
 pub struct View<'a> {
     pub now: Time,
-    pub total: u32,
-    pub free: u32,
+    pub cluster: &'a Cluster,
+    /// The placement strategy in force: policies place jobs with it, now and in plans.
+    pub placement: &'a dyn Placement,
+    /// Free resources per node.
+    pub avail: &'a [Avail],
+    /// Free CPUs over all nodes.
+    pub free: u64,
     /// The pending jobs in queue order (submit time, then arrival).
     pub pending: &'a [PendingJob],
     pub running: &'a [RunningJob],
+    /// Report reservations even where computing them changes no start (live mode shows them;
+    /// a simulation skips the work).
+    pub want_plan: bool,
+}
+
+impl View<'_> {
+    /// The candidate nodes of a pending job (its partition's nodes).
+    pub fn nodes_of(&self, job: &PendingJob) -> &[u32] {
+        &self.cluster.partitions[job.spec.partition as usize].nodes
+    }
 }
 
 /// A policy's decision. `pos` is the job's index in [`View::pending`]; `job` must match it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Start the job now.
-    Start { pos: u32, job: JobId },
+    /// Start the job now on `Decisions::slices[from..from + len]`.
+    Start {
+        pos: u32,
+        job: JobId,
+        from: u32,
+        len: u32,
+    },
     /// The job is planned to start at `at` (informational: shown to users and checked by tests).
     Reserve { pos: u32, job: JobId, at: Time },
     /// Run a pass at `at` even if nothing else happens then.
     WakeAt(Time),
 }
 
+/// The decisions of one pass, with the allocations of the started jobs.
+#[derive(Clone, Debug, Default)]
+pub struct Decisions {
+    pub list: Vec<Decision>,
+    pub slices: Vec<Slice>,
+}
+
+impl Decisions {
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.slices.clear();
+    }
+    /// Start the job at queue position `pos` on `alloc`.
+    pub fn start(&mut self, pos: u32, job: JobId, alloc: &[Slice]) {
+        let from = self.slices.len() as u32;
+        self.slices.extend_from_slice(alloc);
+        self.list.push(Decision::Start {
+            pos,
+            job,
+            from,
+            len: alloc.len() as u32,
+        });
+    }
+    pub fn reserve(&mut self, pos: u32, job: JobId, at: Time) {
+        self.list.push(Decision::Reserve { pos, job, at });
+    }
+    /// The started jobs' (position, job).
+    pub fn started(&self) -> impl Iterator<Item = (u32, JobId)> + '_ {
+        self.list.iter().filter_map(|d| match *d {
+            Decision::Start { pos, job, .. } => Some((pos, job)),
+            _ => None,
+        })
+    }
+}
+
 /// A scheduling policy.
 pub trait Policy: Send {
     /// Decides one pass. Decisions are appended to `out` (which arrives empty).
-    fn schedule(&mut self, view: &View<'_>, out: &mut Vec<Decision>);
+    fn schedule(&mut self, view: &View<'_>, out: &mut Decisions);
 }
 
 /// One parameter of a policy.

@@ -6,14 +6,14 @@
 //! for backfilling over priority order use `easy[order=priority]` or
 //! `conservative[order=priority]`.
 
-use super::common::Order;
-use super::{Decision, Policy, PolicyError, PolicyInfo, View};
+use super::common::{Order, Strict};
+use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "priority",
     summary: "Strict priority order: priority descending, then submit time, then job id; stop at the first job that does not fit.",
     rules: "Jobs are ordered by priority (larger first), then submit time, then job id. While the \
-first job in that order fits in the free processors, start it; stop at the first that does not \
+first job in that order fits in the free resources, start it; stop at the first that does not \
 (Slurm's `sched/builtin` with priorities). For backfilling over priority order use \
 `easy[order=priority]` or `conservative[order=priority]`.",
     params: &[],
@@ -21,27 +21,18 @@ first job in that order fits in the free processors, start it; stop at the first
 };
 
 fn build(_: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
-    Ok(Box::new(Priority { order: Vec::new() }))
+    Ok(Box::new(Priority::default()))
 }
 
+#[derive(Default)]
 pub struct Priority {
     order: Vec<u32>,
+    strict: Strict,
 }
 
 impl Policy for Priority {
-    fn schedule(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+    fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         Order::Priority.arrange(view.pending, &mut self.order);
-        let mut free = view.free;
-        for &pos in &self.order {
-            let j = &view.pending[pos as usize];
-            if j.spec.procs > free {
-                break;
-            }
-            free -= j.spec.procs;
-            out.push(Decision::Start {
-                pos,
-                job: j.spec.id,
-            });
-        }
+        self.strict.pass(view, self.order.iter().copied(), out);
     }
 }

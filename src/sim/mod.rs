@@ -3,13 +3,15 @@
 
 use crate::driver::{self, Clock, Completion, DriverError, Executor, Observer, Store};
 use crate::engine::{Command, Engine};
-use crate::ids::JobId;
-use crate::model::{FinalState, JobSpec, JobTruth};
+use crate::ids::{FastMap, JobId};
+use crate::model::{FinalState, JobSpec, JobTruth, Slice};
 use crate::policy::Policy;
+use crate::policy::placement::Placement;
 use crate::time::{Dur, Time};
 use crate::trace::SimJobs;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 /// A clock that jumps to the next deadline.
 #[derive(Debug, Default)]
@@ -34,11 +36,14 @@ impl Clock for VirtualClock {
     }
 }
 
-/// Runs jobs on virtual time: each ends after its true run time, or at its time limit (TIMEOUT)
-/// when one is set and shorter.
+/// Runs jobs on virtual time: each ends after its true run time — stretched by the topology
+/// penalty when it spans several leaf switches — or at its time limit (TIMEOUT) when one is
+/// set and shorter.
 #[derive(Debug, Default)]
 pub struct SimExecutor {
-    truth: HashMap<JobId, JobTruth>,
+    truth: FastMap<JobId, JobTruth>,
+    /// Extra run time per additional leaf switch spanned, in thousandths of the run time.
+    span_penalty_permille: u32,
     /// (end, start order, job, state), earliest first.
     ends: BinaryHeap<Reverse<(Time, u64, JobId, FinalState)>>,
     started: u64,
@@ -51,13 +56,30 @@ pub enum SimExecError {
 }
 
 impl SimExecutor {
-    pub fn new(truth: HashMap<JobId, JobTruth>) -> SimExecutor {
+    pub fn new(truth: FastMap<JobId, JobTruth>, span_penalty_permille: u32) -> SimExecutor {
         SimExecutor {
             truth,
+            span_penalty_permille,
             ..SimExecutor::default()
         }
     }
+
+    /// The run time of a job of true run time `run` spanning `leaves` leaf switches.
+    pub fn stretched(&self, run: Dur, leaves: u32) -> Dur {
+        stretch(run, leaves, self.span_penalty_permille)
+    }
 }
+
+/// `run × (1 + penalty × (leaves − 1))`, exact to the millisecond (rounded down).
+pub fn stretch(run: Dur, leaves: u32, penalty_permille: u32) -> Dur {
+    if leaves <= 1 || penalty_permille == 0 {
+        return run;
+    }
+    let factor = 1000 + i128::from(penalty_permille) * i128::from(leaves - 1);
+    Dur((i128::from(run.0) * factor / 1000) as i64)
+}
+
+impl SimExecutor {}
 
 impl Executor for SimExecutor {
     type Error = SimExecError;
@@ -65,12 +87,16 @@ impl Executor for SimExecutor {
     fn apply(&mut self, now: Time, cmd: &Command) -> Result<(), SimExecError> {
         match *cmd {
             Command::Start {
-                job, time_limit, ..
+                job,
+                time_limit,
+                leaf_switches,
+                ..
             } => {
                 let t = self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
+                let runtime = self.stretched(t.runtime, leaf_switches);
                 let (run, state) = match time_limit {
-                    Some(l) if t.runtime > l => (l, FinalState::Timeout),
-                    _ => (t.runtime, FinalState::Completed),
+                    Some(l) if runtime > l => (l, FinalState::Timeout),
+                    _ => (runtime, FinalState::Completed),
                 };
                 self.ends
                     .push(Reverse((now + run, self.started, job, state)));
@@ -96,19 +122,21 @@ impl Executor for SimExecutor {
 }
 
 /// What happened to one job.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub start: Option<Time>,
     pub finish: Option<Time>,
     pub state: Option<FinalState>,
+    pub alloc: Arc<[Slice]>,
+    pub leaf_switches: u32,
 }
 
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
 #[derive(Debug)]
-pub struct MemStore {
-    jobs: Vec<JobSpec>,
+pub struct MemStore<'a> {
+    jobs: &'a [(JobSpec, JobTruth)],
     next: usize,
-    index: HashMap<JobId, u32>,
+    index: FastMap<JobId, u32>,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -118,13 +146,13 @@ pub enum MemStoreError {
     UnknownJob(JobId),
 }
 
-impl MemStore {
+impl<'a> MemStore<'a> {
     /// `jobs` must be in queue order.
-    pub fn new(jobs: Vec<JobSpec>) -> MemStore {
+    pub fn new(jobs: &'a [(JobSpec, JobTruth)]) -> MemStore<'a> {
         let index = jobs
             .iter()
             .enumerate()
-            .map(|(i, j)| (j.id, i as u32))
+            .map(|(i, j)| (j.0.id, i as u32))
             .collect();
         let outcomes = vec![Outcome::default(); jobs.len()];
         MemStore {
@@ -138,8 +166,8 @@ impl MemStore {
         let i = *self.index.get(&job).ok_or(MemStoreError::UnknownJob(job))?;
         Ok(&mut self.outcomes[i as usize])
     }
-    pub fn jobs(&self) -> &[JobSpec] {
-        &self.jobs
+    pub fn jobs(&self) -> &[(JobSpec, JobTruth)] {
+        self.jobs
     }
     /// How many jobs have been handed to the engine so far.
     pub fn handed_over(&self) -> usize {
@@ -147,11 +175,11 @@ impl MemStore {
     }
 }
 
-impl Store for MemStore {
+impl Store for MemStore<'_> {
     type Error = MemStoreError;
 
     fn take_arrivals(&mut self, now: Time, out: &mut Vec<JobSpec>) -> Result<(), MemStoreError> {
-        while let Some(j) = self.jobs.get(self.next) {
+        while let Some((j, _)) = self.jobs.get(self.next) {
             if j.submit > now {
                 break;
             }
@@ -161,13 +189,22 @@ impl Store for MemStore {
         Ok(())
     }
     fn next_arrival(&self) -> Option<Time> {
-        self.jobs.get(self.next).map(|j| j.submit)
+        self.jobs.get(self.next).map(|j| j.0.submit)
     }
     fn exhausted(&self) -> bool {
         self.next >= self.jobs.len()
     }
-    fn record_start(&mut self, now: Time, job: JobId, _procs: u32) -> Result<(), MemStoreError> {
-        self.slot(job)?.start = Some(now);
+    fn record_start(&mut self, now: Time, cmd: &Command) -> Result<(), MemStoreError> {
+        let Command::Start {
+            job,
+            alloc,
+            leaf_switches,
+            ..
+        } = cmd;
+        let slot = self.slot(*job)?;
+        slot.start = Some(now);
+        slot.alloc = Arc::clone(alloc);
+        slot.leaf_switches = *leaf_switches;
         Ok(())
     }
     fn record_end(&mut self, c: &Completion) -> Result<(), MemStoreError> {
@@ -182,10 +219,13 @@ impl Store for MemStore {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobResult {
     pub spec: JobSpec,
+    /// The trace's run time (before any topology penalty or time limit).
     pub runtime: Dur,
     pub start: Time,
     pub finish: Time,
     pub state: FinalState,
+    pub alloc: Arc<[Slice]>,
+    pub leaf_switches: u32,
 }
 
 impl JobResult {
@@ -203,28 +243,50 @@ impl JobResult {
 /// The result of a simulation, jobs sorted by id.
 #[derive(Clone, Debug)]
 pub struct SimResult {
-    pub procs: u32,
+    /// CPUs in the cluster (P).
+    pub procs: u64,
     pub jobs: Vec<JobResult>,
     pub passes: u64,
 }
 
-/// Simulates `jobs` under `policy`. `observer` sees the engine after every step.
+/// How to run a simulation.
+pub struct SimConfig<'a> {
+    pub policy: Box<dyn Policy>,
+    /// The canonical spec string, for messages.
+    pub policy_name: &'a str,
+    pub placement: Box<dyn Placement>,
+    /// Run-time penalty per additional leaf switch spanned, in thousandths (0: none).
+    pub span_penalty_permille: u32,
+}
+
+impl<'a> SimConfig<'a> {
+    /// A policy with best-fit placement and no topology penalty.
+    pub fn new(policy: Box<dyn Policy>, policy_name: &'a str) -> SimConfig<'a> {
+        SimConfig {
+            policy,
+            policy_name,
+            placement: Box::new(crate::policy::placement::BestFit),
+            span_penalty_permille: 0,
+        }
+    }
+}
+
+/// Simulates `jobs` under `cfg`. `observer` sees the engine after every step.
 pub fn simulate(
     jobs: &SimJobs,
-    policy: Box<dyn Policy>,
-    policy_name: &str,
+    cfg: SimConfig<'_>,
     observer: &mut dyn Observer,
 ) -> Result<SimResult, DriverError> {
-    let truth: HashMap<JobId, JobTruth> = jobs.jobs.iter().map(|(s, t)| (s.id, *t)).collect();
-    let specs: Vec<JobSpec> = jobs.jobs.iter().map(|(s, _)| s.clone()).collect();
-    let start = specs.first().map_or(Time::ZERO, |j| j.submit);
-    let mut engine = Engine::new(jobs.procs, policy, policy_name);
+    let policy_name = cfg.policy_name;
+    let truth: FastMap<JobId, JobTruth> = jobs.jobs.iter().map(|(s, t)| (s.id, *t)).collect();
+    let start = jobs.jobs.first().map_or(Time::ZERO, |j| j.0.submit);
+    let mut engine = Engine::new(jobs.cluster.clone(), cfg.placement, cfg.policy, policy_name);
     let mut clock = VirtualClock::starting_at(start);
-    let mut exec = SimExecutor::new(truth);
-    let mut store = MemStore::new(specs);
+    let mut exec = SimExecutor::new(truth, cfg.span_penalty_permille);
+    let mut store = MemStore::new(&jobs.jobs);
     driver::run(&mut engine, &mut clock, &mut exec, &mut store, observer)?;
     let mut out = Vec::with_capacity(jobs.jobs.len());
-    for ((spec, truth), o) in jobs.jobs.iter().zip(&store.outcomes) {
+    for ((spec, truth), o) in jobs.jobs.iter().zip(std::mem::take(&mut store.outcomes)) {
         // The driver only returns Ok once every job has ended.
         let (Some(start), Some(finish), Some(state)) = (o.start, o.finish, o.state) else {
             return Err(DriverError::Stalled {
@@ -239,11 +301,13 @@ pub fn simulate(
             start,
             finish,
             state,
+            alloc: o.alloc,
+            leaf_switches: o.leaf_switches,
         });
     }
     out.sort_by_key(|j| j.spec.id);
     Ok(SimResult {
-        procs: jobs.procs,
+        procs: jobs.procs(),
         jobs: out,
         passes: engine.passes(),
     })

@@ -1,7 +1,8 @@
 //! mini-slurm's own CSV trace format.
 //!
 //! A header row names the columns, in any order. Required: `id`, `submit`, `runtime`, `cpus`.
-//! Optional: `walltime`, `user`, `group`, `priority`, `mem`, `gpus`, `partition`, `queue`.
+//! Optional: `walltime`, `user`, `group`, `priority`, `mem` (per node), `gpus` (per node),
+//! `nodes`, `partition`, `queue`.
 //! Unknown columns are ignored with a warning, so files exported from other tools can carry
 //! extra columns; later features add their columns to [`KNOWN`]. Times are seconds (decimals
 //! allowed) or, for `runtime` and `walltime`, Slurm's `[D-]HH:MM:SS`; `mem` accepts `4GB`,
@@ -9,7 +10,7 @@
 //! `docs/trace-formats.md`.
 
 use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
-use crate::ids::{JobId, Names};
+use crate::ids::{FastMap, JobId, Names};
 use crate::model::parse_mem_mb;
 use crate::time::{Dur, MS_PER_SEC, Time, parse_duration, parse_secs_to_millis};
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 /// Columns this reader understands.
-pub const KNOWN: [&str; 12] = [
+pub const KNOWN: [&str; 13] = [
     "id",
     "submit",
     "runtime",
@@ -30,6 +31,7 @@ pub const KNOWN: [&str; 12] = [
     "gpus",
     "partition",
     "queue",
+    "nodes",
 ];
 const REQUIRED: [&str; 4] = ["id", "submit", "runtime", "cpus"];
 
@@ -73,7 +75,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         }
     }
     let mut names = Names::default();
-    let mut seen: HashMap<JobId, u64> = HashMap::new();
+    let mut seen: FastMap<JobId, u64> = FastMap::default();
     let mut record = ::csv::StringRecord::new();
     loop {
         let more = match rdr.read_record(&mut record) {
@@ -101,6 +103,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         }
     }
     w.names = names;
+    w.partitions_named = true;
     Ok(w)
 }
 
@@ -164,6 +167,15 @@ fn parse_row(
             u32::try_from(g).map_err(|_| bad("gpus", "expected a count ≥ 0", get("gpus")))?
         }
     };
+    let nodes = match int("nodes", false)? {
+        None => None,
+        Some(n) => Some(
+            u32::try_from(n)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad("nodes", "expected a node count ≥ 1", get("nodes")))?,
+        ),
+    };
     Ok(TraceJob {
         id: JobId(id as u64),
         submit: Time(submit),
@@ -175,6 +187,7 @@ fn parse_row(
         group: names.intern(get("group")),
         queue: names.intern(get("queue")),
         partition: names.intern(get("partition")),
+        nodes,
         mem_mb,
         gpus,
         line,

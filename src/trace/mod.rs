@@ -9,8 +9,10 @@
 pub mod csv;
 pub mod swf;
 
-use crate::ids::{JobId, Names, Sym};
-use crate::model::{EstimateMode, JobSpec, JobTruth};
+use crate::engine::can_ever_run;
+use crate::ids::{FastMap, JobId, Names, Sym};
+use crate::model::{Cluster, EstimateMode, JobSpec, JobTruth};
+use crate::policy::placement::Placement;
 use crate::time::{Dur, Time};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +35,8 @@ pub struct TraceJob {
     pub group: Sym,
     pub queue: Sym,
     pub partition: Sym,
+    /// Exact node count, if given.
+    pub nodes: Option<u32>,
     pub mem_mb: Option<u64>,
     pub gpus: u32,
     /// 1-based line in the source file.
@@ -50,14 +54,21 @@ pub enum SkipReason {
     TooManyProcessors,
     /// A malformed line, skipped because the run was lenient.
     MalformedLine,
+    /// The job names a partition the cluster does not have.
+    UnknownPartition,
+    /// No set of the partition's nodes can ever hold the job, or it breaks a partition limit
+    /// (MaxTime, MaxNodes).
+    CannotRunInPartition,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 4] = [
+    pub const ALL: [SkipReason; 6] = [
         SkipReason::NegativeRuntime,
         SkipReason::NoProcessors,
         SkipReason::TooManyProcessors,
         SkipReason::MalformedLine,
+        SkipReason::UnknownPartition,
+        SkipReason::CannotRunInPartition,
     ];
 
     /// The key used in `summary.json` and on stderr.
@@ -67,6 +78,8 @@ impl SkipReason {
             SkipReason::NoProcessors => "no_processors",
             SkipReason::TooManyProcessors => "too_many_processors",
             SkipReason::MalformedLine => "malformed_line",
+            SkipReason::UnknownPartition => "unknown_partition",
+            SkipReason::CannotRunInPartition => "cannot_run_in_partition",
         }
     }
 }
@@ -83,57 +96,82 @@ pub struct Workload {
     pub malformed_lines: Vec<u64>,
     /// Notes for the user (unknown CSV columns, ...); not errors.
     pub warnings: Vec<String>,
+    /// Whether `partition` holds names to match against the cluster's partitions (CSV), rather
+    /// than the trace's own numbers (SWF, whose jobs go to the default partition).
+    pub partitions_named: bool,
 }
 
 /// How to turn a workload into a simulation input.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PrepareOptions {
-    /// Machine size; overrides the trace's declaration.
-    pub procs: Option<u32>,
     pub estimate: EstimateMode,
     /// Kill jobs at their requested time (Slurm's behaviour) instead of replaying their run time.
     pub kill_at_limit: bool,
 }
 
-/// The jobs of one simulation, in queue order (stable-sorted by submit time), with their truth.
+/// The jobs of one simulation, in queue order (stable-sorted by submit time), with their truth,
+/// and the cluster they run on.
 #[derive(Clone, Debug)]
 pub struct SimJobs {
-    pub procs: u32,
+    pub cluster: Cluster,
     pub jobs: Vec<(JobSpec, JobTruth)>,
     pub skipped: BTreeMap<SkipReason, u64>,
 }
 
 impl SimJobs {
+    /// CPUs in the cluster (P).
+    pub fn procs(&self) -> u64 {
+        self.cluster.total_cpus()
+    }
+
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
 }
 
 impl Workload {
-    /// Applies the reading rules of semantics §2 and §3.
-    pub fn prepare(&self, opts: &PrepareOptions) -> Result<SimJobs, TraceError> {
-        let procs = match opts.procs.or(self.declared_procs) {
-            Some(p) if p > 0 => p,
-            _ => {
-                return Err(TraceError::new(
-                    &self.source,
-                    None,
-                    TraceErrorKind::NoMachineSize,
-                ));
-            }
-        };
+    /// The machine size a trace alone implies: `procs`, else its `MaxProcs`/`MaxNodes`.
+    pub fn machine_procs(&self, procs: Option<u32>) -> Result<u32, TraceError> {
+        match procs.or(self.declared_procs) {
+            Some(p) if p > 0 => Ok(p),
+            _ => Err(TraceError::new(
+                &self.source,
+                None,
+                TraceErrorKind::NoMachineSize,
+            )),
+        }
+    }
+
+    /// Applies the reading rules of semantics §2 and §3 for a run on `cluster`: skips jobs
+    /// that cannot run (counted by reason), derives estimates, resolves partitions, and
+    /// stable-sorts by submit time.
+    pub fn prepare(
+        &self,
+        cluster: &Cluster,
+        placement: &dyn Placement,
+        opts: &PrepareOptions,
+    ) -> SimJobs {
+        let total = cluster.total_cpus();
         let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
         if !self.malformed_lines.is_empty() {
             skipped.insert(SkipReason::MalformedLine, self.malformed_lines.len() as u64);
         }
         let mut jobs = Vec::with_capacity(self.jobs.len());
+        let mut runnable: FastMap<_, bool> = FastMap::default();
         for j in &self.jobs {
+            let partition = if self.partitions_named && !self.names.get(j.partition).is_empty() {
+                cluster.partition_by_name(self.names.get(j.partition))
+            } else {
+                Some(cluster.default_partition)
+            };
             let reason = if j.runtime.0 < 0 {
                 Some(SkipReason::NegativeRuntime)
             } else if j.procs <= 0 {
                 Some(SkipReason::NoProcessors)
-            } else if j.procs > i64::from(procs) {
+            } else if j.procs as u64 > total {
                 Some(SkipReason::TooManyProcessors)
+            } else if partition.is_none() {
+                Some(SkipReason::UnknownPartition)
             } else {
                 None
             };
@@ -157,19 +195,29 @@ impl Workload {
                 user: j.user,
                 group: j.group,
                 queue: j.queue,
-                partition: j.partition,
+                partition: partition.unwrap_or(0),
+                nodes: j.nodes,
                 mem_mb: j.mem_mb,
                 gpus: j.gpus,
             };
+            // Many jobs share a shape: decide each (partition, request, time limit) once.
+            let key = (spec.partition, spec.request(), spec.requested_time);
+            let ok = *runnable
+                .entry(key)
+                .or_insert_with(|| can_ever_run(cluster, placement, &spec).is_ok());
+            if !ok {
+                *skipped.entry(SkipReason::CannotRunInPartition).or_insert(0) += 1;
+                continue;
+            }
             jobs.push((spec, JobTruth { runtime: j.runtime }));
         }
         // Queue order: submit time, then position in the file (a stable sort).
         jobs.sort_by_key(|(s, _)| s.submit);
-        Ok(SimJobs {
-            procs,
+        SimJobs {
+            cluster: cluster.clone(),
             jobs,
             skipped,
-        })
+        }
     }
 }
 
@@ -296,7 +344,7 @@ pub enum TraceErrorKind {
 
 /// Rejects a job id seen before. `seen` maps id → first line.
 pub(crate) fn check_unique(
-    seen: &mut std::collections::HashMap<JobId, u64>,
+    seen: &mut FastMap<JobId, u64>,
     id: JobId,
     line: u64,
     path: &Path,

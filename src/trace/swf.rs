@@ -5,9 +5,9 @@
 //! the machine size. See `docs/trace-formats.md` for which fields the simulator uses.
 
 use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
-use crate::ids::{JobId, Names};
-use crate::time::{Dur, Time, parse_secs_to_millis};
-use std::collections::HashMap;
+use crate::ids::{FastMap, JobId, Names};
+use crate::time::{Dur, Time, parse_trimmed_secs};
+
 use std::io::BufRead;
 use std::path::Path;
 
@@ -43,7 +43,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
     };
     let mut max_procs = None;
     let mut max_nodes = None;
-    let mut seen: HashMap<JobId, u64> = HashMap::new();
+    let mut seen: FastMap<JobId, u64> = FastMap::default();
     let mut names = Names::default();
     for (i, raw) in text.lines().enumerate() {
         let line_no = i as u64 + 1;
@@ -108,7 +108,7 @@ fn parse_line(
     // Every field must be numeric, used or not: a non-numeric one means the line is not SWF.
     let mut ms = [0i64; 18];
     for (k, f) in fields.iter().enumerate() {
-        ms[k] = parse_secs_to_millis(f).ok_or_else(|| {
+        ms[k] = parse_trimmed_secs(f).ok_or_else(|| {
             TraceError::new(
                 path,
                 Some(line_no),
@@ -161,6 +161,7 @@ fn parse_line(
         group: names.intern(fields[12]),
         queue: names.intern(fields[14]),
         partition: names.intern(fields[15]),
+        nodes: None,
         mem_mb: None,
         gpus: 0,
         line: line_no,

@@ -6,9 +6,11 @@ use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::ids::{JobId, Names};
 use mini_slurm::metrics::{RunInfo, Summary, write_jobs_csv};
+use mini_slurm::model::Cluster;
 use mini_slurm::model::EstimateMode;
+use mini_slurm::policy::placement::BestFit;
 use mini_slurm::policy::{self, REGISTRY};
-use mini_slurm::sim::{SimResult, simulate};
+use mini_slurm::sim::{SimConfig, SimResult, simulate};
 use mini_slurm::time::{Dur, Time};
 use mini_slurm::trace::{PrepareOptions, SimJobs, TraceJob, Workload};
 use proptest::prelude::*;
@@ -54,32 +56,38 @@ fn to_jobs(g: &Gen, mode: EstimateMode) -> SimJobs {
             group: Default::default(),
             queue: Default::default(),
             partition: Default::default(),
+            nodes: None,
             mem_mb: None,
             gpus: 0,
             line: i as u64 + 1,
         });
     }
-    w.prepare(&PrepareOptions {
-        procs: None,
-        estimate: mode,
-        kill_at_limit: false,
-    })
-    .unwrap()
+    let cluster = Cluster::uniform(1, g.procs, 0, 0).unwrap();
+    w.prepare(
+        &cluster,
+        &BestFit,
+        &PrepareOptions {
+            estimate: mode,
+            kill_at_limit: false,
+        },
+    )
 }
 
 fn sim(jobs: &SimJobs, spec: &str, obs: &mut dyn Observer) -> SimResult {
     let (p, s) = policy::build(spec).unwrap();
-    simulate(jobs, p, &s.canonical(), obs).unwrap()
+    let name = s.canonical();
+    simulate(jobs, SimConfig::new(p, &name), obs).unwrap()
 }
 
 fn outputs(jobs: &SimJobs, r: &SimResult) -> (Vec<u8>, String) {
     let mut csv = Vec::new();
-    write_jobs_csv(&mut csv, r, &Names::default()).unwrap();
+    write_jobs_csv(&mut csv, r, &Names::default(), &jobs.cluster).unwrap();
     let s = Summary::compute(
         &RunInfo {
             trace: "t",
             policy: "p",
             estimate: "e",
+            placement: "best-fit",
         },
         jobs,
         r,
@@ -168,7 +176,7 @@ impl Observer for ShadowWatch {
             .map(|r| (r.expected_end(now), r.procs()))
             .collect();
         ends.sort();
-        let mut avail = e.free_procs();
+        let mut avail = e.free_procs() as u32;
         for (t, p) in ends {
             avail += p;
             if avail >= head.spec.procs {

@@ -190,7 +190,8 @@ mod conservative {
 
 mod kill_at_limit {
     use super::*;
-    use mini_slurm::model::FinalState;
+    use mini_slurm::model::{Cluster, FinalState};
+    use mini_slurm::policy::placement::BestFit;
     use mini_slurm::trace::PrepareOptions;
 
     #[test]
@@ -198,14 +199,14 @@ mod kill_at_limit {
         // P = 4: 1 asks for 50 s but would run 100 s; 2 needs the whole machine.
         let w = read_swf(&swf(4, &[(1, 0, 100, 4, 50), (2, 0, 10, 4, 10)]));
         let opts = |kill| PrepareOptions {
-            procs: None,
             estimate: EstimateMode::Requested,
             kill_at_limit: kill,
         };
-        let replay = run(&w.prepare(&opts(false)).unwrap(), "fcfs");
+        let cluster = Cluster::uniform(1, 4, 0, 0).unwrap();
+        let replay = run(&w.prepare(&cluster, &BestFit, &opts(false)), "fcfs");
         assert_eq!(starts(&replay), [(1, 0), (2, 100)]);
         assert_eq!(replay.jobs[0].state, FinalState::Completed);
-        let killed = run(&w.prepare(&opts(true)).unwrap(), "fcfs");
+        let killed = run(&w.prepare(&cluster, &BestFit, &opts(true)), "fcfs");
         assert_eq!(starts(&killed), [(1, 0), (2, 50)]);
         assert_eq!(killed.jobs[0].state, FinalState::Timeout);
         assert_eq!(killed.jobs[0].execution().millis(), 50_000);

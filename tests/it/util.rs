@@ -2,9 +2,11 @@
 
 use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
+use mini_slurm::model::Cluster;
 use mini_slurm::model::EstimateMode;
 use mini_slurm::policy;
-use mini_slurm::sim::{SimResult, simulate};
+use mini_slurm::policy::placement::BestFit;
+use mini_slurm::sim::{SimConfig, SimResult, simulate};
 use mini_slurm::time::Time;
 use mini_slurm::trace::{PrepareOptions, SimJobs, Workload, swf};
 use std::io::Cursor;
@@ -19,13 +21,18 @@ pub fn read_swf(text: &str) -> Workload {
     .expect("test trace parses")
 }
 
+/// The trace's jobs on one node of P processors (P from `procs`, else the trace's header).
 pub fn prepare(w: &Workload, estimate: EstimateMode, procs: Option<u32>) -> SimJobs {
-    w.prepare(&PrepareOptions {
-        procs,
-        estimate,
-        kill_at_limit: false,
-    })
-    .expect("test trace prepares")
+    let p = w.machine_procs(procs).expect("machine size");
+    let cluster = Cluster::uniform(1, p, 0, 0).expect("cluster");
+    w.prepare(
+        &cluster,
+        &BestFit,
+        &PrepareOptions {
+            estimate,
+            kill_at_limit: false,
+        },
+    )
 }
 
 /// Checks the engine's invariants after every step.
@@ -38,7 +45,8 @@ impl Observer for InvariantCheck {
 
 pub fn run(jobs: &SimJobs, spec: &str) -> SimResult {
     let (p, s) = policy::build(spec).expect("policy builds");
-    simulate(jobs, p, &s.canonical(), &mut InvariantCheck).expect("simulation runs")
+    let name = s.canonical();
+    simulate(jobs, SimConfig::new(p, &name), &mut InvariantCheck).expect("simulation runs")
 }
 
 /// (job id, start second) for every job.

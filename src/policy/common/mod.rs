@@ -1,7 +1,86 @@
-//! Building blocks shared by policies: queue orderings and the availability profile.
+//! Building blocks shared by policies: queue orderings, resource bookkeeping on scratch copies
+//! of the cluster state, and availability profiles (scalar and per node).
 
+pub mod node_profile;
 pub mod order;
 pub mod profile;
 
+pub use node_profile::NodeProfile;
 pub use order::Order;
 pub use profile::Profile;
+
+use super::{Decisions, View};
+use crate::model::{Avail, Slice};
+
+/// Takes an allocation's resources from `avail` (saturating: callers only take what fits).
+pub fn take(avail: &mut [Avail], slices: &[Slice], mem_mb: u64) {
+    for s in slices {
+        let a = &mut avail[s.node as usize];
+        a.cpus = a.cpus.saturating_sub(s.cpus);
+        a.mem_mb = a.mem_mb.saturating_sub(mem_mb);
+        a.gpus = a.gpus.saturating_sub(s.gpus);
+    }
+}
+
+/// Gives an allocation's resources back to `avail`.
+pub fn give(avail: &mut [Avail], slices: &[Slice], mem_mb: u64) {
+    for s in slices {
+        let a = &mut avail[s.node as usize];
+        a.cpus += s.cpus;
+        a.mem_mb += mem_mb;
+        a.gpus += s.gpus;
+    }
+}
+
+/// Whether an allocation fits in `avail` as it stands.
+pub fn fits(avail: &[Avail], slices: &[Slice], mem_mb: u64) -> bool {
+    slices.iter().all(|s| {
+        let a = &avail[s.node as usize];
+        s.cpus <= a.cpus && mem_mb <= a.mem_mb && s.gpus <= a.gpus
+    })
+}
+
+/// Scratch buffers for a strict in-order pass.
+#[derive(Default)]
+pub struct Strict {
+    avail: Vec<Avail>,
+    slices: Vec<Slice>,
+}
+
+impl Strict {
+    /// Starts jobs in `order` (queue positions) while each can be placed; stops at the first
+    /// that cannot. Returns how many started.
+    pub fn pass(
+        &mut self,
+        view: &View<'_>,
+        order: impl Iterator<Item = u32>,
+        out: &mut Decisions,
+    ) -> usize {
+        self.avail.clear();
+        self.avail.extend_from_slice(view.avail);
+        let mut free = view.free;
+        let mut n = 0;
+        for pos in order {
+            let j = &view.pending[pos as usize];
+            if u64::from(j.spec.procs) > free {
+                break;
+            }
+            let req = j.spec.request();
+            self.slices.clear();
+            if !view.placement.place(
+                view.cluster,
+                &self.avail,
+                view.nodes_of(j),
+                &req,
+                &mut self.slices,
+            ) {
+                break;
+            }
+            take(&mut self.avail, &self.slices, req.mem_mb);
+            free -= u64::from(req.cpus);
+            out.start(pos, j.spec.id, &self.slices);
+            n += 1;
+        }
+        n
+    }
+}

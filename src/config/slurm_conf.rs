@@ -1,0 +1,349 @@
+//! The hardware lines of Slurm's `slurm.conf`: `NodeName=…` and `PartitionName=…`.
+//!
+//! Understood: `NodeName` (a hostlist, or `DEFAULT` for defaults of later lines) with `CPUs`
+//! (or `Procs`, else `Boards × Sockets × CoresPerSocket × ThreadsPerCore`), `RealMemory` (MB)
+//! and `Gres=gpu:N` / `gpu:TYPE:N`; `PartitionName` (or `DEFAULT`) with `Nodes` (hostlist or
+//! `ALL`), `Default=YES|NO`, `MaxTime` (`UNLIMITED`/`INFINITE`, minutes, or Slurm's time
+//! syntax) and `MaxNodes` (`UNLIMITED` or a count). Other keys of these lines, and every other
+//! line (`ClusterName=…`, `SchedulerType=…`, ...), are ignored with a note.
+
+use super::{ConfigError, logical_lines, pairs};
+use crate::model::hostlist;
+use crate::model::{Node, Partition};
+use crate::time::{Dur, parse_duration};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+pub struct SlurmConf {
+    pub nodes: Vec<Node>,
+    pub partitions: Vec<Partition>,
+    pub notes: Vec<String>,
+}
+
+/// Node keys we read, and keys Slurm defines for node lines that do not change the model.
+const NODE_QUIET: [&str; 14] = [
+    "state",
+    "feature",
+    "features",
+    "weight",
+    "nodeaddr",
+    "nodehostname",
+    "port",
+    "tmpdisk",
+    "memspeclimit",
+    "cpuspeclist",
+    "corespeccount",
+    "reason",
+    "cpubind",
+    "bcastaddr",
+];
+const PART_QUIET: [&str; 12] = [
+    "state",
+    "oversubscribe",
+    "priorityjobfactor",
+    "prioritytier",
+    "defaulttime",
+    "allowgroups",
+    "allowaccounts",
+    "allowqos",
+    "hidden",
+    "rootonly",
+    "shared",
+    "defmempercpu",
+];
+
+#[derive(Clone, Default)]
+struct NodeDefaults {
+    cpus: Option<u32>,
+    boards: Option<u32>,
+    sockets: Option<u32>,
+    cores: Option<u32>,
+    threads: Option<u32>,
+    mem: Option<u64>,
+    gpus: Option<u32>,
+}
+
+#[derive(Clone, Default)]
+struct PartDefaults {
+    max_time: Option<Option<Dur>>,
+    max_nodes: Option<Option<u32>>,
+    nodes: Option<String>,
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<SlurmConf, ConfigError> {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut partitions: Vec<Partition> = Vec::new();
+    let mut ignored: BTreeSet<String> = BTreeSet::new();
+    let mut node_def = NodeDefaults::default();
+    let mut part_def = PartDefaults::default();
+    // Partitions' node lists are resolved after every node is known.
+    let mut part_nodes: Vec<(u64, String)> = Vec::new();
+    for (line, l) in logical_lines(text) {
+        let err = |m: String| ConfigError::at(path, line, m);
+        let kv = pairs(&l).map_err(err)?;
+        let Some((first, value)) = kv.first() else {
+            continue;
+        };
+        match first.to_ascii_lowercase().as_str() {
+            "nodename" => {
+                let mut d = node_def.clone();
+                for (k, v) in &kv[1..] {
+                    let key = k.to_ascii_lowercase();
+                    let num = |what: &str| -> Result<u32, ConfigError> {
+                        v.parse::<u32>()
+                            .map_err(|_| err(format!("{k}: expected {what}, found '{v}'")))
+                    };
+                    match key.as_str() {
+                        "cpus" | "procs" => d.cpus = Some(num("a CPU count")?),
+                        "boards" => d.boards = Some(num("a count")?),
+                        "sockets" | "socketsperboard" => d.sockets = Some(num("a count")?),
+                        "corespersocket" => d.cores = Some(num("a count")?),
+                        "threadspercore" => d.threads = Some(num("a count")?),
+                        "realmemory" => {
+                            d.mem = Some(v.parse::<u64>().map_err(|_| {
+                                err(format!("RealMemory: expected megabytes, found '{v}'"))
+                            })?)
+                        }
+                        "gres" => d.gpus = Some(parse_gres(v).map_err(err)?),
+                        q if NODE_QUIET.contains(&q) => {}
+                        _ => {
+                            ignored.insert(format!("NodeName … {k}"));
+                        }
+                    }
+                }
+                if value.eq_ignore_ascii_case("DEFAULT") {
+                    node_def = d;
+                    continue;
+                }
+                let names = hostlist::expand(value).map_err(err)?;
+                let cpus = d.cpus.unwrap_or_else(|| {
+                    d.boards.unwrap_or(1)
+                        * d.sockets.unwrap_or(1)
+                        * d.cores.unwrap_or(1)
+                        * d.threads.unwrap_or(1)
+                });
+                for name in names {
+                    if nodes.iter().any(|n| n.name == name) {
+                        return Err(err(format!("node {name} is defined twice")));
+                    }
+                    nodes.push(Node {
+                        name,
+                        cpus,
+                        mem_mb: d.mem.unwrap_or(0),
+                        gpus: d.gpus.unwrap_or(0),
+                    });
+                }
+            }
+            "partitionname" => {
+                let mut d = part_def.clone();
+                let mut default = false;
+                for (k, v) in &kv[1..] {
+                    match k.to_ascii_lowercase().as_str() {
+                        "nodes" => d.nodes = Some(v.clone()),
+                        "default" => {
+                            default = match v.to_ascii_uppercase().as_str() {
+                                "YES" => true,
+                                "NO" => false,
+                                _ => {
+                                    return Err(err(format!(
+                                        "Default: expected YES or NO, found '{v}'"
+                                    )));
+                                }
+                            }
+                        }
+                        "maxtime" => d.max_time = Some(parse_max_time(v).map_err(err)?),
+                        "maxnodes" => {
+                            d.max_nodes = Some(if is_unlimited(v) {
+                                None
+                            } else {
+                                Some(v.parse::<u32>().map_err(|_| {
+                                    err(format!(
+                                        "MaxNodes: expected a count or UNLIMITED, found '{v}'"
+                                    ))
+                                })?)
+                            })
+                        }
+                        q if PART_QUIET.contains(&q) => {}
+                        _ => {
+                            ignored.insert(format!("PartitionName … {k}"));
+                        }
+                    }
+                }
+                if value.eq_ignore_ascii_case("DEFAULT") {
+                    part_def = d;
+                    continue;
+                }
+                if partitions.iter().any(|p| &p.name == value) {
+                    return Err(err(format!("partition {value} is defined twice")));
+                }
+                let Some(list) = d.nodes.clone() else {
+                    return Err(err(format!("partition {value} has no Nodes=")));
+                };
+                part_nodes.push((line, list));
+                partitions.push(Partition {
+                    name: value.clone(),
+                    nodes: Vec::new(),
+                    max_time: d.max_time.flatten(),
+                    max_nodes: d.max_nodes.flatten(),
+                    default,
+                });
+            }
+            _ => {
+                ignored.insert(first.clone());
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return Err(ConfigError::file(
+            path,
+            "no NodeName= line: the file describes no node",
+        ));
+    }
+    for (p, (line, list)) in partitions.iter_mut().zip(part_nodes) {
+        if list.eq_ignore_ascii_case("ALL") {
+            p.nodes = (0..nodes.len() as u32).collect();
+            continue;
+        }
+        for name in hostlist::expand(&list).map_err(|e| ConfigError::at(path, line, e))? {
+            match nodes.iter().position(|n| n.name == name) {
+                Some(i) => p.nodes.push(i as u32),
+                None => {
+                    return Err(ConfigError::at(
+                        path,
+                        line,
+                        format!("partition {} names unknown node {name}", p.name),
+                    ));
+                }
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if !ignored.is_empty() {
+        notes.push(format!(
+            "{}: ignored (not part of the hardware model): {}",
+            path.display(),
+            ignored.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(SlurmConf {
+        nodes,
+        partitions,
+        notes,
+    })
+}
+
+fn is_unlimited(v: &str) -> bool {
+    v.eq_ignore_ascii_case("UNLIMITED") || v.eq_ignore_ascii_case("INFINITE")
+}
+
+/// `MaxTime`: `UNLIMITED`/`INFINITE`, a number of minutes, or `[D-]HH:MM:SS`.
+fn parse_max_time(v: &str) -> Result<Option<Dur>, String> {
+    if is_unlimited(v) {
+        return Ok(None);
+    }
+    parse_duration(v, 60_000)
+        .map(Some)
+        .map_err(|_| format!("MaxTime: expected minutes, [D-]HH:MM:SS or UNLIMITED, found '{v}'"))
+}
+
+/// The GPU count of a `Gres=` value: `gpu:4`, `gpu:a100:4`, `gpu:2,mps:100`; other resources
+/// are ignored.
+fn parse_gres(v: &str) -> Result<u32, String> {
+    let mut gpus = 0;
+    for item in v.split(',') {
+        let item = item.split('(').next().unwrap_or("");
+        let parts: Vec<&str> = item.split(':').collect();
+        if parts.first().map(|p| p.trim()) != Some("gpu") {
+            continue;
+        }
+        let count = match parts.len() {
+            1 => 1,
+            _ => {
+                match parts[parts.len() - 1].parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) if parts.len() == 2 => 1, // gpu:TYPE
+                    Err(_) => {
+                        return Err(format!(
+                            "Gres: expected gpu:N or gpu:TYPE:N, found '{item}'"
+                        ));
+                    }
+                }
+            }
+        };
+        gpus += count;
+    }
+    Ok(gpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<SlurmConf, ConfigError> {
+        parse(text, Path::new("slurm.conf"))
+    }
+
+    #[test]
+    fn reads_nodes_partitions_and_defaults() {
+        let c = p("ClusterName=demo\n\
+                   NodeName=DEFAULT RealMemory=64000\n\
+                   NodeName=n[0-3] CPUs=32 State=UNKNOWN\n\
+                   NodeName=g[0-1] Sockets=2 CoresPerSocket=8 ThreadsPerCore=2 Gres=gpu:a100:4 \\\n  RealMemory=512000\n\
+                   PartitionName=cpu Nodes=n[0-3] Default=YES MaxTime=2-00:00:00\n\
+                   PartitionName=gpu Nodes=g[0-1] MaxTime=60 MaxNodes=2 # short\n\
+                   PartitionName=all Nodes=ALL MaxTime=INFINITE Frobnicate=1\n")
+        .unwrap();
+        assert_eq!(c.nodes.len(), 6);
+        assert_eq!(c.nodes[0].cpus, 32);
+        assert_eq!(c.nodes[0].mem_mb, 64000);
+        assert_eq!(c.nodes[4].name, "g0");
+        assert_eq!(c.nodes[4].cpus, 32, "2 × 8 × 2");
+        assert_eq!(c.nodes[4].gpus, 4);
+        assert_eq!(c.nodes[4].mem_mb, 512000);
+        assert_eq!(c.partitions[0].nodes, [0, 1, 2, 3]);
+        assert!(c.partitions[0].default);
+        assert_eq!(c.partitions[0].max_time, Some(Dur::from_secs(2 * 86400)));
+        assert_eq!(c.partitions[1].max_time, Some(Dur::from_secs(3600)));
+        assert_eq!(c.partitions[1].max_nodes, Some(2));
+        assert_eq!(c.partitions[2].nodes.len(), 6);
+        assert_eq!(c.partitions[2].max_time, None);
+        assert_eq!(c.notes.len(), 1);
+        assert!(c.notes[0].contains("ClusterName"), "{:?}", c.notes);
+        assert!(c.notes[0].contains("Frobnicate"), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = p("NodeName=n[0-1] CPUs=4\nPartitionName=p Nodes=n[0-2]\n")
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "slurm.conf:2: partition p names unknown node n2"
+        );
+        let e = p("NodeName=n[0-1] CPUs=four\n").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "slurm.conf:1: CPUs: expected a CPU count, found 'four'"
+        );
+        let e = p("NodeName=n[0-1 CPUs=4\n").err().unwrap();
+        assert!(e.to_string().starts_with("slurm.conf:1: "), "{e}");
+        let e = p("NodeName=n1 CPUs=4 oops\n").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "slurm.conf:1: expected Key=Value, found 'oops'"
+        );
+        let e = p("ClusterName=x\n").err().unwrap();
+        assert!(e.to_string().contains("no NodeName"), "{e}");
+    }
+
+    #[test]
+    fn gres_forms() {
+        assert_eq!(parse_gres("gpu:4"), Ok(4));
+        assert_eq!(parse_gres("gpu:a100:2"), Ok(2));
+        assert_eq!(parse_gres("gpu:2,mps:100"), Ok(2));
+        assert_eq!(parse_gres("mps:100"), Ok(0));
+        assert_eq!(parse_gres("gpu:tesla:2(S:0-1)"), Ok(2));
+        assert!(parse_gres("gpu:a:b").is_err());
+    }
+}
