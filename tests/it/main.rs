@@ -4,6 +4,7 @@
 mod boundaries;
 mod cases;
 mod cli;
+mod cluster_props;
 mod props;
 mod scenarios;
 mod util;
