@@ -33,6 +33,7 @@ fn one_node(w: &Workload, estimate: EstimateMode) -> SimJobs {
         &PrepareOptions {
             estimate,
             kill_at_limit: false,
+            switches: None,
         },
     )
 }

@@ -11,7 +11,7 @@ use mini_slurm::model::EstimateMode;
 use mini_slurm::policy;
 use mini_slurm::policy::placement;
 use mini_slurm::sim::{SimConfig, simulate};
-use mini_slurm::time::{Time, parse_secs_to_millis};
+use mini_slurm::time::{Dur, Time, parse_duration, parse_secs_to_millis};
 use mini_slurm::trace::{PrepareOptions, SkipReason, read_trace};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +56,9 @@ pub struct SimArgs {
     /// Run-time penalty per extra leaf switch a job spans, as a fraction (0.1 = +10 % per extra leaf)
     #[arg(long, value_name = "F")]
     topology_penalty: Option<String>,
+    /// Slurm's --switches for every job: wait up to MAX_WAIT (Slurm time; a plain number is minutes) for an allocation on at most COUNT leaf switches
+    #[arg(long, value_name = "COUNT[@MAX_WAIT]", value_parser = parse_switches)]
+    switches: Option<(u32, Dur)>,
     /// Print nothing on stdout
     #[arg(long, short)]
     quiet: bool,
@@ -82,6 +85,19 @@ pub struct ClusterArgs {
     /// Shorthand: GPUs per node
     #[arg(long, value_name = "G")]
     pub gpus_per_node: Option<u32>,
+}
+
+/// `COUNT[@MAX_WAIT]`, as Slurm's `--switches`; without a wait, Slurm's default of 24 hours.
+fn parse_switches(s: &str) -> Result<(u32, Dur), String> {
+    let (count, wait) = s.split_once('@').unwrap_or((s, "1-00:00:00"));
+    let count: u32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&c| c >= 1)
+        .ok_or_else(|| format!("expected COUNT[@MAX_WAIT] with COUNT ≥ 1, found '{s}'"))?;
+    let wait = parse_duration(wait, 60_000)?;
+    Ok((count, wait))
 }
 
 fn parse_mem(s: &str) -> Result<u64, String> {
@@ -154,6 +170,7 @@ pub fn run(a: SimArgs) -> CliResult {
         &PrepareOptions {
             estimate: a.estimate,
             kill_at_limit: a.kill_at_limit,
+            switches: a.switches,
         },
     );
     if jobs.skipped_total() > 0 {

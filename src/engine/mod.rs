@@ -109,6 +109,9 @@ pub struct Engine {
     plan: Vec<(JobId, Time)>,
     decisions: Decisions,
     want_plan: bool,
+    /// Some job asked for a leaf-switch limit (`--switches`): passes must also run when such
+    /// a wait ends.
+    leaf_limited: bool,
     submitted: Vec<JobSpec>,
     /// Submission checks by job shape: (partition, request, time limit) → verdict.
     runnable: FastMap<(u32, Request, Option<Dur>), Result<(), String>>,
@@ -153,6 +156,7 @@ impl Engine {
             plan: Vec::new(),
             decisions: Decisions::default(),
             want_plan: false,
+            leaf_limited: false,
             submitted: Vec::new(),
             runnable: FastMap::default(),
             started_mask: Vec::new(),
@@ -259,6 +263,7 @@ impl Engine {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.leaf_limited |= spec.switches.is_some();
         self.pending.push(PendingJob { spec, seq });
         Ok(())
     }
@@ -461,12 +466,28 @@ impl Engine {
             self.plan.clear();
             return Err(e);
         }
-        for d in &self.decisions.list {
-            if let Decision::WakeAt(t) = *d
-                && t > now
-            {
-                self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
-            }
+        let mut wakes: Vec<Time> = self
+            .decisions
+            .list
+            .iter()
+            .filter_map(|d| match *d {
+                Decision::WakeAt(t) if t > now => Some(t),
+                _ => None,
+            })
+            .collect();
+        // A waiting job's `--switches` wait ends: its request relaxes, so a pass must run then.
+        if self.leaf_limited {
+            wakes.extend(
+                self.pending
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !self.started_mask[*i])
+                    .filter_map(|(_, p)| p.spec.switches.map(|(_, w)| p.spec.submit + w))
+                    .filter(|&t| t > now),
+            );
+        }
+        if let Some(t) = wakes.into_iter().min() {
+            self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
         }
         // Validated: the starts become commands, in decision order.
         for r in &self.running[first_running..] {

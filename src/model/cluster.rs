@@ -63,6 +63,9 @@ pub struct Request {
     pub mem_mb: u64,
     /// GPUs per node used.
     pub gpus: u32,
+    /// At most this many leaf switches (Slurm's `--switches`), while the job may still wait
+    /// for such an allocation.
+    pub max_leaves: Option<u32>,
 }
 
 /// The part of an allocation on one node.

@@ -34,6 +34,9 @@ pub struct JobSpec {
     pub mem_mb: Option<u64>,
     /// GPUs per node.
     pub gpus: u32,
+    /// Slurm's `--switches=COUNT@MAX_WAIT`: prefer an allocation spanning at most COUNT leaf
+    /// switches, waiting up to MAX_WAIT after submission for one.
+    pub switches: Option<(u32, Dur)>,
 }
 
 impl JobSpec {
@@ -55,16 +58,30 @@ impl JobSpec {
             nodes: None,
             mem_mb: None,
             gpus: 0,
+            switches: None,
         }
     }
 
-    /// What the job needs from the cluster.
+    /// What the job needs from the cluster, whatever the time.
     pub fn request(&self) -> Request {
         Request {
             cpus: self.procs,
             nodes: self.nodes,
             mem_mb: self.mem_mb.unwrap_or(0),
             gpus: self.gpus,
+            max_leaves: None,
+        }
+    }
+
+    /// What the job asks for at `now`: its request, limited to `--switches` leaves while it
+    /// may still wait for such an allocation.
+    pub fn request_at(&self, now: Time) -> Request {
+        Request {
+            max_leaves: self
+                .switches
+                .filter(|&(_, wait)| now < self.submit + wait)
+                .map(|(count, _)| count),
+            ..self.request()
         }
     }
 }

@@ -126,7 +126,7 @@ impl Conservative {
             }
             let pj = &view.pending[pos as usize];
             let j = &pj.spec;
-            let req = j.request();
+            let req = j.request_at(now);
             self.slices.clear();
             let Some(at) = self.nodes.earliest(
                 now,

@@ -92,7 +92,7 @@ impl Easy {
     fn shadow_time(&mut self, view: &View<'_>, free: u64, k: usize) -> Option<Time> {
         let now = view.now;
         let head = &view.pending[self.buf[k] as usize];
-        let hreq = head.spec.request();
+        let hreq = head.spec.request_at(view.now);
         let hnodes = view.nodes_of(head);
         self.releases.extend(
             view.running
@@ -147,7 +147,7 @@ impl Policy for Easy {
         let mut k = 0;
         while let Some(&pos) = self.buf.get(k) {
             let j = &view.pending[pos as usize];
-            let req = j.spec.request();
+            let req = j.spec.request_at(view.now);
             self.slices.clear();
             if u64::from(req.cpus) > free
                 || !placement.place(
@@ -181,7 +181,7 @@ impl Policy for Easy {
             return;
         };
         let head = &view.pending[head_pos as usize];
-        let hreq = head.spec.request();
+        let hreq = head.spec.request_at(view.now);
         let hnodes = view.nodes_of(head);
         // Step 2 is computed when first needed: when a later job fits now, or when the plan is
         // wanted. Nothing else depends on it.
@@ -200,7 +200,7 @@ impl Policy for Easy {
             }
             let pos = self.buf[idx];
             let j = &view.pending[pos as usize];
-            let req = j.spec.request();
+            let req = j.spec.request_at(view.now);
             if u64::from(req.cpus) > free {
                 continue;
             }

@@ -18,6 +18,9 @@
 //!   otherwise the lowest-level switch that can hold it (the one with the fewest free CPUs at
 //!   that level), filled leaf by leaf, leaves by free CPUs descending. Without a topology it is
 //!   `best-fit`.
+//!
+//! A request with `max_leaves` (Slurm's `--switches=COUNT@MAX_WAIT`, while the job may still
+//! wait) only accepts allocations spanning at most that many leaf switches.
 
 use crate::model::{Avail, Cluster, Request, Slice};
 
@@ -55,6 +58,19 @@ pub fn by_name(name: &str) -> Option<Box<dyn Placement>> {
         "tree" | "topology" => Some(Box::new(Tree)),
         _ => None,
     }
+}
+
+/// Undoes a placement that spans more leaf switches than the request allows.
+fn within_leaves(c: &Cluster, req: &Request, out: &mut Vec<Slice>, start: usize, ok: bool) -> bool {
+    if ok
+        && req
+            .max_leaves
+            .is_some_and(|m| c.leaves_spanned(&out[start..]) > m)
+    {
+        out.truncate(start);
+        return false;
+    }
+    ok
 }
 
 fn eligible(a: &Avail, req: &Request) -> bool {
@@ -129,13 +145,15 @@ impl Placement for FirstFit {
     }
     fn place(
         &self,
-        _c: &Cluster,
+        c: &Cluster,
         avail: &[Avail],
         candidates: &[u32],
         req: &Request,
         out: &mut Vec<Slice>,
     ) -> bool {
-        fill(avail, candidates, req, out)
+        let start = out.len();
+        let ok = fill(avail, candidates, req, out);
+        within_leaves(c, req, out, start, ok)
     }
 }
 
@@ -182,13 +200,15 @@ impl Placement for BestFit {
     }
     fn place(
         &self,
-        _c: &Cluster,
+        c: &Cluster,
         avail: &[Avail],
         candidates: &[u32],
         req: &Request,
         out: &mut Vec<Slice>,
     ) -> bool {
-        best_fit(avail, candidates, req, out)
+        let start = out.len();
+        let ok = best_fit(avail, candidates, req, out);
+        within_leaves(c, req, out, start, ok)
     }
 }
 
@@ -257,7 +277,7 @@ impl Placement for Tree {
                 if level == 0 {
                     nodes.extend(c.switches[s].nodes.iter().copied().filter(|&n| is_cand(n)));
                     if best_fit(avail, &nodes, req, out) {
-                        return true;
+                        return true; // one leaf: always within a leaf limit
                     }
                 } else {
                     let mut leaves = Vec::new();
@@ -272,7 +292,9 @@ impl Placement for Tree {
                                 .filter(|&n| is_cand(n)),
                         );
                     }
-                    if fill(avail, &nodes, req, out) {
+                    let start = out.len();
+                    let ok = fill(avail, &nodes, req, out);
+                    if within_leaves(c, req, out, start, ok) {
                         return true;
                     }
                 }
@@ -327,6 +349,7 @@ mod tests {
             nodes: None,
             mem_mb: 0,
             gpus: 0,
+            max_leaves: None,
         };
         let mut out = Vec::new();
         p.place(c, avail, &all, &req, &mut out)
@@ -399,6 +422,29 @@ mod tests {
     }
 
     #[test]
+    fn a_leaf_limit_refuses_fragmented_allocations() {
+        let c = cluster(SLURM_EXAMPLE, 18);
+        let a = busy(&c, &[0, 6, 12]);
+        let all: Vec<u32> = (0..18).collect();
+        let mut req = Request {
+            cpus: 6,
+            nodes: None,
+            mem_mb: 0,
+            gpus: 0,
+            max_leaves: Some(1),
+        };
+        let mut out = Vec::new();
+        // Every leaf has 5 free nodes: 6 nodes need two leaves.
+        for p in [&Tree as &dyn Placement, &FirstFit, &BestFit] {
+            assert!(!p.place(&c, &a, &all, &req, &mut out), "{}", p.name());
+            assert!(out.is_empty());
+        }
+        req.max_leaves = Some(2);
+        assert!(Tree.place(&c, &a, &all, &req, &mut out));
+        assert_eq!(out.len(), 6);
+    }
+
+    #[test]
     fn jobs_do_not_span_disconnected_fabrics() {
         // Two trees with no common switch: 8 free nodes in all, but at most 4 under one fabric.
         let c = cluster(
@@ -429,6 +475,7 @@ mod tests {
             nodes: Some(2),
             mem_mb: 500,
             gpus: 1,
+            max_leaves: None,
         };
         let all = [0, 1, 2];
         let mut out = Vec::new();
@@ -447,6 +494,7 @@ mod tests {
             nodes: None,
             mem_mb: 0,
             gpus: 0,
+            max_leaves: None,
         };
         out.clear();
         assert!(BestFit.place(&c, &a, &all, &one, &mut out));

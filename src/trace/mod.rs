@@ -107,6 +107,8 @@ pub struct PrepareOptions {
     pub estimate: EstimateMode,
     /// Kill jobs at their requested time (Slurm's behaviour) instead of replaying their run time.
     pub kill_at_limit: bool,
+    /// Slurm's `--switches=COUNT@MAX_WAIT` for every job.
+    pub switches: Option<(u32, Dur)>,
 }
 
 /// The jobs of one simulation, in queue order (stable-sorted by submit time), with their truth,
@@ -199,6 +201,7 @@ impl Workload {
                 nodes: j.nodes,
                 mem_mb: j.mem_mb,
                 gpus: j.gpus,
+                switches: opts.switches,
             };
             // Many jobs share a shape: decide each (partition, request, time limit) once.
             let key = (spec.partition, spec.request(), spec.requested_time);

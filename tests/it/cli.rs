@@ -228,3 +228,200 @@ fn policies_doc_is_current() {
         "docs/policies.md is stale: run `cargo run -- policies --markdown > docs/policies.md`"
     );
 }
+
+fn example(name: &str) -> String {
+    root()
+        .join("docs/examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn cluster_show_prints_what_was_understood() {
+    let o = run(&[
+        "cluster",
+        "show",
+        &example("slurm.conf"),
+        "--topology",
+        &example("topology.conf"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("64 nodes, 2048 CPUs"), "{out}");
+    assert!(out.contains("n[00-47]"), "{out}");
+    assert!(
+        out.contains(
+            "gpu           Nodes=g[00-15] (16 nodes, 512 CPUs) MaxTime=1-00:00:00 MaxNodes=8"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("core (level 1)"), "{out}");
+    assert!(stderr(&o).contains("ignored"), "unknown keys are noted");
+}
+
+/// KTH SP2 on its 100 nodes under a tree of ten leaves, with `placement`: (jobs.csv, summary).
+fn kth_on_tree(placement: &str, out: &Path) -> (String, serde_json::Value) {
+    let o = run(&[
+        "sim",
+        "--trace",
+        &root()
+            .join("traces/KTH-SP2-1996-2.1-cln.swf.gz")
+            .display()
+            .to_string(),
+        "--nodes",
+        "100",
+        "--cpus-per-node",
+        "1",
+        "--topology",
+        &example("kth-tree.topology.conf"),
+        "--placement",
+        placement,
+        "--policy",
+        "easy",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    let summary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    (csv, summary)
+}
+
+#[test]
+fn sim_on_a_tree_cluster_reports_allocations_and_leaves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, tree) = kth_on_tree("tree", &tmp.path().join("tree"));
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (alloc, leaves, procs) = (
+        col("allocated_resources"),
+        col("leaf_switches"),
+        col("requested_number_of_resources"),
+    );
+    for line in csv.lines().skip(1) {
+        let f: Vec<String> = csv_split(line);
+        let n: usize = f[leaves].parse().unwrap();
+        let p: usize = f[procs].parse().unwrap();
+        let hosts = f[alloc].trim_matches('"');
+        assert!(hosts.starts_with('n'), "{line}");
+        // at least the leaves the job's size needs, at most one per node
+        assert!(n >= p.div_ceil(10) && n <= p, "{line}");
+    }
+    assert_eq!(tree["placement"], "tree");
+    assert_eq!(tree["nodes"], 100);
+    // Tree placement keeps jobs more compact than first-fit on the same workload.
+    let (_, first) = kth_on_tree("first-fit", &tmp.path().join("ff"));
+    let (t, f) = (
+        tree["mean_leaf_switches"].as_f64().unwrap(),
+        first["mean_leaf_switches"].as_f64().unwrap(),
+    );
+    assert!(t >= 1.0 && t < f, "tree {t} vs first-fit {f}");
+}
+
+/// Splits a CSV line with double-quoted fields.
+fn csv_split(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            _ => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn bad_cluster_input_is_a_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = lublin();
+    let conf = write(
+        tmp.path(),
+        "slurm.conf",
+        "NodeName=n[0-3] CPUs=64\nPartitionName=p Nodes=n[0-4]\n",
+    );
+    let o = run(&["sim", "--trace", &trace, "--cluster", &conf]);
+    assert_input_error(&o, &["slurm.conf:2:", "unknown node n4"]);
+    let conf = write(tmp.path(), "ok.conf", "NodeName=n[0-3] CPUs=64\n");
+    let topo = write(
+        tmp.path(),
+        "topo.conf",
+        "SwitchName=a Nodes=n[0-2]\nSwitchName=b Nodes=n[2-3]\n",
+    );
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--cluster",
+        &conf,
+        "--topology",
+        &topo,
+    ]);
+    assert_input_error(&o, &["topo.conf", "node n2 is under two leaf switches"]);
+    let topo = write(
+        tmp.path(),
+        "topo2.conf",
+        "SwitchName=a Nodes=n[0-3]\nSwitchName=top Switches=a,zz\n",
+    );
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--cluster",
+        &conf,
+        "--topology",
+        &topo,
+    ]);
+    assert_input_error(&o, &["topo2.conf:2:", "unknown switch zz"]);
+    let o = run(&["sim", "--trace", &trace, "--cluster", &conf, "--nodes", "4"]);
+    assert_input_error(&o, &["--nodes cannot be combined with --cluster"]);
+    let o = run(&["sim", "--trace", &trace, "--cpus-per-node", "100"]);
+    assert_input_error(
+        &o,
+        &["--cpus-per-node 100 does not divide the machine's 256 processors"],
+    );
+    let o = run(&["sim", "--trace", &trace, "--placement", "random"]);
+    assert_input_error(&o, &["--placement", "random"]);
+}
+
+#[test]
+fn jobs_larger_than_their_partition_are_counted_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 4 nodes of 8 CPUs: the default partition has two of them (16 CPUs).
+    let conf = write(
+        tmp.path(),
+        "slurm.conf",
+        "NodeName=n[0-3] CPUs=8 RealMemory=1000\nPartitionName=small Nodes=n[0-1] Default=YES MaxTime=10\nPartitionName=big Nodes=ALL\n",
+    );
+    let trace = write(
+        tmp.path(),
+        "t.csv",
+        "id,submit,runtime,cpus,partition,walltime,mem\n1,0,60,16,,,\n2,0,60,24,,,\n3,0,60,24,big,,\n4,0,60,4,nope,,\n5,0,60,4,,1:00:00,\n6,0,60,4,,,2000\n",
+    );
+    let out = tmp.path().join("o");
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--cluster",
+        &conf,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("skipped 4 of 6 jobs"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // 2 needs 24 CPUs in a 16-CPU partition; 5 asks 1 h where MaxTime is 10 min; 6 asks more
+    // memory than a node has; 4 names no partition of the cluster.
+    assert_eq!(s["jobs_skipped"]["cannot_run_in_partition"], 3);
+    assert_eq!(s["jobs_skipped"]["unknown_partition"], 1);
+    assert_eq!(s["jobs_simulated"], 2);
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    assert!(csv.contains(",small,n[0-1],0\n"), "{csv}");
+    assert!(csv.contains(",big,n[0-2],0\n"), "{csv}");
+}

@@ -20,6 +20,8 @@ struct Gen {
     nodes: Vec<(u32, u64, u32)>,
     leaf: Option<usize>,
     two_partitions: bool,
+    /// Slurm's --switches for every job: (leaf count, max wait in seconds).
+    switches: Option<(u32, i64)>,
     /// (submit gap, run, estimate, cpus, node count, mem, gpus, partition) — sizes as raw
     /// numbers, scaled to the cluster below.
     jobs: Vec<(i64, i64, i64, u32, u32, u64, u32, bool)>,
@@ -41,12 +43,14 @@ fn cluster_and_jobs() -> impl Strategy<Value = Gen> {
         proptest::collection::vec(node, 1..=5),
         prop_oneof![Just(None), (1usize..=3).prop_map(Some)],
         any::<bool>(),
+        prop_oneof![Just(None), (1u32..=2, 0i64..100).prop_map(Some)],
         proptest::collection::vec(job, 1..25),
     )
-        .prop_map(|(nodes, leaf, two_partitions, jobs)| Gen {
+        .prop_map(|(nodes, leaf, two_partitions, switches, jobs)| Gen {
             nodes,
             leaf,
             two_partitions,
+            switches,
             jobs,
         })
 }
@@ -86,7 +90,11 @@ fn build_cluster(g: &Gen) -> Cluster {
     };
     let mut switches = Vec::new();
     if let Some(size) = g.leaf.filter(|_| n >= 2) {
-        let leaves: Vec<Vec<u32>> = (0..n).collect::<Vec<_>>().chunks(size).map(<[u32]>::to_vec).collect();
+        let leaves: Vec<Vec<u32>> = (0..n)
+            .collect::<Vec<_>>()
+            .chunks(size)
+            .map(<[u32]>::to_vec)
+            .collect();
         for (i, l) in leaves.iter().enumerate() {
             switches.push(Switch {
                 name: format!("leaf{i}"),
@@ -122,10 +130,21 @@ fn build_jobs(g: &Gen, cluster: &Cluster, placement: &str) -> SimJobs {
             nodes: (nodes > 0).then_some(nodes.min(cpus)),
             mem_mb: (mem > 0).then_some(mem),
             gpus: gpus.min(2),
-            ..JobSpec::new(JobId(i as u64 + 1), Time::from_secs(t), cpus, Dur::from_secs(est))
+            switches: g.switches.map(|(c, w)| (c, Dur::from_secs(w))),
+            ..JobSpec::new(
+                JobId(i as u64 + 1),
+                Time::from_secs(t),
+                cpus,
+                Dur::from_secs(est),
+            )
         };
         if mini_slurm::engine::can_ever_run(cluster, place.as_ref(), &spec).is_ok() {
-            jobs.push((spec, JobTruth { runtime: Dur::from_secs(run) }));
+            jobs.push((
+                spec,
+                JobTruth {
+                    runtime: Dur::from_secs(run),
+                },
+            ));
         }
     }
     SimJobs {
@@ -145,7 +164,12 @@ fn sim(jobs: &SimJobs, spec: &str, placement: &str) -> SimResult {
     simulate(jobs, cfg, &mut InvariantCheck).expect("simulation runs")
 }
 
-fn check(cluster: &Cluster, jobs: &SimJobs, r: &SimResult, what: &str) -> Result<(), TestCaseError> {
+fn check(
+    cluster: &Cluster,
+    jobs: &SimJobs,
+    r: &SimResult,
+    what: &str,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(r.jobs.len(), jobs.jobs.len(), "{}: every job ran", what);
     for j in &r.jobs {
         let s = &j.spec;
@@ -160,8 +184,17 @@ fn check(cluster: &Cluster, jobs: &SimJobs, r: &SimResult, what: &str) -> Result
         for (k, x) in j.alloc.iter().enumerate() {
             prop_assert_eq!(x.gpus, s.gpus, "{}: job {} GPUs per node", what, s.id);
             prop_assert_eq!(x.gpu_mask.count_ones(), x.gpus);
-            prop_assert!(part.nodes.contains(&x.node), "{}: job {} outside its partition", what, s.id);
-            prop_assert!(j.alloc[..k].iter().all(|y| y.node != x.node), "{}: node twice", what);
+            prop_assert!(
+                part.nodes.contains(&x.node),
+                "{}: job {} outside its partition",
+                what,
+                s.id
+            );
+            prop_assert!(
+                j.alloc[..k].iter().all(|y| y.node != x.node),
+                "{}: node twice",
+                what
+            );
         }
     }
     // No node oversubscribed, and GPU indices distinct, at any start instant.
@@ -174,13 +207,40 @@ fn check(cluster: &Cluster, jobs: &SimJobs, r: &SimResult, what: &str) -> Result
                     cpus += x.cpus;
                     mem += k.spec.mem_mb.unwrap_or(0);
                     gpus += x.gpus;
-                    prop_assert_eq!(mask & x.gpu_mask, 0, "{}: GPU index shared on {}", what, node.name);
+                    prop_assert_eq!(
+                        mask & x.gpu_mask,
+                        0,
+                        "{}: GPU index shared on {}",
+                        what,
+                        node.name
+                    );
                     mask |= x.gpu_mask;
                 }
             }
-            prop_assert!(cpus <= node.cpus, "{}: {} CPUs on {} at {}", what, cpus, node.name, t);
-            prop_assert!(mem <= node.mem_mb, "{}: {} MB on {} at {}", what, mem, node.name, t);
-            prop_assert!(gpus <= node.gpus, "{}: {} GPUs on {} at {}", what, gpus, node.name, t);
+            prop_assert!(
+                cpus <= node.cpus,
+                "{}: {} CPUs on {} at {}",
+                what,
+                cpus,
+                node.name,
+                t
+            );
+            prop_assert!(
+                mem <= node.mem_mb,
+                "{}: {} MB on {} at {}",
+                what,
+                mem,
+                node.name,
+                t
+            );
+            prop_assert!(
+                gpus <= node.gpus,
+                "{}: {} GPUs on {} at {}",
+                what,
+                gpus,
+                node.name,
+                t
+            );
         }
     }
     Ok(())
@@ -222,6 +282,7 @@ proptest! {
             nodes: vec![(p, 0, 0)],
             leaf: None,
             two_partitions: false,
+            switches: None,
             jobs: js.iter().map(|&(a, b, c, d)| (a, b, c, d, 0, 0, 0, false)).collect(),
         };
         let jobs = build_jobs(&g, &cluster, "best-fit");

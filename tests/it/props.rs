@@ -69,6 +69,7 @@ fn to_jobs(g: &Gen, mode: EstimateMode) -> SimJobs {
         &PrepareOptions {
             estimate: mode,
             kill_at_limit: false,
+            switches: None,
         },
     )
 }

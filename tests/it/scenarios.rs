@@ -201,6 +201,7 @@ mod kill_at_limit {
         let opts = |kill| PrepareOptions {
             estimate: EstimateMode::Requested,
             kill_at_limit: kill,
+            switches: None,
         };
         let cluster = Cluster::uniform(1, 4, 0, 0).unwrap();
         let replay = run(&w.prepare(&cluster, &BestFit, &opts(false)), "fcfs");

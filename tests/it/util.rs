@@ -31,6 +31,7 @@ pub fn prepare(w: &Workload, estimate: EstimateMode, procs: Option<u32>) -> SimJ
         &PrepareOptions {
             estimate,
             kill_at_limit: false,
+            switches: None,
         },
     )
 }

@@ -65,7 +65,7 @@ impl Strict {
             if u64::from(j.spec.procs) > free {
                 break;
             }
-            let req = j.spec.request();
+            let req = j.spec.request_at(view.now);
             self.slices.clear();
             if !view.placement.place(
                 view.cluster,
