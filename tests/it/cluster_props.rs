@@ -14,6 +14,10 @@ use mini_slurm::trace::SimJobs;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+/// (submit gap, run, estimate, cpus, node count, mem, gpus, second partition) — sizes as raw
+/// numbers, scaled to the cluster when the jobs are built.
+type GenJob = (i64, i64, i64, u32, u32, u64, u32, bool);
+
 #[derive(Clone, Debug)]
 struct Gen {
     /// (cpus, mem MB, gpus) per node.
@@ -22,9 +26,7 @@ struct Gen {
     two_partitions: bool,
     /// Slurm's --switches for every job: (leaf count, max wait in seconds).
     switches: Option<(u32, i64)>,
-    /// (submit gap, run, estimate, cpus, node count, mem, gpus, partition) — sizes as raw
-    /// numbers, scaled to the cluster below.
-    jobs: Vec<(i64, i64, i64, u32, u32, u64, u32, bool)>,
+    jobs: Vec<GenJob>,
 }
 
 fn cluster_and_jobs() -> impl Strategy<Value = Gen> {
