@@ -80,7 +80,7 @@ fn one_pass(c: &mut Criterion) {
     let cluster = Cluster::uniform(1, 100, 0, 0).expect("cluster");
     let running: Vec<RunningJob> = (0..33)
         .map(|i| RunningJob {
-            spec: spec(1_000_000 + i, 3, 600 + 97 * i as i64),
+            spec: spec(1_000_000 + i, 3, 600 + 97 * i as i64).into(),
             start: Time::ZERO,
             start_seq: i,
             alloc: vec![Slice::new(0, 3, 0)].into(),
@@ -100,7 +100,7 @@ fn one_pass(c: &mut Criterion) {
                     2 + (i * 37 % 63) as u32
                 };
                 PendingJob {
-                    spec: spec(i, procs, 60 + (i as i64 * 613) % 7200),
+                    spec: spec(i, procs, 60 + (i as i64 * 613) % 7200).into(),
                     seq: i,
                 }
             })

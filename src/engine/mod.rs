@@ -21,7 +21,8 @@ use std::sync::Arc;
 /// A job waiting in the queue.
 #[derive(Clone, Debug)]
 pub struct PendingJob {
-    pub spec: JobSpec,
+    /// Shared with the running job it becomes: moving a queue entry moves a pointer.
+    pub spec: Arc<JobSpec>,
     /// Position in queue order (arrival order); strictly increasing along the queue.
     pub seq: u64,
 }
@@ -29,7 +30,7 @@ pub struct PendingJob {
 /// A job holding processors.
 #[derive(Clone, Debug)]
 pub struct RunningJob {
-    pub spec: JobSpec,
+    pub spec: Arc<JobSpec>,
     pub start: Time,
     /// Order in which jobs were started (ties in expected end are broken by it).
     pub start_seq: u64,
@@ -264,7 +265,10 @@ impl Engine {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.leaf_limited |= spec.switches.is_some();
-        self.pending.push(PendingJob { spec, seq });
+        self.pending.push(PendingJob {
+            spec: Arc::new(spec),
+            seq,
+        });
         Ok(())
     }
 
@@ -442,7 +446,7 @@ impl Engine {
                         result = Err(self.invalid(why));
                         break;
                     }
-                    let spec = pj.spec.clone();
+                    let spec = Arc::clone(&pj.spec);
                     let alloc = self.take(&spec, slices);
                     self.started_mask[p] = true;
                     self.running.push(RunningJob {
