@@ -16,6 +16,7 @@ use crate::engine::{Command, Engine, EngineError, Event};
 use crate::ids::JobId;
 use crate::model::{FinalState, JobSpec};
 use crate::time::Time;
+use std::sync::Arc;
 
 /// A source of time.
 pub trait Clock {
@@ -47,7 +48,7 @@ pub trait Executor {
 pub trait Store {
     type Error: std::error::Error + Send + Sync + 'static;
     /// Jobs submitted at or before `now` not yet handed over, in queue order.
-    fn take_arrivals(&mut self, now: Time, out: &mut Vec<JobSpec>) -> Result<(), Self::Error>;
+    fn take_arrivals(&mut self, now: Time, out: &mut Vec<Arc<JobSpec>>) -> Result<(), Self::Error>;
     /// The next known arrival time (a trace's next submit; `None` in live mode).
     fn next_arrival(&self) -> Option<Time>;
     /// No arrival will ever come again (trace exhausted, or the daemon was asked to stop).

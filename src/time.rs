@@ -117,6 +117,24 @@ pub fn parse_secs_to_millis(s: &str) -> Option<i64> {
 
 /// [`parse_secs_to_millis`] for text known to have no surrounding whitespace (split fields).
 pub fn parse_trimmed_secs(s: &str) -> Option<i64> {
+    // Fast path: a plain integer such as `-1` or `86400`, most fields of a trace.
+    let b = s.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let v = digits
+            .iter()
+            .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'))
+            * 1000;
+        return Some(if neg { -v } else { v });
+    }
+    parse_decimal_secs(s)
+}
+
+/// The general case of [`parse_trimmed_secs`]: signs, decimals, exponents.
+fn parse_decimal_secs(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let (neg, mut i) = match b.first() {
         Some(b'-') => (true, 1),

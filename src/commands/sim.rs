@@ -153,7 +153,7 @@ pub fn run(a: SimArgs) -> CliResult {
         )));
     }
     let started = Instant::now();
-    let workload = read_trace(&a.trace, a.lenient).map_err(|e| input(e.into()))?;
+    let mut workload = read_trace(&a.trace, a.lenient).map_err(|e| input(e.into()))?;
     for w in &workload.warnings {
         eprintln!("warning: {w}");
     }
@@ -173,6 +173,8 @@ pub fn run(a: SimArgs) -> CliResult {
             switches: a.switches,
         },
     );
+    // The trace's own records are no longer needed: give their memory back before simulating.
+    workload.jobs = Vec::new();
     if jobs.skipped_total() > 0 {
         let parts: Vec<String> = SkipReason::ALL
             .iter()

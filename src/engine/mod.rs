@@ -52,7 +52,7 @@ impl RunningJob {
 /// A fact the engine learns about.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Submitted(JobSpec),
+    Submitted(Arc<JobSpec>),
     Ended { job: JobId, state: FinalState },
 }
 
@@ -113,7 +113,7 @@ pub struct Engine {
     /// Some job asked for a leaf-switch limit (`--switches`): passes must also run when such
     /// a wait ends.
     leaf_limited: bool,
-    submitted: Vec<JobSpec>,
+    submitted: Vec<Arc<JobSpec>>,
     /// Submission checks by job shape: (partition, request, time limit) → verdict.
     runnable: FastMap<(u32, Request, Option<Dur>), Result<(), String>>,
     started_mask: Vec<bool>,
@@ -247,7 +247,7 @@ impl Engine {
         self.pass(now, out)
     }
 
-    fn submit(&mut self, spec: JobSpec) -> Result<(), EngineError> {
+    fn submit(&mut self, spec: Arc<JobSpec>) -> Result<(), EngineError> {
         if spec.procs == 0 {
             return Err(EngineError::NoProcessors(spec.id));
         }
@@ -265,10 +265,7 @@ impl Engine {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.leaf_limited |= spec.switches.is_some();
-        self.pending.push(PendingJob {
-            spec: Arc::new(spec),
-            seq,
-        });
+        self.pending.push(PendingJob { spec, seq });
         Ok(())
     }
 
@@ -664,7 +661,10 @@ mod tests {
     fn over_allocation_is_refused_and_changes_nothing() {
         let mut e = engine(4, Box::new(Greedy), "greedy");
         let mut out = Vec::new();
-        let events = vec![Event::Submitted(spec(1, 3)), Event::Submitted(spec(2, 2))];
+        let events = vec![
+            Event::Submitted(spec(1, 3).into()),
+            Event::Submitted(spec(2, 2).into()),
+        ];
         let err = e.step(Time::ZERO, events, &mut out).unwrap_err();
         assert_eq!(
             err,
@@ -686,13 +686,17 @@ mod tests {
         let (p, _) = crate::policy::build("fcfs").unwrap();
         let mut e = engine(4, p, "fcfs");
         let mut out = Vec::new();
-        e.step(Time::ZERO, vec![Event::Submitted(spec(1, 4))], &mut out)
-            .unwrap();
+        e.step(
+            Time::ZERO,
+            vec![Event::Submitted(spec(1, 4).into())],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.len(), 1);
         out.clear();
         // The submission comes first in the list, the completion is still applied first.
         let events = vec![
-            Event::Submitted(spec(2, 4)),
+            Event::Submitted(spec(2, 4).into()),
             Event::Ended {
                 job: JobId(1),
                 state: FinalState::Completed,
@@ -724,9 +728,9 @@ mod tests {
             ..spec(id, 1)
         };
         let events = vec![
-            Event::Submitted(gpu_job(1, 1)),
-            Event::Submitted(gpu_job(2, 2)),
-            Event::Submitted(gpu_job(3, 2)),
+            Event::Submitted(gpu_job(1, 1).into()),
+            Event::Submitted(gpu_job(2, 2).into()),
+            Event::Submitted(gpu_job(3, 2).into()),
         ];
         e.step(Time::ZERO, events, &mut out).unwrap();
         let masks: Vec<Vec<u64>> = out
@@ -771,7 +775,11 @@ mod tests {
             Err(EngineError::NotRunning(JobId(9)))
         );
         assert!(matches!(
-            e.step(Time::ZERO, vec![Event::Submitted(spec(1, 5))], &mut out),
+            e.step(
+                Time::ZERO,
+                vec![Event::Submitted(spec(1, 5).into())],
+                &mut out
+            ),
             Err(EngineError::CannotRun { .. })
         ));
     }

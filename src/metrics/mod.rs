@@ -353,7 +353,7 @@ mod tests {
 
     fn job(submit: i64, start: i64, finish: i64) -> JobResult {
         JobResult {
-            spec: JobSpec::new(JobId(1), Time::from_secs(submit), 1, Dur::ZERO),
+            spec: JobSpec::new(JobId(1), Time::from_secs(submit), 1, Dur::ZERO).into(),
             runtime: Time::from_secs(finish) - Time::from_secs(start),
             start: Time::from_secs(start),
             finish: Time::from_secs(finish),

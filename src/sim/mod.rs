@@ -134,7 +134,7 @@ pub struct Outcome {
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
 #[derive(Debug)]
 pub struct MemStore<'a> {
-    jobs: &'a [(JobSpec, JobTruth)],
+    jobs: &'a [(Arc<JobSpec>, JobTruth)],
     next: usize,
     index: FastMap<JobId, u32>,
     pub outcomes: Vec<Outcome>,
@@ -148,7 +148,7 @@ pub enum MemStoreError {
 
 impl<'a> MemStore<'a> {
     /// `jobs` must be in queue order.
-    pub fn new(jobs: &'a [(JobSpec, JobTruth)]) -> MemStore<'a> {
+    pub fn new(jobs: &'a [(Arc<JobSpec>, JobTruth)]) -> MemStore<'a> {
         let index = jobs
             .iter()
             .enumerate()
@@ -166,7 +166,7 @@ impl<'a> MemStore<'a> {
         let i = *self.index.get(&job).ok_or(MemStoreError::UnknownJob(job))?;
         Ok(&mut self.outcomes[i as usize])
     }
-    pub fn jobs(&self) -> &[(JobSpec, JobTruth)] {
+    pub fn jobs(&self) -> &[(Arc<JobSpec>, JobTruth)] {
         self.jobs
     }
     /// How many jobs have been handed to the engine so far.
@@ -178,12 +178,16 @@ impl<'a> MemStore<'a> {
 impl Store for MemStore<'_> {
     type Error = MemStoreError;
 
-    fn take_arrivals(&mut self, now: Time, out: &mut Vec<JobSpec>) -> Result<(), MemStoreError> {
+    fn take_arrivals(
+        &mut self,
+        now: Time,
+        out: &mut Vec<Arc<JobSpec>>,
+    ) -> Result<(), MemStoreError> {
         while let Some((j, _)) = self.jobs.get(self.next) {
             if j.submit > now {
                 break;
             }
-            out.push(j.clone());
+            out.push(Arc::clone(j));
             self.next += 1;
         }
         Ok(())
@@ -218,7 +222,7 @@ impl Store for MemStore<'_> {
 /// One simulated job, as reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobResult {
-    pub spec: JobSpec,
+    pub spec: Arc<JobSpec>,
     /// The trace's run time (before any topology penalty or time limit).
     pub runtime: Dur,
     pub start: Time,
@@ -296,7 +300,7 @@ pub fn simulate(
             });
         };
         out.push(JobResult {
-            spec: spec.clone(),
+            spec: Arc::clone(spec),
             runtime: truth.runtime,
             start,
             finish,

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One job as the trace gives it.
 #[derive(Clone, Debug)]
@@ -116,7 +117,8 @@ pub struct PrepareOptions {
 #[derive(Clone, Debug)]
 pub struct SimJobs {
     pub cluster: Cluster,
-    pub jobs: Vec<(JobSpec, JobTruth)>,
+    /// Specs are shared with the engine and the results (`Arc`): never copied per job.
+    pub jobs: Vec<(Arc<JobSpec>, JobTruth)>,
     pub skipped: BTreeMap<SkipReason, u64>,
 }
 
@@ -212,7 +214,7 @@ impl Workload {
                 *skipped.entry(SkipReason::CannotRunInPartition).or_insert(0) += 1;
                 continue;
             }
-            jobs.push((spec, JobTruth { runtime: j.runtime }));
+            jobs.push((Arc::new(spec), JobTruth { runtime: j.runtime }));
         }
         // Queue order: submit time, then position in the file (a stable sort).
         jobs.sort_by_key(|(s, _)| s.submit);
