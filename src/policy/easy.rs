@@ -200,10 +200,10 @@ impl Policy for Easy {
             }
             let pos = self.buf[idx];
             let j = &view.pending[pos as usize];
-            let req = j.spec.request_at(view.now);
-            if u64::from(req.cpus) > free {
+            if u64::from(j.spec.procs) > free {
                 continue;
             }
+            let req = j.spec.request_at(view.now);
             self.slices.clear();
             if !placement.place(
                 cluster,
