@@ -262,7 +262,7 @@ impl Summary {
 }
 
 /// The columns of `jobs.csv`, in order (Batsim's names first).
-pub const JOBS_CSV_COLUMNS: [&str; 19] = [
+pub const JOBS_CSV_COLUMNS: [&str; 20] = [
     "job_id",
     "submission_time",
     "requested_number_of_resources",
@@ -282,6 +282,7 @@ pub const JOBS_CSV_COLUMNS: [&str; 19] = [
     "partition",
     "allocated_resources",
     "leaf_switches",
+    "allocation",
 ];
 
 /// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
@@ -303,7 +304,7 @@ pub fn write_jobs_csv(
         let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
         let _ = write!(
             line,
-            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{}",
             s.id,
             fmt_millis(s.submit.0),
             s.procs,
@@ -328,6 +329,7 @@ pub fn write_jobs_csv(
             ),
             csv_field(&cluster.hostlist(&j.alloc)),
             j.leaf_switches,
+            csv_field(&cluster.allocation_detail(&j.alloc)),
         );
         line.push('\n');
         w.write_all(line.as_bytes())?;

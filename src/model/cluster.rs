@@ -100,6 +100,29 @@ pub struct Cluster {
     pub default_partition: u32,
 }
 
+/// Bit indices as ranges: `0b1011` → `0-1,3`.
+pub fn index_ranges(mask: u64) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < 64 {
+        if mask & (1 << i) == 0 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i + 1 < 64 && mask & (1 << (i + 1)) != 0 {
+            i += 1;
+        }
+        out.push(if start == i {
+            start.to_string()
+        } else {
+            format!("{start}-{i}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClusterError {
     #[error("the cluster has no node")]
@@ -319,6 +342,25 @@ impl Cluster {
         leaves.sort_unstable();
         leaves.dedup();
         leaves.len() as u32
+    }
+
+    /// The allocation per node, as `NODE:CPUS` or `NODE:CPUS:gpu(IDX:0-1)`, joined by `;`
+    /// (Slurm's `scontrol show job -d` detail, compacted).
+    pub fn allocation_detail(&self, slices: &[Slice]) -> String {
+        let mut parts = Vec::with_capacity(slices.len());
+        for s in slices {
+            let name = &self.nodes[s.node as usize].name;
+            if s.gpus == 0 {
+                parts.push(format!("{name}:{}", s.cpus));
+            } else {
+                parts.push(format!(
+                    "{name}:{}:gpu(IDX:{})",
+                    s.cpus,
+                    index_ranges(s.gpu_mask)
+                ));
+            }
+        }
+        parts.join(";")
     }
 
     /// The allocation's nodes in Slurm hostlist syntax.

@@ -18,7 +18,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 /// Columns this reader understands.
-pub const KNOWN: [&str; 13] = [
+pub const KNOWN: [&str; 14] = [
     "id",
     "submit",
     "runtime",
@@ -32,8 +32,9 @@ pub const KNOWN: [&str; 13] = [
     "partition",
     "queue",
     "nodes",
+    "cpus_per_node",
 ];
-const REQUIRED: [&str; 4] = ["id", "submit", "runtime", "cpus"];
+const REQUIRED: [&str; 3] = ["id", "submit", "runtime"];
 
 /// Reads a CSV trace. With `lenient`, malformed rows are skipped and counted.
 pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Workload, TraceError> {
@@ -73,6 +74,9 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         if !col.contains_key(r) {
             return Err(err(Some(1), TraceErrorKind::MissingColumn(r)));
         }
+    }
+    if !col.contains_key("cpus") && !col.contains_key("cpus_per_node") {
+        return Err(err(Some(1), TraceErrorKind::MissingColumn("cpus")));
     }
     let mut names = Names::default();
     let mut seen: FastMap<JobId, u64> = FastMap::default();
@@ -156,7 +160,7 @@ fn parse_row(
         .ok_or_else(|| bad("submit", "expected seconds", get("submit")))?;
     let runtime = duration(get("runtime"), "runtime", &bad)?.unwrap_or(Dur(-1));
     let requested = duration(get("walltime"), "walltime", &bad)?.filter(|d| d.0 > 0);
-    let procs = int("cpus", true)?.unwrap_or(0);
+    let total = int("cpus", false)?;
     let mem_mb = match get("mem") {
         "" => None,
         v => Some(parse_mem_mb(v).map_err(|_| bad("mem", "expected e.g. 4GB, 512M or MB", v))?),
@@ -175,6 +179,31 @@ fn parse_row(
                 .filter(|&n| n > 0)
                 .ok_or_else(|| bad("nodes", "expected a node count ≥ 1", get("nodes")))?,
         ),
+    };
+    // CPUs in total, or per node times the node count.
+    let procs = match (total, int("cpus_per_node", false)?) {
+        (Some(t), None) => t,
+        (None, Some(per)) => match nodes {
+            Some(n) => per * i64::from(n),
+            None => {
+                return Err(bad(
+                    "cpus_per_node",
+                    "needs a `nodes` count",
+                    get("cpus_per_node"),
+                ));
+            }
+        },
+        (Some(t), Some(per)) => {
+            if nodes.is_none_or(|n| per * i64::from(n) != t) {
+                return Err(bad(
+                    "cpus_per_node",
+                    &format!("expected cpus / nodes (cpus = {t})"),
+                    get("cpus_per_node"),
+                ));
+            }
+            t
+        }
+        (None, None) => return Err(bad("cpus", "expected an integer", "")),
     };
     Ok(TraceJob {
         id: JobId(id as u64),
@@ -247,8 +276,20 @@ mod tests {
         let e = read_str("id,submit,cpus\n1,0,2\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "t.csv:1: missing required column 'runtime' (required: id, submit, runtime, cpus)"
+            "t.csv:1: missing required column 'runtime' (required: id, submit, runtime, and cpus or cpus_per_node with nodes)"
         );
+    }
+
+    #[test]
+    fn cpus_per_node_times_nodes() {
+        let w = read_str("id,submit,runtime,nodes,cpus_per_node\n1,0,10,4,8\n").unwrap();
+        assert_eq!(w.jobs[0].procs, 32);
+        assert_eq!(w.jobs[0].nodes, Some(4));
+        let e = read_str("id,submit,runtime,cpus_per_node\n1,0,10,8\n").unwrap_err();
+        assert!(e.to_string().contains("needs a `nodes` count"), "{e}");
+        let e =
+            read_str("id,submit,runtime,cpus,nodes,cpus_per_node\n1,0,10,30,4,8\n").unwrap_err();
+        assert!(e.to_string().contains("expected cpus / nodes"), "{e}");
     }
 
     #[test]

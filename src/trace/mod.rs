@@ -331,7 +331,9 @@ pub enum TraceErrorKind {
         expected: String,
         value: String,
     },
-    #[error("missing required column '{0}' (required: id, submit, runtime, cpus)")]
+    #[error(
+        "missing required column '{0}' (required: id, submit, runtime, and cpus or cpus_per_node with nodes)"
+    )]
     MissingColumn(&'static str),
     #[error("duplicate column '{0}'")]
     DuplicateColumn(String),

@@ -422,6 +422,43 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
     assert_eq!(s["jobs_skipped"]["unknown_partition"], 1);
     assert_eq!(s["jobs_simulated"], 2);
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
-    assert!(csv.contains(",small,n[0-1],0\n"), "{csv}");
-    assert!(csv.contains(",big,n[0-2],0\n"), "{csv}");
+    assert!(csv.contains(",small,n[0-1],0,n0:8;n1:8\n"), "{csv}");
+    assert!(csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8\n"), "{csv}");
+}
+
+#[test]
+fn gpu_indices_are_reported_per_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(
+        tmp.path(),
+        "g.csv",
+        "id,submit,runtime,cpus,gpus,nodes\n1,0,100,2,1,1\n2,0,100,2,2,1\n3,0,100,4,1,2\n",
+    );
+    let out = tmp.path().join("o");
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--nodes",
+        "2",
+        "--cpus-per-node",
+        "4",
+        "--gpus-per-node",
+        "4",
+        "--placement",
+        "first-fit",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    // 1 and 2 share n0 (GPUs 0 and 1-2); 3 needs 2 CPUs and a GPU on each of two nodes, so
+    // it waits until n0 is free again at 100, then gets GPU 0 on both.
+    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:0)\n"), "{csv}");
+    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:1-2)\n"), "{csv}");
+    assert!(csv.contains("\n3,0.000,4,100.000,100.000,"), "{csv}");
+    assert!(
+        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0)\n"),
+        "{csv}"
+    );
 }
