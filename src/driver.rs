@@ -56,6 +56,15 @@ pub trait Store {
     /// A job started: `cmd` is the `Start` command the executor received.
     fn record_start(&mut self, now: Time, cmd: &Command) -> Result<(), Self::Error>;
     fn record_end(&mut self, c: &Completion) -> Result<(), Self::Error>;
+    /// Jobs users asked to cancel since the last call (live mode).
+    fn take_cancellations(&mut self, _now: Time, _out: &mut Vec<JobId>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    /// Stop the loop now, whatever still runs (a live daemon asked to exit; its jobs go on
+    /// under their runners and are re-adopted on restart).
+    fn shutdown_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Watches the loop (progress bars, invariant checks in tests). Called after every step.
@@ -104,14 +113,22 @@ where
     let mut arrived = Vec::new();
     let mut commands = Vec::new();
     let mut events = Vec::new();
+    let mut cancels = Vec::new();
     loop {
+        if store.shutdown_requested() {
+            return Ok(());
+        }
         let now = clock.now();
         ended.clear();
         arrived.clear();
+        cancels.clear();
         exec.take_completions(now, &mut ended);
         store.take_arrivals(now, &mut arrived).map_err(store_err)?;
+        store
+            .take_cancellations(now, &mut cancels)
+            .map_err(store_err)?;
         let wake_due = engine.next_wake().is_some_and(|w| w <= now);
-        if ended.is_empty() && arrived.is_empty() && !wake_due {
+        if ended.is_empty() && arrived.is_empty() && cancels.is_empty() && !wake_due {
             if store.exhausted() && engine.is_idle() {
                 return Ok(());
             }
@@ -142,11 +159,26 @@ where
             });
         }
         events.extend(arrived.drain(..).map(Event::Submitted));
+        events.extend(cancels.drain(..).map(|job| Event::CancelRequested { job }));
         commands.clear();
         engine.step(now, events.drain(..), &mut commands)?;
         for cmd in &commands {
             exec.apply(now, cmd).map_err(exec_err)?;
-            store.record_start(now, cmd).map_err(store_err)?;
+            match *cmd {
+                Command::Start { .. } => store.record_start(now, cmd).map_err(store_err)?,
+                Command::Cancel {
+                    job,
+                    running: false,
+                } => store
+                    .record_end(&Completion {
+                        job,
+                        at: now,
+                        state: FinalState::Cancelled,
+                    })
+                    .map_err(store_err)?,
+                // A running job's end is reported by the executor.
+                Command::Cancel { .. } => {}
+            }
         }
         observer.after_step(now, engine, &commands);
     }

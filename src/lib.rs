@@ -27,6 +27,7 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod ids;
+pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod policy;

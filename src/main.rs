@@ -26,6 +26,23 @@ enum Command {
     Policies(commands::policies::PoliciesArgs),
     /// Inspect cluster descriptions (slurm.conf, topology.conf)
     Cluster(commands::cluster::ClusterCmd),
+    /// Run the scheduler daemon on this machine
+    Scheduler(commands::live::SchedulerArgs),
+    /// Submit a job
+    Submit(commands::live::SubmitArgs),
+    /// Show the job queue
+    Queue(commands::live::QueueArgs),
+    /// Show a job's details
+    Show(commands::live::ShowArgs),
+    /// Cancel pending or running jobs
+    Cancel(commands::live::CancelArgs),
+    /// Show capacity, usage, enforcement and job metrics
+    Stats(commands::live::StatsArgs),
+    /// Write the finished jobs as a CSV trace the simulator replays
+    ExportTrace(commands::live::ExportArgs),
+    /// Supervise one job (started by the scheduler)
+    #[command(hide = true)]
+    JobRunner(commands::live::RunnerArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +54,14 @@ fn main() -> ExitCode {
         Command::Sim(a) => commands::sim::run(a),
         Command::Policies(a) => commands::policies::run(a),
         Command::Cluster(a) => commands::cluster::run(a),
+        Command::Scheduler(a) => commands::live::scheduler(a),
+        Command::Submit(a) => commands::live::submit(a),
+        Command::Queue(a) => commands::live::queue(a),
+        Command::Show(a) => commands::live::show(a),
+        Command::Cancel(a) => commands::live::cancel(a),
+        Command::Stats(a) => commands::live::stats(a),
+        Command::ExportTrace(a) => commands::live::export_trace(a),
+        Command::JobRunner(a) => commands::live::job_runner(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! One file per subcommand. Errors are `anyhow` with context, split by exit code.
 
 pub mod cluster;
+pub mod live;
 pub mod policies;
 pub mod sim;
 

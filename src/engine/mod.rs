@@ -53,7 +53,14 @@ impl RunningJob {
 #[derive(Clone, Debug)]
 pub enum Event {
     Submitted(Arc<JobSpec>),
-    Ended { job: JobId, state: FinalState },
+    Ended {
+        job: JobId,
+        state: FinalState,
+    },
+    /// A user cancelled the job (pending or running).
+    CancelRequested {
+        job: JobId,
+    },
 }
 
 /// What the executor must do.
@@ -69,6 +76,9 @@ pub enum Command {
         /// Leaf switches the allocation spans (0 without a topology).
         leaf_switches: u32,
     },
+    /// Stop a job: a running one is killed (its completion follows, CANCELLED); a pending one
+    /// has left the queue (`running` false) and is over.
+    Cancel { job: JobId, running: bool },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -238,6 +248,17 @@ impl Engine {
                     self.release(&r);
                 }
                 Event::Submitted(spec) => submitted.push(spec),
+                Event::CancelRequested { job } => {
+                    if let Some(i) = self.pending.iter().position(|p| p.spec.id == job) {
+                        self.pending.remove(i);
+                        out.push(Command::Cancel {
+                            job,
+                            running: false,
+                        });
+                    } else if self.running.iter().any(|r| r.spec.id == job) {
+                        out.push(Command::Cancel { job, running: true });
+                    }
+                }
             }
         }
         for spec in submitted.drain(..) {
@@ -245,6 +266,39 @@ impl Engine {
         }
         self.submitted = submitted;
         self.pass(now, out)
+    }
+
+    /// Takes back a job that was already running when the engine started (a live daemon
+    /// restarting): its resources are held again as `alloc` says.
+    pub fn adopt_running(
+        &mut self,
+        spec: Arc<JobSpec>,
+        start: Time,
+        alloc: Arc<[Slice]>,
+    ) -> Result<(), EngineError> {
+        if let Err(why) = self.check(&spec, &alloc) {
+            return Err(EngineError::Invariant(format!(
+                "cannot adopt job {}: {why}",
+                spec.id
+            )));
+        }
+        let mem = spec.mem_mb.unwrap_or(0);
+        for s in alloc.iter() {
+            let a = &mut self.avail[s.node as usize];
+            a.cpus -= s.cpus;
+            a.mem_mb -= mem;
+            a.gpus -= s.gpus;
+            self.gpu_free[s.node as usize] &= !s.gpu_mask;
+        }
+        self.free -= u64::from(spec.procs);
+        self.running.push(RunningJob {
+            spec,
+            start,
+            start_seq: self.next_start_seq,
+            alloc,
+        });
+        self.next_start_seq += 1;
+        Ok(())
     }
 
     fn submit(&mut self, spec: Arc<JobSpec>) -> Result<(), EngineError> {
@@ -737,6 +791,7 @@ mod tests {
             .iter()
             .map(|c| match c {
                 Command::Start { alloc, .. } => alloc.iter().map(|s| s.gpu_mask).collect(),
+                Command::Cancel { .. } => Vec::new(),
             })
             .collect();
         // 1 takes GPU 0, 2 takes GPUs 1-2; 3 needs two but one is left: it waits.
@@ -757,6 +812,7 @@ mod tests {
                 assert_eq!(*job, JobId(3));
                 assert_eq!(alloc[0].gpu_mask, 0b1001);
             }
+            Command::Cancel { .. } => panic!("no cancel was asked"),
         }
         e.check_invariants().unwrap();
     }

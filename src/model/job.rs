@@ -101,6 +101,8 @@ pub enum FinalState {
     Timeout,
     Cancelled,
     Preempted,
+    /// Killed for exceeding its memory limit (live mode).
+    OutOfMemory,
 }
 
 impl FinalState {
@@ -111,6 +113,7 @@ impl FinalState {
             FinalState::Timeout => "TIMEOUT",
             FinalState::Cancelled => "CANCELLED",
             FinalState::Preempted => "PREEMPTED",
+            FinalState::OutOfMemory => "OUT_OF_MEMORY",
         }
     }
 }

@@ -86,6 +86,8 @@ impl Executor for SimExecutor {
 
     fn apply(&mut self, now: Time, cmd: &Command) -> Result<(), SimExecError> {
         match *cmd {
+            // Traces cancel nothing; a cancelled pending job needs nothing from the executor.
+            Command::Cancel { .. } => {}
             Command::Start {
                 job,
                 time_limit,
@@ -204,7 +206,10 @@ impl Store for MemStore<'_> {
             alloc,
             leaf_switches,
             ..
-        } = cmd;
+        } = cmd
+        else {
+            return Ok(());
+        };
         let slot = self.slot(*job)?;
         slot.start = Some(now);
         slot.alloc = Arc::clone(alloc);

@@ -241,8 +241,9 @@ impl Observer for PlanWatch {
         let cap = i64::from(self.procs);
         let started: Vec<JobId> = commands
             .iter()
-            .map(|c| match c {
-                Command::Start { job, .. } => *job,
+            .filter_map(|c| match c {
+                Command::Start { job, .. } => Some(*job),
+                Command::Cancel { .. } => None,
             })
             .collect();
         // Jobs that were already running before this pass: fixed.

@@ -1,0 +1,227 @@
+//! The job runner (`mini-slurm job-runner --job ID`): the supervisor the daemon starts for each
+//! job, as Slurm's slurmstepd.
+//!
+//! It starts the job in its own process group (its own session is the runner's), with the
+//! job's environment, working directory, log files, CPU affinity and memory limit, and waits
+//! for it. SIGTERM or SIGINT to the runner is forwarded to the job's whole process group. With
+//! a memory limit it polls the group's resident memory every 100 ms and kills the group past
+//! the limit (reported OUT_OF_MEMORY). When the job ends it kills whatever is left of the group
+//! (so no process outlives its job), records the exit status and resource usage in the
+//! database, and wakes the daemon.
+
+use super::db::JobRow;
+use super::{Home, LiveError, machine, now_ms};
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
+use nix::sys::signal::{self, SigHandler, Signal, killpg};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid, setgid, setpgid, setsid, setuid};
+use rusqlite::params;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+/// The job's process group, for the signal handler (0 until the job is started).
+static JOB_PGID: AtomicI32 = AtomicI32::new(0);
+/// A termination request that arrived before the job was started.
+static TERM_PENDING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn forward(_sig: i32) {
+    let pgid = JOB_PGID.load(Ordering::SeqCst);
+    if pgid > 0 {
+        // kill(2) is async-signal-safe.
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+    } else {
+        TERM_PENDING.store(true, Ordering::SeqCst);
+    }
+}
+
+/// CPU ids from a list such as `0-3,6`.
+pub fn parse_cpu_list(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+            out.extend(a..=b);
+        }
+    }
+    out
+}
+
+/// Runs job `id` to its end and records the result. Returns the runner's exit status.
+pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
+    // Our own session: the daemon's terminal or death does not reach us.
+    let _ = setsid();
+    let db = home.open()?;
+    let dbp = home.db();
+    let job = db
+        .job(id)
+        .map_err(|e| LiveError::db(&dbp, e))?
+        .ok_or_else(|| LiveError::Other(format!("job {id} does not exist")))?;
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only reads and writes atomics and calls kill(2).
+        unsafe {
+            let _ = signal::signal(sig, SigHandler::Handler(forward));
+        }
+    }
+    let mut cmd = build_command(home, &job)?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("mini-slurm: job {id}: cannot run {:?}: {e}\n", job.argv);
+            let _ = std::fs::write(home.err_log(id), msg);
+            record(&db, id, Some(127), None, None, false).map_err(|e| LiveError::db(&dbp, e))?;
+            home.notify();
+            return Ok(0);
+        }
+    };
+    let pid = Pid::from_raw(child.id() as i32);
+    JOB_PGID.store(pid.as_raw(), Ordering::SeqCst);
+    if TERM_PENDING.load(Ordering::SeqCst) {
+        let _ = killpg(pid, Signal::SIGTERM);
+    }
+    db.execute(
+        "UPDATE jobs SET job_pgid = ?1 WHERE id = ?2",
+        params![pid.as_raw(), id],
+    )
+    .map_err(|e| LiveError::db(&dbp, e))?;
+    // Memory watcher.
+    let done = Arc::new(AtomicBool::new(false));
+    let oom = Arc::new(AtomicBool::new(false));
+    let watcher = (job.mem_mb > 0).then(|| {
+        let (done, oom) = (Arc::clone(&done), Arc::clone(&oom));
+        let limit_kb = job.mem_mb * 1024;
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if machine::group_rss_kb(pid.as_raw()) > limit_kb {
+                    oom.store(true, Ordering::SeqCst);
+                    let _ = killpg(pid, Signal::SIGKILL);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    });
+    let status = loop {
+        match waitpid(pid, None) {
+            Ok(s) => break s,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(LiveError::Other(format!("waiting for job {id}: {e}"))),
+        }
+    };
+    done.store(true, Ordering::SeqCst);
+    // Nothing of the job outlives it.
+    let _ = killpg(pid, Signal::SIGKILL);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).ok();
+    let (code, sig) = match status {
+        WaitStatus::Exited(_, c) => (Some(c), None),
+        WaitStatus::Signaled(_, s, _) => (Some(0), Some(s as i32)),
+        _ => (Some(0), None),
+    };
+    let usage = usage.map(|u| {
+        let ms = |t: nix::sys::time::TimeVal| t.tv_sec() * 1000 + t.tv_usec() / 1000;
+        (ms(u.user_time()), ms(u.system_time()), u.max_rss())
+    });
+    record(&db, id, code, sig, usage, oom.load(Ordering::SeqCst))
+        .map_err(|e| LiveError::db(&dbp, e))?;
+    home.notify();
+    Ok(0)
+}
+
+fn record(
+    db: &super::db::Db,
+    id: i64,
+    code: Option<i32>,
+    sig: Option<i32>,
+    usage: Option<(i64, i64, i64)>,
+    oom: bool,
+) -> rusqlite::Result<usize> {
+    db.execute(
+        "UPDATE jobs SET exit_code = ?1, signal = ?2, end_ms = ?3, user_cpu_ms = ?4,
+            sys_cpu_ms = ?5, max_rss_kb = ?6, oom = ?7, runner_done = 1 WHERE id = ?8",
+        params![
+            code,
+            sig,
+            now_ms(),
+            usage.map(|u| u.0),
+            usage.map(|u| u.1),
+            usage.map(|u| u.2),
+            oom,
+            id
+        ],
+    )
+}
+
+fn build_command(home: &Home, job: &JobRow) -> Result<Command, LiveError> {
+    let mut cmd = if job.shell {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(job.argv.first().map_or("", String::as_str));
+        c
+    } else {
+        let mut c = Command::new(job.argv.first().map_or("true", String::as_str));
+        c.args(job.argv.iter().skip(1));
+        c
+    };
+    let out_path = home.out_log(job.id);
+    let err_path = home.err_log(job.id);
+    let out = std::fs::File::create(&out_path).map_err(|e| LiveError::io(&out_path, e))?;
+    let err = std::fs::File::create(&err_path).map_err(|e| LiveError::io(&err_path, e))?;
+    cmd.env_clear()
+        .envs(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("MINI_SLURM_JOB_ID", job.id.to_string())
+        .env("SLURM_JOB_ID", job.id.to_string())
+        .env("MINI_SLURM_JOB_NAME", &job.name)
+        .env("MINI_SLURM_CPUS", &job.cpu_list)
+        .env("MINI_SLURM_CPUS_ON_NODE", job.cpus.to_string())
+        .env("OMP_NUM_THREADS", job.cpus.to_string())
+        .env("MINI_SLURM_HOME", &home.dir)
+        .current_dir(&job.cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    if job.gpus > 0 {
+        cmd.env("CUDA_VISIBLE_DEVICES", &job.gpu_list)
+            .env("MINI_SLURM_GPUS", &job.gpu_list);
+    }
+    if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
+        cmd.env("MINI_SLURM_ARRAY_JOB_ID", a.to_string())
+            .env("MINI_SLURM_ARRAY_TASK_ID", t.to_string())
+            .env("SLURM_ARRAY_TASK_ID", t.to_string());
+    }
+    let cpus = parse_cpu_list(&job.cpu_list);
+    let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
+    let (uid, gid) = (job.uid, job.gid);
+    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
+    // (no allocation beyond the CpuSet on the stack, no locks).
+    unsafe {
+        cmd.pre_exec(move || {
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            if !cpus.is_empty() {
+                let mut set = CpuSet::new();
+                for &c in &cpus {
+                    let _ = set.set(c);
+                }
+                let _ = sched_setaffinity(Pid::from_raw(0), &set);
+            }
+            if mem_bytes > 0 {
+                let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
+                setrlimit(Resource::RLIMIT_AS, cap, cap)?;
+            }
+            if Uid::effective().is_root() && uid != 0 {
+                setgid(Gid::from_raw(gid))?;
+                setuid(Uid::from_raw(uid))?;
+            }
+            // Default signal handling for the job, whatever the runner installed.
+            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                let _ = signal::signal(sig, SigHandler::SigDfl);
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
