@@ -1,0 +1,485 @@
+//! Live mode with real processes: a daemon per test in its own temporary home.
+
+use mini_slurm::live::Home;
+use mini_slurm::live::db::{Db, JobRow};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mini-slurm");
+
+struct Live {
+    dir: tempfile::TempDir,
+    daemon: Option<Child>,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            dir: tempfile::tempdir().unwrap(),
+            daemon: None,
+        }
+    }
+    fn home(&self) -> &Path {
+        self.dir.path()
+    }
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("MINI_SLURM_HOME", self.home())
+            .current_dir(self.home())
+            .output()
+            .unwrap()
+    }
+    /// Submits and returns the job id.
+    fn submit(&self, args: &[&str]) -> i64 {
+        let mut a = vec!["submit", "--parsable"];
+        a.extend_from_slice(args);
+        let o = self.cmd(&a);
+        assert!(
+            o.status.success(),
+            "submit {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    }
+    fn start(&mut self, args: &[&str]) {
+        let mut a = vec!["scheduler", "--poll-interval", "0.2", "--kill-wait", "1"];
+        a.extend_from_slice(args);
+        let child = Command::new(BIN)
+            .args(&a)
+            .env("MINI_SLURM_HOME", self.home())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        let h = Home::at(self.home());
+        wait_for(|| h.daemon_running(), 10, "daemon start");
+    }
+    fn stop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(d.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = d.wait();
+        }
+    }
+    fn kill9(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+    fn db(&self) -> Db {
+        Db::open(&Home::at(self.home()).db()).unwrap()
+    }
+    fn job(&self, id: i64) -> JobRow {
+        self.db().job(id).unwrap().unwrap()
+    }
+    fn wait_state(&self, id: i64, secs: u64) -> JobRow {
+        wait_for(
+            || !matches!(self.job(id).state.as_str(), "PENDING" | "RUNNING"),
+            secs,
+            &format!("job {id} to end"),
+        );
+        self.job(id)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn jobs_complete_fail_and_log() {
+    let mut l = Live::new();
+    let ok = l.submit(&["echo hello from $MINI_SLURM_JOB_ID on $MINI_SLURM_CPUS"]);
+    let bad = l.submit(&["--", "sh", "-c", "echo oops >&2; exit 3"]);
+    let missing = l.submit(&["--", "/nonexistent/program"]);
+    l.start(&["--cpus", "2"]);
+    let r = l.wait_state(ok, 20);
+    assert_eq!(r.state, "COMPLETED");
+    let out = std::fs::read_to_string(l.home().join(format!("logs/job_{ok}.out"))).unwrap();
+    assert!(out.starts_with(&format!("hello from {ok} on ")), "{out}");
+    let r = l.wait_state(bad, 20);
+    assert_eq!(
+        (r.state.as_str(), r.exit_code, r.signal),
+        ("FAILED", Some(3), None)
+    );
+    let err = std::fs::read_to_string(l.home().join(format!("logs/job_{bad}.err"))).unwrap();
+    assert_eq!(err, "oops\n");
+    let r = l.wait_state(missing, 20);
+    assert_eq!((r.state.as_str(), r.exit_code), ("FAILED", Some(127)));
+    assert!(r.user_cpu_ms.is_some() || r.exit_code == Some(127));
+    let show = l.cmd(&["show", &bad.to_string()]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("ExitCode=3:0"));
+}
+
+#[test]
+fn priority_order_and_backfill() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "2"]);
+    // Both CPUs busy; then the high-priority job goes before the low one submitted earlier.
+    let blocker = l.submit(&["--cpus", "2", "--time", "0:05", "--", "sleep", "1"]);
+    wait_for(|| l.job(blocker).state == "RUNNING", 10, "blocker start");
+    let low = l.submit(&[
+        "--cpus",
+        "2",
+        "--priority",
+        "1",
+        "--time",
+        "0:05",
+        "--",
+        "sleep",
+        "0.2",
+    ]);
+    let high = l.submit(&[
+        "--cpus",
+        "2",
+        "--priority",
+        "9",
+        "--time",
+        "0:05",
+        "--",
+        "sleep",
+        "0.2",
+    ]);
+    for id in [blocker, low, high] {
+        assert_eq!(l.wait_state(id, 30).state, "COMPLETED");
+    }
+    let (lo, hi) = (l.job(low), l.job(high));
+    assert!(
+        hi.end_ms <= lo.start_ms,
+        "priority 9 runs first: {hi:?} {lo:?}"
+    );
+    // Backfill: 1 CPU busy for 3 s; a 2-CPU job waits; a 1-CPU job of ≤ 1 s starts now.
+    let long = l.submit(&["--time", "0:10", "--", "sleep", "3"]);
+    wait_for(|| l.job(long).state == "RUNNING", 10, "long job start");
+    let wide = l.submit(&[
+        "--cpus",
+        "2",
+        "--priority",
+        "5",
+        "--time",
+        "0:05",
+        "--",
+        "true",
+    ]);
+    let short = l.submit(&["--time", "0:01", "--", "sleep", "0.1"]);
+    let s = l.wait_state(short, 20);
+    let w = l.wait_state(wide, 30);
+    assert_eq!(s.state, "COMPLETED");
+    assert!(
+        s.end_ms <= w.start_ms,
+        "the short job backfilled before the wide one: {s:?} {w:?}"
+    );
+    assert!(
+        w.start_ms >= l.job(long).end_ms,
+        "the wide job waited for the long one"
+    );
+}
+
+#[test]
+fn time_limit_gives_timeout() {
+    let mut l = Live::new();
+    let id = l.submit(&["--time", "0:01", "--", "sleep", "30"]);
+    l.start(&["--cpus", "1"]);
+    let r = l.wait_state(id, 20);
+    assert_eq!(r.state, "TIMEOUT");
+    let run = r.end_ms.unwrap() - r.start_ms.unwrap();
+    assert!((1000..4000).contains(&run), "ran {run} ms");
+}
+
+#[test]
+fn memory_hog_is_killed_as_out_of_memory() {
+    let mut l = Live::new();
+    let id = l.submit(&[
+        "--mem",
+        "50M",
+        "--",
+        "python3",
+        "-c",
+        "import time; a = b'x' * (400 * 1024 * 1024); time.sleep(5)",
+    ]);
+    l.start(&["--cpus", "1"]);
+    let r = l.wait_state(id, 30);
+    assert_eq!(r.state, "OUT_OF_MEMORY", "{r:?}");
+}
+
+fn group_alive(pgid: i32) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[0] != "Z" && f[2].parse::<i32>().ok() == Some(pgid)
+    })
+}
+
+#[test]
+fn cancel_pending_and_running_leaves_no_process() {
+    let mut l = Live::new();
+    let running = l.submit(&["sleep 100 & sleep 100; wait"]);
+    let pending = l.submit(&[
+        "--cpus",
+        "1",
+        "--dependency",
+        &format!("afterok:{running}"),
+        "--",
+        "true",
+    ]);
+    l.start(&["--cpus", "1"]);
+    wait_for(|| l.job(running).job_pgid.is_some(), 10, "job start");
+    let pgid = l.job(running).job_pgid.unwrap();
+    assert!(group_alive(pgid));
+    let o = l.cmd(&["cancel", &running.to_string(), &pending.to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(l.wait_state(running, 20).state, "CANCELLED");
+    assert_eq!(l.wait_state(pending, 20).state, "CANCELLED");
+    wait_for(|| !group_alive(pgid), 5, "the job's processes to be gone");
+    // Cancelling a finished job is an error (exit 1).
+    let o = l.cmd(&["cancel", &running.to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn dependencies_and_arrays() {
+    let mut l = Live::new();
+    let a = l.submit(&["--", "sleep", "0.3"]);
+    let ok = l.submit(&["--dependency", &format!("afterok:{a}"), "--", "true"]);
+    let notok = l.submit(&["--dependency", &format!("afternotok:{a}"), "--", "true"]);
+    let o = l.cmd(&["submit", "--array", "1-6%2", "--", "sleep", "0.3"]);
+    assert!(o.status.success());
+    l.start(&["--cpus", "4"]);
+    assert_eq!(l.wait_state(ok, 20).state, "COMPLETED");
+    assert!(l.job(ok).start_ms >= l.job(a).end_ms);
+    wait_for(
+        || l.job(notok).reason.starts_with("DependencyNeverSatisfied"),
+        10,
+        "never-satisfied reason",
+    );
+    assert_eq!(l.job(notok).state, "PENDING");
+    let tasks: Vec<JobRow> = l.db().jobs_where("array_job_id IS NOT NULL").unwrap();
+    assert_eq!(tasks.len(), 6);
+    for t in &tasks {
+        assert_eq!(l.wait_state(t.id, 30).state, "COMPLETED");
+    }
+    let tasks: Vec<JobRow> = l.db().jobs_where("array_job_id IS NOT NULL").unwrap();
+    let log =
+        std::fs::read_to_string(l.home().join(format!("logs/job_{}.out", tasks[0].id))).unwrap();
+    assert_eq!(log, "");
+    // Never more than 2 tasks at once.
+    for t in &tasks {
+        let s = t.start_ms.unwrap();
+        let overlapping = tasks
+            .iter()
+            .filter(|u| u.start_ms.unwrap() <= s && s < u.end_ms.unwrap())
+            .count();
+        assert!(overlapping <= 2, "{overlapping} tasks at once");
+    }
+}
+
+#[test]
+fn daemon_killed_and_restarted_loses_nothing() {
+    let mut l = Live::new();
+    let first = l.submit(&["--", "sleep", "1.5"]);
+    l.start(&["--cpus", "1"]);
+    wait_for(|| l.job(first).state == "RUNNING", 10, "first job start");
+    l.kill9();
+    // While no daemon runs: a new submission, and the first job finishes under its runner.
+    let second = l.submit(&["--", "true"]);
+    std::thread::sleep(Duration::from_millis(2000));
+    l.start(&["--cpus", "1"]);
+    assert_eq!(l.wait_state(first, 20).state, "COMPLETED");
+    assert_eq!(l.wait_state(second, 20).state, "COMPLETED");
+    // A job running across a restart is re-adopted and its end recorded.
+    let third = l.submit(&["--", "sleep", "1.5"]);
+    wait_for(|| l.job(third).state == "RUNNING", 10, "third job start");
+    l.kill9();
+    l.start(&["--cpus", "1"]);
+    let r = l.wait_state(third, 20);
+    assert_eq!((r.state.as_str(), r.exit_code), ("COMPLETED", Some(0)));
+}
+
+#[test]
+fn bad_submissions_store_nothing() {
+    let l = Live::new();
+    for args in [
+        &["--cpus", "0", "true"][..],
+        &["--mem", "4XB", "true"],
+        &["--cpus", "100000", "true"],
+        &["--dependency", "afterok:999", "true"],
+        &["--array", "5-1", "true"],
+        &["--time", "soon", "true"],
+    ] {
+        let mut a = vec!["submit"];
+        a.extend_from_slice(args);
+        let o = l.cmd(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    assert!(l.db().jobs_where("1").unwrap().is_empty(), "nothing stored");
+}
+
+#[test]
+fn concurrent_submissions_are_all_stored_once() {
+    let l = Live::new();
+    // Create the database first, as the daemon or a first submission would.
+    drop(l.db());
+    let script = format!("for i in $(seq 500); do {BIN} submit --parsable true || exit 1; done");
+    let procs: Vec<Child> = (0..8)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("MINI_SLURM_HOME", l.home())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for p in procs {
+        let o = p.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ids.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|s| s.parse::<i64>().unwrap()),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4000);
+    assert_eq!(l.db().jobs_where("1").unwrap().len(), 4000);
+}
+
+/// The same workload live and in the simulator: the same engine gives the same start order,
+/// and start times agree within a small tolerance (process start-up is the difference).
+#[test]
+fn live_and_simulated_schedules_agree() {
+    use mini_slurm::driver::NoObserver;
+    use mini_slurm::ids::JobId;
+    use mini_slurm::model::{Cluster, JobSpec, JobTruth};
+    use mini_slurm::sim::{SimConfig, simulate};
+    use mini_slurm::time::{Dur, Time};
+    use mini_slurm::trace::SimJobs;
+    // (cpus, run ms, time limit s, priority)
+    // Run times are chosen so that no two jobs end within 150 ms of each other in the
+    // simulation (checked below): live, nearly simultaneous ends would be separate passes.
+    let jobs: [(u32, i64, i64, i64); 12] = [
+        (2, 1100, 3, 0),
+        (4, 500, 2, 0),
+        (1, 700, 1, 0),
+        (1, 1500, 3, 5),
+        (2, 800, 2, 1),
+        (3, 1300, 2, 0),
+        (1, 400, 1, 2),
+        (2, 1700, 2, 0),
+        (1, 1900, 3, 0),
+        (4, 600, 1, 3),
+        (1, 800, 1, 0),
+        (2, 150, 1, 4),
+    ];
+    let policy = "easy[order=priority]";
+    let mut l = Live::new();
+    // A first start records the 4-CPU machine that submissions are checked against; the jobs
+    // are then queued while no daemon runs, so they all meet in its first pass, as in the sim.
+    l.start(&["--cpus", "4"]);
+    l.stop();
+    let mut ids = Vec::new();
+    for &(cpus, run, limit, prio) in &jobs {
+        let secs = format!("{:.3}", run as f64 / 1000.0);
+        ids.push(l.submit(&[
+            "--cpus",
+            &cpus.to_string(),
+            "--time",
+            &format!("0:{limit:02}"),
+            "--priority",
+            &prio.to_string(),
+            "--",
+            "sleep",
+            &secs,
+        ]));
+    }
+    l.start(&["--cpus", "4", "--policy", policy]);
+    let live: Vec<i64> = ids
+        .iter()
+        .map(|&id| {
+            let r = l.wait_state(id, 60);
+            assert_eq!(r.state, "COMPLETED");
+            r.start_ms.unwrap()
+        })
+        .collect();
+    let t0 = *live.iter().min().unwrap();
+    let live: Vec<i64> = live.iter().map(|s| s - t0).collect();
+    // The simulator, with the same run times and all jobs submitted together.
+    let sim_jobs = SimJobs {
+        cluster: Cluster::uniform(1, 4, 0, 0).unwrap(),
+        jobs: jobs
+            .iter()
+            .enumerate()
+            .map(|(i, &(cpus, run, limit, prio))| {
+                let spec = JobSpec {
+                    priority: prio,
+                    requested_time: Some(Dur::from_secs(limit)),
+                    ..JobSpec::new(JobId(i as u64 + 1), Time::ZERO, cpus, Dur::from_secs(limit))
+                };
+                (spec.into(), JobTruth { runtime: Dur(run) })
+            })
+            .collect(),
+        skipped: Default::default(),
+    };
+    let (p, _) = mini_slurm::policy::build(policy).unwrap();
+    let r = simulate(&sim_jobs, SimConfig::new(p, policy), &mut NoObserver).unwrap();
+    let sim: Vec<i64> = r.jobs.iter().map(|j| j.start.millis()).collect();
+    let ends: Vec<i64> = r.jobs.iter().map(|j| j.finish.millis()).collect();
+    for (i, a) in ends.iter().enumerate() {
+        for b in &ends[i + 1..] {
+            assert!(
+                (a - b).abs() >= 150,
+                "test workload has near-simultaneous ends: {ends:?}"
+            );
+        }
+    }
+    for i in 0..jobs.len() {
+        for k in 0..jobs.len() {
+            if sim[i] + 300 <= sim[k] {
+                assert!(
+                    live[i] < live[k],
+                    "order: job {} before {} (sim {sim:?}, live {live:?})",
+                    i + 1,
+                    k + 1
+                );
+            }
+        }
+        // Each start drifts by the run-time overheads of the jobs before it.
+        assert!(
+            (live[i] - sim[i]).abs() <= 900,
+            "job {}: sim {} ms, live {} ms (sim {sim:?}, live {live:?})",
+            i + 1,
+            sim[i],
+            live[i]
+        );
+    }
+}
