@@ -126,6 +126,8 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         db,
         home: home.clone(),
         handed: FastMap::default(),
+        held: std::collections::BTreeSet::new(),
+        cursor: 0,
         array_active: FastMap::default(),
         names: Names::default(),
         shutdown: Arc::clone(&shutdown),
@@ -476,6 +478,11 @@ pub struct SqliteStore {
     home: Home,
     /// Jobs handed to the engine and not ended.
     handed: FastMap<i64, ()>,
+    /// Pending jobs seen and held back (dependencies, array limits, impossible requests):
+    /// looked at again on every call.
+    held: std::collections::BTreeSet<i64>,
+    /// Highest job id seen: newer rows are new submissions.
+    cursor: i64,
     /// Per job array: tasks handed over and not ended (for `%limit`).
     array_active: FastMap<i64, i64>,
     names: Names,
@@ -561,13 +568,20 @@ impl Store for SqliteStore {
     type Error = rusqlite::Error;
 
     fn take_arrivals(&mut self, _now: Time, out: &mut Vec<Arc<JobSpec>>) -> rusqlite::Result<()> {
-        let rows = self
-            .db
-            .jobs_where("state = 'PENDING' AND cancel_requested = 0")?;
+        // New submissions, and the jobs held back before, in id (submission) order.
+        let held: Vec<String> = self.held.iter().map(i64::to_string).collect();
+        let rows = self.db.jobs_where(&format!(
+            "state = 'PENDING' AND cancel_requested = 0 AND (id > {} OR id IN ({}))",
+            self.cursor,
+            held.join(",")
+        ))?;
+        self.held.clear();
         for row in rows {
+            self.cursor = self.cursor.max(row.id);
             if self.handed.contains_key(&row.id) {
                 continue;
             }
+            self.held.insert(row.id);
             match self.dependency_status(&row) {
                 DepStatus::Ready => {}
                 DepStatus::Waiting => {
@@ -597,6 +611,7 @@ impl Store for SqliteStore {
                 continue;
             }
             self.set_reason(row.id, "None", &row.reason);
+            self.held.remove(&row.id);
             self.handed.insert(row.id, ());
             if let Some(a) = row.array_job_id {
                 *self.array_active.entry(a).or_insert(0) += 1;

@@ -51,6 +51,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_state ON jobs(state);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: find cancellation requests without scanning the table.
+    "CREATE INDEX jobs_cancel ON jobs(cancel_requested) WHERE cancel_requested = 1;",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -73,6 +75,7 @@ pub struct JobRow {
     pub argv: Vec<String>,
     pub shell: bool,
     pub cwd: String,
+    /// Not loaded with the row (it is large); see [`Db::env`].
     #[serde(skip)]
     pub env: Vec<(String, String)>,
     pub cpus: u32,
@@ -126,7 +129,7 @@ pub struct NewJob {
     pub submit_ms: i64,
 }
 
-const COLUMNS: &str = "id, name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb, gpus, priority, \
+const COLUMNS: &str = "id, name, user, uid, gid, argv, shell, cwd, '[]', cpus, mem_mb, gpus, priority, \
     time_limit_ms, partition, dependency, array_job_id, array_task_id, array_limit, state, reason, \
     submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, job_pgid, cpu_list, \
     gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested";
@@ -276,6 +279,17 @@ impl Db {
         ))?;
         let rows = st.query_map([], row)?;
         rows.collect()
+    }
+
+    /// The environment a job was submitted with.
+    pub fn env(&self, id: i64) -> rusqlite::Result<Vec<(String, String)>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT env FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
     }
 
     pub fn exists(&self, id: i64) -> rusqlite::Result<bool> {

@@ -56,10 +56,11 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
     let _ = setsid();
     let db = home.open()?;
     let dbp = home.db();
-    let job = db
+    let mut job = db
         .job(id)
         .map_err(|e| LiveError::db(&dbp, e))?
         .ok_or_else(|| LiveError::Other(format!("job {id} does not exist")))?;
+    job.env = db.env(id).map_err(|e| LiveError::db(&dbp, e))?;
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only reads and writes atomics and calls kill(2).
         unsafe {
