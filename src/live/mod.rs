@@ -25,23 +25,31 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct Home {
     pub dir: PathBuf,
+    /// `~/.mini_slurm` (no `$MINI_SLURM_HOME`): the seeds' paths `~/.mini_slurm_logs` and
+    /// `~/.mini_slurm.db` are kept as symbolic links into it.
+    legacy: Option<PathBuf>,
 }
 
 impl Home {
     /// `$MINI_SLURM_HOME`, else `~/.mini_slurm`.
     pub fn from_env() -> Home {
-        let dir = std::env::var_os("MINI_SLURM_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
+        match std::env::var_os("MINI_SLURM_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => Home::at(d),
+            None => {
                 let home =
                     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-                home.join(".mini_slurm")
-            });
-        Home { dir }
+                Home {
+                    dir: home.join(".mini_slurm"),
+                    legacy: Some(home),
+                }
+            }
+        }
     }
     pub fn at(dir: impl Into<PathBuf>) -> Home {
-        Home { dir: dir.into() }
+        Home {
+            dir: dir.into(),
+            legacy: None,
+        }
     }
     pub fn db(&self) -> PathBuf {
         self.dir.join("jobs.db")
@@ -68,7 +76,19 @@ impl Home {
     /// Creates the directory tree and opens the database.
     pub fn open(&self) -> Result<db::Db, LiveError> {
         std::fs::create_dir_all(self.logs()).map_err(|e| LiveError::io(&self.dir, e))?;
-        db::Db::open(&self.db())
+        let db = db::Db::open(&self.db())?;
+        if let Some(home) = &self.legacy {
+            // Best effort: the seeds' documents `cat ~/.mini_slurm_logs/job_1.out`.
+            for (link, target) in [
+                (home.join(".mini_slurm_logs"), self.logs()),
+                (home.join(".mini_slurm.db"), self.db()),
+            ] {
+                if std::fs::symlink_metadata(&link).is_err() {
+                    let _ = std::os::unix::fs::symlink(target, link);
+                }
+            }
+        }
+        Ok(db)
     }
 
     /// Wakes the daemon, if one listens (best effort).
