@@ -483,3 +483,41 @@ fn live_and_simulated_schedules_agree() {
         );
     }
 }
+
+/// GPUs come from `nvidia-smi` (here a stand-in printing two H200s): the scheduler hands them
+/// out, and a job sees its own in CUDA_VISIBLE_DEVICES.
+#[test]
+fn gpus_from_nvidia_smi_reach_the_job() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut l = Live::new();
+    let bin = l.home().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let smi = bin.join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\nprintf '0, NVIDIA H200\\n1, NVIDIA H200\\n'\n").unwrap();
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let daemon = Command::new(BIN)
+        .args(["scheduler", "--cpus", "2", "--poll-interval", "0.2"])
+        .env("MINI_SLURM_HOME", l.home())
+        .env("PATH", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    l.daemon = Some(daemon);
+    let h = Home::at(l.home());
+    wait_for(|| h.daemon_running(), 10, "daemon start");
+    let a = l.submit(&["--gpus", "1", "echo $CUDA_VISIBLE_DEVICES; sleep 0.5"]);
+    let b = l.submit(&["--gpus", "1", "echo $CUDA_VISIBLE_DEVICES"]);
+    let too_many = l.cmd(&["submit", "--gpus", "3", "true"]);
+    assert_eq!(too_many.status.code(), Some(2), "3 GPUs on a 2-GPU machine");
+    for id in [a, b] {
+        assert_eq!(l.wait_state(id, 20).state, "COMPLETED");
+    }
+    let out = |id: i64| std::fs::read_to_string(l.home().join(format!("logs/job_{id}.out"))).unwrap();
+    let mut seen = vec![out(a), out(b)];
+    seen.sort();
+    assert_eq!(seen, ["0\n", "1\n"], "each job its own GPU");
+    let stats = String::from_utf8_lossy(&l.cmd(&["stats"]).stdout).to_string();
+    assert!(stats.contains("GPUs:    0 / 2"), "{stats}");
+}
