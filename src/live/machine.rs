@@ -1,7 +1,7 @@
 //! What this machine offers: CPUs, memory and GPUs (`nvidia-smi`), and how limits can be
 //! enforced here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The machine as the daemon sees it.
@@ -47,8 +47,10 @@ pub fn detect_gpus() -> Vec<String> {
 /// How memory limits are enforced on this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MemEnforcement {
-    /// cgroup v2 with the memory controller delegated: `memory.max` per job.
-    CgroupV2,
+    /// cgroup v2 with the memory controller delegated: `memory.max` per job, under `base`.
+    CgroupV2 { base: PathBuf },
+    /// cgroup v1's memory controller: `memory.limit_in_bytes` per job, under `base`.
+    CgroupV1 { base: PathBuf },
     /// RLIMIT_AS as a backstop plus RSS polling of the job's process group.
     RlimitAndPolling { why: String },
 }
@@ -56,48 +58,168 @@ pub enum MemEnforcement {
 impl MemEnforcement {
     pub fn describe(&self) -> String {
         match self {
-            MemEnforcement::CgroupV2 => "cgroup v2 memory controller available".into(),
+            MemEnforcement::CgroupV2 { base } => format!(
+                "cgroup v2 memory.max per job under {} (kernel OOM kill → OUT_OF_MEMORY)",
+                base.display()
+            ),
+            MemEnforcement::CgroupV1 { base } => format!(
+                "cgroup v1 memory.limit_in_bytes per job under {} (kernel OOM kill → OUT_OF_MEMORY)",
+                base.display()
+            ),
             MemEnforcement::RlimitAndPolling { why } => format!(
-                "RSS polling of the job's process group every 100 ms (kill → OUT_OF_MEMORY) with RLIMIT_AS = 2 × limit + 512 MB as a backstop; cgroup v2 not used: {why}"
+                "RSS polling of the job's process group every 100 ms (kill → OUT_OF_MEMORY) with RLIMIT_AS = 2 × limit + 512 MB as a backstop; no usable memory cgroup: {why}"
             ),
         }
     }
 }
 
-/// Whether this process could give jobs their own cgroup with a memory limit.
+/// Our own cgroup path for `controller` ("" for the v2 hierarchy) from /proc/self/cgroup.
+fn own_cgroup(controller: &str) -> Option<String> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        hit.then(|| path.trim_start_matches('/').to_string())
+    })
+}
+
+/// Whether a child cgroup can be created under `base` (tried, then removed).
+fn can_create_under(base: &Path) -> Result<(), String> {
+    let probe = base.join(format!("mini_slurm_probe_{}", std::process::id()));
+    std::fs::create_dir(&probe)
+        .map_err(|e| format!("cannot create cgroups in {}: {e}", base.display()))?;
+    let _ = std::fs::remove_dir(&probe);
+    Ok(())
+}
+
+/// How this process can limit a job's memory: a cgroup v2 or v1 memory controller it may
+/// create cgroups in, else RLIMIT_AS and RSS polling.
+/// `MINI_SLURM_NO_CGROUP=1` in the scheduler's environment forces the fallback.
 pub fn mem_enforcement() -> MemEnforcement {
-    let root = Path::new("/sys/fs/cgroup");
-    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-    if !controllers.split_whitespace().any(|c| c == "memory") {
+    if std::env::var_os("MINI_SLURM_NO_CGROUP").is_some_and(|v| v == "1") {
         return MemEnforcement::RlimitAndPolling {
-            why: if controllers.is_empty() {
-                "no cgroup v2 hierarchy at /sys/fs/cgroup".into()
-            } else {
-                format!(
-                    "the memory controller is not enabled (controllers: {})",
-                    controllers.trim()
-                )
-            },
+            why: "disabled by MINI_SLURM_NO_CGROUP=1".into(),
         };
     }
-    // The controller exists; it must also be delegated to our own cgroup.
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let rel = own
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or("/")
-        .trim_start_matches('/')
-        .to_string();
-    let dir = root.join(rel);
-    let sub = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-    if sub.split_whitespace().any(|c| c == "memory") {
-        MemEnforcement::CgroupV2
+    let root = Path::new("/sys/fs/cgroup");
+    let mut why = Vec::new();
+    // cgroup v2: the memory controller enabled for our cgroup's children.
+    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    if controllers.split_whitespace().any(|c| c == "memory") {
+        let base = root.join(own_cgroup("").unwrap_or_default());
+        let sub = std::fs::read_to_string(base.join("cgroup.subtree_control")).unwrap_or_default();
+        if !sub.split_whitespace().any(|c| c == "memory") {
+            why.push(format!(
+                "cgroup v2 memory controller not delegated to {}",
+                base.display()
+            ));
+        } else {
+            match can_create_under(&base) {
+                Ok(()) => return MemEnforcement::CgroupV2 { base },
+                Err(e) => why.push(e),
+            }
+        }
     } else {
-        MemEnforcement::RlimitAndPolling {
-            why: format!(
-                "the memory controller is not delegated to {} (cgroup.subtree_control)",
-                dir.display()
-            ),
+        why.push("no cgroup v2 memory controller".to_string());
+    }
+    // cgroup v1: a mounted memory hierarchy.
+    let v1 = root.join("memory");
+    if v1.join("memory.limit_in_bytes").exists() {
+        let base = v1.join(own_cgroup("memory").unwrap_or_default());
+        match can_create_under(&base) {
+            Ok(()) => return MemEnforcement::CgroupV1 { base },
+            Err(e) => why.push(e),
+        }
+    } else {
+        why.push("no cgroup v1 memory hierarchy".to_string());
+    }
+    MemEnforcement::RlimitAndPolling {
+        why: why.join("; "),
+    }
+}
+
+/// A job's own memory cgroup.
+#[derive(Debug)]
+pub struct JobCgroup {
+    pub dir: PathBuf,
+    pub v2: bool,
+}
+
+impl JobCgroup {
+    /// Creates `base/mini_slurm_job_<id>_<pid>` limited to `bytes`.
+    pub fn create(e: &MemEnforcement, id: i64, bytes: u64) -> Option<JobCgroup> {
+        let (base, v2) = match e {
+            MemEnforcement::CgroupV2 { base } => (base, true),
+            MemEnforcement::CgroupV1 { base } => (base, false),
+            MemEnforcement::RlimitAndPolling { .. } => return None,
+        };
+        let dir = base.join(format!("mini_slurm_job_{id}_{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cg = JobCgroup { dir, v2 };
+        let ok = if v2 {
+            let _ = std::fs::write(cg.dir.join("memory.swap.max"), "0");
+            std::fs::write(cg.dir.join("memory.max"), bytes.to_string()).is_ok()
+        } else {
+            let ok =
+                std::fs::write(cg.dir.join("memory.limit_in_bytes"), bytes.to_string()).is_ok();
+            // Swap counts too where the kernel accounts it.
+            let _ = std::fs::write(
+                cg.dir.join("memory.memsw.limit_in_bytes"),
+                bytes.to_string(),
+            );
+            ok
+        };
+        if ok {
+            Some(cg)
+        } else {
+            cg.remove();
+            None
+        }
+    }
+
+    /// The `cgroup.procs` file a process writes its pid to, to join.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Whether the kernel's OOM killer killed something in this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let text = std::fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+        let count = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if count("oom_kill ") > 0 {
+            return true;
+        }
+        // Older v1 kernels: no oom_kill counter; the limit was hit.
+        !self.v2
+            && std::fs::read_to_string(self.dir.join("memory.failcnt"))
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+            && !text.contains("oom_kill ")
+    }
+
+    /// Removes the (empty) cgroup.
+    pub fn remove(&self) {
+        for _ in 0..20 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

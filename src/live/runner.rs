@@ -3,9 +3,11 @@
 //!
 //! It starts the job in its own process group (its own session is the runner's), with the
 //! job's environment, working directory, log files, CPU affinity and memory limit, and waits
-//! for it. SIGTERM or SIGINT to the runner is forwarded to the job's whole process group. With
-//! a memory limit it polls the group's resident memory every 100 ms and kills the group past
-//! the limit (reported OUT_OF_MEMORY). When the job ends it kills whatever is left of the group
+//! for it. SIGTERM or SIGINT to the runner is forwarded to the job's whole process group. A
+//! memory limit is a cgroup of the job's own (v2 `memory.max`, or v1 `memory.limit_in_bytes`)
+//! where the machine lets us create one — a kernel OOM kill there is reported OUT_OF_MEMORY;
+//! elsewhere the runner polls the group's resident memory every 100 ms and kills the group
+//! past the limit (also OUT_OF_MEMORY), with RLIMIT_AS as a backstop. When the job ends it kills whatever is left of the group
 //! (so no process outlives its job), records the exit status and resource usage in the
 //! database, and wakes the daemon.
 
@@ -17,6 +19,7 @@ use nix::sys::signal::{self, SigHandler, Signal, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, setgid, setpgid, setsid, setuid};
 use rusqlite::params;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -67,7 +70,20 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
             let _ = signal::signal(sig, SigHandler::Handler(forward));
         }
     }
-    let mut cmd = build_command(home, &job)?;
+    // A memory cgroup of its own when the machine offers one; else RLIMIT_AS and polling.
+    let cgroup = (job.mem_mb > 0)
+        .then(|| machine::JobCgroup::create(&machine::mem_enforcement(), id, job.mem_mb << 20))
+        .flatten();
+    let procs = match &cgroup {
+        Some(cg) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(cg.procs())
+                .map_err(|e| LiveError::io(&cg.procs(), e))?,
+        ),
+        None => None,
+    };
+    let mut cmd = build_command(home, &job, procs.as_ref().map(|f| f.as_raw_fd()))?;
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -88,10 +104,11 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
         params![pid.as_raw(), id],
     )
     .map_err(|e| LiveError::db(&dbp, e))?;
-    // Memory watcher.
+    drop(procs);
+    // Memory watcher, where no cgroup limits the job.
     let done = Arc::new(AtomicBool::new(false));
     let oom = Arc::new(AtomicBool::new(false));
-    let watcher = (job.mem_mb > 0).then(|| {
+    let watcher = (job.mem_mb > 0 && cgroup.is_none()).then(|| {
         let (done, oom) = (Arc::clone(&done), Arc::clone(&oom));
         let limit_kb = job.mem_mb * 1024;
         std::thread::spawn(move || {
@@ -117,6 +134,12 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
     let _ = killpg(pid, Signal::SIGKILL);
     if let Some(w) = watcher {
         let _ = w.join();
+    }
+    if let Some(cg) = &cgroup {
+        if cg.oom_killed() {
+            oom.store(true, Ordering::SeqCst);
+        }
+        cg.remove();
     }
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).ok();
     let (code, sig) = match status {
@@ -158,7 +181,11 @@ fn record(
     )
 }
 
-fn build_command(home: &Home, job: &JobRow) -> Result<Command, LiveError> {
+fn build_command(
+    home: &Home,
+    job: &JobRow,
+    cgroup_procs: Option<RawFd>,
+) -> Result<Command, LiveError> {
     let mut cmd = if job.shell {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(job.argv.first().map_or("", String::as_str));
@@ -209,7 +236,21 @@ fn build_command(home: &Home, job: &JobRow) -> Result<Command, LiveError> {
                 }
                 let _ = sched_setaffinity(Pid::from_raw(0), &set);
             }
-            if mem_bytes > 0 {
+            if let Some(fd) = cgroup_procs {
+                // Join the job's memory cgroup: write our pid (formatted without allocating).
+                let mut buf = [0u8; 20];
+                let mut n = nix::unistd::getpid().as_raw() as u64;
+                let mut i = buf.len();
+                loop {
+                    i -= 1;
+                    buf[i] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                nix::unistd::write(BorrowedFd::borrow_raw(fd), &buf[i..])?;
+            } else if mem_bytes > 0 {
                 let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
                 setrlimit(Resource::RLIMIT_AS, cap, cap)?;
             }

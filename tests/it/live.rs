@@ -44,10 +44,14 @@ impl Live {
         String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
     }
     fn start(&mut self, args: &[&str]) {
+        self.start_with(args, &[]);
+    }
+    fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         let mut a = vec!["scheduler", "--poll-interval", "0.2", "--kill-wait", "1"];
         a.extend_from_slice(args);
         let child = Command::new(BIN)
             .args(&a)
+            .envs(env.iter().copied())
             .env("MINI_SLURM_HOME", self.home())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -205,20 +209,39 @@ fn time_limit_gives_timeout() {
     assert!((1000..4000).contains(&run), "ran {run} ms");
 }
 
+/// A memory hog is killed and reported OUT_OF_MEMORY, whichever enforcement the machine
+/// allows (a memory cgroup where root may create one, else RSS polling); the fallback is
+/// exercised everywhere by disabling cgroups.
 #[test]
 fn memory_hog_is_killed_as_out_of_memory() {
-    let mut l = Live::new();
-    let id = l.submit(&[
-        "--mem",
-        "50M",
-        "--",
-        "python3",
-        "-c",
-        "import time; a = b'x' * (400 * 1024 * 1024); time.sleep(5)",
-    ]);
-    l.start(&["--cpus", "1"]);
-    let r = l.wait_state(id, 30);
-    assert_eq!(r.state, "OUT_OF_MEMORY", "{r:?}");
+    for env in [&[][..], &[("MINI_SLURM_NO_CGROUP", "1")]] {
+        let mut l = Live::new();
+        let hog = l.submit(&[
+            "--mem",
+            "50M",
+            "--",
+            "python3",
+            "-c",
+            "import time; a = b'x' * (400 * 1024 * 1024); time.sleep(5)",
+        ]);
+        let fits = l.submit(&[
+            "--mem",
+            "200M",
+            "--",
+            "python3",
+            "-c",
+            "a = b'x' * (50 << 20)",
+        ]);
+        l.start_with(&["--cpus", "1"], env);
+        let r = l.wait_state(hog, 30);
+        assert_eq!(r.state, "OUT_OF_MEMORY", "{env:?}: {r:?}");
+        assert_eq!(l.wait_state(fits, 30).state, "COMPLETED", "{env:?}");
+        if !env.is_empty() {
+            let out = l.cmd(&["stats"]);
+            let stats = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(stats.contains("RSS polling"), "{stats}");
+        }
+    }
 }
 
 fn group_alive(pgid: i32) -> bool {
@@ -493,9 +516,17 @@ fn gpus_from_nvidia_smi_reach_the_job() {
     let bin = l.home().join("fakebin");
     std::fs::create_dir_all(&bin).unwrap();
     let smi = bin.join("nvidia-smi");
-    std::fs::write(&smi, "#!/bin/sh\nprintf '0, NVIDIA H200\\n1, NVIDIA H200\\n'\n").unwrap();
+    std::fs::write(
+        &smi,
+        "#!/bin/sh\nprintf '0, NVIDIA H200\\n1, NVIDIA H200\\n'\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let daemon = Command::new(BIN)
         .args(["scheduler", "--cpus", "2", "--poll-interval", "0.2"])
         .env("MINI_SLURM_HOME", l.home())
@@ -514,7 +545,8 @@ fn gpus_from_nvidia_smi_reach_the_job() {
     for id in [a, b] {
         assert_eq!(l.wait_state(id, 20).state, "COMPLETED");
     }
-    let out = |id: i64| std::fs::read_to_string(l.home().join(format!("logs/job_{id}.out"))).unwrap();
+    let out =
+        |id: i64| std::fs::read_to_string(l.home().join(format!("logs/job_{id}.out"))).unwrap();
     let mut seen = vec![out(a), out(b)];
     seen.sort();
     assert_eq!(seen, ["0\n", "1\n"], "each job its own GPU");
