@@ -527,17 +527,7 @@ fn gpus_from_nvidia_smi_reach_the_job() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let daemon = Command::new(BIN)
-        .args(["scheduler", "--cpus", "2", "--poll-interval", "0.2"])
-        .env("MINI_SLURM_HOME", l.home())
-        .env("PATH", &path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    l.daemon = Some(daemon);
-    let h = Home::at(l.home());
-    wait_for(|| h.daemon_running(), 10, "daemon start");
+    l.start_with(&["--cpus", "2"], &[("PATH", &path)]);
     let a = l.submit(&["--gpus", "1", "echo $CUDA_VISIBLE_DEVICES; sleep 0.5"]);
     let b = l.submit(&["--gpus", "1", "echo $CUDA_VISIBLE_DEVICES"]);
     let too_many = l.cmd(&["submit", "--gpus", "3", "true"]);
