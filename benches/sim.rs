@@ -17,7 +17,14 @@ use mini_slurm::trace::{PrepareOptions, SimJobs, Workload, read_trace};
 use std::hint::black_box;
 use std::path::Path;
 
-const POLICIES: [&str; 4] = ["fcfs", "priority", "easy", "conservative"];
+const POLICIES: [&str; 6] = [
+    "fcfs",
+    "priority",
+    "easy",
+    "conservative",
+    "easy[order=multifactor]",
+    "easy[order=multifactor,tree=accounts]",
+];
 
 fn kth() -> Workload {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/KTH-SP2-1996-2.1-cln.swf.gz");
@@ -114,6 +121,7 @@ fn one_pass(c: &mut Criterion) {
             pending: &pending,
             running: &running,
             want_plan: true,
+            usage: None,
         };
         for name in ["fcfs", "easy", "conservative", "easy[order=priority]"] {
             let (mut p, _) = policy::build(name).expect("policy");

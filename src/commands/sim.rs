@@ -208,6 +208,7 @@ pub fn run(a: SimArgs) -> CliResult {
         },
         &jobs,
         &result,
+        &workload.names,
     );
     if !a.no_timing {
         summary.wall_time_s = Some(started.elapsed().as_secs_f64());

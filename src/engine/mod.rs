@@ -11,12 +11,15 @@
 //! driver hands submissions over in queue order (submit time, then position in the trace).
 //! Policies that order differently (priority, fair-share) sort their own view.
 
+pub mod usage;
+
 use crate::ids::{FastMap, JobId};
 use crate::model::{Avail, Cluster, FinalState, JobSpec, Request, Slice};
 use crate::policy::placement::Placement;
 use crate::policy::{Decision, Decisions, Policy, View};
 use crate::time::{Dur, Time};
 use std::sync::Arc;
+use usage::UsageLedger;
 
 /// A job waiting in the queue.
 #[derive(Clone, Debug)]
@@ -111,6 +114,8 @@ pub struct Engine {
     gpu_free: Vec<u64>,
     pending: Vec<PendingJob>,
     running: Vec<RunningJob>,
+    /// Decayed usage per user and account, kept when the policy asks for it (fair-share).
+    usage: Option<UsageLedger>,
     policy: Box<dyn Policy>,
     policy_name: String,
     next_seq: u64,
@@ -150,7 +155,9 @@ impl Engine {
             })
             .collect();
         let total = cluster.total_cpus();
+        let usage = policy.usage_half_life().map(UsageLedger::new);
         Engine {
+            usage,
             cluster,
             placement,
             total,
@@ -246,6 +253,9 @@ impl Engine {
                         .ok_or(EngineError::NotRunning(job))?;
                     let r = self.running.swap_remove(i);
                     self.release(&r);
+                    if let Some(u) = &mut self.usage {
+                        u.charge(r.spec.user, r.spec.group, r.spec.procs, r.start, now);
+                    }
                 }
                 Event::Submitted(spec) => submitted.push(spec),
                 Event::CancelRequested { job } => {
@@ -457,6 +467,7 @@ impl Engine {
             pending: &self.pending,
             running: &self.running,
             want_plan: self.want_plan,
+            usage: self.usage.as_ref(),
         };
         self.policy.schedule(&view, &mut decisions);
         self.started_mask.clear();

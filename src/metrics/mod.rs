@@ -108,9 +108,148 @@ pub struct Summary {
     pub mean_leaf_switches: f64,
     /// Jobs whose allocation spans more than one leaf switch.
     pub jobs_spanning_leaves: usize,
+    pub fairness: Fairness,
     /// Host wall time of the simulation; left out when byte-identical outputs are wanted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_time_s: Option<f64>,
+}
+
+/// One user's service.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct UserService {
+    pub jobs: usize,
+    pub mean_wait_s: f64,
+    pub mean_bounded_slowdown: f64,
+    /// CPU-seconds delivered to the user's jobs.
+    pub cpu_seconds: f64,
+    /// The user's fraction of all delivered CPU-seconds.
+    pub share: f64,
+    /// Equal shares: 1 / number of users.
+    pub target_share: f64,
+}
+
+/// Delivered CPU-seconds per user in one window of the run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ShareWindow {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// User → fraction of the CPU-seconds delivered in the window (users with none omitted).
+    pub shares: BTreeMap<String, f64>,
+}
+
+/// Per-user service and fairness indices.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Fairness {
+    pub users: BTreeMap<String, UserService>,
+    /// Jain's index over share / target share per user: 1 when every user got its equal
+    /// share, 1/n at worst.
+    pub jain_share: f64,
+    /// Jain's index over the users' mean bounded slowdowns: 1 when all users were served
+    /// equally well.
+    pub jain_bounded_slowdown: f64,
+    /// Delivered shares in ten equal windows of the makespan.
+    pub share_windows: Vec<ShareWindow>,
+}
+
+/// Jain's fairness index (Σx)² / (n Σx²); 1 for an empty set.
+pub fn jain(xs: &[f64]) -> f64 {
+    let s: f64 = xs.iter().sum();
+    let s2: f64 = xs.iter().map(|x| x * x).sum();
+    if xs.is_empty() || s2 == 0.0 {
+        1.0
+    } else {
+        s * s / (xs.len() as f64 * s2)
+    }
+}
+
+impl Fairness {
+    pub fn compute(result: &SimResult, names: &Names) -> Fairness {
+        let jobs = &result.jobs;
+        // Per user, in name order.
+        let mut per: BTreeMap<String, (usize, f64, f64, f64)> = BTreeMap::new();
+        for j in jobs {
+            let e = per.entry(names.get(j.spec.user).to_string()).or_default();
+            e.0 += 1;
+            e.1 += j.wait().as_secs_f64();
+            e.2 += bounded_slowdown(j, BSLD_TAU_SECS);
+            e.3 += j.execution().as_secs_f64() * f64::from(j.spec.procs);
+        }
+        let total: f64 = per.values().map(|v| v.3).sum();
+        let n = per.len().max(1) as f64;
+        let users: BTreeMap<String, UserService> = per
+            .into_iter()
+            .map(|(u, (k, w, b, c))| {
+                let k_f = k as f64;
+                (
+                    u,
+                    UserService {
+                        jobs: k,
+                        mean_wait_s: w / k_f,
+                        mean_bounded_slowdown: b / k_f,
+                        cpu_seconds: c,
+                        share: if total > 0.0 { c / total } else { 0.0 },
+                        target_share: 1.0 / n,
+                    },
+                )
+            })
+            .collect();
+        let ratios: Vec<f64> = users.values().map(|u| u.share / u.target_share).collect();
+        let bslds: Vec<f64> = users.values().map(|u| u.mean_bounded_slowdown).collect();
+        Fairness {
+            jain_share: jain(&ratios),
+            jain_bounded_slowdown: jain(&bslds),
+            share_windows: share_windows(result, names, 10),
+            users,
+        }
+    }
+}
+
+/// Delivered CPU-seconds per user in `k` equal windows between the first submit and the last
+/// end (a job's CPU-seconds are split across the windows it ran in).
+fn share_windows(result: &SimResult, names: &Names, k: usize) -> Vec<ShareWindow> {
+    let jobs = &result.jobs;
+    let (Some(a), Some(b)) = (
+        jobs.iter().map(|j| j.spec.submit.0).min(),
+        jobs.iter().map(|j| j.finish.0).max(),
+    ) else {
+        return Vec::new();
+    };
+    if b <= a {
+        return Vec::new();
+    }
+    let width = (b - a) as f64 / k as f64;
+    let mut per: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); k];
+    for j in jobs {
+        let (s, e) = (j.start.0, j.finish.0);
+        if e <= s {
+            continue;
+        }
+        let first = (((s - a) as f64 / width) as usize).min(k - 1);
+        let last = (((e - a) as f64 / width) as usize).min(k - 1);
+        for (w, win) in per.iter_mut().enumerate().take(last + 1).skip(first) {
+            let ws = a as f64 + w as f64 * width;
+            let we = ws + width;
+            let overlap = (e as f64).min(we) - (s as f64).max(ws);
+            if overlap > 0.0 {
+                *win.entry(names.get(j.spec.user).to_string()).or_insert(0.0) +=
+                    overlap / 1000.0 * f64::from(j.spec.procs);
+            }
+        }
+    }
+    per.into_iter()
+        .enumerate()
+        .map(|(w, m)| {
+            let tot: f64 = m.values().sum();
+            ShareWindow {
+                start_s: (a as f64 + w as f64 * width) / 1000.0,
+                end_s: (a as f64 + (w + 1) as f64 * width) / 1000.0,
+                shares: m
+                    .into_iter()
+                    .map(|(u, c)| (u, if tot > 0.0 { c / tot } else { 0.0 }))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// Identifies a run in the summary.
@@ -122,7 +261,12 @@ pub struct RunInfo<'a> {
 }
 
 impl Summary {
-    pub fn compute(info: &RunInfo<'_>, input: &SimJobs, result: &SimResult) -> Summary {
+    pub fn compute(
+        info: &RunInfo<'_>,
+        input: &SimJobs,
+        result: &SimResult,
+        names: &Names,
+    ) -> Summary {
         let jobs = &result.jobs;
         let secs = |d: Dur| d.as_secs_f64();
         let waits: Vec<f64> = jobs.iter().map(|j| secs(j.wait())).collect();
@@ -178,6 +322,7 @@ impl Summary {
             scheduling_passes: result.passes,
             mean_leaf_switches: jobs.iter().map(|j| f64::from(j.leaf_switches)).sum::<f64>() / n,
             jobs_spanning_leaves: jobs.iter().filter(|j| j.leaf_switches > 1).count(),
+            fairness: Fairness::compute(result, names),
             wall_time_s: None,
         }
     }

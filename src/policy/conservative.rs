@@ -20,7 +20,7 @@
 //! prefix. Those later jobs' reservations would not change any start, so the schedule is the
 //! same as with a full plan.
 
-use super::common::order::ORDER_PARAM;
+use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
 use super::common::{NodeProfile, Order, Profile, fits, take};
 use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
 use crate::model::{Avail, Slice};
@@ -36,7 +36,19 @@ free processors start now. The plan is rebuilt from scratch every pass (as Slurm
 re-plans every cycle), so a job's planned start can move later when a job ahead of it moves \
 earlier. A zero-length estimate holds its processors at the instant τ only: a later job whose \
 interval [s, s+e) has s < τ < s+e counts them as taken; one starting exactly at τ does not.",
-    params: &[ORDER_PARAM, PROFILE_PARAM],
+    params: &[
+        ORDER_PARAM,
+        PROFILE_PARAM,
+        MULTIFACTOR_PARAMS[0],
+        MULTIFACTOR_PARAMS[1],
+        MULTIFACTOR_PARAMS[2],
+        MULTIFACTOR_PARAMS[3],
+        MULTIFACTOR_PARAMS[4],
+        MULTIFACTOR_PARAMS[5],
+        MULTIFACTOR_PARAMS[6],
+        MULTIFACTOR_PARAMS[7],
+        TREE_PARAM,
+    ],
     build,
 };
 
@@ -152,8 +164,11 @@ impl Conservative {
 }
 
 impl Policy for Conservative {
+    fn usage_half_life(&self) -> Option<crate::time::Dur> {
+        self.order.half_life()
+    }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
-        self.order.arrange(view.pending, &mut self.buf);
+        self.order.arrange(view, &mut self.buf);
         self.suffix_minima(view);
         if view.cluster.is_single_cpu_pool() && !self.force_nodes {
             self.scalar_pass(view, out);

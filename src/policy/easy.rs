@@ -17,7 +17,7 @@
 //! resources free then; and (b) becomes "H can still be placed at S with J still running on
 //! the nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
 
-use super::common::order::ORDER_PARAM;
+use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
 use super::common::{Order, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 use crate::model::{Avail, Slice};
@@ -35,7 +35,18 @@ whose expected end ≤ S − H's processors.\n\
 3. Scan the rest of the queue in order. A job J with J.procs ≤ free starts now if (a) now + \
 J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.procs. Each start reduces \
 `free`; S and `extra` are not recomputed during the scan.",
-    params: &[ORDER_PARAM],
+    params: &[
+        ORDER_PARAM,
+        MULTIFACTOR_PARAMS[0],
+        MULTIFACTOR_PARAMS[1],
+        MULTIFACTOR_PARAMS[2],
+        MULTIFACTOR_PARAMS[3],
+        MULTIFACTOR_PARAMS[4],
+        MULTIFACTOR_PARAMS[5],
+        MULTIFACTOR_PARAMS[6],
+        MULTIFACTOR_PARAMS[7],
+        TREE_PARAM,
+    ],
     build,
 };
 
@@ -133,8 +144,12 @@ impl Easy {
 }
 
 impl Policy for Easy {
+    fn usage_half_life(&self) -> Option<crate::time::Dur> {
+        self.order.half_life()
+    }
+
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
-        self.order.arrange(view.pending, &mut self.buf);
+        self.order.arrange(view, &mut self.buf);
         let now = view.now;
         let (cluster, placement) = (view.cluster, view.placement);
         self.avail.clear();

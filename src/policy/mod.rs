@@ -13,9 +13,11 @@ pub mod common;
 pub mod conservative;
 pub mod easy;
 pub mod fcfs;
+pub mod multifactor;
 pub mod placement;
 pub mod priority;
 
+use crate::engine::usage::UsageLedger;
 use crate::engine::{PendingJob, RunningJob};
 use crate::ids::JobId;
 use crate::model::{Avail, Cluster, Slice};
@@ -41,6 +43,9 @@ pub struct View<'a> {
     /// Report reservations even where computing them changes no start (live mode shows them;
     /// a simulation skips the work).
     pub want_plan: bool,
+    /// Decayed usage per user and account, when the policy asked for it
+    /// ([`Policy::usage_half_life`]).
+    pub usage: Option<&'a UsageLedger>,
 }
 
 impl View<'_> {
@@ -105,6 +110,11 @@ impl Decisions {
 pub trait Policy: Send {
     /// Decides one pass. Decisions are appended to `out` (which arrives empty).
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions);
+    /// A policy that orders by fair-share asks the engine to account usage, decayed with this
+    /// half-life.
+    fn usage_half_life(&self) -> Option<crate::time::Dur> {
+        None
+    }
 }
 
 /// One parameter of a policy.
@@ -128,7 +138,13 @@ pub struct PolicyInfo {
 }
 
 /// Every policy, in the order `mini-slurm policies` lists them.
-pub static REGISTRY: &[PolicyInfo] = &[fcfs::INFO, priority::INFO, easy::INFO, conservative::INFO];
+pub static REGISTRY: &[PolicyInfo] = &[
+    fcfs::INFO,
+    priority::INFO,
+    easy::INFO,
+    conservative::INFO,
+    multifactor::INFO,
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
@@ -316,12 +332,12 @@ mod tests {
         let e = build("sjf").err().unwrap();
         assert_eq!(
             e.to_string(),
-            "unknown policy 'sjf' (known: fcfs, priority, easy, conservative)"
+            "unknown policy 'sjf' (known: fcfs, priority, easy, conservative, multifactor)"
         );
         let e = build("easy[depth=3]").err().unwrap();
         assert_eq!(
             e.to_string(),
-            "policy easy: unknown parameter 'depth' (known: order)"
+            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree)"
         );
         let e = build("easy[order=random]").err().unwrap();
         assert!(

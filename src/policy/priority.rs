@@ -32,7 +32,7 @@ pub struct Priority {
 
 impl Policy for Priority {
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
-        Order::Priority.arrange(view.pending, &mut self.order);
+        Order::Priority.arrange(view, &mut self.order);
         self.strict.pass(view, self.order.iter().copied(), out);
     }
 }

@@ -52,8 +52,8 @@ fn to_jobs(g: &Gen, mode: EstimateMode) -> SimJobs {
             procs,
             requested: Some(Dur::from_secs(req)).filter(|d| d.0 > 0),
             priority: (i as i64 * 7) % 3,
-            user: Default::default(),
-            group: Default::default(),
+            user: mini_slurm::ids::Sym(1 + (i as u32 % 3)),
+            group: mini_slurm::ids::Sym(4 + (i as u32 % 2)),
             queue: Default::default(),
             partition: Default::default(),
             nodes: None,
@@ -92,6 +92,7 @@ fn outputs(jobs: &SimJobs, r: &SimResult) -> (Vec<u8>, String) {
         },
         jobs,
         r,
+        &Names::default(),
     );
     (csv, s.to_json())
 }
@@ -109,6 +110,8 @@ fn specs() -> Vec<String> {
     let mut v: Vec<String> = REGISTRY.iter().map(|p| p.name.to_string()).collect();
     v.push("easy[order=priority]".into());
     v.push("conservative[order=priority]".into());
+    v.push("easy[order=multifactor,jobsize=500,half_life=0:10:00]".into());
+    v.push("conservative[order=multifactor,tree=accounts]".into());
     v
 }
 

@@ -61,7 +61,11 @@ impl AssocTree {
         for i in 1..self.nodes.len() {
             let p = self.nodes[i].parent.unwrap_or(0);
             let sib = self.siblings_shares(i);
-            s[i] = if sib > 0.0 { s[p] * self.nodes[i].shares / sib } else { 0.0 };
+            s[i] = if sib > 0.0 {
+                s[p] * self.nodes[i].shares / sib
+            } else {
+                0.0
+            };
         }
         s
     }
@@ -89,7 +93,11 @@ impl AssocTree {
                 ua
             } else {
                 let sib = self.siblings_shares(i);
-                let frac = if sib > 0.0 { self.nodes[i].shares / sib } else { 0.0 };
+                let frac = if sib > 0.0 {
+                    self.nodes[i].shares / sib
+                } else {
+                    0.0
+                };
                 ua + (ue[p] - ua) * frac
             };
         }
@@ -148,7 +156,12 @@ mod tests {
             (u4, 0.500000),
             (u5, 0.749154),
         ] {
-            assert_eq!(format!("{:.6}", fs[u]), format!("{want:.6}"), "{}", t.nodes[u].name);
+            assert_eq!(
+                format!("{:.6}", fs[u]),
+                format!("{want:.6}"),
+                "{}",
+                t.nodes[u].name
+            );
         }
     }
 }

@@ -1,48 +1,284 @@
 //! Queue orderings. A policy that takes an `order` parameter arranges the pending jobs with one
 //! of these before it applies its start-time discipline.
+//!
+//! `multifactor` is Slurm's `priority/multifactor`: a weighted sum of factors in [0, 1] —
+//! age (saturating at `max_age`), classic fair-share (`2^(−U/S)` over decayed usage, see
+//! [`super::fairshare`]), job size, partition (1 for every job: one priority tier) and QOS (0:
+//! no QOS levels yet). Larger runs first; ties by submit time, then job id.
 
+use super::fairshare::AssocTree;
 use crate::engine::PendingJob;
-use crate::policy::{ParamInfo, Params, PolicyError};
+use crate::ids::Sym;
+use crate::policy::{ParamInfo, Params, PolicyError, View};
+use crate::time::{Dur, parse_duration};
 use std::cmp::Reverse;
 
 /// The `order` parameter shared by policies.
 pub const ORDER_PARAM: ParamInfo = ParamInfo {
     name: "order",
     default: "queue",
-    help: "`queue`: submit time, then arrival (trace position); `priority`: priority descending, then submit time, then job id",
+    help: "`queue`: submit time, then arrival (trace position); `priority`: priority descending, then submit time, then job id; `multifactor`: Slurm's multifactor priority (weights below)",
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// The parameters of the multifactor ordering (Slurm's names in parentheses).
+pub const MULTIFACTOR_PARAMS: [ParamInfo; 8] = [
+    ParamInfo {
+        name: "age",
+        default: "1000",
+        help: "weight of the age factor (PriorityWeightAge)",
+    },
+    ParamInfo {
+        name: "fairshare",
+        default: "10000",
+        help: "weight of the fair-share factor (PriorityWeightFairshare)",
+    },
+    ParamInfo {
+        name: "jobsize",
+        default: "0",
+        help: "weight of the job-size factor (PriorityWeightJobSize)",
+    },
+    ParamInfo {
+        name: "partition",
+        default: "0",
+        help: "weight of the partition factor, 1 for every job (PriorityWeightPartition)",
+    },
+    ParamInfo {
+        name: "qos",
+        default: "0",
+        help: "weight of the QOS factor, 0 for every job until QOS levels exist (PriorityWeightQOS)",
+    },
+    ParamInfo {
+        name: "max_age",
+        default: "7-0",
+        help: "age at which the age factor reaches 1, Slurm time (PriorityMaxAge)",
+    },
+    ParamInfo {
+        name: "favor_small",
+        default: "no",
+        help: "job size factor favours small jobs (PriorityFavorSmall)",
+    },
+    ParamInfo {
+        name: "half_life",
+        default: "7-0",
+        help: "usage half-life, Slurm time; `tree=accounts` charges users under their group as account (PriorityDecayHalfLife)",
+    },
+];
+
+/// The fair-share association tree used by `multifactor`.
+pub const TREE_PARAM: ParamInfo = ParamInfo {
+    name: "tree",
+    default: "flat",
+    help: "`flat`: every user an equal share; `accounts`: accounts (SWF group, CSV group) equal, users equal within their account",
+};
+
+/// Multifactor weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Multifactor {
+    pub w_age: f64,
+    pub w_fairshare: f64,
+    pub w_jobsize: f64,
+    pub w_partition: f64,
+    pub w_qos: f64,
+    pub max_age: Dur,
+    pub favor_small: bool,
+    pub half_life: Dur,
+    pub accounts: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum Order {
     /// Submit time, then arrival order: the engine's own queue order.
     #[default]
     Queue,
     /// Priority descending, then submit time, then job id.
     Priority,
+    /// Slurm's multifactor priority.
+    Multifactor(Box<Multifactor>),
+}
+
+fn number(params: &mut Params, name: &str, default: f64) -> Result<f64, PolicyError> {
+    match params.take(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| params.bad(name, format!("expected a number ≥ 0, found '{v}'"))),
+    }
+}
+
+fn duration(params: &mut Params, name: &str, default: &str) -> Result<Dur, PolicyError> {
+    let v = params.take(name).unwrap_or_else(|| default.to_string());
+    parse_duration(&v, 60_000)
+        .ok()
+        .filter(|d| d.0 > 0)
+        .ok_or_else(|| params.bad(name, format!("expected a positive Slurm time, found '{v}'")))
 }
 
 impl Order {
-    /// Reads the `order` parameter (default `queue`).
+    /// Reads the `order` parameter (default `queue`) and, for `multifactor`, its weights.
     pub fn from_params(params: &mut Params) -> Result<Order, PolicyError> {
         match params.take("order").as_deref() {
             None | Some("queue") | Some("fcfs") | Some("submit") => Ok(Order::Queue),
             Some("priority") => Ok(Order::Priority),
+            Some("multifactor") => Order::multifactor(params),
             Some(other) => Err(params.bad(
                 "order",
-                format!("unknown ordering '{other}' (expected queue or priority)"),
+                format!("unknown ordering '{other}' (expected queue, priority or multifactor)"),
             )),
         }
     }
 
-    /// Fills `out` with the positions of `pending` in this order.
-    pub fn arrange(self, pending: &[PendingJob], out: &mut Vec<u32>) {
-        out.clear();
-        out.extend(0..pending.len() as u32);
-        if self == Order::Priority {
-            out.sort_unstable_by_key(|&i| {
-                let s = &pending[i as usize].spec;
-                (Reverse(s.priority), s.submit, s.id, pending[i as usize].seq)
-            });
+    /// The multifactor ordering from its parameters.
+    pub fn multifactor(params: &mut Params) -> Result<Order, PolicyError> {
+        let favor_small = match params.take("favor_small").as_deref() {
+            None | Some("no") | Some("false") => false,
+            Some("yes") | Some("true") => true,
+            Some(v) => {
+                return Err(params.bad("favor_small", format!("expected yes or no, found '{v}'")));
+            }
+        };
+        let accounts = match params.take("tree").as_deref() {
+            None | Some("flat") => false,
+            Some("accounts") => true,
+            Some(v) => {
+                return Err(params.bad("tree", format!("expected flat or accounts, found '{v}'")));
+            }
+        };
+        Ok(Order::Multifactor(Box::new(Multifactor {
+            w_age: number(params, "age", 1000.0)?,
+            w_fairshare: number(params, "fairshare", 10000.0)?,
+            w_jobsize: number(params, "jobsize", 0.0)?,
+            w_partition: number(params, "partition", 0.0)?,
+            w_qos: number(params, "qos", 0.0)?,
+            max_age: duration(params, "max_age", "7-0")?,
+            favor_small,
+            half_life: duration(params, "half_life", "7-0")?,
+            accounts,
+        })))
+    }
+
+    /// The usage half-life the engine must account with, for fair-share orderings.
+    pub fn half_life(&self) -> Option<Dur> {
+        match self {
+            Order::Multifactor(m) => Some(m.half_life),
+            _ => None,
         }
     }
+
+    /// Fills `out` with the positions of `view.pending` in this order.
+    pub fn arrange(&self, view: &View<'_>, out: &mut Vec<u32>) {
+        let pending = view.pending;
+        out.clear();
+        out.extend(0..pending.len() as u32);
+        match self {
+            Order::Queue => {}
+            Order::Priority => out.sort_unstable_by_key(|&i| {
+                let s = &pending[i as usize].spec;
+                (Reverse(s.priority), s.submit, s.id, pending[i as usize].seq)
+            }),
+            Order::Multifactor(_) if pending.len() < 2 => {}
+            Order::Multifactor(m) => {
+                let prio = multifactor_priorities(m, view);
+                out.sort_unstable_by(|&a, &b| {
+                    let (ja, jb) = (&pending[a as usize], &pending[b as usize]);
+                    prio[b as usize]
+                        .total_cmp(&prio[a as usize])
+                        .then(ja.spec.submit.cmp(&jb.spec.submit))
+                        .then(ja.spec.id.cmp(&jb.spec.id))
+                        .then(ja.seq.cmp(&jb.seq))
+                });
+            }
+        }
+    }
+}
+
+/// Fair-share factors of `users` (user, account), from the usage in the view: completed jobs'
+/// decayed usage plus the running jobs' usage so far.
+pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]) -> Vec<f64> {
+    let Some(ledger) = view.usage else {
+        return vec![1.0; users.len()];
+    };
+    let now = view.now;
+    let mut own: Vec<f64> = users.iter().map(|(u, _)| ledger.user_at(*u, now)).collect();
+    let mut total = ledger.total_at(now);
+    for r in view.running {
+        let c = ledger.running_contribution(r, now);
+        total += c;
+        if let Some(i) = users.iter().position(|u| u.0 == r.spec.user) {
+            own[i] += c;
+        }
+    }
+    let norm: Vec<f64> = own
+        .iter()
+        .map(|&v| if total > 0.0 { v / total } else { 0.0 })
+        .collect();
+    if !m.accounts {
+        // Flat: every known user holds an equal share, S = 1/N; F = 2^(−U/S).
+        let n = users.len().max(1) as f64;
+        return norm.iter().map(|u| (-u * n).exp2()).collect();
+    }
+    // Accounts under the root with equal shares; users equal within their account.
+    let mut tree = AssocTree::default();
+    let mut acct_idx: Vec<(Sym, usize)> = Vec::new();
+    let mut user_idx = Vec::with_capacity(users.len());
+    let mut usage = vec![0.0];
+    for (k, &(_, a)) in users.iter().enumerate() {
+        let ai = match acct_idx.iter().find(|x| x.0 == a) {
+            Some(x) => x.1,
+            None => {
+                let i = tree.add("", 0, 1.0);
+                usage.push(0.0);
+                acct_idx.push((a, i));
+                i
+            }
+        };
+        user_idx.push(tree.add("", ai, 1.0));
+        usage.push(norm[k]);
+    }
+    let f = tree.factors(&tree.rolled_up(&usage));
+    user_idx.iter().map(|&i| f[i]).collect()
+}
+
+/// The multifactor priority of every pending job.
+fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
+    // The known users: those with a job waiting or running, in order of first appearance;
+    // `slot[sym]` is a user's position in `users`.
+    let mut users: Vec<(Sym, Sym)> = Vec::new();
+    let mut slot: Vec<u32> = Vec::new();
+    let specs = view
+        .running
+        .iter()
+        .map(|r| &r.spec)
+        .chain(view.pending.iter().map(|p: &PendingJob| &p.spec));
+    for s in specs {
+        let u = s.user.0 as usize;
+        if slot.len() <= u {
+            slot.resize(u + 1, u32::MAX);
+        }
+        if slot[u] == u32::MAX {
+            slot[u] = users.len() as u32;
+            users.push((s.user, s.group));
+        }
+    }
+    let fs = if m.w_fairshare > 0.0 {
+        fair_share_factors(m, view, &users)
+    } else {
+        vec![0.0; users.len()]
+    };
+    let total = view.cluster.total_cpus().max(1) as f64;
+    view.pending
+        .iter()
+        .map(|p| {
+            let s = &p.spec;
+            let age = ((view.now - s.submit).0.max(0) as f64 / m.max_age.0 as f64).min(1.0);
+            let f = fs[slot[s.user.0 as usize] as usize];
+            let size = if m.favor_small {
+                1.0 - (f64::from(s.procs) - 1.0) / total
+            } else {
+                f64::from(s.procs) / total
+            };
+            m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition
+        })
+        .collect()
 }

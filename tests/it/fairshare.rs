@@ -1,0 +1,99 @@
+//! Multi-user scenarios for fair-share ordering.
+
+use crate::util::{prepare, run};
+use mini_slurm::ids::Names;
+use mini_slurm::metrics::{Fairness, jain};
+use mini_slurm::model::EstimateMode;
+use mini_slurm::sim::SimResult;
+use mini_slurm::trace::csv;
+use std::fmt::Write as _;
+use std::io::Cursor;
+use std::path::Path;
+
+fn workload(rows: &[(u64, i64, i64, &str)]) -> mini_slurm::trace::Workload {
+    let mut text = String::from("id,submit,runtime,cpus,walltime,user\n");
+    for (id, submit, run, user) in rows {
+        let _ = writeln!(text, "{id},{submit},{run},4,{run},{user}");
+    }
+    csv::read(
+        Box::new(Cursor::new(text.into_bytes())),
+        Path::new("users.csv"),
+        false,
+    )
+    .unwrap()
+}
+
+fn starts_of(r: &SimResult, names: &Names, user: &str) -> Vec<i64> {
+    r.jobs
+        .iter()
+        .filter(|j| names.get(j.spec.user) == user)
+        .map(|j| j.start.millis() / 1000)
+        .collect()
+}
+
+/// A heavy user queues 20 machine-wide jobs at once; a light user submits 4 later. Under FCFS
+/// the light user waits behind the whole backlog; under fair-share its jobs overtake the heavy
+/// user's waiting ones as soon as the heavy user has used the machine.
+#[test]
+fn light_user_overtakes_heavy_backlog() {
+    let mut rows: Vec<(u64, i64, i64, &str)> = (1..=20).map(|i| (i, 0, 100, "heavy")).collect();
+    rows.extend((21..=24).map(|i| (i, 150 + (i as i64 - 21) * 10, 100, "light")));
+    let w = workload(&rows);
+    let jobs = prepare(&w, EstimateMode::Requested, Some(4));
+    let fcfs = run(&jobs, "fcfs");
+    let fair = run(&jobs, "multifactor[age=0,fairshare=10000]");
+    // FCFS: the light user's first job starts after all 20 heavy jobs (at 2000 s).
+    assert_eq!(starts_of(&fcfs, &w.names, "light")[0], 2000);
+    // Fair-share: the light user's first job starts at the first completion after it arrives
+    // (200 s) and its second right after (300 s), ahead of 17 waiting heavy jobs. By 400 s both
+    // users have used 800 CPU-seconds, the heavy user's longer ago (so decayed more): from then
+    // on they alternate, 400 heavy, 500 light, 600 heavy, 700 light.
+    let light = starts_of(&fair, &w.names, "light");
+    assert_eq!(light, [200, 300, 500, 700]);
+    let heavy = starts_of(&fair, &w.names, "heavy");
+    assert_eq!(&heavy[..4], [0, 100, 400, 600]);
+    // Every job still runs, and the light user's mean bounded slowdown falls.
+    assert_eq!(fair.jobs.len(), 24);
+    let f_fcfs = Fairness::compute(&fcfs, &w.names);
+    let f_fair = Fairness::compute(&fair, &w.names);
+    assert!(
+        f_fair.users["light"].mean_bounded_slowdown
+            < f_fcfs.users["light"].mean_bounded_slowdown / 5.0
+    );
+}
+
+/// Two users with equal shares and endless demand: A queues its whole backlog first. Under
+/// FCFS A gets the machine until its backlog is gone; under fair-share the delivered shares
+/// converge to the configured 50 / 50.
+#[test]
+fn delivered_shares_converge_to_equal_shares() {
+    let mut rows: Vec<(u64, i64, i64, &str)> = (1..=60).map(|i| (i, 0, 100, "a")).collect();
+    rows.extend((61..=120).map(|i| (i, 1, 100, "b")));
+    let w = workload(&rows);
+    let jobs = prepare(&w, EstimateMode::Requested, Some(4));
+    let fcfs = Fairness::compute(&run(&jobs, "fcfs"), &w.names);
+    let fair = Fairness::compute(
+        &run(
+            &jobs,
+            "multifactor[age=0,fairshare=10000,half_life=0:30:00]",
+        ),
+        &w.names,
+    );
+    // FCFS: the first half of the run is all A.
+    for win in &fcfs.share_windows[..4] {
+        assert_eq!(win.shares.get("a").copied().unwrap_or(0.0), 1.0);
+    }
+    // Fair-share: every window serves both users about equally.
+    for win in &fair.share_windows {
+        let a = win.shares.get("a").copied().unwrap_or(0.0);
+        assert!((0.35..=0.65).contains(&a), "share of a in {win:?}");
+    }
+    assert!((fair.users["a"].share - 0.5).abs() < 1e-9);
+}
+
+#[test]
+fn jain_index_bounds() {
+    assert_eq!(jain(&[1.0, 1.0, 1.0]), 1.0);
+    assert!((jain(&[1.0, 0.0, 0.0, 0.0]) - 0.25).abs() < 1e-12);
+    assert_eq!(jain(&[]), 1.0);
+}
