@@ -98,6 +98,7 @@ fn one_pass(c: &mut Criterion) {
         mem_mb: 0,
         gpus: 0,
     }];
+    let limits = mini_slurm::engine::limits::LimitState::default();
     for n in [100usize, 1_000, 10_000] {
         let pending: Vec<PendingJob> = (0..n as u64)
             .map(|i| {
@@ -109,6 +110,7 @@ fn one_pass(c: &mut Criterion) {
                 PendingJob {
                     spec: spec(i, procs, 60 + (i as i64 * 613) % 7200).into(),
                     seq: i,
+                    reason: "None",
                 }
             })
             .collect();
@@ -122,6 +124,7 @@ fn one_pass(c: &mut Criterion) {
             running: &running,
             want_plan: true,
             usage: None,
+            limits: &limits,
         };
         for name in ["fcfs", "easy", "conservative", "easy[order=priority]"] {
             let (mut p, _) = policy::build(name).expect("policy");

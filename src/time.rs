@@ -116,6 +116,7 @@ pub fn parse_secs_to_millis(s: &str) -> Option<i64> {
 }
 
 /// [`parse_secs_to_millis`] for text known to have no surrounding whitespace (split fields).
+#[inline]
 pub fn parse_trimmed_secs(s: &str) -> Option<i64> {
     // Fast path: a plain integer such as `-1` or `86400`, most fields of a trace.
     let b = s.as_bytes();
@@ -123,12 +124,20 @@ pub fn parse_trimmed_secs(s: &str) -> Option<i64> {
         Some(b'-') => (true, &b[1..]),
         _ => (false, b),
     };
-    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-        let v = digits
-            .iter()
-            .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'))
-            * 1000;
-        return Some(if neg { -v } else { v });
+    if !digits.is_empty() && digits.len() <= 15 {
+        let mut v: i64 = 0;
+        let mut plain = true;
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                plain = false;
+                break;
+            }
+            v = v * 10 + i64::from(d);
+        }
+        if plain {
+            return Some(if neg { -v * 1000 } else { v * 1000 });
+        }
     }
     parse_decimal_secs(s)
 }

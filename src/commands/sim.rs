@@ -5,6 +5,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mini_slurm::config::{ClusterOptions, build_cluster};
 use mini_slurm::driver::Observer;
+use mini_slurm::engine::limits::{Limit, Limits};
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::metrics::{RunInfo, Summary, write_jobs_csv};
 use mini_slurm::model::EstimateMode;
@@ -59,6 +60,12 @@ pub struct SimArgs {
     /// Slurm's --switches for every job: wait up to MAX_WAIT (Slurm time; a plain number is minutes) for an allocation on at most COUNT leaf switches
     #[arg(long, value_name = "COUNT[@MAX_WAIT]", value_parser = parse_switches)]
     switches: Option<(u32, Dur)>,
+    /// Quota for every user's running jobs, e.g. cpus=64,mem=256G,gpus=4,jobs=10 (Slurm GrpTRES/MaxJobs); jobs over it wait
+    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
+    user_limit: Option<Limit>,
+    /// Quota for every account's running jobs (the job's group), same syntax
+    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
+    account_limit: Option<Limit>,
     /// Print nothing on stdout
     #[arg(long, short)]
     quiet: bool,
@@ -164,7 +171,11 @@ pub fn run(a: SimArgs) -> CliResult {
     for n in &built.notes {
         eprintln!("note: {n}");
     }
-    let jobs = workload.prepare(
+    let limits = Limits {
+        user: a.user_limit.unwrap_or_default(),
+        account: a.account_limit.unwrap_or_default(),
+    };
+    let mut jobs = workload.prepare(
         &built.cluster,
         placement.as_ref(),
         &PrepareOptions {
@@ -173,6 +184,7 @@ pub fn run(a: SimArgs) -> CliResult {
             switches: a.switches,
         },
     );
+    jobs.drop_over_limit(&limits);
     // The trace's own records are no longer needed: give their memory back before simulating.
     workload.jobs = Vec::new();
     if jobs.skipped_total() > 0 {
@@ -194,6 +206,7 @@ pub fn run(a: SimArgs) -> CliResult {
         policy_name: &canonical,
         placement,
         span_penalty_permille: penalty,
+        limits,
     };
     let result = simulate(&jobs, cfg, &mut progress)
         .map_err(|e| CliError::Failed(anyhow!(e).context("simulation failed")))?;

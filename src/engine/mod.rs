@@ -11,6 +11,7 @@
 //! driver hands submissions over in queue order (submit time, then position in the trace).
 //! Policies that order differently (priority, fair-share) sort their own view.
 
+pub mod limits;
 pub mod usage;
 
 use crate::ids::{FastMap, JobId};
@@ -18,6 +19,7 @@ use crate::model::{Avail, Cluster, FinalState, JobSpec, Request, Slice};
 use crate::policy::placement::Placement;
 use crate::policy::{Decision, Decisions, Policy, View};
 use crate::time::{Dur, Time};
+use limits::{LimitState, Limits, PassUsage};
 use std::sync::Arc;
 use usage::UsageLedger;
 
@@ -28,6 +30,9 @@ pub struct PendingJob {
     pub spec: Arc<JobSpec>,
     /// Position in queue order (arrival order); strictly increasing along the queue.
     pub seq: u64,
+    /// Why it waited at the last pass (Slurm's vocabulary): `Priority`, `Resources`, or a
+    /// limit such as `AssocGrpCpuLimit`.
+    pub reason: &'static str,
 }
 
 /// A job holding processors.
@@ -78,6 +83,8 @@ pub enum Command {
         alloc: Arc<[Slice]>,
         /// Leaf switches the allocation spans (0 without a topology).
         leaf_switches: u32,
+        /// Why it waited before this start (`None` if it did not).
+        waited_for: &'static str,
     },
     /// Stop a job: a running one is killed (its completion follows, CANCELLED); a pending one
     /// has left the queue (`running` false) and is over.
@@ -116,6 +123,10 @@ pub struct Engine {
     running: Vec<RunningJob>,
     /// Decayed usage per user and account, kept when the policy asks for it (fair-share).
     usage: Option<UsageLedger>,
+    limits: LimitState,
+    pass_usage: PassUsage,
+    /// Reasons the jobs started in the current pass had waited for.
+    started_reasons: Vec<&'static str>,
     policy: Box<dyn Policy>,
     policy_name: String,
     next_seq: u64,
@@ -158,6 +169,9 @@ impl Engine {
         let usage = policy.usage_half_life().map(UsageLedger::new);
         Engine {
             usage,
+            limits: LimitState::default(),
+            pass_usage: PassUsage::default(),
+            started_reasons: Vec::new(),
             cluster,
             placement,
             total,
@@ -205,6 +219,19 @@ impl Engine {
     pub fn running(&self) -> &[RunningJob] {
         &self.running
     }
+    /// Per-user and per-account limits on running jobs (quotas).
+    pub fn set_limits(&mut self, limits: Limits) {
+        let mut st = LimitState::new(limits);
+        for r in &self.running {
+            st.start(&r.spec);
+        }
+        self.limits = st;
+    }
+
+    pub fn limits(&self) -> &LimitState {
+        &self.limits
+    }
+
     /// Ask policies to report their reservations in every pass, even where computing them
     /// changes no start (for showing expected start times; off in simulation).
     pub fn set_want_plan(&mut self, on: bool) {
@@ -253,6 +280,7 @@ impl Engine {
                         .ok_or(EngineError::NotRunning(job))?;
                     let r = self.running.swap_remove(i);
                     self.release(&r);
+                    self.limits.end(&r.spec);
                     if let Some(u) = &mut self.usage {
                         u.charge(r.spec.user, r.spec.group, r.spec.procs, r.start, now);
                     }
@@ -301,6 +329,7 @@ impl Engine {
             self.gpu_free[s.node as usize] &= !s.gpu_mask;
         }
         self.free -= u64::from(spec.procs);
+        self.limits.start(&spec);
         self.running.push(RunningJob {
             spec,
             start,
@@ -314,6 +343,14 @@ impl Engine {
     fn submit(&mut self, spec: Arc<JobSpec>) -> Result<(), EngineError> {
         if spec.procs == 0 {
             return Err(EngineError::NoProcessors(spec.id));
+        }
+        // Over a limit on its own (not just because of what runs now): it could never start.
+        if let Some(r) = LimitState::new(self.limits.limits).blocked(&spec, &PassUsage::default()) {
+            return Err(EngineError::CannotRun {
+                job: spec.id,
+                partition: String::new(),
+                why: format!("it alone exceeds its limit ({r})"),
+            });
         }
         if let Err(why) = self.can_ever_run(&spec) {
             return Err(EngineError::CannotRun {
@@ -329,7 +366,11 @@ impl Engine {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.leaf_limited |= spec.switches.is_some();
-        self.pending.push(PendingJob { spec, seq });
+        self.pending.push(PendingJob {
+            spec,
+            seq,
+            reason: "None",
+        });
         Ok(())
     }
 
@@ -371,6 +412,9 @@ impl Engine {
         let part = &self.cluster.partitions[spec.partition as usize];
         if slices.is_empty() {
             return Err(format!("job {} started on no node", spec.id));
+        }
+        if let Some(r) = self.limits.blocked(spec, &self.pass_usage) {
+            return Err(format!("job {} would exceed a limit ({r})", spec.id));
         }
         let total: u64 = slices.iter().map(|s| u64::from(s.cpus)).sum();
         if total != u64::from(req.cpus) {
@@ -468,10 +512,13 @@ impl Engine {
             running: &self.running,
             want_plan: self.want_plan,
             usage: self.usage.as_ref(),
+            limits: &self.limits,
         };
         self.policy.schedule(&view, &mut decisions);
         self.started_mask.clear();
         self.started_mask.resize(self.pending.len(), false);
+        self.pass_usage.clear();
+        self.started_reasons.clear();
         let first_running = self.running.len();
         let mut result = Ok(());
         for d in &decisions.list {
@@ -509,6 +556,10 @@ impl Engine {
                         break;
                     }
                     let spec = Arc::clone(&pj.spec);
+                    self.started_reasons.push(pj.reason);
+                    if !self.limits.is_unlimited() {
+                        self.pass_usage.take(&spec);
+                    }
                     let alloc = self.take(&spec, slices);
                     self.started_mask[p] = true;
                     self.running.push(RunningJob {
@@ -520,7 +571,7 @@ impl Engine {
                     });
                 }
                 Decision::Reserve { job, at, .. } => self.plan.push((job, at)),
-                Decision::WakeAt(_) => {}
+                Decision::WakeAt(_) | Decision::Blocked { .. } => {}
             }
         }
         self.decisions = decisions;
@@ -529,10 +580,11 @@ impl Engine {
             for r in self.running.split_off(first_running) {
                 self.release(&r);
             }
+            self.pass_usage.clear();
             self.plan.clear();
             return Err(e);
         }
-        let mut wakes: Vec<Time> = self
+        let mut wake: Option<Time> = self
             .decisions
             .list
             .iter()
@@ -540,24 +592,56 @@ impl Engine {
                 Decision::WakeAt(t) if t > now => Some(t),
                 _ => None,
             })
-            .collect();
+            .min();
         // A waiting job's `--switches` wait ends: its request relaxes, so a pass must run then.
         if self.leaf_limited {
-            wakes.extend(
-                self.pending
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !self.started_mask[*i])
-                    .filter_map(|(_, p)| p.spec.switches.map(|(_, w)| p.spec.submit + w))
-                    .filter(|&t| t > now),
-            );
+            let ends = self
+                .pending
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.started_mask[*i])
+                .filter_map(|(_, p)| p.spec.switches.map(|(_, w)| p.spec.submit + w))
+                .filter(|&t| t > now)
+                .min();
+            wake = wake.into_iter().chain(ends).min();
         }
-        if let Some(t) = wakes.into_iter().min() {
+        if let Some(t) = wake {
             self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
         }
-        // Validated: the starts become commands, in decision order.
         for r in &self.running[first_running..] {
+            self.limits.start(&r.spec);
+        }
+        // Reasons of the jobs still waiting: a reservation means Resources; a limit its own.
+        for d in &self.decisions.list {
+            if let Decision::Reserve { pos, .. } | Decision::Blocked { pos, .. } = *d {
+                let p = pos as usize;
+                if p < self.pending.len() && !self.started_mask[p] {
+                    self.pending[p].reason = "Resources";
+                }
+            }
+        }
+        if !self.limits.is_unlimited() {
+            let none = PassUsage::default();
+            for (p, pj) in self.pending.iter_mut().enumerate() {
+                if let (false, Some(r)) =
+                    (self.started_mask[p], self.limits.blocked(&pj.spec, &none))
+                {
+                    pj.reason = r;
+                }
+            }
+        }
+        // Validated: the starts become commands, in decision order.
+        for (k, r) in self.running[first_running..].iter().enumerate() {
+            let waited_for = if r.start > r.spec.submit {
+                match self.started_reasons[k] {
+                    "None" => "Priority",
+                    other => other,
+                }
+            } else {
+                "None"
+            };
             out.push(Command::Start {
+                waited_for,
                 job: r.spec.id,
                 procs: r.spec.procs,
                 time_limit: r.spec.time_limit,
@@ -776,6 +860,7 @@ mod tests {
                 time_limit: None,
                 alloc: vec![Slice::new(0, 4, 0)].into(),
                 leaf_switches: 0,
+                waited_for: "Priority",
             }]
         );
         e.check_invariants().unwrap();

@@ -165,40 +165,43 @@ pub fn jain(xs: &[f64]) -> f64 {
 impl Fairness {
     pub fn compute(result: &SimResult, names: &Names) -> Fairness {
         let jobs = &result.jobs;
-        // Per user, in name order.
-        let mut per: BTreeMap<String, (usize, f64, f64, f64)> = BTreeMap::new();
+        // Per user symbol first (cheap), then by name.
+        let n_syms = jobs
+            .iter()
+            .map(|j| j.spec.user.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut per = vec![(0usize, 0f64, 0f64, 0f64); n_syms];
         for j in jobs {
-            let e = per.entry(names.get(j.spec.user).to_string()).or_default();
+            let e = &mut per[j.spec.user.0 as usize];
             e.0 += 1;
             e.1 += j.wait().as_secs_f64();
             e.2 += bounded_slowdown(j, BSLD_TAU_SECS);
             e.3 += j.execution().as_secs_f64() * f64::from(j.spec.procs);
         }
-        let total: f64 = per.values().map(|v| v.3).sum();
-        let n = per.len().max(1) as f64;
-        let users: BTreeMap<String, UserService> = per
-            .into_iter()
-            .map(|(u, (k, w, b, c))| {
-                let k_f = k as f64;
-                (
-                    u,
-                    UserService {
-                        jobs: k,
-                        mean_wait_s: w / k_f,
-                        mean_bounded_slowdown: b / k_f,
-                        cpu_seconds: c,
-                        share: if total > 0.0 { c / total } else { 0.0 },
-                        target_share: 1.0 / n,
-                    },
-                )
-            })
-            .collect();
+        let total: f64 = per.iter().map(|v| v.3).sum();
+        let n = per.iter().filter(|v| v.0 > 0).count().max(1) as f64;
+        let mut users: BTreeMap<String, UserService> = BTreeMap::new();
+        for (sym, &(k, w, b, c)) in per.iter().enumerate().filter(|(_, v)| v.0 > 0) {
+            let k_f = k as f64;
+            users.insert(
+                names.get(crate::ids::Sym(sym as u32)).to_string(),
+                UserService {
+                    jobs: k,
+                    mean_wait_s: w / k_f,
+                    mean_bounded_slowdown: b / k_f,
+                    cpu_seconds: c,
+                    share: if total > 0.0 { c / total } else { 0.0 },
+                    target_share: 1.0 / n,
+                },
+            );
+        }
         let ratios: Vec<f64> = users.values().map(|u| u.share / u.target_share).collect();
         let bslds: Vec<f64> = users.values().map(|u| u.mean_bounded_slowdown).collect();
         Fairness {
             jain_share: jain(&ratios),
             jain_bounded_slowdown: jain(&bslds),
-            share_windows: share_windows(result, names, 10),
+            share_windows: share_windows(result, names, 10, n_syms),
             users,
         }
     }
@@ -206,7 +209,7 @@ impl Fairness {
 
 /// Delivered CPU-seconds per user in `k` equal windows between the first submit and the last
 /// end (a job's CPU-seconds are split across the windows it ran in).
-fn share_windows(result: &SimResult, names: &Names, k: usize) -> Vec<ShareWindow> {
+fn share_windows(result: &SimResult, names: &Names, k: usize, n_syms: usize) -> Vec<ShareWindow> {
     let jobs = &result.jobs;
     let (Some(a), Some(b)) = (
         jobs.iter().map(|j| j.spec.submit.0).min(),
@@ -218,7 +221,7 @@ fn share_windows(result: &SimResult, names: &Names, k: usize) -> Vec<ShareWindow
         return Vec::new();
     }
     let width = (b - a) as f64 / k as f64;
-    let mut per: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); k];
+    let mut per: Vec<Vec<f64>> = vec![vec![0.0; n_syms]; k];
     for j in jobs {
         let (s, e) = (j.start.0, j.finish.0);
         if e <= s {
@@ -231,21 +234,27 @@ fn share_windows(result: &SimResult, names: &Names, k: usize) -> Vec<ShareWindow
             let we = ws + width;
             let overlap = (e as f64).min(we) - (s as f64).max(ws);
             if overlap > 0.0 {
-                *win.entry(names.get(j.spec.user).to_string()).or_insert(0.0) +=
-                    overlap / 1000.0 * f64::from(j.spec.procs);
+                win[j.spec.user.0 as usize] += overlap / 1000.0 * f64::from(j.spec.procs);
             }
         }
     }
     per.into_iter()
         .enumerate()
-        .map(|(w, m)| {
-            let tot: f64 = m.values().sum();
+        .map(|(w, v)| {
+            let tot: f64 = v.iter().sum();
             ShareWindow {
                 start_s: (a as f64 + w as f64 * width) / 1000.0,
                 end_s: (a as f64 + (w + 1) as f64 * width) / 1000.0,
-                shares: m
-                    .into_iter()
-                    .map(|(u, c)| (u, if tot > 0.0 { c / tot } else { 0.0 }))
+                shares: v
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0.0)
+                    .map(|(u, c)| {
+                        (
+                            names.get(crate::ids::Sym(u as u32)).to_string(),
+                            if tot > 0.0 { c / tot } else { 0.0 },
+                        )
+                    })
                     .collect(),
             }
         })
@@ -407,7 +416,7 @@ impl Summary {
 }
 
 /// The columns of `jobs.csv`, in order (Batsim's names first).
-pub const JOBS_CSV_COLUMNS: [&str; 20] = [
+pub const JOBS_CSV_COLUMNS: [&str; 21] = [
     "job_id",
     "submission_time",
     "requested_number_of_resources",
@@ -428,6 +437,7 @@ pub const JOBS_CSV_COLUMNS: [&str; 20] = [
     "allocated_resources",
     "leaf_switches",
     "allocation",
+    "pending_reason",
 ];
 
 /// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
@@ -449,7 +459,7 @@ pub fn write_jobs_csv(
         let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
         let _ = write!(
             line,
-            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{},{}",
             s.id,
             fmt_millis(s.submit.0),
             s.procs,
@@ -475,6 +485,7 @@ pub fn write_jobs_csv(
             csv_field(&cluster.hostlist(&j.alloc)),
             j.leaf_switches,
             csv_field(&cluster.allocation_detail(&j.alloc)),
+            j.pending_reason,
         );
         line.push('\n');
         w.write_all(line.as_bytes())?;
@@ -507,6 +518,7 @@ mod tests {
             state: FinalState::Completed,
             alloc: Default::default(),
             leaf_switches: 0,
+            pending_reason: "None",
         }
     }
 

@@ -21,8 +21,9 @@
 //! same as with a full plan.
 
 use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
-use super::common::{NodeProfile, Order, Profile, fits, take};
+use super::common::{NodeProfile, Order, Profile, drop_limited, fits, take};
 use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
+use crate::engine::limits::PassUsage;
 use crate::model::{Avail, Slice};
 
 pub const INFO: PolicyInfo = PolicyInfo {
@@ -106,18 +107,23 @@ impl Conservative {
         self.profile
             .rebuild(now, view.free as u32, view.running, &[]);
         let mut free = view.free;
+        let mut extra = PassUsage::default();
         for (k, &pos) in self.buf.iter().enumerate() {
             let room_now = self.profile.avail_at(now).min(free as i64);
             if room_now < i64::from(self.suffix_min[k]) {
                 break;
             }
             let j = &view.pending[pos as usize].spec;
+            if view.limits.blocked(j, &extra).is_some() {
+                continue;
+            }
             let at = self.profile.earliest(now, j.procs, j.estimate);
             self.profile.reserve(at, j.procs, j.estimate);
             if at == now && u64::from(j.procs) <= free {
                 free -= u64::from(j.procs);
                 let one = [Slice::new(0, j.procs, 0)];
                 out.start(pos, j.id, &one);
+                extra.take(j);
             } else {
                 out.reserve(pos, j.id, at);
             }
@@ -131,6 +137,7 @@ impl Conservative {
         self.avail.clear();
         self.avail.extend_from_slice(view.avail);
         let mut free = view.free;
+        let mut extra = PassUsage::default();
         for (k, &pos) in self.buf.iter().enumerate() {
             let room_now = self.nodes.cpus_now().min(free);
             if room_now < u64::from(self.suffix_min[k]) {
@@ -138,6 +145,9 @@ impl Conservative {
             }
             let pj = &view.pending[pos as usize];
             let j = &pj.spec;
+            if view.limits.blocked(j, &extra).is_some() {
+                continue;
+            }
             let req = j.request_at(now);
             self.slices.clear();
             let Some(at) = self.nodes.earliest(
@@ -156,6 +166,7 @@ impl Conservative {
                 take(&mut self.avail, &self.slices, req.mem_mb);
                 free -= u64::from(req.cpus);
                 out.start(pos, j.id, &self.slices);
+                extra.take(j);
             } else {
                 out.reserve(pos, j.id, at);
             }
@@ -169,6 +180,7 @@ impl Policy for Conservative {
     }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         self.order.arrange(view, &mut self.buf);
+        drop_limited(view, &mut self.buf);
         self.suffix_minima(view);
         if view.cluster.is_single_cpu_pool() && !self.force_nodes {
             self.scalar_pass(view, out);

@@ -18,8 +18,9 @@
 //! the nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
 
 use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
-use super::common::{Order, give, take};
+use super::common::{Order, drop_limited, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
+use crate::engine::limits::PassUsage;
 use crate::model::{Avail, Slice};
 use crate::time::Time;
 
@@ -150,6 +151,8 @@ impl Policy for Easy {
 
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         self.order.arrange(view, &mut self.buf);
+        drop_limited(view, &mut self.buf);
+        let mut extra = PassUsage::default();
         let now = view.now;
         let (cluster, placement) = (view.cluster, view.placement);
         self.avail.clear();
@@ -162,6 +165,11 @@ impl Policy for Easy {
         let mut k = 0;
         while let Some(&pos) = self.buf.get(k) {
             let j = &view.pending[pos as usize];
+            if view.limits.blocked(&j.spec, &extra).is_some() {
+                // Held back by a job of the same user or account started just before.
+                self.buf.remove(k);
+                continue;
+            }
             let req = j.spec.request_at(view.now);
             self.slices.clear();
             if u64::from(req.cpus) > free
@@ -178,6 +186,7 @@ impl Policy for Easy {
             take(&mut self.avail, &self.slices, req.mem_mb);
             free -= u64::from(req.cpus);
             out.start(pos, j.spec.id, &self.slices);
+            extra.take(&j.spec);
             self.releases.push((
                 now + j.spec.estimate,
                 IN_PASS + k as u64,
@@ -196,6 +205,7 @@ impl Policy for Easy {
             return;
         };
         let head = &view.pending[head_pos as usize];
+        out.blocked(head_pos, head.spec.id);
         let hreq = head.spec.request_at(view.now);
         let hnodes = view.nodes_of(head);
         // Step 2 is computed when first needed: when a later job fits now, or when the plan is
@@ -215,7 +225,7 @@ impl Policy for Easy {
             }
             let pos = self.buf[idx];
             let j = &view.pending[pos as usize];
-            if u64::from(j.spec.procs) > free {
+            if u64::from(j.spec.procs) > free || view.limits.blocked(&j.spec, &extra).is_some() {
                 continue;
             }
             let req = j.spec.request_at(view.now);
@@ -252,6 +262,7 @@ impl Policy for Easy {
             take(&mut self.avail, &self.slices, req.mem_mb);
             free -= u64::from(req.cpus);
             out.start(pos, j.spec.id, &self.slices);
+            extra.take(&j.spec);
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod multifactor;
 pub mod placement;
 pub mod priority;
 
+use crate::engine::limits::LimitState;
 use crate::engine::usage::UsageLedger;
 use crate::engine::{PendingJob, RunningJob};
 use crate::ids::JobId;
@@ -46,6 +47,8 @@ pub struct View<'a> {
     /// Decayed usage per user and account, when the policy asked for it
     /// ([`Policy::usage_half_life`]).
     pub usage: Option<&'a UsageLedger>,
+    /// Per-user and per-account limits and what running jobs hold against them.
+    pub limits: &'a LimitState,
 }
 
 impl View<'_> {
@@ -69,6 +72,9 @@ pub enum Decision {
     Reserve { pos: u32, job: JobId, at: Time },
     /// Run a pass at `at` even if nothing else happens then.
     WakeAt(Time),
+    /// The job waits for resources (it is next in line but does not fit): its pending reason
+    /// becomes `Resources`. Informational, like `Reserve`.
+    Blocked { pos: u32, job: JobId },
 }
 
 /// The decisions of one pass, with the allocations of the started jobs.
@@ -96,6 +102,9 @@ impl Decisions {
     }
     pub fn reserve(&mut self, pos: u32, job: JobId, at: Time) {
         self.list.push(Decision::Reserve { pos, job, at });
+    }
+    pub fn blocked(&mut self, pos: u32, job: JobId) {
+        self.list.push(Decision::Blocked { pos, job });
     }
     /// The started jobs' (position, job).
     pub fn started(&self) -> impl Iterator<Item = (u32, JobId)> + '_ {

@@ -2,6 +2,7 @@
 //! true run time, and an in-memory store fed by a trace — plugged into the shared driver loop.
 
 use crate::driver::{self, Clock, Completion, DriverError, Executor, Observer, Store};
+use crate::engine::limits::Limits;
 use crate::engine::{Command, Engine};
 use crate::ids::{FastMap, JobId};
 use crate::model::{FinalState, JobSpec, JobTruth, Slice};
@@ -131,6 +132,7 @@ pub struct Outcome {
     pub state: Option<FinalState>,
     pub alloc: Arc<[Slice]>,
     pub leaf_switches: u32,
+    pub waited_for: &'static str,
 }
 
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
@@ -205,6 +207,7 @@ impl Store for MemStore<'_> {
             job,
             alloc,
             leaf_switches,
+            waited_for,
             ..
         } = cmd
         else {
@@ -214,6 +217,7 @@ impl Store for MemStore<'_> {
         slot.start = Some(now);
         slot.alloc = Arc::clone(alloc);
         slot.leaf_switches = *leaf_switches;
+        slot.waited_for = waited_for;
         Ok(())
     }
     fn record_end(&mut self, c: &Completion) -> Result<(), MemStoreError> {
@@ -235,6 +239,8 @@ pub struct JobResult {
     pub state: FinalState,
     pub alloc: Arc<[Slice]>,
     pub leaf_switches: u32,
+    /// Why it waited (Slurm's reason at its last pass before starting), `None` if it did not.
+    pub pending_reason: &'static str,
 }
 
 impl JobResult {
@@ -266,6 +272,8 @@ pub struct SimConfig<'a> {
     pub placement: Box<dyn Placement>,
     /// Run-time penalty per additional leaf switch spanned, in thousandths (0: none).
     pub span_penalty_permille: u32,
+    /// Per-user and per-account limits (quotas).
+    pub limits: Limits,
 }
 
 impl<'a> SimConfig<'a> {
@@ -276,6 +284,7 @@ impl<'a> SimConfig<'a> {
             policy_name,
             placement: Box::new(crate::policy::placement::BestFit),
             span_penalty_permille: 0,
+            limits: Limits::default(),
         }
     }
 }
@@ -290,6 +299,7 @@ pub fn simulate(
     let truth: FastMap<JobId, JobTruth> = jobs.jobs.iter().map(|(s, t)| (s.id, *t)).collect();
     let start = jobs.jobs.first().map_or(Time::ZERO, |j| j.0.submit);
     let mut engine = Engine::new(jobs.cluster.clone(), cfg.placement, cfg.policy, policy_name);
+    engine.set_limits(cfg.limits);
     let mut clock = VirtualClock::starting_at(start);
     let mut exec = SimExecutor::new(truth, cfg.span_penalty_permille);
     let mut store = MemStore::new(&jobs.jobs);
@@ -312,6 +322,7 @@ pub fn simulate(
             state,
             alloc: o.alloc,
             leaf_switches: o.leaf_switches,
+            pending_reason: o.waited_for,
         });
     }
     out.sort_by_key(|j| j.spec.id);

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod swf;
 
 use crate::engine::can_ever_run;
+use crate::engine::limits::{LimitState, Limits, PassUsage};
 use crate::ids::{FastMap, JobId, Names, Sym};
 use crate::model::{Cluster, EstimateMode, JobSpec, JobTruth};
 use crate::policy::placement::Placement;
@@ -60,16 +61,19 @@ pub enum SkipReason {
     /// No set of the partition's nodes can ever hold the job, or it breaks a partition limit
     /// (MaxTime, MaxNodes).
     CannotRunInPartition,
+    /// The job alone exceeds its user's or account's limit (`--user-limit`, `--account-limit`).
+    ExceedsLimit,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::NegativeRuntime,
         SkipReason::NoProcessors,
         SkipReason::TooManyProcessors,
         SkipReason::MalformedLine,
         SkipReason::UnknownPartition,
         SkipReason::CannotRunInPartition,
+        SkipReason::ExceedsLimit,
     ];
 
     /// The key used in `summary.json` and on stderr.
@@ -81,6 +85,7 @@ impl SkipReason {
             SkipReason::MalformedLine => "malformed_line",
             SkipReason::UnknownPartition => "unknown_partition",
             SkipReason::CannotRunInPartition => "cannot_run_in_partition",
+            SkipReason::ExceedsLimit => "exceeds_limit",
         }
     }
 }
@@ -123,6 +128,19 @@ pub struct SimJobs {
 }
 
 impl SimJobs {
+    /// Leaves out (and counts) the jobs that alone exceed a user or account limit: they could
+    /// never start.
+    pub fn drop_over_limit(&mut self, limits: &Limits) {
+        let state = LimitState::new(*limits);
+        let none = PassUsage::default();
+        let before = self.jobs.len();
+        self.jobs.retain(|(s, _)| state.blocked(s, &none).is_none());
+        let n = (before - self.jobs.len()) as u64;
+        if n > 0 {
+            *self.skipped.entry(SkipReason::ExceedsLimit).or_insert(0) += n;
+        }
+    }
+
     /// CPUs in the cluster (P).
     pub fn procs(&self) -> u64 {
         self.cluster.total_cpus()

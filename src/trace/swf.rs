@@ -45,6 +45,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
     let mut max_nodes = None;
     let mut seen: FastMap<JobId, u64> = FastMap::default();
     let mut names = Names::default();
+    let mut cache: NameCache = [None; 4];
     for (i, raw) in text.lines().enumerate() {
         let line_no = i as u64 + 1;
         let line = raw.trim();
@@ -59,7 +60,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
             }
             continue;
         }
-        match parse_line(line, line_no, path, &mut names) {
+        match parse_line(line, line_no, path, &mut names, &mut cache) {
             Ok(job) => {
                 check_unique(&mut seen, job.id, line_no, path)?;
                 w.jobs.push(job);
@@ -84,11 +85,15 @@ fn header_value(comment: &str, key: &str) -> Option<u32> {
     u32::try_from(v).ok().filter(|&v| v > 0)
 }
 
+/// The last name seen per interned field (user, group, queue, partition).
+type NameCache = [Option<crate::ids::Sym>; 4];
+
 fn parse_line(
     line: &str,
     line_no: u64,
     path: &Path,
     names: &mut Names,
+    cache: &mut NameCache,
 ) -> Result<TraceJob, TraceError> {
     let mut fields: [&str; 18] = [""; 18];
     let mut n = 0;
@@ -170,10 +175,10 @@ fn parse_line(
         procs,
         requested,
         priority: 0,
-        user: names.intern(fields[11]),
-        group: names.intern(fields[12]),
-        queue: names.intern(fields[14]),
-        partition: names.intern(fields[15]),
+        user: names.intern_cached(fields[11], &mut cache[0]),
+        group: names.intern_cached(fields[12], &mut cache[1]),
+        queue: names.intern_cached(fields[14], &mut cache[2]),
+        partition: names.intern_cached(fields[15], &mut cache[3]),
         nodes: None,
         mem_mb: None,
         gpus: 0,

@@ -422,8 +422,11 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
     assert_eq!(s["jobs_skipped"]["unknown_partition"], 1);
     assert_eq!(s["jobs_simulated"], 2);
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
-    assert!(csv.contains(",small,n[0-1],0,n0:8;n1:8\n"), "{csv}");
-    assert!(csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8\n"), "{csv}");
+    assert!(csv.contains(",small,n[0-1],0,n0:8;n1:8,None\n"), "{csv}");
+    assert!(
+        csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8,Resources\n"),
+        "{csv}"
+    );
 }
 
 #[test]
@@ -454,11 +457,62 @@ fn gpu_indices_are_reported_per_node() {
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
     // 1 and 2 share n0 (GPUs 0 and 1-2); 3 needs 2 CPUs and a GPU on each of two nodes, so
     // it waits until n0 is free again at 100, then gets GPU 0 on both.
-    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:0)\n"), "{csv}");
-    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:1-2)\n"), "{csv}");
+    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:0),None\n"), "{csv}");
+    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:1-2),None\n"), "{csv}");
     assert!(csv.contains("\n3,0.000,4,100.000,100.000,"), "{csv}");
     assert!(
-        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0)\n"),
+        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0),Resources\n"),
         "{csv}"
     );
+}
+
+#[test]
+fn user_limits_hold_jobs_with_slurm_reasons() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(
+        tmp.path(),
+        "q.csv",
+        "id,submit,runtime,cpus,user\n1,0,100,1,ann\n2,0,100,1,ann\n3,0,100,1,bob\n4,0,100,6,ann\n",
+    );
+    let out = tmp.path().join("o");
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--procs",
+        "8",
+        "--policy",
+        "fcfs",
+        "--user-limit",
+        "jobs=1,cpus=4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    // ann may run one job at a time; bob is not held behind her second job even under fcfs;
+    // job 4 asks more than ann's CPU limit on its own and is skipped.
+    assert!(csv.contains("\n1,0.000,1,100.000,0.000,"), "{csv}");
+    assert!(csv.contains("\n3,0.000,1,100.000,0.000,"), "{csv}");
+    assert!(csv.contains("\n2,0.000,1,100.000,100.000,"), "{csv}");
+    assert!(
+        csv.trim_end()
+            .lines()
+            .nth(2)
+            .unwrap()
+            .ends_with(",AssocMaxJobsLimit"),
+        "{csv}"
+    );
+    let s = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(s.contains("\"exceeds_limit\": 1"), "{s}");
+    let o = run(&[
+        "sim",
+        "--trace",
+        &trace,
+        "--procs",
+        "4",
+        "--user-limit",
+        "cores=2",
+    ]);
+    assert_input_error(&o, &["--user-limit", "unknown limit 'cores'"]);
 }

@@ -306,3 +306,40 @@ impl Observer for PlanWatch {
         }
     }
 }
+
+/// Per-user quotas: at no start instant does any user hold more CPUs or jobs than allowed,
+/// whatever the policy, and every job still runs.
+mod limits {
+    use super::*;
+    use mini_slurm::engine::limits::{Limit, Limits};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn user_limits_are_never_exceeded(g in workload(), cpus_cap in 1u64..6, jobs_cap in 1u64..3) {
+            let mut jobs = to_jobs(&g, EstimateMode::Requested);
+            let limits = Limits {
+                user: Limit { cpus: Some(cpus_cap), jobs: Some(jobs_cap), ..Limit::default() },
+                account: Limit::default(),
+            };
+            jobs.drop_over_limit(&limits);
+            for spec in specs() {
+                let (p, s) = policy::build(&spec).unwrap();
+                let name = s.canonical();
+                let cfg = SimConfig { limits, ..SimConfig::new(p, &name) };
+                let r = simulate(&jobs, cfg, &mut InvariantCheck).unwrap();
+                prop_assert_eq!(r.jobs.len(), jobs.jobs.len());
+                for j in r.jobs.iter().filter(|j| j.finish > j.start) {
+                    let t = j.start;
+                    let mine: Vec<_> = r.jobs.iter()
+                        .filter(|k| k.spec.user == j.spec.user && k.start <= t && t < k.finish)
+                        .collect();
+                    let held: u64 = mine.iter().map(|k| u64::from(k.spec.procs)).sum();
+                    prop_assert!(held <= cpus_cap, "{spec}: user holds {held} CPUs > {cpus_cap} at {t}");
+                    prop_assert!(mine.len() as u64 <= jobs_cap, "{spec}: {} jobs > {jobs_cap} at {t}", mine.len());
+                }
+            }
+        }
+    }
+}

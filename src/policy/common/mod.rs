@@ -11,6 +11,7 @@ pub use order::Order;
 pub use profile::Profile;
 
 use super::{Decisions, View};
+use crate::engine::limits::PassUsage;
 use crate::model::{Avail, Slice};
 
 /// Takes an allocation's resources from `avail` (saturating: callers only take what fits).
@@ -41,6 +42,20 @@ pub fn fits(avail: &[Avail], slices: &[Slice], mem_mb: u64) -> bool {
     })
 }
 
+/// Removes from `order` the jobs a limit holds back now: they wait (with their reason) without
+/// blocking the jobs behind them.
+pub fn drop_limited(view: &View<'_>, order: &mut Vec<u32>) {
+    if view.limits.is_unlimited() {
+        return;
+    }
+    let none = PassUsage::default();
+    order.retain(|&p| {
+        view.limits
+            .blocked(&view.pending[p as usize].spec, &none)
+            .is_none()
+    });
+}
+
 /// Scratch buffers for a strict in-order pass.
 #[derive(Default)]
 pub struct Strict {
@@ -61,25 +76,31 @@ impl Strict {
         self.avail.extend_from_slice(view.avail);
         let mut free = view.free;
         let mut n = 0;
+        let mut extra = PassUsage::default();
         for pos in order {
             let j = &view.pending[pos as usize];
-            if u64::from(j.spec.procs) > free {
-                break;
+            // Held by a limit: waits, and does not block the jobs behind it.
+            if view.limits.blocked(&j.spec, &extra).is_some() {
+                continue;
             }
             let req = j.spec.request_at(view.now);
             self.slices.clear();
-            if !view.placement.place(
-                view.cluster,
-                &self.avail,
-                view.nodes_of(j),
-                &req,
-                &mut self.slices,
-            ) {
+            if u64::from(j.spec.procs) > free
+                || !view.placement.place(
+                    view.cluster,
+                    &self.avail,
+                    view.nodes_of(j),
+                    &req,
+                    &mut self.slices,
+                )
+            {
+                out.blocked(pos, j.spec.id);
                 break;
             }
             take(&mut self.avail, &self.slices, req.mem_mb);
             free -= u64::from(req.cpus);
             out.start(pos, j.spec.id, &self.slices);
+            extra.take(&j.spec);
             n += 1;
         }
         n
