@@ -107,10 +107,8 @@ impl Names {
 
     /// [`Names::intern`] with a one-entry cache: consecutive records often repeat a name.
     pub fn intern_cached(&mut self, name: &str, last: &mut Option<Sym>) -> Sym {
-        if let Some(sym) = *last {
-            if self.get(sym) == name {
-                return sym;
-            }
+        if let Some(sym) = last.filter(|s| self.get(*s) == name) {
+            return sym;
         }
         let sym = self.intern(name);
         *last = Some(sym);
