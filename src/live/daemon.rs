@@ -41,6 +41,8 @@ pub struct DaemonConfig {
     pub runner: PathBuf,
     /// Upper bound on how long the daemon sleeps without looking at the database.
     pub max_sleep: Duration,
+    /// Per-user and per-account quotas on running jobs.
+    pub limits: crate::engine::limits::Limits,
 }
 
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
@@ -99,6 +101,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         &spec.canonical(),
     );
     engine.set_want_plan(true);
+    engine.set_limits(cfg.limits);
     for (k, v) in [
         ("cpus", cfg.cpus.to_string()),
         ("mem_mb", cfg.mem_mb.to_string()),
@@ -132,6 +135,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         names: Names::default(),
         shutdown: Arc::clone(&shutdown),
         cluster,
+        limits: cfg.limits,
     };
     recover(&mut store, &mut exec, &mut engine)?;
     let mut clock = WallClock {
@@ -488,6 +492,7 @@ pub struct SqliteStore {
     names: Names,
     shutdown: Arc<AtomicBool>,
     cluster: Cluster,
+    limits: crate::engine::limits::Limits,
 }
 
 /// Dependency status of a pending job.
@@ -608,6 +613,16 @@ impl Store for SqliteStore {
                 crate::engine::can_ever_run(&self.cluster, &BestFit as &dyn Placement, &spec)
             {
                 self.set_reason(row.id, &format!("ReqNodeNotAvail ({why})"), &row.reason);
+                continue;
+            }
+            let alone = crate::engine::limits::LimitState::new(self.limits)
+                .blocked(&spec, &Default::default());
+            if let Some(r) = alone {
+                self.set_reason(
+                    row.id,
+                    &format!("{r} (the job alone exceeds it)"),
+                    &row.reason,
+                );
                 continue;
             }
             self.set_reason(row.id, "None", &row.reason);

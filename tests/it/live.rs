@@ -543,3 +543,26 @@ fn gpus_from_nvidia_smi_reach_the_job() {
     let stats = String::from_utf8_lossy(&l.cmd(&["stats"]).stdout).to_string();
     assert!(stats.contains("GPUs:    0 / 2"), "{stats}");
 }
+
+/// A per-user quota in live mode: with jobs=1 a user's jobs run one at a time; a job over the
+/// CPU quota on its own stays pending with the limit as its reason.
+#[test]
+fn user_limit_serializes_a_users_jobs() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "4", "--user-limit", "jobs=1,cpus=2"]);
+    let a = l.submit(&["--", "sleep", "0.5"]);
+    let b = l.submit(&["--", "sleep", "0.5"]);
+    let big = l.submit(&["--cpus", "3", "--", "true"]);
+    let (ra, rb) = (l.wait_state(a, 20), l.wait_state(b, 20));
+    assert_eq!(
+        (ra.state.as_str(), rb.state.as_str()),
+        ("COMPLETED", "COMPLETED")
+    );
+    assert!(rb.start_ms >= ra.end_ms, "one at a time: {ra:?} {rb:?}");
+    wait_for(
+        || l.job(big).reason.starts_with("AssocGrpCpuLimit"),
+        10,
+        "limit reason",
+    );
+    assert_eq!(l.job(big).state, "PENDING");
+}
