@@ -14,7 +14,7 @@
 
 use crate::engine::{Command, Engine, EngineError, Event};
 use crate::ids::JobId;
-use crate::model::{FinalState, JobSpec};
+use crate::model::{FinalState, JobSpec, PreemptMode};
 use crate::time::Time;
 use std::sync::Arc;
 
@@ -32,6 +32,8 @@ pub struct Completion {
     pub job: JobId,
     pub at: Time,
     pub state: FinalState,
+    /// For a preempted job, how: requeued and suspended jobs are not over.
+    pub preempted: Option<PreemptMode>,
 }
 
 /// Runs jobs: simulated (knows each job's true run time) or real processes.
@@ -174,10 +176,11 @@ where
                         job,
                         at: now,
                         state: FinalState::Cancelled,
+                        preempted: None,
                     })
                     .map_err(store_err)?,
                 // A running job's end is reported by the executor.
-                Command::Cancel { .. } => {}
+                Command::Cancel { .. } | Command::Preempt { .. } => {}
             }
         }
         observer.after_step(now, engine, &commands);

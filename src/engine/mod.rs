@@ -15,7 +15,7 @@ pub mod limits;
 pub mod usage;
 
 use crate::ids::{FastMap, JobId};
-use crate::model::{Avail, Cluster, FinalState, JobSpec, Request, Slice};
+use crate::model::{Avail, Cluster, FinalState, JobSpec, PreemptMode, Request, Slice};
 use crate::policy::placement::Placement;
 use crate::policy::{Decision, Decisions, Policy, View};
 use crate::time::{Dur, Time};
@@ -44,6 +44,8 @@ pub struct RunningJob {
     pub start_seq: u64,
     /// Where it runs, with the GPU indices it holds.
     pub alloc: Arc<[Slice]>,
+    /// Being preempted (stops at the end of its grace time), and how.
+    pub preempting: Option<PreemptMode>,
 }
 
 impl RunningJob {
@@ -89,6 +91,13 @@ pub enum Command {
     /// Stop a job: a running one is killed (its completion follows, CANCELLED); a pending one
     /// has left the queue (`running` false) and is over.
     Cancel { job: JobId, running: bool },
+    /// Preempt a running job at `at` (now + grace): its completion follows with state
+    /// PREEMPTED; then the engine requeues it, queues its remaining work, or ends it.
+    Preempt {
+        job: JobId,
+        mode: PreemptMode,
+        at: Time,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -272,7 +281,7 @@ impl Engine {
         submitted.clear();
         for ev in events {
             match ev {
-                Event::Ended { job, .. } => {
+                Event::Ended { job, state } => {
                     let i = self
                         .running
                         .iter()
@@ -283,6 +292,9 @@ impl Engine {
                     self.limits.end(&r.spec);
                     if let Some(u) = &mut self.usage {
                         u.charge(r.spec.user, r.spec.group, r.spec.procs, r.start, now);
+                    }
+                    if state == FinalState::Preempted {
+                        self.requeue(r, now);
                     }
                 }
                 Event::Submitted(spec) => submitted.push(spec),
@@ -335,9 +347,33 @@ impl Engine {
             start,
             start_seq: self.next_start_seq,
             alloc,
+            preempting: None,
         });
         self.next_start_seq += 1;
         Ok(())
+    }
+
+    /// A preempted job goes back to the queue (requeue: as it was; suspend: with the estimate
+    /// of its remaining work), or ends (cancel: nothing to do).
+    fn requeue(&mut self, r: RunningJob, now: Time) {
+        let spec = match r.preempting {
+            Some(PreemptMode::Requeue) => r.spec,
+            Some(PreemptMode::Suspend) => {
+                let ran = now - r.start;
+                Arc::new(JobSpec {
+                    estimate: Dur((r.spec.estimate.0 - ran.0).max(0)),
+                    ..(*r.spec).clone()
+                })
+            }
+            _ => return,
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push(PendingJob {
+            spec,
+            seq,
+            reason: "None",
+        });
     }
 
     fn submit(&mut self, spec: Arc<JobSpec>) -> Result<(), EngineError> {
@@ -568,9 +604,28 @@ impl Engine {
                         start_seq: self.next_start_seq
                             + (self.running.len() - first_running) as u64,
                         alloc,
+                        preempting: None,
                     });
                 }
                 Decision::Reserve { job, at, .. } => self.plan.push((job, at)),
+                Decision::Preempt { job, mode, grace } => {
+                    match self.running.iter_mut().find(|r| r.spec.id == job) {
+                        Some(r) if r.preempting.is_none() => {
+                            r.preempting = Some(mode);
+                            out.push(Command::Preempt {
+                                job,
+                                mode,
+                                at: now + grace,
+                            });
+                        }
+                        _ => {
+                            result = Err(self.invalid(format!(
+                                "preemption of job {job}, which is not running or already preempted"
+                            )));
+                            break;
+                        }
+                    }
+                }
                 Decision::WakeAt(_) | Decision::Blocked { .. } => {}
             }
         }
@@ -887,7 +942,7 @@ mod tests {
             .iter()
             .map(|c| match c {
                 Command::Start { alloc, .. } => alloc.iter().map(|s| s.gpu_mask).collect(),
-                Command::Cancel { .. } => Vec::new(),
+                _ => Vec::new(),
             })
             .collect();
         // 1 takes GPU 0, 2 takes GPUs 1-2; 3 needs two but one is left: it waits.
@@ -908,7 +963,7 @@ mod tests {
                 assert_eq!(*job, JobId(3));
                 assert_eq!(alloc[0].gpu_mask, 0b1001);
             }
-            Command::Cancel { .. } => panic!("no cancel was asked"),
+            other => panic!("unexpected command {other:?}"),
         }
         e.check_invariants().unwrap();
     }

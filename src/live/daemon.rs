@@ -203,6 +203,8 @@ struct Proc {
     cpus: Vec<usize>,
     /// Not our child (re-adopted after a restart): polled instead of waited for.
     adopted: bool,
+    /// Preempted by the policy, and how.
+    preempt: Option<crate::model::PreemptMode>,
 }
 
 /// Runs each job under a `job-runner` and learns of its end from a reaper thread.
@@ -308,6 +310,7 @@ impl ProcessExecutor {
                 reason: None,
                 cpus,
                 adopted: false,
+                preempt: None,
             },
         );
         Ok(())
@@ -332,6 +335,7 @@ impl ProcessExecutor {
                 reason: None,
                 cpus,
                 adopted: true,
+                preempt: None,
             },
         );
     }
@@ -403,6 +407,13 @@ impl Executor for ProcessExecutor {
                 Ok(())
             }
             Command::Cancel { .. } => Ok(()),
+            Command::Preempt { job, mode, .. } => {
+                if let Some(p) = self.running.get_mut(job) {
+                    p.preempt = Some(*mode);
+                }
+                self.stop(now, *job, FinalState::Preempted);
+                Ok(())
+            }
         }
     }
 
@@ -455,6 +466,7 @@ impl Executor for ProcessExecutor {
                 job,
                 at: now,
                 state,
+                preempted: p.preempt,
             });
         }
     }
@@ -651,7 +663,8 @@ impl Store for SqliteStore {
     fn record_start(&mut self, now: Time, cmd: &Command) -> rusqlite::Result<()> {
         if let Command::Start { job, .. } = cmd {
             self.db.execute(
-                "UPDATE jobs SET state = 'RUNNING', start_ms = ?1, reason = 'None' WHERE id = ?2",
+                "UPDATE jobs SET state = 'RUNNING', start_ms = ?1, reason = 'None', end_ms = NULL,
+                    runner_done = 0, exit_code = NULL, signal = NULL WHERE id = ?2",
                 params![now.0, job.0 as i64],
             )?;
         }

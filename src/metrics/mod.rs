@@ -293,10 +293,11 @@ impl Summary {
             (Some(a), Some(b)) => b - a,
             _ => Dur::ZERO,
         };
-        // Σ(run × procs) in processor-milliseconds, exact in integers.
+        // Σ(run × procs) in processor-milliseconds, exact in integers; a preempted job's every
+        // segment counts (the machine was busy with it).
         let work: i128 = jobs
             .iter()
-            .map(|j| i128::from(j.execution().0) * i128::from(j.spec.procs))
+            .map(|j| i128::from(j.busy.0) * i128::from(j.spec.procs))
             .sum();
         let capacity = i128::from(result.procs) * i128::from(makespan.0);
         let utilization = if capacity > 0 {
@@ -416,7 +417,7 @@ impl Summary {
 }
 
 /// The columns of `jobs.csv`, in order (Batsim's names first).
-pub const JOBS_CSV_COLUMNS: [&str; 21] = [
+pub const JOBS_CSV_COLUMNS: [&str; 23] = [
     "job_id",
     "submission_time",
     "requested_number_of_resources",
@@ -438,6 +439,8 @@ pub const JOBS_CSV_COLUMNS: [&str; 21] = [
     "leaf_switches",
     "allocation",
     "pending_reason",
+    "preemptions",
+    "lost_cpu_seconds",
 ];
 
 /// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
@@ -459,7 +462,7 @@ pub fn write_jobs_csv(
         let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
         let _ = write!(
             line,
-            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{},{},{},{}",
             s.id,
             fmt_millis(s.submit.0),
             s.procs,
@@ -486,6 +489,8 @@ pub fn write_jobs_csv(
             j.leaf_switches,
             csv_field(&cluster.allocation_detail(&j.alloc)),
             j.pending_reason,
+            j.preemptions,
+            fmt_millis(j.lost_cpu_ms),
         );
         line.push('\n');
         w.write_all(line.as_bytes())?;
@@ -519,6 +524,9 @@ mod tests {
             alloc: Default::default(),
             leaf_switches: 0,
             pending_reason: "None",
+            preemptions: 0,
+            busy: Time::from_secs(finish) - Time::from_secs(start),
+            lost_cpu_ms: 0,
         }
     }
 

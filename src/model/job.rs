@@ -124,6 +124,28 @@ impl fmt::Display for FinalState {
     }
 }
 
+/// What happens to a preempted job (Slurm's `PreemptMode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PreemptMode {
+    /// Back to the queue; restarts from scratch (the work done is lost).
+    Requeue,
+    /// Stopped and queued again; resumes with its remaining work.
+    Suspend,
+    /// Ended, state PREEMPTED.
+    Cancel,
+}
+
+impl PreemptMode {
+    pub fn parse(s: &str) -> Option<PreemptMode> {
+        match s {
+            "requeue" => Some(PreemptMode::Requeue),
+            "suspend" => Some(PreemptMode::Suspend),
+            "cancel" => Some(PreemptMode::Cancel),
+            _ => None,
+        }
+    }
+}
+
 /// How the estimate a policy sees is derived from the trace (semantics §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EstimateMode {

@@ -8,4 +8,4 @@ pub mod hostlist;
 pub mod job;
 
 pub use cluster::{Avail, Cluster, Node, Partition, Request, Slice, Switch};
-pub use job::{EstimateMode, FinalState, JobSpec, JobTruth, parse_mem_mb};
+pub use job::{EstimateMode, FinalState, JobSpec, JobTruth, PreemptMode, parse_mem_mb};

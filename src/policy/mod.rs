@@ -75,6 +75,12 @@ pub enum Decision {
     /// The job waits for resources (it is next in line but does not fit): its pending reason
     /// becomes `Resources`. Informational, like `Reserve`.
     Blocked { pos: u32, job: JobId },
+    /// Preempt a running job after `grace`.
+    Preempt {
+        job: JobId,
+        mode: crate::model::PreemptMode,
+        grace: crate::time::Dur,
+    },
 }
 
 /// The decisions of one pass, with the allocations of the started jobs.
@@ -102,6 +108,14 @@ impl Decisions {
     }
     pub fn reserve(&mut self, pos: u32, job: JobId, at: Time) {
         self.list.push(Decision::Reserve { pos, job, at });
+    }
+    pub fn preempt(
+        &mut self,
+        job: JobId,
+        mode: crate::model::PreemptMode,
+        grace: crate::time::Dur,
+    ) {
+        self.list.push(Decision::Preempt { job, mode, grace });
     }
     pub fn blocked(&mut self, pos: u32, job: JobId) {
         self.list.push(Decision::Blocked { pos, job });

@@ -5,7 +5,7 @@ use crate::driver::{self, Clock, Completion, DriverError, Executor, Observer, St
 use crate::engine::limits::Limits;
 use crate::engine::{Command, Engine};
 use crate::ids::{FastMap, JobId};
-use crate::model::{FinalState, JobSpec, JobTruth, Slice};
+use crate::model::{FinalState, JobSpec, JobTruth, PreemptMode, Slice};
 use crate::policy::Policy;
 use crate::policy::placement::Placement;
 use crate::time::{Dur, Time};
@@ -45,9 +45,13 @@ pub struct SimExecutor {
     truth: FastMap<JobId, JobTruth>,
     /// Extra run time per additional leaf switch spanned, in thousandths of the run time.
     span_penalty_permille: u32,
-    /// (end, start order, job, state), earliest first.
+    /// (end, entry id, job, state), earliest first; entries superseded by a preemption are
+    /// skipped.
     ends: BinaryHeap<Reverse<(Time, u64, JobId, FinalState)>>,
     started: u64,
+    live: FastMap<JobId, Segment>,
+    /// Work left of suspended jobs.
+    remaining: FastMap<JobId, Dur>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +84,14 @@ pub fn stretch(run: Dur, leaves: u32, penalty_permille: u32) -> Dur {
     Dur((i128::from(run.0) * factor / 1000) as i64)
 }
 
-impl SimExecutor {}
+/// A job on the simulated machine: its current segment and the heap entry that ends it.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    end: Time,
+    /// The id of the valid heap entry (earlier ones for this job are stale).
+    entry: u64,
+    preempt: Option<PreemptMode>,
+}
 
 impl Executor for SimExecutor {
     type Error = SimExecError;
@@ -96,26 +107,66 @@ impl Executor for SimExecutor {
                 ..
             } => {
                 let t = self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
-                let runtime = self.stretched(t.runtime, leaf_switches);
+                // A suspended job resumes with its remaining work.
+                let runtime = match self.remaining.remove(&job) {
+                    Some(left) => left,
+                    None => self.stretched(t.runtime, leaf_switches),
+                };
                 let (run, state) = match time_limit {
                     Some(l) if runtime > l => (l, FinalState::Timeout),
                     _ => (runtime, FinalState::Completed),
                 };
-                self.ends
-                    .push(Reverse((now + run, self.started, job, state)));
+                let entry = self.started;
+                self.ends.push(Reverse((now + run, entry, job, state)));
+                self.live.insert(
+                    job,
+                    Segment {
+                        end: now + run,
+                        entry,
+                        preempt: None,
+                    },
+                );
                 self.started += 1;
+            }
+            Command::Preempt { job, mode, at } => {
+                if let Some(seg) = self.live.get_mut(&job) {
+                    // A job that ends by itself before its grace time is over just completes.
+                    if seg.end > at {
+                        seg.entry = self.started;
+                        seg.preempt = Some(mode);
+                        self.ends
+                            .push(Reverse((at, self.started, job, FinalState::Preempted)));
+                        self.started += 1;
+                    }
+                }
             }
         }
         Ok(())
     }
 
     fn take_completions(&mut self, now: Time, out: &mut Vec<Completion>) {
-        while let Some(&Reverse((at, _, job, state))) = self.ends.peek() {
+        while let Some(&Reverse((at, entry, job, state))) = self.ends.peek() {
             if at > now {
                 break;
             }
             self.ends.pop();
-            out.push(Completion { job, at, state });
+            let Some(seg) = self.live.get(&job).copied().filter(|s| s.entry == entry) else {
+                continue; // superseded by a preemption
+            };
+            self.live.remove(&job);
+            if state == FinalState::Preempted && seg.preempt == Some(PreemptMode::Suspend) {
+                self.remaining.insert(job, seg.end - at);
+            }
+            out.push(Completion {
+                job,
+                at,
+                state,
+                preempted: if state == FinalState::Preempted {
+                    seg.preempt
+                } else {
+                    None
+                },
+            });
         }
     }
 
@@ -133,6 +184,11 @@ pub struct Outcome {
     pub alloc: Arc<[Slice]>,
     pub leaf_switches: u32,
     pub waited_for: &'static str,
+    pub preemptions: u32,
+    /// Milliseconds run in all segments (a preempted job runs several).
+    pub busy_ms: i64,
+    /// CPU-milliseconds of work thrown away by requeues.
+    pub lost_cpu_ms: i64,
 }
 
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
@@ -221,9 +277,26 @@ impl Store for MemStore<'_> {
         Ok(())
     }
     fn record_end(&mut self, c: &Completion) -> Result<(), MemStoreError> {
-        let s = self.slot(c.job)?;
-        s.finish = Some(c.at);
-        s.state = Some(c.state);
+        let i = *self
+            .index
+            .get(&c.job)
+            .ok_or(MemStoreError::UnknownJob(c.job))? as usize;
+        let procs = i64::from(self.jobs[i].0.procs);
+        let s = &mut self.outcomes[i];
+        let segment = s.start.map_or(0, |st| (c.at - st).0);
+        s.busy_ms += segment;
+        match c.preempted {
+            Some(PreemptMode::Requeue) => {
+                s.preemptions += 1;
+                s.lost_cpu_ms += segment * procs;
+            }
+            Some(PreemptMode::Suspend) => s.preemptions += 1,
+            Some(PreemptMode::Cancel) | None => {
+                s.preemptions += u32::from(c.preempted.is_some());
+                s.finish = Some(c.at);
+                s.state = Some(c.state);
+            }
+        }
         Ok(())
     }
 }
@@ -241,6 +314,12 @@ pub struct JobResult {
     pub leaf_switches: u32,
     /// Why it waited (Slurm's reason at its last pass before starting), `None` if it did not.
     pub pending_reason: &'static str,
+    /// Times it was preempted (requeued or suspended and started again, or cancelled).
+    pub preemptions: u32,
+    /// Time it ran in all its segments (finish − start for a job never preempted).
+    pub busy: Dur,
+    /// CPU-milliseconds of work lost to requeues.
+    pub lost_cpu_ms: i64,
 }
 
 impl JobResult {
@@ -323,6 +402,9 @@ pub fn simulate(
             alloc: o.alloc,
             leaf_switches: o.leaf_switches,
             pending_reason: o.waited_for,
+            preemptions: o.preemptions,
+            busy: Dur(o.busy_ms),
+            lost_cpu_ms: o.lost_cpu_ms,
         });
     }
     out.sort_by_key(|j| j.spec.id);

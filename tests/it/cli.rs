@@ -422,9 +422,12 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
     assert_eq!(s["jobs_skipped"]["unknown_partition"], 1);
     assert_eq!(s["jobs_simulated"], 2);
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
-    assert!(csv.contains(",small,n[0-1],0,n0:8;n1:8,None\n"), "{csv}");
     assert!(
-        csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8,Resources\n"),
+        csv.contains(",small,n[0-1],0,n0:8;n1:8,None,0,0.000\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8,Resources,0,0.000\n"),
         "{csv}"
     );
 }
@@ -457,11 +460,17 @@ fn gpu_indices_are_reported_per_node() {
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
     // 1 and 2 share n0 (GPUs 0 and 1-2); 3 needs 2 CPUs and a GPU on each of two nodes, so
     // it waits until n0 is free again at 100, then gets GPU 0 on both.
-    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:0),None\n"), "{csv}");
-    assert!(csv.contains(",n0,0,n0:2:gpu(IDX:1-2),None\n"), "{csv}");
+    assert!(
+        csv.contains(",n0,0,n0:2:gpu(IDX:0),None,0,0.000\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(",n0,0,n0:2:gpu(IDX:1-2),None,0,0.000\n"),
+        "{csv}"
+    );
     assert!(csv.contains("\n3,0.000,4,100.000,100.000,"), "{csv}");
     assert!(
-        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0),Resources\n"),
+        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0),Resources,0,0.000\n"),
         "{csv}"
     );
 }
@@ -500,7 +509,7 @@ fn user_limits_hold_jobs_with_slurm_reasons() {
             .lines()
             .nth(2)
             .unwrap()
-            .ends_with(",AssocMaxJobsLimit"),
+            .ends_with(",AssocMaxJobsLimit,0,0.000"),
         "{csv}"
     );
     let s = std::fs::read_to_string(out.join("summary.json")).unwrap();

@@ -246,7 +246,7 @@ impl Observer for PlanWatch {
             .iter()
             .filter_map(|c| match c {
                 Command::Start { job, .. } => Some(*job),
-                Command::Cancel { .. } => None,
+                _ => None,
             })
             .collect();
         // Jobs that were already running before this pass: fixed.
