@@ -91,6 +91,7 @@ fn one_pass(c: &mut Criterion) {
             start: Time::ZERO,
             start_seq: i,
             alloc: vec![Slice::new(0, 3, 0)].into(),
+            preempting: None,
         })
         .collect();
     let avail = [mini_slurm::model::Avail {
