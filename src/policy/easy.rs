@@ -18,7 +18,8 @@
 //! the nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
 
 use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
-use super::common::{Order, drop_limited, give, take};
+use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
+use super::common::{Order, Preemption, drop_limited, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 use crate::engine::limits::PassUsage;
 use crate::model::{Avail, Slice};
@@ -47,6 +48,8 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
         MULTIFACTOR_PARAMS[6],
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
+        PREEMPT_PARAM,
+        GRACE_PARAM,
     ],
     build,
 };
@@ -54,6 +57,7 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
 fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
     Ok(Box::new(Easy {
         order: Order::from_params(params)?,
+        preemption: Preemption::from_params(params)?,
         ..Easy::default()
     }))
 }
@@ -70,6 +74,7 @@ const IN_PASS_SRC: usize = usize::MAX / 2;
 #[derive(Default)]
 pub struct Easy {
     order: Order,
+    preemption: Option<Preemption>,
     buf: Vec<u32>,
     avail: Vec<Avail>,
     shadow: Vec<Avail>,
@@ -206,6 +211,13 @@ impl Policy for Easy {
         };
         let head = &view.pending[head_pos as usize];
         out.blocked(head_pos, head.spec.id);
+        // Preemption: the head takes the place of lower-priority jobs; nothing backfills into
+        // resources that are about to be its.
+        if let Some(p) = &self.preemption {
+            if p.make_room(view, head, &self.avail, out) {
+                return;
+            }
+        }
         let hreq = head.spec.request_at(view.now);
         let hnodes = view.nodes_of(head);
         // Step 2 is computed when first needed: when a later job fits now, or when the plan is

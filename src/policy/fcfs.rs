@@ -28,6 +28,7 @@ pub struct Fcfs {
 
 impl Policy for Fcfs {
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
-        self.strict.pass(view, 0..view.pending.len() as u32, out);
+        self.strict
+            .pass(view, 0..view.pending.len() as u32, None, out);
     }
 }

@@ -6,7 +6,8 @@
 //! for backfilling over priority order use `easy[order=priority]` or
 //! `conservative[order=priority]`.
 
-use super::common::{Order, Strict};
+use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
+use super::common::{Order, Preemption, Strict};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
@@ -15,24 +16,36 @@ pub const INFO: PolicyInfo = PolicyInfo {
     rules: "Jobs are ordered by priority (larger first), then submit time, then job id. While the \
 first job in that order fits in the free resources, start it; stop at the first that does not \
 (Slurm's `sched/builtin` with priorities). For backfilling over priority order use \
-`easy[order=priority]` or `conservative[order=priority]`.",
-    params: &[],
+`easy[order=priority]` or `conservative[order=priority]`. With `preempt=requeue|suspend|cancel`, \
+a job that cannot start preempts running jobs of strictly lower priority (lowest first, then the \
+most recently started) until it fits; they stop after `grace` seconds and are requeued, \
+suspended (resumed later with their remaining work) or cancelled (state PREEMPTED).",
+    params: &[PREEMPT_PARAM, GRACE_PARAM],
     build,
 };
 
-fn build(_: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
-    Ok(Box::new(Priority::default()))
+fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
+    Ok(Box::new(Priority {
+        preemption: Preemption::from_params(params)?,
+        ..Priority::default()
+    }))
 }
 
 #[derive(Default)]
 pub struct Priority {
     order: Vec<u32>,
     strict: Strict,
+    preemption: Option<Preemption>,
 }
 
 impl Policy for Priority {
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         Order::Priority.arrange(view, &mut self.order);
-        self.strict.pass(view, self.order.iter().copied(), out);
+        self.strict.pass(
+            view,
+            self.order.iter().copied(),
+            self.preemption.as_ref(),
+            out,
+        );
     }
 }

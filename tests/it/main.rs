@@ -7,6 +7,7 @@ mod cli;
 mod cluster_props;
 mod fairshare;
 mod live;
+mod preempt;
 mod props;
 mod scenarios;
 mod util;

@@ -4,10 +4,12 @@
 pub mod fairshare;
 pub mod node_profile;
 pub mod order;
+pub mod preempt;
 pub mod profile;
 
 pub use node_profile::NodeProfile;
 pub use order::Order;
+pub use preempt::Preemption;
 pub use profile::Profile;
 
 use super::{Decisions, View};
@@ -70,6 +72,7 @@ impl Strict {
         &mut self,
         view: &View<'_>,
         order: impl Iterator<Item = u32>,
+        preemption: Option<&Preemption>,
         out: &mut Decisions,
     ) -> usize {
         self.avail.clear();
@@ -95,6 +98,9 @@ impl Strict {
                 )
             {
                 out.blocked(pos, j.spec.id);
+                if let Some(p) = preemption {
+                    p.make_room(view, j, &self.avail, out);
+                }
                 break;
             }
             take(&mut self.avail, &self.slices, req.mem_mb);
