@@ -213,10 +213,10 @@ impl Policy for Easy {
         out.blocked(head_pos, head.spec.id);
         // Preemption: the head takes the place of lower-priority jobs; nothing backfills into
         // resources that are about to be its.
-        if let Some(p) = &self.preemption {
-            if p.make_room(view, head, &self.avail, out) {
-                return;
-            }
+        if let Some(p) = &self.preemption
+            && p.make_room(view, head, &self.avail, out)
+        {
+            return;
         }
         let hreq = head.spec.request_at(view.now);
         let hnodes = view.nodes_of(head);
