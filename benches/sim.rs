@@ -126,6 +126,7 @@ fn one_pass(c: &mut Criterion) {
             want_plan: true,
             usage: None,
             limits: &limits,
+            assoc: None,
         };
         for name in ["fcfs", "easy", "conservative", "easy[order=priority]"] {
             let (mut p, _) = policy::build(name).expect("policy");

@@ -63,6 +63,9 @@ pub struct SimArgs {
     /// Quota for every user's running jobs, e.g. cpus=64,mem=256G,gpus=4,jobs=10 (Slurm GrpTRES/MaxJobs); jobs over it wait
     #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
     user_limit: Option<Limit>,
+    /// Fair-share associations: `account NAME [parent=P] [shares=N]` and `user NAME account=A [shares=N]` lines (used by order=multifactor)
+    #[arg(long, value_name = "FILE")]
+    accounts: Option<PathBuf>,
     /// Quota for every account's running jobs (the job's group), same syntax
     #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
     account_limit: Option<Limit>,
@@ -161,6 +164,17 @@ pub fn run(a: SimArgs) -> CliResult {
     }
     let started = Instant::now();
     let mut workload = read_trace(&a.trace, a.lenient).map_err(|e| input(e.into()))?;
+    let assoc = match &a.accounts {
+        None => None,
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| input(anyhow!("{}: {e}", p.display())))?;
+            Some(
+                mini_slurm::config::accounts::parse(&text, p, &mut workload.names)
+                    .map_err(|e| input(e.into()))?,
+            )
+        }
+    };
     for w in &workload.warnings {
         eprintln!("warning: {w}");
     }
@@ -207,6 +221,7 @@ pub fn run(a: SimArgs) -> CliResult {
         placement,
         span_penalty_permille: penalty,
         limits,
+        assoc,
     };
     let result = simulate(&jobs, cfg, &mut progress)
         .map_err(|e| CliError::Failed(anyhow!(e).context("simulation failed")))?;

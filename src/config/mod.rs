@@ -2,6 +2,7 @@
 //! hardware), and the command-line shorthands (`--nodes N --cpus-per-node C`, or a trace's
 //! P processors as one node).
 
+pub mod accounts;
 pub mod slurm_conf;
 pub mod topology_conf;
 

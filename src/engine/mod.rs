@@ -16,6 +16,7 @@ pub mod usage;
 
 use crate::ids::{FastMap, JobId};
 use crate::model::{Avail, Cluster, FinalState, JobSpec, PreemptMode, Request, Slice};
+use crate::policy::common::fairshare::AssocConfig;
 use crate::policy::placement::Placement;
 use crate::policy::{Decision, Decisions, Policy, View};
 use crate::time::{Dur, Time};
@@ -134,6 +135,8 @@ pub struct Engine {
     usage: Option<UsageLedger>,
     limits: LimitState,
     pass_usage: PassUsage,
+    /// The fair-share association tree, when one was configured.
+    assoc: Option<Arc<AssocConfig>>,
     /// Reasons the jobs started in the current pass had waited for.
     started_reasons: Vec<&'static str>,
     policy: Box<dyn Policy>,
@@ -180,6 +183,7 @@ impl Engine {
             usage,
             limits: LimitState::default(),
             pass_usage: PassUsage::default(),
+            assoc: None,
             started_reasons: Vec::new(),
             cluster,
             placement,
@@ -228,6 +232,11 @@ impl Engine {
     pub fn running(&self) -> &[RunningJob] {
         &self.running
     }
+    /// The fair-share association tree (accounts and users with shares).
+    pub fn set_associations(&mut self, assoc: AssocConfig) {
+        self.assoc = Some(Arc::new(assoc));
+    }
+
     /// Per-user and per-account limits on running jobs (quotas).
     pub fn set_limits(&mut self, limits: Limits) {
         let mut st = LimitState::new(limits);
@@ -549,6 +558,7 @@ impl Engine {
             want_plan: self.want_plan,
             usage: self.usage.as_ref(),
             limits: &self.limits,
+            assoc: self.assoc.as_deref(),
         };
         self.policy.schedule(&view, &mut decisions);
         self.started_mask.clear();

@@ -49,6 +49,8 @@ pub struct View<'a> {
     pub usage: Option<&'a UsageLedger>,
     /// Per-user and per-account limits and what running jobs hold against them.
     pub limits: &'a LimitState,
+    /// The configured fair-share association tree, if any.
+    pub assoc: Option<&'a common::fairshare::AssocConfig>,
 }
 
 impl View<'_> {

@@ -353,6 +353,8 @@ pub struct SimConfig<'a> {
     pub span_penalty_permille: u32,
     /// Per-user and per-account limits (quotas).
     pub limits: Limits,
+    /// The fair-share association tree (accounts file), if any.
+    pub assoc: Option<crate::policy::common::fairshare::AssocConfig>,
 }
 
 impl<'a> SimConfig<'a> {
@@ -364,6 +366,7 @@ impl<'a> SimConfig<'a> {
             placement: Box::new(crate::policy::placement::BestFit),
             span_penalty_permille: 0,
             limits: Limits::default(),
+            assoc: None,
         }
     }
 }
@@ -379,6 +382,9 @@ pub fn simulate(
     let start = jobs.jobs.first().map_or(Time::ZERO, |j| j.0.submit);
     let mut engine = Engine::new(jobs.cluster.clone(), cfg.placement, cfg.policy, policy_name);
     engine.set_limits(cfg.limits);
+    if let Some(a) = cfg.assoc {
+        engine.set_associations(a);
+    }
     let mut clock = VirtualClock::starting_at(start);
     let mut exec = SimExecutor::new(truth, cfg.span_penalty_permille);
     let mut store = MemStore::new(&jobs.jobs);

@@ -7,6 +7,8 @@
 //! shares). The factor is `F = 2^(−UE/S)`: 0.5 for a user who used exactly their share, more
 //! for less. SchedMD's worked example is reproduced in the tests below.
 
+use crate::ids::{FastMap, Sym};
+
 /// One association: the root (index 0), an account, or a user.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assoc {
@@ -112,6 +114,36 @@ impl AssocTree {
                 }
             })
             .collect()
+    }
+}
+
+/// The association tree with users and groups resolved to symbols.
+#[derive(Clone, Debug, Default)]
+pub struct AssocConfig {
+    pub tree: AssocTree,
+    /// Tree node of each listed user.
+    pub user_node: FastMap<Sym, usize>,
+    /// Tree node of each account, by the symbol of its name (for users placed by group).
+    pub account_node: FastMap<Sym, usize>,
+}
+
+impl AssocConfig {
+    /// The tree node a user's usage is charged to, adding unlisted users as the module says.
+    pub fn node_of(
+        &self,
+        tree: &mut AssocTree,
+        user: Sym,
+        group: Sym,
+        unlisted: &mut Option<usize>,
+    ) -> usize {
+        if let Some(&n) = self.user_node.get(&user) {
+            return n;
+        }
+        let parent = match self.account_node.get(&group) {
+            Some(&a) => a,
+            None => *unlisted.get_or_insert_with(|| tree.add("(unlisted)", 0, 1.0)),
+        };
+        tree.add("", parent, 1.0)
     }
 }
 

@@ -213,6 +213,21 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
         .iter()
         .map(|&v| if total > 0.0 { v / total } else { 0.0 })
         .collect();
+    if let Some(cfg) = view.assoc {
+        // The configured tree; users it does not list are added as AssocConfig says.
+        let mut tree = cfg.tree.clone();
+        let mut unlisted = None;
+        let nodes: Vec<usize> = users
+            .iter()
+            .map(|&(u, g)| cfg.node_of(&mut tree, u, g, &mut unlisted))
+            .collect();
+        let mut own = vec![0.0; tree.nodes.len()];
+        for (k, &n) in nodes.iter().enumerate() {
+            own[n] += norm[k];
+        }
+        let f = tree.factors(&tree.rolled_up(&own));
+        return nodes.iter().map(|&n| f[n]).collect();
+    }
     if !m.accounts {
         // Flat: every known user holds an equal share, S = 1/N; F = 2^(−U/S).
         let n = users.len().max(1) as f64;

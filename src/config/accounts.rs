@@ -1,0 +1,118 @@
+//! An accounts file: the fair-share association tree, as `sacctmgr` would set it up.
+//!
+//! ```text
+//! # comments
+//! account physics shares=40
+//! account theory parent=physics shares=10
+//! user alice account=theory shares=1
+//! ```
+//!
+//! Accounts hang under the root unless they name a `parent` defined above them; `shares`
+//! defaults to 1. Users belong to one account. Users the file does not list are placed under an
+//! account named like their group if there is one, else under an account `(unlisted)` with one
+//! share.
+
+use super::{ConfigError, logical_lines, pairs};
+use crate::ids::Names;
+pub use crate::policy::common::fairshare::AssocConfig;
+use std::path::Path;
+
+pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, ConfigError> {
+    let mut cfg = AssocConfig::default();
+    let mut accounts: Vec<(String, usize)> = Vec::new();
+    for (line, l) in logical_lines(text) {
+        let err = |m: String| ConfigError::at(path, line, m);
+        let (kind, rest) = l
+            .split_once(char::is_whitespace)
+            .unwrap_or((l.as_str(), ""));
+        let rest = rest.trim();
+        let (name, kv) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        if name.is_empty() {
+            return Err(err(format!("'{kind}' needs a name")));
+        }
+        let kv = pairs(kv).map_err(err)?;
+        let mut shares = 1.0;
+        let mut parent = None;
+        let mut account = None;
+        for (k, v) in kv {
+            match k.as_str() {
+                "shares" => {
+                    shares = v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .ok_or_else(|| err(format!("shares: expected a number ≥ 0, found '{v}'")))?
+                }
+                "parent" if kind == "account" => parent = Some(v),
+                "account" if kind == "user" => account = Some(v),
+                _ => return Err(err(format!("unknown key '{k}' for {kind}"))),
+            }
+        }
+        let find = |a: &str| accounts.iter().find(|x| x.0 == a).map(|x| x.1);
+        match kind {
+            "account" => {
+                if find(name).is_some() {
+                    return Err(err(format!("account {name} is defined twice")));
+                }
+                let p = match parent {
+                    None => 0,
+                    Some(p) => find(&p)
+                        .ok_or_else(|| err(format!("parent account {p} is not defined above")))?,
+                };
+                let node = cfg.tree.add(name, p, shares);
+                accounts.push((name.to_string(), node));
+                cfg.account_node.insert(names.intern(name), node);
+            }
+            "user" => {
+                let a = account.ok_or_else(|| err(format!("user {name} needs account=NAME")))?;
+                let p = find(&a).ok_or_else(|| err(format!("account {a} is not defined above")))?;
+                let sym = names.intern(name);
+                if cfg.user_node.contains_key(&sym) {
+                    return Err(err(format!("user {name} is listed twice")));
+                }
+                let node = cfg.tree.add(name, p, shares);
+                cfg.user_node.insert(sym, node);
+            }
+            other => {
+                return Err(err(format!(
+                    "expected 'account' or 'user', found '{other}'"
+                )));
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_tree() {
+        let mut names = Names::default();
+        let cfg = parse(
+            "account A shares=40\naccount B parent=A shares=30\nuser u1 account=B\n",
+            Path::new("acct"),
+            &mut names,
+        )
+        .unwrap();
+        assert_eq!(cfg.tree.nodes.len(), 4);
+        let u1 = names.intern("u1");
+        assert_eq!(cfg.user_node[&u1], 3);
+        let e = parse("user u account=X\n", Path::new("acct"), &mut names)
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "acct:1: account X is not defined above");
+        let e = parse("account A shares=-1\n", Path::new("acct"), &mut names)
+            .err()
+            .unwrap();
+        assert!(e.to_string().starts_with("acct:1: shares"), "{e}");
+        let e = parse("group g\n", Path::new("acct"), &mut names)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("expected 'account' or 'user'"),
+            "{e}"
+        );
+    }
+}
