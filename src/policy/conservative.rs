@@ -20,7 +20,7 @@
 //! prefix. Those later jobs' reservations would not change any start, so the schedule is the
 //! same as with a full plan.
 
-use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
+use super::common::order::{ALGO_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
 use super::common::{NodeProfile, Order, Profile, drop_limited, fits, take};
 use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
 use crate::engine::limits::PassUsage;
@@ -49,6 +49,7 @@ interval [s, s+e) has s < τ < s+e counts them as taken; one starting exactly at
         MULTIFACTOR_PARAMS[6],
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
+        ALGO_PARAM,
     ],
     build,
 };

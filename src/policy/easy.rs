@@ -16,8 +16,12 @@
 //! strategy finds nodes; S is the first expected end after which H can be placed on the
 //! resources free then; and (b) becomes "H can still be placed at S with J still running on
 //! the nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
+//!
+//! With `preempt=requeue|suspend|cancel` (and `order=priority`), a head that does not fit
+//! preempts running jobs of strictly lower priority until it fits (see
+//! [`super::common::preempt`]); nothing backfills in that pass.
 
-use super::common::order::{MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
+use super::common::order::{ALGO_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
 use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
 use super::common::{Order, Preemption, drop_limited, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
@@ -36,7 +40,10 @@ reaches H's processors is the *shadow time* S. `extra` = free + processors of al
 whose expected end ≤ S − H's processors.\n\
 3. Scan the rest of the queue in order. A job J with J.procs ≤ free starts now if (a) now + \
 J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.procs. Each start reduces \
-`free`; S and `extra` are not recomputed during the scan.",
+`free`; S and `extra` are not recomputed during the scan.\n\
+With `preempt=requeue|suspend|cancel` (needs `order=priority`), a head that does not fit preempts \
+running jobs of strictly lower priority (lowest first, then the most recently started) until it \
+fits; they stop after `grace` seconds; nothing backfills in that pass.",
     params: &[
         ORDER_PARAM,
         MULTIFACTOR_PARAMS[0],
@@ -48,6 +55,7 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
         MULTIFACTOR_PARAMS[6],
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
+        ALGO_PARAM,
         PREEMPT_PARAM,
         GRACE_PARAM,
     ],
@@ -55,9 +63,16 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
 };
 
 fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
+    let order = Order::from_params(params)?;
+    let preemption = Preemption::from_params(params)?;
+    // Preemption follows the job's priority; over another order a preempted job could come
+    // back ahead of the job it made room for, and the two would take turns forever.
+    if preemption.is_some() && order != Order::Priority {
+        return Err(params.bad("preempt", "needs order=priority"));
+    }
     Ok(Box::new(Easy {
-        order: Order::from_params(params)?,
-        preemption: Preemption::from_params(params)?,
+        order,
+        preemption,
         ..Easy::default()
     }))
 }

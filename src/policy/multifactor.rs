@@ -11,9 +11,8 @@
 //! `easy[order=multifactor,...]` or `conservative[order=multifactor,...]`, which take the same
 //! weights.
 
-use super::common::order::{MULTIFACTOR_PARAMS, TREE_PARAM};
-use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
-use super::common::{Order, Preemption, Strict};
+use super::common::order::{ALGO_PARAM, MULTIFACTOR_PARAMS, TREE_PARAM};
+use super::common::{Order, Strict};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
@@ -38,8 +37,7 @@ stops the pass. For backfilling over this order use `easy[order=multifactor,...]
         MULTIFACTOR_PARAMS[6],
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
-        PREEMPT_PARAM,
-        GRACE_PARAM,
+        ALGO_PARAM,
     ],
     build,
 };
@@ -49,7 +47,6 @@ fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
         order: Order::multifactor(params)?,
         buf: Vec::new(),
         strict: Strict::default(),
-        preemption: Preemption::from_params(params)?,
     }))
 }
 
@@ -57,7 +54,6 @@ pub struct MultifactorPolicy {
     order: Order,
     buf: Vec<u32>,
     strict: Strict,
-    preemption: Option<Preemption>,
 }
 
 impl Policy for MultifactorPolicy {
@@ -66,11 +62,6 @@ impl Policy for MultifactorPolicy {
     }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         self.order.arrange(view, &mut self.buf);
-        self.strict.pass(
-            view,
-            self.buf.iter().copied(),
-            self.preemption.as_ref(),
-            out,
-        );
+        self.strict.pass(view, self.buf.iter().copied(), None, out);
     }
 }

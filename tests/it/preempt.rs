@@ -102,7 +102,7 @@ proptest! {
         rows in proptest::collection::vec((0i64..30, 1i64..60, 1u32..=4, 0i64..4), 1..25),
         mode in prop_oneof![Just("requeue"), Just("suspend"), Just("cancel")],
         grace in 0i64..5,
-        policy in prop_oneof![Just("priority"), Just("easy[order=priority"), Just("multifactor[age=0,fairshare=0")],
+        policy in prop_oneof![Just("priority"), Just("easy[order=priority")],
     ) {
         let mut text = String::new();
         let mut t = 0;

@@ -112,6 +112,7 @@ fn specs() -> Vec<String> {
     v.push("conservative[order=priority]".into());
     v.push("easy[order=multifactor,jobsize=500,half_life=0:10:00]".into());
     v.push("conservative[order=multifactor,tree=accounts]".into());
+    v.push("easy[order=multifactor,algo=fairtree,tree=accounts]".into());
     v.push("priority[preempt=suspend]".into());
     v.push("easy[order=priority,preempt=requeue,grace=3]".into());
     v

@@ -68,7 +68,14 @@ pub const MULTIFACTOR_PARAMS: [ParamInfo; 8] = [
 pub const TREE_PARAM: ParamInfo = ParamInfo {
     name: "tree",
     default: "flat",
-    help: "`flat`: every user an equal share; `accounts`: accounts (SWF group, CSV group) equal, users equal within their account",
+    help: "`flat`: every user an equal share; `accounts`: accounts (SWF group, CSV group) equal, users equal within their account; an `--accounts` file overrides both. `fairtree` (see `algo`) ranks over the same tree",
+};
+
+/// The fair-share algorithm.
+pub const ALGO_PARAM: ParamInfo = ParamInfo {
+    name: "algo",
+    default: "classic",
+    help: "`classic`: F = 2^(−U/S) with effective usage; `fairtree`: Slurm's Fair Tree ranking (rank / users)",
 };
 
 /// Multifactor weights.
@@ -83,6 +90,7 @@ pub struct Multifactor {
     pub favor_small: bool,
     pub half_life: Dur,
     pub accounts: bool,
+    pub fair_tree: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -138,6 +146,15 @@ impl Order {
                 return Err(params.bad("favor_small", format!("expected yes or no, found '{v}'")));
             }
         };
+        let fair_tree = match params.take("algo").as_deref() {
+            None | Some("classic") => false,
+            Some("fairtree") | Some("fair_tree") => true,
+            Some(v) => {
+                return Err(
+                    params.bad("algo", format!("expected classic or fairtree, found '{v}'"))
+                );
+            }
+        };
         let accounts = match params.take("tree").as_deref() {
             None | Some("flat") => false,
             Some("accounts") => true,
@@ -155,6 +172,7 @@ impl Order {
             favor_small,
             half_life: duration(params, "half_life", "7-0")?,
             accounts,
+            fair_tree,
         })))
     }
 
@@ -225,8 +243,23 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
         for (k, &n) in nodes.iter().enumerate() {
             own[n] += norm[k];
         }
-        let f = tree.factors(&tree.rolled_up(&own));
+        let rolled = tree.rolled_up(&own);
+        let f = if m.fair_tree {
+            tree.fair_tree(&rolled)
+        } else {
+            tree.factors(&rolled)
+        };
         return nodes.iter().map(|&n| f[n]).collect();
+    }
+    if m.fair_tree && !m.accounts {
+        let mut tree = AssocTree::default();
+        let mut own = vec![0.0];
+        for &u in &norm {
+            tree.add("", 0, 1.0);
+            own.push(u);
+        }
+        let f = tree.fair_tree(&own);
+        return (1..=users.len()).map(|i| f[i]).collect();
     }
     if !m.accounts {
         // Flat: every known user holds an equal share, S = 1/N; F = 2^(−U/S).
@@ -251,7 +284,12 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
         user_idx.push(tree.add("", ai, 1.0));
         usage.push(norm[k]);
     }
-    let f = tree.factors(&tree.rolled_up(&usage));
+    let rolled = tree.rolled_up(&usage);
+    let f = if m.fair_tree {
+        tree.fair_tree(&rolled)
+    } else {
+        tree.factors(&rolled)
+    };
     user_idx.iter().map(|&i| f[i]).collect()
 }
 
