@@ -86,6 +86,12 @@ pub enum DriverError {
     Executor(Box<dyn std::error::Error + Send + Sync>),
     #[error("store: {0}")]
     Store(Box<dyn std::error::Error + Send + Sync>),
+    #[error("livelock at {now}: {steps} decision rounds without time advancing (policy {policy})")]
+    Livelock {
+        now: Time,
+        steps: u64,
+        policy: String,
+    },
     #[error(
         "stalled at {now}: {pending} jobs wait, nothing runs and nothing will arrive (policy {policy} never starts them)"
     )]
@@ -95,6 +101,9 @@ pub enum DriverError {
         policy: String,
     },
 }
+
+/// Decision rounds allowed at one instant (zero-length jobs chain rounds legitimately).
+pub const MAX_STEPS_PER_INSTANT: u64 = 1_000_000;
 
 /// Runs the loop until the store is exhausted and the engine is idle.
 pub fn run<C, E, S>(
@@ -116,6 +125,8 @@ where
     let mut commands = Vec::new();
     let mut events = Vec::new();
     let mut cancels = Vec::new();
+    // A guard against policies that undo each other's decisions at one instant forever.
+    let (mut last, mut same) = (Time(i64::MIN), 0u64);
     loop {
         if store.shutdown_requested() {
             return Ok(());
@@ -162,6 +173,18 @@ where
         }
         events.extend(arrived.drain(..).map(Event::Submitted));
         events.extend(cancels.drain(..).map(|job| Event::CancelRequested { job }));
+        if now == last {
+            same += 1;
+            if same > MAX_STEPS_PER_INSTANT {
+                return Err(DriverError::Livelock {
+                    now,
+                    steps: same,
+                    policy: engine.policy_name().to_string(),
+                });
+            }
+        } else {
+            (last, same) = (now, 0);
+        }
         commands.clear();
         engine.step(now, events.drain(..), &mut commands)?;
         for cmd in &commands {

@@ -142,3 +142,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn preemption_needs_priority_order() {
+    let e = mini_slurm::policy::build("easy[order=multifactor,preempt=requeue]")
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "policy easy: parameter 'preempt': needs order=priority"
+    );
+    assert!(mini_slurm::policy::build("multifactor[preempt=requeue]").is_err());
+}
