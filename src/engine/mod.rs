@@ -178,7 +178,9 @@ impl Engine {
             })
             .collect();
         let total = cluster.total_cpus();
-        let usage = policy.usage_half_life().map(UsageLedger::new);
+        let usage = policy
+            .usage_half_life()
+            .map(|h| UsageLedger::with_billing(h, policy.usage_billing()));
         Engine {
             usage,
             limits: LimitState::default(),
@@ -300,7 +302,7 @@ impl Engine {
                     self.release(&r);
                     self.limits.end(&r.spec);
                     if let Some(u) = &mut self.usage {
-                        u.charge(r.spec.user, r.spec.group, r.spec.procs, r.start, now);
+                        u.charge(&r.spec, r.start, now);
                     }
                     if state == FinalState::Preempted {
                         self.requeue(r, now);

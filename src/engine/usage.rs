@@ -17,9 +17,62 @@ struct Acc {
     as_of: Time,
 }
 
-/// Decayed usage per user and per account (`Sym` indices), and in total.
+/// Billing weights (Slurm's `TRESBillingWeights`, summed): what one allocated CPU, one GB of
+/// memory (per node, times the job's nodes) and one GPU count per second of use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Billing {
+    pub cpu: f64,
+    pub mem_gb: f64,
+    pub gpu: f64,
+}
+
+impl Default for Billing {
+    fn default() -> Self {
+        Billing {
+            cpu: 1.0,
+            mem_gb: 0.0,
+            gpu: 0.0,
+        }
+    }
+}
+
+impl Billing {
+    /// Parses `cpu:1;mem:0.25;gpu:2` (`=` and `,` work too; omitted weights keep their
+    /// defaults).
+    pub fn parse(s: &str) -> Result<Billing, String> {
+        let mut b = Billing::default();
+        for kv in s.split([',', ';']).map(str::trim).filter(|x| !x.is_empty()) {
+            let (k, v) = kv
+                .split_once([':', '='])
+                .ok_or_else(|| format!("expected name:weight, found '{kv}'"))?;
+            let w: f64 = v
+                .parse()
+                .ok()
+                .filter(|w: &f64| w.is_finite() && *w >= 0.0)
+                .ok_or_else(|| format!("weight of {k}: expected a number ≥ 0, found '{v}'"))?;
+            match k.to_ascii_lowercase().as_str() {
+                "cpu" => b.cpu = w,
+                "mem" => b.mem_gb = w,
+                "gpu" | "gres/gpu" => b.gpu = w,
+                _ => return Err(format!("unknown resource '{k}' (expected cpu, mem, gpu)")),
+            }
+        }
+        Ok(b)
+    }
+
+    /// Billing units per second for a job.
+    pub fn rate(&self, spec: &crate::model::JobSpec) -> f64 {
+        let nodes = f64::from(spec.nodes.unwrap_or(1));
+        self.cpu * f64::from(spec.procs)
+            + self.mem_gb * spec.mem_mb.unwrap_or(0) as f64 / 1024.0 * nodes
+            + self.gpu * f64::from(spec.gpus) * nodes
+    }
+}
+
+/// Decayed usage per user and account (`Sym` indices), and in total.
 #[derive(Clone, Debug)]
 pub struct UsageLedger {
+    billing: Billing,
     half_life_s: f64,
     users: Vec<Acc>,
     accounts: Vec<Acc>,
@@ -36,7 +89,12 @@ pub struct UsageSnapshot {
 
 impl UsageLedger {
     pub fn new(half_life: Dur) -> UsageLedger {
+        UsageLedger::with_billing(half_life, Billing::default())
+    }
+
+    pub fn with_billing(half_life: Dur, billing: Billing) -> UsageLedger {
         UsageLedger {
+            billing,
             half_life_s: (half_life.0.max(1) as f64) / 1000.0,
             users: Vec::new(),
             accounts: Vec::new(),
@@ -53,11 +111,11 @@ impl UsageLedger {
         }
     }
 
-    /// CPU-seconds of `cpus` CPUs over [start, end), decayed to `end`.
-    fn contribution(&self, cpus: u32, start: Time, end: Time) -> f64 {
+    /// Usage at `rate` billing units per second over [start, end), decayed to `end`.
+    fn contribution(&self, rate: f64, start: Time, end: Time) -> f64 {
         let len = ((end.0 - start.0).max(0) as f64) / 1000.0;
         let h = self.half_life_s;
-        f64::from(cpus) * h / std::f64::consts::LN_2 * (1.0 - (-len / h).exp2())
+        rate * h / std::f64::consts::LN_2 * (1.0 - (-len / h).exp2())
     }
 
     fn add(&mut self, which: Option<(bool, usize)>, amount: f64, at: Time) {
@@ -88,9 +146,10 @@ impl UsageLedger {
         }
     }
 
-    /// Charges a job that ran on [start, end) on `cpus` CPUs to its user and account.
-    pub fn charge(&mut self, user: Sym, account: Sym, cpus: u32, start: Time, end: Time) {
-        let c = self.contribution(cpus, start, end);
+    /// Charges a job that ran on [start, end) to its user and account.
+    pub fn charge(&mut self, spec: &crate::model::JobSpec, start: Time, end: Time) {
+        let (user, account) = (spec.user, spec.group);
+        let c = self.contribution(self.billing.rate(spec), start, end);
         self.add(Some((true, user.0 as usize)), c, end);
         self.add(Some((false, account.0 as usize)), c, end);
         self.add(None, c, end);
@@ -110,7 +169,7 @@ impl UsageLedger {
 
     /// A running job's usage so far.
     pub fn running_contribution(&self, r: &RunningJob, now: Time) -> f64 {
-        self.contribution(r.spec.procs, r.start, now)
+        self.contribution(self.billing.rate(&r.spec), r.start, now)
     }
 
     /// Usage at `now`, including the running jobs' usage so far.
@@ -121,7 +180,7 @@ impl UsageLedger {
             total: self.decay(&self.total, now),
         };
         for r in running {
-            let c = self.contribution(r.spec.procs, r.start, now);
+            let c = self.contribution(self.billing.rate(&r.spec), r.start, now);
             let (u, a) = (r.spec.user.0 as usize, r.spec.group.0 as usize);
             if s.users.len() <= u {
                 s.users.resize(u + 1, 0.0);
@@ -146,7 +205,12 @@ mod tests {
         let day = Dur::from_secs(86_400);
         let mut l = UsageLedger::new(day);
         // 10 CPUs for one second, ending at t = 1 s: ≈ 10 CPU-seconds.
-        l.charge(Sym(1), Sym(2), 10, Time(0), Time(1000));
+        let job = |procs| crate::model::JobSpec {
+            user: Sym(1),
+            group: Sym(2),
+            ..crate::model::JobSpec::new(crate::ids::JobId(1), Time(0), procs, Dur(1))
+        };
+        l.charge(&job(10), Time(0), Time(1000));
         let now = |t: Time| l.at(t, &[]);
         let u0 = now(Time(1000)).users[1];
         assert!((u0 - 10.0).abs() < 1e-3, "{u0}");
@@ -156,8 +220,14 @@ mod tests {
         assert!((now(Time(1000) + day).total - u1).abs() < 1e-12);
         // Charging in two halves gives the same as once.
         let mut m = UsageLedger::new(day);
-        m.charge(Sym(1), Sym(2), 10, Time(0), Time(500));
-        m.charge(Sym(1), Sym(2), 10, Time(500), Time(1000));
+        m.charge(&job(10), Time(0), Time(500));
+        m.charge(&job(10), Time(500), Time(1000));
+        // Billing weights: 2 GPUs at weight 5 bill like 10 CPUs.
+        let mut g = UsageLedger::with_billing(day, Billing::parse("cpu:0;gpu:5").unwrap());
+        let gpu_job = crate::model::JobSpec { gpus: 2, ..job(4) };
+        g.charge(&gpu_job, Time(0), Time(1000));
+        assert!((g.at(Time(5000), &[]).users[1] - l.at(Time(5000), &[]).users[1]).abs() < 1e-9);
+        assert!(Billing::parse("disk:1").is_err());
         assert!((m.at(Time(5000), &[]).users[1] - l.at(Time(5000), &[]).users[1]).abs() < 1e-9);
     }
 }

@@ -20,7 +20,9 @@
 //! prefix. Those later jobs' reservations would not change any start, so the schedule is the
 //! same as with a full plan.
 
-use super::common::order::{ALGO_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
+use super::common::order::{
+    ALGO_PARAM, BILLING_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM,
+};
 use super::common::{NodeProfile, Order, Profile, drop_limited, fits, take};
 use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
 use crate::engine::limits::PassUsage;
@@ -50,6 +52,7 @@ interval [s, s+e) has s < τ < s+e counts them as taken; one starting exactly at
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
         ALGO_PARAM,
+        BILLING_PARAM,
     ],
     build,
 };
@@ -178,6 +181,9 @@ impl Conservative {
 impl Policy for Conservative {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         self.order.half_life()
+    }
+    fn usage_billing(&self) -> crate::engine::usage::Billing {
+        self.order.billing()
     }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         self.order.arrange(view, &mut self.buf);

@@ -21,7 +21,9 @@
 //! preempts running jobs of strictly lower priority until it fits (see
 //! [`super::common::preempt`]); nothing backfills in that pass.
 
-use super::common::order::{ALGO_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM};
+use super::common::order::{
+    ALGO_PARAM, BILLING_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM,
+};
 use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
 use super::common::{Order, Preemption, drop_limited, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
@@ -56,6 +58,7 @@ fits; they stop after `grace` seconds; nothing backfills in that pass.",
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
         ALGO_PARAM,
+        BILLING_PARAM,
         PREEMPT_PARAM,
         GRACE_PARAM,
     ],
@@ -167,6 +170,9 @@ impl Easy {
 impl Policy for Easy {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         self.order.half_life()
+    }
+    fn usage_billing(&self) -> crate::engine::usage::Billing {
+        self.order.billing()
     }
 
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {

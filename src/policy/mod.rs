@@ -140,6 +140,10 @@ pub trait Policy: Send {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         None
     }
+    /// The billing weights usage is charged with (CPU-seconds by default).
+    fn usage_billing(&self) -> crate::engine::usage::Billing {
+        crate::engine::usage::Billing::default()
+    }
 }
 
 /// One parameter of a policy.
@@ -362,7 +366,7 @@ mod tests {
         let e = build("easy[depth=3]").err().unwrap();
         assert_eq!(
             e.to_string(),
-            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree, algo, preempt, grace)"
+            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree, algo, billing, preempt, grace)"
         );
         let e = build("easy[order=random]").err().unwrap();
         assert!(

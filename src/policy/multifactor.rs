@@ -11,7 +11,7 @@
 //! `easy[order=multifactor,...]` or `conservative[order=multifactor,...]`, which take the same
 //! weights.
 
-use super::common::order::{ALGO_PARAM, MULTIFACTOR_PARAMS, TREE_PARAM};
+use super::common::order::{ALGO_PARAM, BILLING_PARAM, MULTIFACTOR_PARAMS, TREE_PARAM};
 use super::common::{Order, Strict};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 
@@ -38,6 +38,7 @@ stops the pass. For backfilling over this order use `easy[order=multifactor,...]
         MULTIFACTOR_PARAMS[7],
         TREE_PARAM,
         ALGO_PARAM,
+        BILLING_PARAM,
     ],
     build,
 };
@@ -59,6 +60,9 @@ pub struct MultifactorPolicy {
 impl Policy for MultifactorPolicy {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         self.order.half_life()
+    }
+    fn usage_billing(&self) -> crate::engine::usage::Billing {
+        self.order.billing()
     }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
         self.order.arrange(view, &mut self.buf);

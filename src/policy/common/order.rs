@@ -71,6 +71,13 @@ pub const TREE_PARAM: ParamInfo = ParamInfo {
     help: "`flat`: every user an equal share; `accounts`: accounts (SWF group, CSV group) equal, users equal within their account; an `--accounts` file overrides both. `fairtree` (see `algo`) ranks over the same tree",
 };
 
+/// Billing weights for usage.
+pub const BILLING_PARAM: ParamInfo = ParamInfo {
+    name: "billing",
+    default: "cpu:1",
+    help: "usage weights per CPU, GB of memory and GPU, e.g. `cpu:1;mem:0.25;gpu:4` (TRESBillingWeights, summed)",
+};
+
 /// The fair-share algorithm.
 pub const ALGO_PARAM: ParamInfo = ParamInfo {
     name: "algo",
@@ -91,6 +98,7 @@ pub struct Multifactor {
     pub half_life: Dur,
     pub accounts: bool,
     pub fair_tree: bool,
+    pub billing: crate::engine::usage::Billing,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -173,7 +181,20 @@ impl Order {
             half_life: duration(params, "half_life", "7-0")?,
             accounts,
             fair_tree,
+            billing: match params.take("billing") {
+                None => Default::default(),
+                Some(v) => crate::engine::usage::Billing::parse(&v)
+                    .map_err(|e| params.bad("billing", e))?,
+            },
         })))
+    }
+
+    /// The billing weights usage is charged with.
+    pub fn billing(&self) -> crate::engine::usage::Billing {
+        match self {
+            Order::Multifactor(m) => m.billing,
+            _ => Default::default(),
+        }
     }
 
     /// The usage half-life the engine must account with, for fair-share orderings.
