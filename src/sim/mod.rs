@@ -108,10 +108,12 @@ impl Executor for SimExecutor {
             } => {
                 let t = self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
                 // A suspended job resumes with its remaining work.
-                let runtime = match self.remaining.remove(&job) {
-                    Some(left) => left,
-                    None => self.stretched(t.runtime, leaf_switches),
+                let left = if self.remaining.is_empty() {
+                    None
+                } else {
+                    self.remaining.remove(&job)
                 };
+                let runtime = left.unwrap_or_else(|| self.stretched(t.runtime, leaf_switches));
                 let (run, state) = match time_limit {
                     Some(l) if runtime > l => (l, FinalState::Timeout),
                     _ => (runtime, FinalState::Completed),
@@ -150,10 +152,14 @@ impl Executor for SimExecutor {
                 break;
             }
             self.ends.pop();
-            let Some(seg) = self.live.get(&job).copied().filter(|s| s.entry == entry) else {
-                continue; // superseded by a preemption
+            let Some(seg) = self.live.remove(&job) else {
+                continue;
             };
-            self.live.remove(&job);
+            if seg.entry != entry {
+                // Superseded by a preemption: the job's valid entry is still queued.
+                self.live.insert(job, seg);
+                continue;
+            }
             if state == FinalState::Preempted && seg.preempt == Some(PreemptMode::Suspend) {
                 self.remaining.insert(job, seg.end - at);
             }
