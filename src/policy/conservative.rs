@@ -20,9 +20,7 @@
 //! prefix. Those later jobs' reservations would not change any start, so the schedule is the
 //! same as with a full plan.
 
-use super::common::order::{
-    ALGO_PARAM, BILLING_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM,
-};
+use super::common::order::{ORDER_PARAM, params_with_multifactor};
 use super::common::{NodeProfile, Order, Profile, drop_limited, fits, take};
 use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
 use crate::engine::limits::PassUsage;
@@ -39,21 +37,7 @@ free processors start now. The plan is rebuilt from scratch every pass (as Slurm
 re-plans every cycle), so a job's planned start can move later when a job ahead of it moves \
 earlier. A zero-length estimate holds its processors at the instant τ only: a later job whose \
 interval [s, s+e) has s < τ < s+e counts them as taken; one starting exactly at τ does not.",
-    params: &[
-        ORDER_PARAM,
-        PROFILE_PARAM,
-        MULTIFACTOR_PARAMS[0],
-        MULTIFACTOR_PARAMS[1],
-        MULTIFACTOR_PARAMS[2],
-        MULTIFACTOR_PARAMS[3],
-        MULTIFACTOR_PARAMS[4],
-        MULTIFACTOR_PARAMS[5],
-        MULTIFACTOR_PARAMS[6],
-        MULTIFACTOR_PARAMS[7],
-        TREE_PARAM,
-        ALGO_PARAM,
-        BILLING_PARAM,
-    ],
+    params: params_with_multifactor!(ORDER_PARAM, PROFILE_PARAM; ),
     build,
 };
 

@@ -21,9 +21,7 @@
 //! preempts running jobs of strictly lower priority until it fits (see
 //! [`super::common::preempt`]); nothing backfills in that pass.
 
-use super::common::order::{
-    ALGO_PARAM, BILLING_PARAM, MULTIFACTOR_PARAMS, ORDER_PARAM, TREE_PARAM,
-};
+use super::common::order::{ORDER_PARAM, params_with_multifactor};
 use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
 use super::common::{Order, Preemption, drop_limited, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
@@ -46,22 +44,7 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
 With `preempt=requeue|suspend|cancel` (needs `order=priority`), a head that does not fit preempts \
 running jobs of strictly lower priority (lowest first, then the most recently started) until it \
 fits; they stop after `grace` seconds; nothing backfills in that pass.",
-    params: &[
-        ORDER_PARAM,
-        MULTIFACTOR_PARAMS[0],
-        MULTIFACTOR_PARAMS[1],
-        MULTIFACTOR_PARAMS[2],
-        MULTIFACTOR_PARAMS[3],
-        MULTIFACTOR_PARAMS[4],
-        MULTIFACTOR_PARAMS[5],
-        MULTIFACTOR_PARAMS[6],
-        MULTIFACTOR_PARAMS[7],
-        TREE_PARAM,
-        ALGO_PARAM,
-        BILLING_PARAM,
-        PREEMPT_PARAM,
-        GRACE_PARAM,
-    ],
+    params: params_with_multifactor!(ORDER_PARAM; PREEMPT_PARAM, GRACE_PARAM),
     build,
 };
 

@@ -11,7 +11,7 @@
 //! `easy[order=multifactor,...]` or `conservative[order=multifactor,...]`, which take the same
 //! weights.
 
-use super::common::order::{ALGO_PARAM, BILLING_PARAM, MULTIFACTOR_PARAMS, TREE_PARAM};
+use super::common::order::params_with_multifactor;
 use super::common::{Order, Strict};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 
@@ -27,19 +27,7 @@ Slurm's effective usage); job size (CPUs over the machine's, or its complement w
 descending priority (ties: submit time, then job id) while they fit; the first that does not fit \
 stops the pass. For backfilling over this order use `easy[order=multifactor,...]` or \
 `conservative[order=multifactor,...]`, which take the same weights.",
-    params: &[
-        MULTIFACTOR_PARAMS[0],
-        MULTIFACTOR_PARAMS[1],
-        MULTIFACTOR_PARAMS[2],
-        MULTIFACTOR_PARAMS[3],
-        MULTIFACTOR_PARAMS[4],
-        MULTIFACTOR_PARAMS[5],
-        MULTIFACTOR_PARAMS[6],
-        MULTIFACTOR_PARAMS[7],
-        TREE_PARAM,
-        ALGO_PARAM,
-        BILLING_PARAM,
-    ],
+    params: params_with_multifactor!(; ),
     build,
 };
 

@@ -85,6 +85,29 @@ pub const ALGO_PARAM: ParamInfo = ParamInfo {
     help: "`classic`: F = 2^(−U/S) with effective usage; `fairtree`: Slurm's Fair Tree ranking (rank / users)",
 };
 
+/// A policy's parameter list with the multifactor ordering's parameters in the middle:
+/// `params_with_multifactor!(BEFORE, ...; AFTER, ...)`.
+macro_rules! params_with_multifactor {
+    ($($before:expr),* ; $($after:expr),*) => {
+        &[
+            $($before,)*
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[0],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[1],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[2],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[3],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[4],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[5],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[6],
+            $crate::policy::common::order::MULTIFACTOR_PARAMS[7],
+            $crate::policy::common::order::TREE_PARAM,
+            $crate::policy::common::order::ALGO_PARAM,
+            $crate::policy::common::order::BILLING_PARAM,
+            $($after,)*
+        ]
+    };
+}
+pub(crate) use params_with_multifactor;
+
 /// Multifactor weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Multifactor {
