@@ -63,7 +63,7 @@ pub struct SimArgs {
     /// Quota for every user's running jobs, e.g. cpus=64,mem=256G,gpus=4,jobs=10 (Slurm GrpTRES/MaxJobs); jobs over it wait
     #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
     user_limit: Option<Limit>,
-    /// Fair-share associations: `account NAME [parent=P] [shares=N]` and `user NAME account=A [shares=N]` lines (used by order=multifactor)
+    /// Fair-share associations and QOS levels: `account NAME [parent=P] [shares=N]`, `user NAME account=A [shares=N]` and `qos NAME priority=N` lines (used by order=multifactor)
     #[arg(long, value_name = "FILE")]
     accounts: Option<PathBuf>,
     /// Quota for every account's running jobs (the job's group), same syntax

@@ -2,10 +2,16 @@
 //!
 //! ```text
 //! # comments
+//! qos high priority=100
+//! qos normal priority=10
 //! account physics shares=40
 //! account theory parent=physics shares=10
 //! user alice account=theory shares=1
 //! ```
+//!
+//! `qos NAME priority=N` defines a quality of service (Slurm's `sacctmgr add qos`); jobs name
+//! theirs in the trace's `qos` column and the multifactor QOS factor is their QOS's priority
+//! over the largest one defined.
 //!
 //! Accounts hang under the root unless they name a `parent` defined above them; `shares`
 //! defaults to 1. Users belong to one account. Users the file does not list are placed under an
@@ -34,9 +40,10 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
         let mut shares = 1.0;
         let mut parent = None;
         let mut account = None;
+        let mut priority = None;
         for (k, v) in kv {
             match k.as_str() {
-                "shares" => {
+                "shares" if kind != "qos" => {
                     shares = v
                         .parse::<f64>()
                         .ok()
@@ -45,6 +52,11 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
                 }
                 "parent" if kind == "account" => parent = Some(v),
                 "account" if kind == "user" => account = Some(v),
+                "priority" if kind == "qos" => {
+                    priority = Some(v.parse::<u32>().map_err(|_| {
+                        err(format!("priority: expected an integer ≥ 0, found '{v}'"))
+                    })?)
+                }
                 _ => return Err(err(format!("unknown key '{k}' for {kind}"))),
             }
         }
@@ -73,9 +85,16 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
                 let node = cfg.tree.add(name, p, shares);
                 cfg.user_node.insert(sym, node);
             }
+            "qos" => {
+                let sym = names.intern(name);
+                if cfg.qos_priority.contains_key(&sym) {
+                    return Err(err(format!("qos {name} is defined twice")));
+                }
+                cfg.qos_priority.insert(sym, priority.unwrap_or(0));
+            }
             other => {
                 return Err(err(format!(
-                    "expected 'account' or 'user', found '{other}'"
+                    "expected 'account', 'user' or 'qos', found '{other}'"
                 )));
             }
         }
@@ -111,7 +130,32 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            e.to_string().contains("expected 'account' or 'user'"),
+            e.to_string()
+                .contains("expected 'account', 'user' or 'qos'"),
+            "{e}"
+        );
+        let cfg = parse(
+            "qos high priority=100\nqos normal priority=25\nqos scavenger\n",
+            Path::new("acct"),
+            &mut names,
+        )
+        .unwrap();
+        assert_eq!(cfg.qos_factor(names.intern("high")), 1.0);
+        assert_eq!(cfg.qos_factor(names.intern("normal")), 0.25);
+        assert_eq!(cfg.qos_factor(names.intern("scavenger")), 0.0);
+        assert_eq!(cfg.qos_factor(names.intern("undefined")), 0.0);
+        let e = parse("qos q priority=-3\n", Path::new("acct"), &mut names)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "acct:1: priority: expected an integer ≥ 0, found '-3'"
+        );
+        let e = parse("qos q shares=3\n", Path::new("acct"), &mut names)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("unknown key 'shares' for qos"),
             "{e}"
         );
     }

@@ -37,6 +37,11 @@ pub struct JobSpec {
     /// Slurm's `--switches=COUNT@MAX_WAIT`: prefer an allocation spanning at most COUNT leaf
     /// switches, waiting up to MAX_WAIT after submission for one.
     pub switches: Option<(u32, Dur)>,
+    /// Quality of service by name (empty: none). Its priority comes from the accounts file's
+    /// `qos` lines and feeds the multifactor QOS factor.
+    pub qos: Sym,
+    /// Slurm's `--nice`: subtracted from the multifactor priority (negative raises it).
+    pub nice: i32,
 }
 
 impl JobSpec {
@@ -58,6 +63,8 @@ impl JobSpec {
             nodes: None,
             mem_mb: None,
             gpus: 0,
+            qos: Sym::default(),
+            nice: 0,
             switches: None,
         }
     }

@@ -5,8 +5,8 @@
 //! CPU-seconds decayed with `half_life`, normalized by all usage; shares: equal among the users
 //! with jobs in the system, or with `tree=accounts` equal among accounts and equal among the
 //! users of an account), job size (CPUs over the machine's, or its complement with
-//! `favor_small=yes`), partition (1: one priority tier) and QOS (0: no QOS levels yet). Jobs
-//! start in descending priority (ties: submit time, then job id) while they fit; the first that
+//! `favor_small=yes`), partition (1: one priority tier) and QOS (the job's QOS priority over the
+//! largest, from the accounts file's `qos` lines), minus the job's nice. Jobs start in descending priority (ties: submit time, then job id) while they fit; the first that
 //! does not fit stops the pass, as `fcfs` does. For backfilling over this order use
 //! `easy[order=multifactor,...]` or `conservative[order=multifactor,...]`, which take the same
 //! weights.
@@ -23,7 +23,8 @@ pub const INFO: PolicyInfo = PolicyInfo {
 CPU-seconds decayed with `half_life` over all usage, and S equal among the users with jobs in the \
 system (or, with `tree=accounts`, equal among accounts and among the users of an account, with \
 Slurm's effective usage); job size (CPUs over the machine's, or its complement with \
-`favor_small=yes`); partition (1 for every job) and QOS (0 until QOS levels exist). Jobs start in \
+`favor_small=yes`); partition (1 for every job) and QOS (the job's QOS priority over the largest, from the \
+accounts file's `qos NAME priority=N` lines); the job's nice is subtracted from the sum. Jobs start in \
 descending priority (ties: submit time, then job id) while they fit; the first that does not fit \
 stops the pass. For backfilling over this order use `easy[order=multifactor,...]` or \
 `conservative[order=multifactor,...]`, which take the same weights.",

@@ -2,7 +2,8 @@
 //!
 //! A header row names the columns, in any order. Required: `id`, `submit`, `runtime`, `cpus`.
 //! Optional: `walltime`, `user`, `group`, `priority`, `mem` (per node), `gpus` (per node),
-//! `nodes`, `partition`, `queue`.
+//! `nodes`, `partition`, `queue`, `qos` (a name; its priority comes from the accounts file's `qos`
+//! lines), `nice` (an integer subtracted from the multifactor priority).
 //! Unknown columns are ignored with a warning, so files exported from other tools can carry
 //! extra columns; later features add their columns to [`KNOWN`]. Times are seconds (decimals
 //! allowed) or, for `runtime` and `walltime`, Slurm's `[D-]HH:MM:SS`; `mem` accepts `4GB`,
@@ -18,7 +19,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 /// Columns this reader understands.
-pub const KNOWN: [&str; 14] = [
+pub const KNOWN: [&str; 16] = [
     "id",
     "submit",
     "runtime",
@@ -33,6 +34,8 @@ pub const KNOWN: [&str; 14] = [
     "queue",
     "nodes",
     "cpus_per_node",
+    "qos",
+    "nice",
 ];
 const REQUIRED: [&str; 3] = ["id", "submit", "runtime"];
 
@@ -180,6 +183,17 @@ fn parse_row(
                 .ok_or_else(|| bad("nodes", "expected a node count ≥ 1", get("nodes")))?,
         ),
     };
+    // Slurm bounds nice to ±2147483645; any i32 is fine here.
+    let nice = match int("nice", false)? {
+        None => 0,
+        Some(n) => i32::try_from(n).map_err(|_| {
+            bad(
+                "nice",
+                "expected an integer in the 32-bit range",
+                get("nice"),
+            )
+        })?,
+    };
     // CPUs in total, or per node times the node count.
     let procs = match (total, int("cpus_per_node", false)?) {
         (Some(t), None) => t,
@@ -219,6 +233,8 @@ fn parse_row(
         nodes,
         mem_mb,
         gpus,
+        qos: names.intern(get("qos")),
+        nice,
         line,
     })
 }

@@ -41,6 +41,8 @@ pub struct TraceJob {
     pub nodes: Option<u32>,
     pub mem_mb: Option<u64>,
     pub gpus: u32,
+    pub qos: Sym,
+    pub nice: i32,
     /// 1-based line in the source file.
     pub line: u64,
 }
@@ -222,6 +224,8 @@ impl Workload {
                 mem_mb: j.mem_mb,
                 gpus: j.gpus,
                 switches: opts.switches,
+                qos: j.qos,
+                nice: j.nice,
             };
             // Many jobs share a shape: decide each (partition, request, time limit) once.
             let key = (spec.partition, spec.request(), spec.requested_time);

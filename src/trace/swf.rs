@@ -182,6 +182,8 @@ fn parse_line(
         nodes: None,
         mem_mb: None,
         gpus: 0,
+        qos: Default::default(),
+        nice: 0,
         line: line_no,
     })
 }

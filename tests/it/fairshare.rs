@@ -127,3 +127,62 @@ fn accounts_file_shares_are_honoured() {
         assert!((0.7..=0.9).contains(&a), "share of a in {win:?}");
     }
 }
+
+/// QOS levels from an accounts file and `nice` from the trace: with one machine-wide job
+/// running and four waiting, the multifactor order is QOS priority first (weight 1000), then
+/// nice, then submit time. Without the file every QOS factor is 0 and only nice reorders.
+#[test]
+fn qos_levels_and_nice_order_the_queue() {
+    use mini_slurm::sim::{SimConfig, simulate};
+    let text = "id,submit,runtime,cpus,walltime,user,qos,nice\n\
+                1,0,100,4,100,u,,0\n\
+                2,1,100,4,100,u,normal,0\n\
+                3,2,100,4,100,u,high,0\n\
+                4,3,100,4,100,u,normal,-50\n\
+                5,4,100,4,100,u,,10\n";
+    let mut w = csv::read(
+        Box::new(Cursor::new(text.as_bytes().to_vec())),
+        Path::new("qos.csv"),
+        false,
+    )
+    .unwrap();
+    let assoc = mini_slurm::config::accounts::parse(
+        "qos high priority=100\nqos normal priority=50\n",
+        Path::new("accounts"),
+        &mut w.names,
+    )
+    .unwrap();
+    let jobs = prepare(&w, EstimateMode::Requested, Some(4));
+    let spec = "multifactor[age=0,fairshare=0,qos=1000]";
+    let sim = |assoc| {
+        let (p, _) = mini_slurm::policy::build(spec).unwrap();
+        let cfg = SimConfig {
+            assoc,
+            ..SimConfig::new(p, spec)
+        };
+        let r = simulate(&jobs, cfg, &mut crate::util::InvariantCheck).unwrap();
+        let mut order = crate::util::starts(&r);
+        order.sort_by_key(|&(id, start)| (start, id));
+        order.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+    };
+    // Priorities: 3 → 1000; 4 → 500 + 50; 2 → 500; 1 → 0; 5 → −10.
+    assert_eq!(sim(Some(assoc)), [1, 3, 4, 2, 5]);
+    // No QOS levels: 4 → 50; 2 → 0 (earlier submit than 3); 3 → 0; 5 → −10.
+    assert_eq!(sim(None), [1, 4, 2, 3, 5]);
+}
+
+#[test]
+fn bad_nice_cell_names_line_and_column() {
+    let text = "id,submit,runtime,cpus,nice\n1,0,10,1,3\n2,0,10,1,lots\n";
+    let e = csv::read(
+        Box::new(Cursor::new(text.as_bytes().to_vec())),
+        Path::new("n.csv"),
+        false,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "n.csv:3: column 'nice': expected an integer, found 'lots'"
+    );
+}

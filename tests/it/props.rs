@@ -59,6 +59,8 @@ fn to_jobs(g: &Gen, mode: EstimateMode) -> SimJobs {
             nodes: None,
             mem_mb: None,
             gpus: 0,
+            qos: Default::default(),
+            nice: (i as i32 % 5) - 2,
             line: i as u64 + 1,
         });
     }

@@ -208,6 +208,26 @@ pub struct AssocConfig {
     pub user_node: FastMap<Sym, usize>,
     /// Tree node of each account, by the symbol of its name (for users placed by group).
     pub account_node: FastMap<Sym, usize>,
+    /// QOS priority by the symbol of the QOS name (the accounts file's `qos` lines).
+    pub qos_priority: FastMap<Sym, u32>,
+}
+
+impl AssocConfig {
+    /// Whether the file defined any account or user (a file may define only QOS levels).
+    pub fn has_tree(&self) -> bool {
+        !self.user_node.is_empty() || !self.account_node.is_empty()
+    }
+
+    /// A job's QOS factor in [0, 1]: its QOS's priority over the largest QOS priority defined
+    /// (Slurm's normalisation); 0 for a job without a QOS, an undefined QOS, or when every
+    /// QOS has priority 0.
+    pub fn qos_factor(&self, qos: Sym) -> f64 {
+        let max = self.qos_priority.values().copied().max().unwrap_or(0);
+        match self.qos_priority.get(&qos) {
+            Some(&p) if max > 0 => f64::from(p) / f64::from(max),
+            _ => 0.0,
+        }
+    }
 }
 
 impl AssocConfig {

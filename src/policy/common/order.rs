@@ -3,8 +3,9 @@
 //!
 //! `multifactor` is Slurm's `priority/multifactor`: a weighted sum of factors in [0, 1] —
 //! age (saturating at `max_age`), classic fair-share (`2^(−U/S)` over decayed usage, see
-//! [`super::fairshare`]), job size, partition (1 for every job: one priority tier) and QOS (0:
-//! no QOS levels yet). Larger runs first; ties by submit time, then job id.
+//! [`super::fairshare`]), job size, partition (1 for every job: one priority tier) and QOS (the
+//! job's QOS priority over the largest defined in the accounts file) — minus the job's nice.
+//! Larger runs first; ties by submit time, then job id.
 
 use super::fairshare::AssocTree;
 use crate::engine::PendingJob;
@@ -45,7 +46,7 @@ pub const MULTIFACTOR_PARAMS: [ParamInfo; 8] = [
     ParamInfo {
         name: "qos",
         default: "0",
-        help: "weight of the QOS factor, 0 for every job until QOS levels exist (PriorityWeightQOS)",
+        help: "weight of the QOS factor: the job's QOS priority over the largest, from the accounts file's `qos NAME priority=N` lines (PriorityWeightQOS); the job's nice is subtracted from the sum",
     },
     ParamInfo {
         name: "max_age",
@@ -275,7 +276,8 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
         .iter()
         .map(|&v| if total > 0.0 { v / total } else { 0.0 })
         .collect();
-    if let Some(cfg) = view.assoc {
+    // A file with only `qos` lines configures no tree: `tree` decides as without a file.
+    if let Some(cfg) = view.assoc.filter(|c| c.has_tree()) {
         // The configured tree; users it does not list are added as AssocConfig says.
         let mut tree = cfg.tree.clone();
         let mut unlisted = None;
@@ -375,7 +377,12 @@ fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
             } else {
                 f64::from(s.procs) / total
             };
-            m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition
+            let qos = match view.assoc {
+                Some(a) if m.w_qos > 0.0 => a.qos_factor(s.qos),
+                _ => 0.0,
+            };
+            m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition + m.w_qos * qos
+                - f64::from(s.nice)
         })
         .collect()
 }
