@@ -152,6 +152,14 @@ pub struct SubmitArgs {
     /// Priority: higher runs earlier
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     priority: i64,
+    /// Slurm's --nice: subtracted from the priority under order=multifactor (negative: root only)
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
+    nice: i32,
     /// Time limit: minutes, MM:SS, HH:MM:SS or D-HH:MM:SS (Slurm syntax); TIMEOUT past it
     #[arg(long, short = 't', value_name = "TIME")]
     time: Option<String>,
@@ -212,6 +220,12 @@ pub fn submit(a: SubmitArgs) -> CliResult {
     let home = Home::from_env();
     if a.cpus == 0 {
         return Err(input(anyhow!("--cpus: must be at least 1")));
+    }
+    if a.nice < 0 && !nix::unistd::getuid().is_root() {
+        return Err(input(anyhow!(
+            "--nice: only root may give a negative adjustment (as in Slurm), found {}",
+            a.nice
+        )));
     }
     let mem_mb = match &a.mem {
         None => 0,
@@ -310,6 +324,7 @@ pub fn submit(a: SubmitArgs) -> CliResult {
         mem_mb,
         gpus: a.gpus,
         priority: a.priority,
+        nice: a.nice,
         time_limit_ms,
         partition,
         dependency,
@@ -562,8 +577,8 @@ pub fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   UserId={}({}) GroupId={} Priority={} Partition={}\n",
-        r.user, r.uid, r.gid, r.priority, r.partition
+        "   UserId={}({}) GroupId={} Priority={} Nice={} Partition={}\n",
+        r.user, r.uid, r.gid, r.priority, r.nice, r.partition
     ));
     s.push_str(&format!(
         "   JobState={} Reason={} Dependency={} ExitCode={}\n",
@@ -774,12 +789,15 @@ pub fn export_trace(a: ExportArgs) -> CliResult {
             std::fs::File::create(&tmp)
                 .with_context(|| format!("cannot write {}", tmp.display()))?,
         );
-        writeln!(f, "id,submit,runtime,cpus,walltime,user,priority,mem,gpus")?;
+        writeln!(
+            f,
+            "id,submit,runtime,cpus,walltime,user,priority,mem,gpus,nice"
+        )?;
         for r in &rows {
             let run = r.end_ms.unwrap_or(0) - r.start_ms.unwrap_or(0);
             writeln!(
                 f,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 r.id,
                 mini_slurm::time::fmt_millis(r.submit_ms),
                 mini_slurm::time::fmt_millis(run.max(0)),
@@ -789,7 +807,8 @@ pub fn export_trace(a: ExportArgs) -> CliResult {
                 r.user,
                 r.priority,
                 r.mem_mb,
-                r.gpus
+                r.gpus,
+                r.nice
             )?;
         }
         f.flush()?;

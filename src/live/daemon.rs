@@ -568,6 +568,7 @@ impl SqliteStore {
             requested_time: limit,
             time_limit: limit,
             priority: row.priority,
+            nice: row.nice,
             user: self.names.intern(&row.user),
             mem_mb: (row.mem_mb > 0).then_some(row.mem_mb),
             gpus: row.gpus,

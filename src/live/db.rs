@@ -53,6 +53,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: find cancellation requests without scanning the table.
     "CREATE INDEX jobs_cancel ON jobs(cancel_requested) WHERE cancel_requested = 1;",
+    // 3: Slurm's --nice (subtracted from the multifactor priority).
+    "ALTER TABLE jobs ADD COLUMN nice INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -82,6 +84,7 @@ pub struct JobRow {
     pub mem_mb: u64,
     pub gpus: u32,
     pub priority: i64,
+    pub nice: i32,
     pub time_limit_ms: Option<i64>,
     pub partition: String,
     pub dependency: String,
@@ -123,6 +126,7 @@ pub struct NewJob {
     pub mem_mb: u64,
     pub gpus: u32,
     pub priority: i64,
+    pub nice: i32,
     pub time_limit_ms: Option<i64>,
     pub partition: String,
     pub dependency: String,
@@ -132,7 +136,7 @@ pub struct NewJob {
 const COLUMNS: &str = "id, name, user, uid, gid, argv, shell, cwd, '[]', cpus, mem_mb, gpus, priority, \
     time_limit_ms, partition, dependency, array_job_id, array_task_id, array_limit, state, reason, \
     submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, job_pgid, cpu_list, \
-    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested";
+    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -174,6 +178,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         oom: r.get(34)?,
         runner_done: r.get(35)?,
         cancel_requested: r.get(36)?,
+        nice: r.get(37)?,
     })
 }
 
@@ -226,9 +231,9 @@ impl Db {
             tx.execute(
                 "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb, gpus,
                     priority, time_limit_ms, partition, dependency, array_task_id, array_limit,
-                    state, reason, submit_ms)
+                    state, reason, submit_ms, nice)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                    'PENDING', 'None', ?18)",
+                    'PENDING', 'None', ?18, ?19)",
                 params![
                     job.name,
                     job.user,
@@ -247,7 +252,8 @@ impl Db {
                     job.dependency,
                     task,
                     limit,
-                    job.submit_ms
+                    job.submit_ms,
+                    job.nice
                 ],
             )?;
             ids.push(tx.last_insert_rowid());

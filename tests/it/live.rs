@@ -566,3 +566,39 @@ fn user_limit_serializes_a_users_jobs() {
     );
     assert_eq!(l.job(big).state, "PENDING");
 }
+
+/// `--nice` lowers a job under the multifactor order: three jobs queued before the daemon
+/// starts run on one CPU in order of nice (0, 5, 10), not of submission. `show` reports it and a
+/// negative adjustment needs root, as in Slurm.
+#[test]
+fn nice_orders_multifactor_queue() {
+    let mut l = Live::new();
+    let ten = l.submit(&["--nice", "10", "--", "true"]);
+    let zero = l.submit(&["--", "true"]);
+    let five = l.submit(&["--nice", "5", "--", "true"]);
+    if !nix::unistd::getuid().is_root() {
+        let o = l.cmd(&["submit", "--nice", "-5", "--", "true"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--nice: only root"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    l.start(&["--cpus", "1", "--policy", "multifactor[age=0,fairshare=0]"]);
+    let starts: Vec<i64> = [zero, five, ten]
+        .iter()
+        .map(|&id| {
+            let r = l.wait_state(id, 20);
+            assert_eq!(r.state, "COMPLETED");
+            r.start_ms.unwrap()
+        })
+        .collect();
+    assert!(
+        starts[0] < starts[1] && starts[1] < starts[2],
+        "start times by nice 0, 5, 10: {starts:?}"
+    );
+    assert_eq!(l.job(ten).nice, 10);
+    let show = l.cmd(&["show", &ten.to_string()]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains(" Nice=10 "));
+}
