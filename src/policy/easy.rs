@@ -19,10 +19,11 @@
 //!
 //! With `preempt=requeue|suspend|cancel` (and `order=priority`), a head that does not fit
 //! preempts running jobs of strictly lower priority until it fits (see
-//! [`super::common::preempt`]); nothing backfills in that pass.
+//! [`super::common::preempt`]); nothing backfills in that pass. With `preempt_by=qos` the ranks
+//! are QOS priorities and any `order` is allowed.
 
 use super::common::order::{ORDER_PARAM, params_with_multifactor};
-use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
+use super::common::preempt::{GRACE_PARAM, PREEMPT_BY_PARAM, PREEMPT_PARAM, PreemptBy};
 use super::common::{Order, Preemption, drop_limited, give, take};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 use crate::engine::limits::PassUsage;
@@ -43,8 +44,9 @@ J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.proc
 `free`; S and `extra` are not recomputed during the scan.\n\
 With `preempt=requeue|suspend|cancel` (needs `order=priority`), a head that does not fit preempts \
 running jobs of strictly lower priority (lowest first, then the most recently started) until it \
-fits; they stop after `grace` seconds; nothing backfills in that pass.",
-    params: params_with_multifactor!(ORDER_PARAM; PREEMPT_PARAM, GRACE_PARAM),
+fits; they stop after `grace` seconds; nothing backfills in that pass. With `preempt_by=qos` jobs \
+are ranked by their QOS priority (accounts file `qos` lines) instead, under any `order`.",
+    params: params_with_multifactor!(ORDER_PARAM; PREEMPT_PARAM, GRACE_PARAM, PREEMPT_BY_PARAM),
     build,
 };
 
@@ -53,8 +55,9 @@ fn build(params: &mut super::Params) -> Result<Box<dyn Policy>, PolicyError> {
     let preemption = Preemption::from_params(params)?;
     // Preemption follows the job's priority; over another order a preempted job could come
     // back ahead of the job it made room for, and the two would take turns forever.
-    if preemption.is_some() && order != Order::Priority {
-        return Err(params.bad("preempt", "needs order=priority"));
+    // Preemption by QOS is safe under any order: QOS ranks never change.
+    if preemption.is_some_and(|p| p.by == PreemptBy::Priority) && order != Order::Priority {
+        return Err(params.bad("preempt", "needs order=priority (or preempt_by=qos)"));
     }
     Ok(Box::new(Easy {
         order,

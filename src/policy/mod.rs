@@ -366,7 +366,7 @@ mod tests {
         let e = build("easy[depth=3]").err().unwrap();
         assert_eq!(
             e.to_string(),
-            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree, algo, billing, preempt, grace)"
+            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree, algo, billing, preempt, grace, preempt_by)"
         );
         let e = build("easy[order=random]").err().unwrap();
         assert!(

@@ -6,7 +6,7 @@
 //! for backfilling over priority order use `easy[order=priority]` or
 //! `conservative[order=priority]`.
 
-use super::common::preempt::{GRACE_PARAM, PREEMPT_PARAM};
+use super::common::preempt::{GRACE_PARAM, PREEMPT_BY_PARAM, PREEMPT_PARAM};
 use super::common::{Order, Preemption, Strict};
 use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
 
@@ -19,8 +19,9 @@ first job in that order fits in the free resources, start it; stop at the first 
 `easy[order=priority]` or `conservative[order=priority]`. With `preempt=requeue|suspend|cancel`, \
 a job that cannot start preempts running jobs of strictly lower priority (lowest first, then the \
 most recently started) until it fits; they stop after `grace` seconds and are requeued, \
-suspended (resumed later with their remaining work) or cancelled (state PREEMPTED).",
-    params: &[PREEMPT_PARAM, GRACE_PARAM],
+suspended (resumed later with their remaining work) or cancelled (state PREEMPTED). With \
+`preempt_by=qos` jobs are ranked by their QOS priority (accounts file `qos` lines) instead.",
+    params: &[PREEMPT_PARAM, GRACE_PARAM, PREEMPT_BY_PARAM],
     build,
 };
 

@@ -150,7 +150,55 @@ fn preemption_needs_priority_order() {
         .unwrap();
     assert_eq!(
         e.to_string(),
-        "policy easy: parameter 'preempt': needs order=priority"
+        "policy easy: parameter 'preempt': needs order=priority (or preempt_by=qos)"
     );
     assert!(mini_slurm::policy::build("multifactor[preempt=requeue]").is_err());
+}
+
+/// `preempt_by=qos`: a `high` QOS job preempts a `scavenger` one even though the scavenger job
+/// has the larger `priority` field, and under a non-priority order; without QOS levels (no
+/// accounts file) every QOS ranks 0 and nothing is preempted.
+#[test]
+fn higher_qos_preempts_lower_qos() {
+    let text = "id,submit,runtime,cpus,priority,qos\n1,0,100,4,9,scavenger\n2,10,10,4,0,high\n";
+    let mut w = csv::read(
+        Box::new(Cursor::new(text.as_bytes().to_vec())),
+        Path::new("q.csv"),
+        false,
+    )
+    .unwrap();
+    let assoc = mini_slurm::config::accounts::parse(
+        "qos high priority=100\nqos scavenger priority=0\n",
+        Path::new("accounts"),
+        &mut w.names,
+    )
+    .unwrap();
+    let jobs = prepare(&w, EstimateMode::Requested, Some(4));
+    let spec = "easy[order=multifactor,age=0,fairshare=0,qos=1000,preempt=requeue,preempt_by=qos]";
+    let sim = |assoc| {
+        let (p, _) = mini_slurm::policy::build(spec).unwrap();
+        let cfg = SimConfig {
+            assoc,
+            ..SimConfig::new(p, spec)
+        };
+        simulate(&jobs, cfg, &mut InvariantCheck).unwrap().jobs
+    };
+    let r = sim(Some(assoc));
+    let (l, h) = (job(&r, 1), job(&r, 2));
+    assert_eq!(h.start.millis(), 10_000);
+    assert_eq!((l.start.millis(), l.finish.millis()), (20_000, 120_000));
+    assert_eq!((l.preemptions, l.lost_cpu_ms), (1, 40_000));
+    let r = sim(None);
+    assert_eq!(job(&r, 2).start.millis(), 100_000);
+    assert_eq!(job(&r, 1).preemptions, 0);
+    // By priority, over a non-priority order, preemption is refused at build time.
+    let e = mini_slurm::policy::build("easy[order=multifactor,preempt=requeue]")
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .contains("needs order=priority (or preempt_by=qos)"),
+        "{e}"
+    );
+    assert!(mini_slurm::policy::build("priority[preempt=cancel,preempt_by=size]").is_err());
 }

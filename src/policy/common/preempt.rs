@@ -4,6 +4,11 @@
 //! placed. Jobs already being preempted count as freed, so a job waiting out a grace time does
 //! not preempt more. The preempted jobs stop after `grace`; then, by mode, they are requeued
 //! (restart from scratch), suspended (resume with their remaining work) or cancelled.
+//!
+//! With `preempt_by=qos` (Slurm's `PreemptType=preempt/qos`, simplified to "a higher QOS
+//! preempts a lower one") jobs are ranked by their QOS priority from the accounts file's `qos`
+//! lines instead of by `priority`; without QOS levels nothing is preempted. QOS ranks are fixed
+//! per job, so preemption by QOS works under any queue order.
 
 use super::give;
 use crate::engine::PendingJob;
@@ -17,6 +22,19 @@ pub const PREEMPT_PARAM: ParamInfo = ParamInfo {
     help: "`requeue`, `suspend` or `cancel`: a job that cannot start preempts running jobs of lower priority (PreemptMode)",
 };
 
+pub const PREEMPT_BY_PARAM: ParamInfo = ParamInfo {
+    name: "preempt_by",
+    default: "priority",
+    help: "what a preempting job must exceed: `priority` (the job's priority) or `qos` (its QOS priority from the accounts file; PreemptType=preempt/qos)",
+};
+
+/// What ranks jobs for preemption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreemptBy {
+    Priority,
+    Qos,
+}
+
 pub const GRACE_PARAM: ParamInfo = ParamInfo {
     name: "grace",
     default: "0",
@@ -28,6 +46,7 @@ pub const GRACE_PARAM: ParamInfo = ParamInfo {
 pub struct Preemption {
     pub mode: PreemptMode,
     pub grace: Dur,
+    pub by: PreemptBy,
 }
 
 impl Preemption {
@@ -40,10 +59,20 @@ impl Preemption {
                 _ => return Err(params.bad("grace", format!("expected seconds ≥ 0, found '{v}'"))),
             },
         };
+        let by = match params.take("preempt_by").as_deref() {
+            None | Some("priority") => PreemptBy::Priority,
+            Some("qos") => PreemptBy::Qos,
+            Some(v) => {
+                return Err(params.bad(
+                    "preempt_by",
+                    format!("expected priority or qos, found '{v}'"),
+                ));
+            }
+        };
         match params.take("preempt").as_deref() {
             None | Some("off") | Some("no") => Ok(None),
             Some(m) => match PreemptMode::parse(m) {
-                Some(mode) => Ok(Some(Preemption { mode, grace })),
+                Some(mode) => Ok(Some(Preemption { mode, grace, by })),
                 None => Err(params.bad(
                     "preempt",
                     format!("unknown mode '{m}' (expected off, requeue, suspend or cancel)"),
@@ -78,12 +107,22 @@ impl Preemption {
         if fits(&free, &mut scratch) {
             return true;
         }
+        let rank = |s: &crate::model::JobSpec| -> i64 {
+            match self.by {
+                PreemptBy::Priority => s.priority,
+                PreemptBy::Qos => view
+                    .assoc
+                    .and_then(|a| a.qos_priority.get(&s.qos))
+                    .map_or(0, |&p| i64::from(p)),
+            }
+        };
+        let head_rank = rank(&head.spec);
         let mut victims: Vec<_> = view
             .running
             .iter()
-            .filter(|r| r.preempting.is_none() && r.spec.priority < head.spec.priority)
+            .filter(|r| r.preempting.is_none() && rank(&r.spec) < head_rank)
             .collect();
-        victims.sort_by_key(|r| (r.spec.priority, std::cmp::Reverse(r.start), r.spec.id));
+        victims.sort_by_key(|r| (rank(&r.spec), std::cmp::Reverse(r.start), r.spec.id));
         for (k, v) in victims.iter().enumerate() {
             give(&mut free, &v.alloc, v.spec.mem_mb.unwrap_or(0));
             if fits(&free, &mut scratch) {
