@@ -79,7 +79,15 @@ pub fn scheduler(a: SchedulerArgs) -> CliResult {
             "--poll-interval must be > 0 and --kill-wait ≥ 0"
         )));
     }
-    mini_slurm::policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
+    let (_, spec) =
+        mini_slurm::policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
+    // A live job's process cannot be parked and resumed on other CPUs yet: suspension would
+    // silently be a requeue, so it is refused.
+    if spec.params.get("preempt").map(String::as_str) == Some("suspend") {
+        return Err(input(anyhow!(
+            "--policy: preempt=suspend is simulation-only; live mode supports preempt=requeue and preempt=cancel"
+        )));
+    }
     let cfg = DaemonConfig {
         home: home.clone(),
         cpus: a.cpus.unwrap_or(detected.cpus),

@@ -7,7 +7,7 @@ use super::{DepKind, Home, LiveError, now_ms, parse_dependency};
 use crate::driver::{self, Clock, Completion, Executor, Observer, Store};
 use crate::engine::{Command, Engine};
 use crate::ids::{FastMap, JobId, Names};
-use crate::model::{Cluster, FinalState, JobSpec, Node, Slice};
+use crate::model::{Cluster, FinalState, JobSpec, Node, PreemptMode, Slice};
 use crate::policy::placement::{BestFit, Placement};
 use crate::policy::{self};
 use crate::time::{Dur, Time};
@@ -674,6 +674,18 @@ impl Store for SqliteStore {
 
     fn record_end(&mut self, c: &Completion) -> rusqlite::Result<()> {
         let id = c.job.0 as i64;
+        // Requeued by preemption: the job waits again (the engine still holds it) and restarts
+        // from scratch; its last start and end stay until it starts again.
+        if matches!(
+            c.preempted,
+            Some(PreemptMode::Requeue) | Some(PreemptMode::Suspend)
+        ) {
+            self.db.execute(
+                "UPDATE jobs SET state = 'PENDING', end_ms = ?1, reason = 'Requeued' WHERE id = ?2",
+                params![c.at.0, id],
+            )?;
+            return Ok(());
+        }
         let row = self.db.job(id)?;
         let reason = row
             .as_ref()

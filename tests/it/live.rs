@@ -602,3 +602,34 @@ fn nice_orders_multifactor_queue() {
     let show = l.cmd(&["show", &ten.to_string()]);
     assert!(String::from_utf8_lossy(&show.stdout).contains(" Nice=10 "));
 }
+
+/// Live preemption by priority, mode requeue: a high-priority job takes the only CPU at once;
+/// the low-priority job shows PENDING meanwhile and restarts from scratch afterwards. Suspend
+/// is refused in live mode (a process cannot yet be parked and resumed).
+#[test]
+fn preemption_requeues_live_jobs() {
+    let mut l = Live::new();
+    let o = l.cmd(&["scheduler", "--policy", "priority[preempt=suspend]"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("preempt=suspend is simulation-only"));
+    l.start(&["--cpus", "1", "--policy", "priority[preempt=requeue]"]);
+    let low = l.submit(&["--priority", "0", "--", "sleep", "3"]);
+    wait_for(|| l.job(low).state == "RUNNING", 10, "low to start");
+    let first_start = l.job(low).start_ms.unwrap();
+    let high = l.submit(&["--priority", "5", "--", "sleep", "1"]);
+    wait_for(|| l.job(high).state == "RUNNING", 10, "high to start");
+    assert_eq!(l.job(low).state, "PENDING");
+    let h = l.wait_state(high, 20);
+    let r = l.wait_state(low, 20);
+    assert_eq!(
+        (h.state.as_str(), r.state.as_str()),
+        ("COMPLETED", "COMPLETED")
+    );
+    let restart = r.start_ms.unwrap();
+    assert!(
+        restart >= h.end_ms.unwrap() && restart > first_start,
+        "{r:?}"
+    );
+    // Restarted from scratch: a whole 3 s run after the restart.
+    assert!(r.end_ms.unwrap() - restart >= 3000, "{r:?}");
+}
