@@ -52,6 +52,9 @@ pub struct SchedulerArgs {
     /// Quota for every user's running jobs, e.g. cpus=8,mem=32G,gpus=1,jobs=4; jobs over it wait (AssocGrpCpuLimit, ...)
     #[arg(long, value_name = "LIMITS", value_parser = mini_slurm::engine::limits::Limit::parse)]
     user_limit: Option<mini_slurm::engine::limits::Limit>,
+    /// Accounts file: fair-share tree and QOS levels (`qos NAME priority=N`), as for `sim --accounts`
+    #[arg(long, value_name = "FILE")]
+    accounts: Option<std::path::PathBuf>,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -88,7 +91,19 @@ pub fn scheduler(a: SchedulerArgs) -> CliResult {
             "--policy: preempt=suspend is simulation-only; live mode supports preempt=requeue and preempt=cancel"
         )));
     }
+    // Read and check the accounts file now, so a bad one is a usage error (exit 2).
+    let accounts = match &a.accounts {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| input(anyhow!("--accounts {}: {e}", p.display())))?;
+            mini_slurm::config::accounts::parse(&text, p, &mut Default::default())
+                .map_err(|e| input(anyhow!("--accounts: {e}")))?;
+            Some((p.clone(), text))
+        }
+    };
     let cfg = DaemonConfig {
+        accounts,
         home: home.clone(),
         cpus: a.cpus.unwrap_or(detected.cpus),
         mem_mb: a.mem.unwrap_or(detected.mem_mb),
@@ -168,6 +183,9 @@ pub struct SubmitArgs {
         value_name = "N"
     )]
     nice: i32,
+    /// Quality of service; its priority comes from the scheduler's --accounts file (order=multifactor, preempt_by=qos)
+    #[arg(long, default_value = "", value_name = "NAME")]
+    qos: String,
     /// Time limit: minutes, MM:SS, HH:MM:SS or D-HH:MM:SS (Slurm syntax); TIMEOUT past it
     #[arg(long, short = 't', value_name = "TIME")]
     time: Option<String>,
@@ -333,6 +351,7 @@ pub fn submit(a: SubmitArgs) -> CliResult {
         gpus: a.gpus,
         priority: a.priority,
         nice: a.nice,
+        qos: a.qos.clone(),
         time_limit_ms,
         partition,
         dependency,
@@ -585,8 +604,14 @@ pub fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   UserId={}({}) GroupId={} Priority={} Nice={} Partition={}\n",
-        r.user, r.uid, r.gid, r.priority, r.nice, r.partition
+        "   UserId={}({}) GroupId={} Priority={} Nice={} QOS={} Partition={}\n",
+        r.user,
+        r.uid,
+        r.gid,
+        r.priority,
+        r.nice,
+        if r.qos.is_empty() { "(null)" } else { &r.qos },
+        r.partition
     ));
     s.push_str(&format!(
         "   JobState={} Reason={} Dependency={} ExitCode={}\n",
@@ -799,13 +824,13 @@ pub fn export_trace(a: ExportArgs) -> CliResult {
         );
         writeln!(
             f,
-            "id,submit,runtime,cpus,walltime,user,priority,mem,gpus,nice"
+            "id,submit,runtime,cpus,walltime,user,priority,mem,gpus,nice,qos"
         )?;
         for r in &rows {
             let run = r.end_ms.unwrap_or(0) - r.start_ms.unwrap_or(0);
             writeln!(
                 f,
-                "{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{}",
                 r.id,
                 mini_slurm::time::fmt_millis(r.submit_ms),
                 mini_slurm::time::fmt_millis(run.max(0)),
@@ -816,7 +841,8 @@ pub fn export_trace(a: ExportArgs) -> CliResult {
                 r.priority,
                 r.mem_mb,
                 r.gpus,
-                r.nice
+                r.nice,
+                r.qos
             )?;
         }
         f.flush()?;

@@ -43,6 +43,8 @@ pub struct DaemonConfig {
     pub max_sleep: Duration,
     /// Per-user and per-account quotas on running jobs.
     pub limits: crate::engine::limits::Limits,
+    /// An accounts file (fair-share tree, QOS levels): its path and text.
+    pub accounts: Option<(PathBuf, String)>,
 }
 
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
@@ -102,6 +104,12 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     );
     engine.set_want_plan(true);
     engine.set_limits(cfg.limits);
+    let mut names = Names::default();
+    if let Some((path, text)) = &cfg.accounts {
+        let assoc = crate::config::accounts::parse(text, path, &mut names)
+            .map_err(|e| LiveError::Other(e.to_string()))?;
+        engine.set_associations(assoc);
+    }
     for (k, v) in [
         ("cpus", cfg.cpus.to_string()),
         ("mem_mb", cfg.mem_mb.to_string()),
@@ -132,7 +140,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         held: std::collections::BTreeSet::new(),
         cursor: 0,
         array_active: FastMap::default(),
-        names: Names::default(),
+        names,
         shutdown: Arc::clone(&shutdown),
         cluster,
         limits: cfg.limits,
@@ -569,6 +577,7 @@ impl SqliteStore {
             time_limit: limit,
             priority: row.priority,
             nice: row.nice,
+            qos: self.names.intern(&row.qos),
             user: self.names.intern(&row.user),
             mem_mb: (row.mem_mb > 0).then_some(row.mem_mb),
             gpus: row.gpus,

@@ -55,6 +55,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX jobs_cancel ON jobs(cancel_requested) WHERE cancel_requested = 1;",
     // 3: Slurm's --nice (subtracted from the multifactor priority).
     "ALTER TABLE jobs ADD COLUMN nice INTEGER NOT NULL DEFAULT 0;",
+    // 4: quality of service by name (levels come from the scheduler's --accounts file).
+    "ALTER TABLE jobs ADD COLUMN qos TEXT NOT NULL DEFAULT '';",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -85,6 +87,7 @@ pub struct JobRow {
     pub gpus: u32,
     pub priority: i64,
     pub nice: i32,
+    pub qos: String,
     pub time_limit_ms: Option<i64>,
     pub partition: String,
     pub dependency: String,
@@ -127,6 +130,7 @@ pub struct NewJob {
     pub gpus: u32,
     pub priority: i64,
     pub nice: i32,
+    pub qos: String,
     pub time_limit_ms: Option<i64>,
     pub partition: String,
     pub dependency: String,
@@ -136,7 +140,7 @@ pub struct NewJob {
 const COLUMNS: &str = "id, name, user, uid, gid, argv, shell, cwd, '[]', cpus, mem_mb, gpus, priority, \
     time_limit_ms, partition, dependency, array_job_id, array_task_id, array_limit, state, reason, \
     submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, job_pgid, cpu_list, \
-    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice";
+    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice, qos";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -179,6 +183,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         runner_done: r.get(35)?,
         cancel_requested: r.get(36)?,
         nice: r.get(37)?,
+        qos: r.get(38)?,
     })
 }
 
@@ -231,9 +236,9 @@ impl Db {
             tx.execute(
                 "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb, gpus,
                     priority, time_limit_ms, partition, dependency, array_task_id, array_limit,
-                    state, reason, submit_ms, nice)
+                    state, reason, submit_ms, nice, qos)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                    'PENDING', 'None', ?18, ?19)",
+                    'PENDING', 'None', ?18, ?19, ?20)",
                 params![
                     job.name,
                     job.user,
@@ -253,7 +258,8 @@ impl Db {
                     task,
                     limit,
                     job.submit_ms,
-                    job.nice
+                    job.nice,
+                    job.qos
                 ],
             )?;
             ids.push(tx.last_insert_rowid());

@@ -633,3 +633,47 @@ fn preemption_requeues_live_jobs() {
     // Restarted from scratch: a whole 3 s run after the restart.
     assert!(r.end_ms.unwrap() - restart >= 3000, "{r:?}");
 }
+
+/// QOS levels in live mode: the scheduler's accounts file defines them, `submit --qos` names
+/// one. Three jobs queued before the daemon starts run on one CPU by QOS priority, not by
+/// submission; `show` prints the QOS; a bad accounts file is a usage error.
+#[test]
+fn qos_levels_order_live_jobs() {
+    let mut l = Live::new();
+    let acct = l.home().join("accounts");
+    std::fs::write(&acct, "qos high priority=100\nqos normal priority=10\n").unwrap();
+    let bad = l.home().join("bad-accounts");
+    std::fs::write(&bad, "qos high priority=lots\n").unwrap();
+    let o = l.cmd(&["scheduler", "--accounts", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad-accounts:1: priority"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let none = l.submit(&["--", "true"]);
+    let normal = l.submit(&["--qos", "normal", "--", "true"]);
+    let high = l.submit(&["--qos", "high", "--", "true"]);
+    l.start(&[
+        "--cpus",
+        "1",
+        "--policy",
+        "multifactor[age=0,fairshare=0,qos=1000]",
+        "--accounts",
+        acct.to_str().unwrap(),
+    ]);
+    let starts: Vec<i64> = [high, normal, none]
+        .iter()
+        .map(|&id| {
+            let r = l.wait_state(id, 20);
+            assert_eq!(r.state, "COMPLETED");
+            r.start_ms.unwrap()
+        })
+        .collect();
+    assert!(
+        starts[0] < starts[1] && starts[1] < starts[2],
+        "start times by QOS high, normal, none: {starts:?}"
+    );
+    let show = l.cmd(&["show", &high.to_string()]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains(" QOS=high "));
+}
