@@ -614,7 +614,7 @@ pub fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         r.partition
     ));
     s.push_str(&format!(
-        "   JobState={} Reason={} Dependency={} ExitCode={}\n",
+        "   JobState={} Reason={} Dependency={} Restarts={} ExitCode={}\n",
         r.state,
         r.reason,
         if r.dependency.is_empty() {
@@ -622,6 +622,7 @@ pub fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         } else {
             &r.dependency
         },
+        r.restarts,
         exit_code_str(r.exit_code, r.signal)
     ));
     s.push_str(&format!(

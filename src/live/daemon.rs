@@ -690,7 +690,8 @@ impl Store for SqliteStore {
             Some(PreemptMode::Requeue) | Some(PreemptMode::Suspend)
         ) {
             self.db.execute(
-                "UPDATE jobs SET state = 'PENDING', end_ms = ?1, reason = 'Requeued' WHERE id = ?2",
+                "UPDATE jobs SET state = 'PENDING', end_ms = ?1, reason = 'Requeued',
+                    restarts = restarts + 1 WHERE id = ?2",
                 params![c.at.0, id],
             )?;
             return Ok(());

@@ -57,6 +57,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN nice INTEGER NOT NULL DEFAULT 0;",
     // 4: quality of service by name (levels come from the scheduler's --accounts file).
     "ALTER TABLE jobs ADD COLUMN qos TEXT NOT NULL DEFAULT '';",
+    // 5: times a job was requeued by preemption (Slurm's Restarts).
+    "ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -88,6 +90,8 @@ pub struct JobRow {
     pub priority: i64,
     pub nice: i32,
     pub qos: String,
+    /// Times requeued by preemption.
+    pub restarts: i64,
     pub time_limit_ms: Option<i64>,
     pub partition: String,
     pub dependency: String,
@@ -140,7 +144,7 @@ pub struct NewJob {
 const COLUMNS: &str = "id, name, user, uid, gid, argv, shell, cwd, '[]', cpus, mem_mb, gpus, priority, \
     time_limit_ms, partition, dependency, array_job_id, array_task_id, array_limit, state, reason, \
     submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, job_pgid, cpu_list, \
-    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice, qos";
+    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice, qos, restarts";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -184,6 +188,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         cancel_requested: r.get(36)?,
         nice: r.get(37)?,
         qos: r.get(38)?,
+        restarts: r.get(39)?,
     })
 }
 

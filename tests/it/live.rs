@@ -632,6 +632,9 @@ fn preemption_requeues_live_jobs() {
     );
     // Restarted from scratch: a whole 3 s run after the restart.
     assert!(r.end_ms.unwrap() - restart >= 3000, "{r:?}");
+    assert_eq!((r.restarts, h.restarts), (1, 0));
+    let show = l.cmd(&["show", &low.to_string()]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains(" Restarts=1 "));
 }
 
 /// QOS levels in live mode: the scheduler's accounts file defines them, `submit --qos` names
