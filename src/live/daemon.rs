@@ -673,8 +673,9 @@ impl Store for SqliteStore {
     fn record_start(&mut self, now: Time, cmd: &Command) -> rusqlite::Result<()> {
         if let Command::Start { job, .. } = cmd {
             self.db.execute(
-                "UPDATE jobs SET state = 'RUNNING', start_ms = ?1, reason = 'None', end_ms = NULL,
-                    runner_done = 0, exit_code = NULL, signal = NULL WHERE id = ?2",
+                // Only what the runner does not write: a quick job's runner may already have
+                // recorded its end (the runner starts before this runs).
+                "UPDATE jobs SET state = 'RUNNING', start_ms = ?1, reason = 'None' WHERE id = ?2",
                 params![now.0, job.0 as i64],
             )?;
         }
@@ -684,15 +685,17 @@ impl Store for SqliteStore {
     fn record_end(&mut self, c: &Completion) -> rusqlite::Result<()> {
         let id = c.job.0 as i64;
         // Requeued by preemption: the job waits again (the engine still holds it) and restarts
-        // from scratch; its last start and end stay until it starts again.
+        // from scratch. Its runner has exited (that is how the end was learnt), so what it
+        // recorded can be cleared here, before the next runner starts; the last start stays.
         if matches!(
             c.preempted,
             Some(PreemptMode::Requeue) | Some(PreemptMode::Suspend)
         ) {
             self.db.execute(
-                "UPDATE jobs SET state = 'PENDING', end_ms = ?1, reason = 'Requeued',
-                    restarts = restarts + 1 WHERE id = ?2",
-                params![c.at.0, id],
+                "UPDATE jobs SET state = 'PENDING', end_ms = NULL, reason = 'Requeued',
+                    restarts = restarts + 1, runner_done = 0, exit_code = NULL, signal = NULL
+                    WHERE id = ?1",
+                params![id],
             )?;
             return Ok(());
         }

@@ -293,7 +293,8 @@ fn dependencies_and_arrays() {
     let o = l.cmd(&["submit", "--array", "1-6%2", "--", "sleep", "0.3"]);
     assert!(o.status.success());
     l.start(&["--cpus", "4"]);
-    assert_eq!(l.wait_state(ok, 20).state, "COMPLETED");
+    let okr = l.wait_state(ok, 20);
+    assert_eq!(okr.state, "COMPLETED", "{okr:?}");
     assert!(l.job(ok).start_ms >= l.job(a).end_ms);
     wait_for(
         || l.job(notok).reason.starts_with("DependencyNeverSatisfied"),
