@@ -98,6 +98,22 @@ impl Drop for Live {
     }
 }
 
+/// Waits for the jobs to complete and checks they started in the given order.
+fn assert_completed_in_order(l: &Live, ids: &[i64], what: &str) {
+    let starts: Vec<i64> = ids
+        .iter()
+        .map(|&id| {
+            let r = l.wait_state(id, 20);
+            assert_eq!(r.state, "COMPLETED", "{r:?}");
+            r.start_ms.unwrap()
+        })
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] < w[1]),
+        "start times by {what}: {starts:?}"
+    );
+}
+
 fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
     let t = Instant::now();
     while !f() {
@@ -587,18 +603,7 @@ fn nice_orders_multifactor_queue() {
         );
     }
     l.start(&["--cpus", "1", "--policy", "multifactor[age=0,fairshare=0]"]);
-    let starts: Vec<i64> = [zero, five, ten]
-        .iter()
-        .map(|&id| {
-            let r = l.wait_state(id, 20);
-            assert_eq!(r.state, "COMPLETED");
-            r.start_ms.unwrap()
-        })
-        .collect();
-    assert!(
-        starts[0] < starts[1] && starts[1] < starts[2],
-        "start times by nice 0, 5, 10: {starts:?}"
-    );
+    assert_completed_in_order(&l, &[zero, five, ten], "nice 0, 5, 10");
     assert_eq!(l.job(ten).nice, 10);
     let show = l.cmd(&["show", &ten.to_string()]);
     assert!(String::from_utf8_lossy(&show.stdout).contains(" Nice=10 "));
@@ -666,18 +671,7 @@ fn qos_levels_order_live_jobs() {
         "--accounts",
         acct.to_str().unwrap(),
     ]);
-    let starts: Vec<i64> = [high, normal, none]
-        .iter()
-        .map(|&id| {
-            let r = l.wait_state(id, 20);
-            assert_eq!(r.state, "COMPLETED");
-            r.start_ms.unwrap()
-        })
-        .collect();
-    assert!(
-        starts[0] < starts[1] && starts[1] < starts[2],
-        "start times by QOS high, normal, none: {starts:?}"
-    );
+    assert_completed_in_order(&l, &[high, normal, none], "QOS high, normal, none");
     let show = l.cmd(&["show", &high.to_string()]);
     assert!(String::from_utf8_lossy(&show.stdout).contains(" QOS=high "));
 }
