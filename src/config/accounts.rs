@@ -140,10 +140,16 @@ mod tests {
             &mut names,
         )
         .unwrap();
-        assert_eq!(cfg.qos_factor(names.intern("high")), 1.0);
-        assert_eq!(cfg.qos_factor(names.intern("normal")), 0.25);
-        assert_eq!(cfg.qos_factor(names.intern("scavenger")), 0.0);
-        assert_eq!(cfg.qos_factor(names.intern("undefined")), 0.0);
+        assert_eq!(cfg.qos_factor(names.intern("high"), cfg.qos_max()), 1.0);
+        assert_eq!(cfg.qos_factor(names.intern("normal"), cfg.qos_max()), 0.25);
+        assert_eq!(
+            cfg.qos_factor(names.intern("scavenger"), cfg.qos_max()),
+            0.0
+        );
+        assert_eq!(
+            cfg.qos_factor(names.intern("undefined"), cfg.qos_max()),
+            0.0
+        );
         let e = parse("qos q priority=-3\n", Path::new("acct"), &mut names)
             .err()
             .unwrap();

@@ -97,6 +97,16 @@ fn identical_runs_write_identical_bytes() {
     assert!(files[0] == files[1], "two runs differ");
 }
 
+/// Runs `sim ARGS --out OUT` and checks it succeeded.
+fn sim_ok(out: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["sim"];
+    a.extend_from_slice(args);
+    a.extend(["--out", out.to_str().unwrap()]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -146,18 +156,10 @@ fn csv_trace_runs() {
         "id,submit,runtime,cpus,walltime,user\n1,0,100,4,200,alice\n2,5,50,4,,bob\n",
     );
     let out = tmp.path().join("o");
-    let o = run(&[
-        "sim",
-        "--trace",
-        &trace,
-        "--procs",
-        "4",
-        "--policy",
-        "fcfs",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sim_ok(
+        &out,
+        &["--trace", &trace, "--procs", "4", "--policy", "fcfs"],
+    );
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
     assert!(
         csv.contains(
@@ -402,16 +404,7 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
         "id,submit,runtime,cpus,partition,walltime,mem\n1,0,60,16,,,\n2,0,60,24,,,\n3,0,60,24,big,,\n4,0,60,4,nope,,\n5,0,60,4,,1:00:00,\n6,0,60,4,,,2000\n",
     );
     let out = tmp.path().join("o");
-    let o = run(&[
-        "sim",
-        "--trace",
-        &trace,
-        "--cluster",
-        &conf,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sim_ok(&out, &["--trace", &trace, "--cluster", &conf]);
     let err = stderr(&o);
     assert!(err.contains("skipped 4 of 6 jobs"), "{err}");
     let s: serde_json::Value =
@@ -441,22 +434,21 @@ fn gpu_indices_are_reported_per_node() {
         "id,submit,runtime,cpus,gpus,nodes\n1,0,100,2,1,1\n2,0,100,2,2,1\n3,0,100,4,1,2\n",
     );
     let out = tmp.path().join("o");
-    let o = run(&[
-        "sim",
-        "--trace",
-        &trace,
-        "--nodes",
-        "2",
-        "--cpus-per-node",
-        "4",
-        "--gpus-per-node",
-        "4",
-        "--placement",
-        "first-fit",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sim_ok(
+        &out,
+        &[
+            "--trace",
+            &trace,
+            "--nodes",
+            "2",
+            "--cpus-per-node",
+            "4",
+            "--gpus-per-node",
+            "4",
+            "--placement",
+            "first-fit",
+        ],
+    );
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
     // 1 and 2 share n0 (GPUs 0 and 1-2); 3 needs 2 CPUs and a GPU on each of two nodes, so
     // it waits until n0 is free again at 100, then gets GPU 0 on both.
@@ -484,20 +476,19 @@ fn user_limits_hold_jobs_with_slurm_reasons() {
         "id,submit,runtime,cpus,user\n1,0,100,1,ann\n2,0,100,1,ann\n3,0,100,1,bob\n4,0,100,6,ann\n",
     );
     let out = tmp.path().join("o");
-    let o = run(&[
-        "sim",
-        "--trace",
-        &trace,
-        "--procs",
-        "8",
-        "--policy",
-        "fcfs",
-        "--user-limit",
-        "jobs=1,cpus=4",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sim_ok(
+        &out,
+        &[
+            "--trace",
+            &trace,
+            "--procs",
+            "8",
+            "--policy",
+            "fcfs",
+            "--user-limit",
+            "jobs=1,cpus=4",
+        ],
+    );
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
     // ann may run one job at a time; bob is not held behind her second job even under fcfs;
     // job 4 asks more than ann's CPU limit on its own and is skipped.

@@ -218,14 +218,23 @@ impl AssocConfig {
         !self.user_node.is_empty() || !self.account_node.is_empty()
     }
 
-    /// A job's QOS factor in [0, 1]: its QOS's priority over the largest QOS priority defined
-    /// (Slurm's normalisation); 0 for a job without a QOS, an undefined QOS, or when every
-    /// QOS has priority 0.
-    pub fn qos_factor(&self, qos: Sym) -> f64 {
-        let max = self.qos_priority.values().copied().max().unwrap_or(0);
-        match self.qos_priority.get(&qos) {
-            Some(&p) if max > 0 => f64::from(p) / f64::from(max),
-            _ => 0.0,
+    /// A QOS's priority; 0 for no QOS or one the file does not define.
+    pub fn qos_priority_of(&self, qos: Sym) -> u32 {
+        self.qos_priority.get(&qos).copied().unwrap_or(0)
+    }
+
+    /// The largest QOS priority defined (0 without QOS levels).
+    pub fn qos_max(&self) -> u32 {
+        self.qos_priority.values().copied().max().unwrap_or(0)
+    }
+
+    /// A job's QOS factor in [0, 1]: its QOS's priority over `max` ([`Self::qos_max`], computed
+    /// once per pass by callers; Slurm's normalisation); 0 when `max` is 0.
+    pub fn qos_factor(&self, qos: Sym, max: u32) -> f64 {
+        if max == 0 {
+            0.0
+        } else {
+            f64::from(self.qos_priority_of(qos)) / f64::from(max)
         }
     }
 }

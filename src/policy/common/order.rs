@@ -366,6 +366,11 @@ fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
         vec![0.0; users.len()]
     };
     let total = view.cluster.total_cpus().max(1) as f64;
+    // QOS levels, normalised by the largest, when the QOS factor counts.
+    let qos = view
+        .assoc
+        .filter(|_| m.w_qos > 0.0)
+        .map(|a| (a, a.qos_max()));
     view.pending
         .iter()
         .map(|p| {
@@ -377,11 +382,8 @@ fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
             } else {
                 f64::from(s.procs) / total
             };
-            let qos = match view.assoc {
-                Some(a) if m.w_qos > 0.0 => a.qos_factor(s.qos),
-                _ => 0.0,
-            };
-            m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition + m.w_qos * qos
+            let q = qos.map_or(0.0, |(a, max)| a.qos_factor(s.qos, max));
+            m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition + m.w_qos * q
                 - f64::from(s.nice)
         })
         .collect()

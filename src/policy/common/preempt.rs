@@ -112,8 +112,7 @@ impl Preemption {
                 PreemptBy::Priority => s.priority,
                 PreemptBy::Qos => view
                     .assoc
-                    .and_then(|a| a.qos_priority.get(&s.qos))
-                    .map_or(0, |&p| i64::from(p)),
+                    .map_or(0, |a| i64::from(a.qos_priority_of(s.qos))),
             }
         };
         let head_rank = rank(&head.spec);
