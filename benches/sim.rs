@@ -8,7 +8,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mini_slurm::driver::NoObserver;
 use mini_slurm::engine::{PendingJob, RunningJob};
 use mini_slurm::ids::JobId;
-use mini_slurm::model::{Cluster, EstimateMode, JobSpec, Node, Slice, Switch};
+use mini_slurm::model::{Cluster, EstimateMode, JobSpec, Node, Slice, Speedup, Switch};
 use mini_slurm::policy::placement::{self, BestFit, Placement};
 use mini_slurm::policy::{self, Decisions, View};
 use mini_slurm::sim::{SimConfig, simulate};
@@ -39,8 +39,7 @@ fn one_node(w: &Workload, estimate: EstimateMode) -> SimJobs {
         &BestFit,
         &PrepareOptions {
             estimate,
-            kill_at_limit: false,
-            switches: None,
+            ..PrepareOptions::default()
         },
     )
 }
@@ -86,12 +85,13 @@ fn one_pass(c: &mut Criterion) {
     g.sample_size(20);
     let cluster = Cluster::uniform(1, 100, 0, 0).expect("cluster");
     let running: Vec<RunningJob> = (0..33)
-        .map(|i| RunningJob {
-            spec: spec(1_000_000 + i, 3, 600 + 97 * i as i64).into(),
-            start: Time::ZERO,
-            start_seq: i,
-            alloc: vec![Slice::new(0, 3, 0)].into(),
-            preempting: None,
+        .map(|i| {
+            RunningJob::new(
+                spec(1_000_000 + i, 3, 600 + 97 * i as i64).into(),
+                Time::ZERO,
+                i,
+                vec![Slice::new(0, 3, 0)].into(),
+            )
         })
         .collect();
     let avail = [mini_slurm::model::Avail {
@@ -127,6 +127,7 @@ fn one_pass(c: &mut Criterion) {
             usage: None,
             limits: &limits,
             assoc: None,
+            elastic_jobs: 0,
         };
         for name in ["fcfs", "easy", "conservative", "easy[order=priority]"] {
             let (mut p, _) = policy::build(name).expect("policy");
@@ -212,6 +213,33 @@ fn tree_replay(c: &mut Criterion) {
     g.finish();
 }
 
+/// KTH×4 with every job elastic (range ×0.5–×2, seed 1), on one node as in the rigid replay;
+/// the goal is under 10 s per run (issue #6), linear and Amdahl speedup.
+fn elastic_replay(c: &mut Criterion) {
+    let w = kth_x4();
+    let p = w.machine_procs(None).expect("machine size");
+    let cluster = Cluster::uniform(1, p, 0, 0).expect("cluster");
+    let mut g = c.benchmark_group("replay_kth_x4_elastic_100");
+    g.sample_size(10);
+    for speedup in ["linear", "amdahl:0.05"] {
+        let mut jobs = w.prepare(
+            &cluster,
+            &BestFit,
+            &PrepareOptions {
+                speedup: Speedup::parse(speedup).expect("model"),
+                ..PrepareOptions::default()
+            },
+        );
+        mini_slurm::trace::elastic::make_elastic(&mut jobs, 1.0, (0.5, 2.0), 1);
+        for spec in ["easy", "conservative"] {
+            g.bench_function(format!("{spec}/{speedup}"), |b| {
+                b.iter(|| run(&jobs, spec, Box::new(BestFit)))
+            });
+        }
+    }
+    g.finish();
+}
+
 fn estimate_modes(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/lublin_256.swf.gz");
     let w = read_trace(&path, false).expect("trace");
@@ -226,5 +254,12 @@ fn estimate_modes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kth_replay, one_pass, tree_replay, estimate_modes);
+criterion_group!(
+    benches,
+    kth_replay,
+    one_pass,
+    tree_replay,
+    elastic_replay,
+    estimate_modes
+);
 criterion_main!(benches);

@@ -58,6 +58,8 @@ pub trait Store {
     /// A job started: `cmd` is the `Start` command the executor received.
     fn record_start(&mut self, now: Time, cmd: &Command) -> Result<(), Self::Error>;
     fn record_end(&mut self, c: &Completion) -> Result<(), Self::Error>;
+    /// A running elastic job was resized: `cmd` is the `Resize` command the executor received.
+    fn record_resize(&mut self, now: Time, cmd: &Command) -> Result<(), Self::Error>;
     /// Jobs users asked to cancel since the last call (live mode).
     fn take_cancellations(&mut self, _now: Time, _out: &mut Vec<JobId>) -> Result<(), Self::Error> {
         Ok(())
@@ -191,6 +193,7 @@ where
             exec.apply(now, cmd).map_err(exec_err)?;
             match *cmd {
                 Command::Start { .. } => store.record_start(now, cmd).map_err(store_err)?,
+                Command::Resize { .. } => store.record_resize(now, cmd).map_err(store_err)?,
                 Command::Cancel {
                     job,
                     running: false,

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Simulate a workload trace under a scheduling policy
-    Sim(commands::sim::SimArgs),
+    Sim(Box<commands::sim::SimArgs>),
     /// List the scheduling policies and their parameters
     Policies(commands::policies::PoliciesArgs),
     /// Inspect cluster descriptions (slurm.conf, topology.conf)
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     let result = match cli.command {
-        Command::Sim(a) => commands::sim::run(a),
+        Command::Sim(a) => commands::sim::run(*a),
         Command::Policies(a) => commands::policies::run(a),
         Command::Cluster(a) => commands::cluster::run(a),
         Command::Scheduler(a) => commands::live::scheduler(a),

@@ -69,9 +69,33 @@ pub struct SimArgs {
     /// Quota for every account's running jobs (the job's group), same syntax
     #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
     account_limit: Option<Limit>,
+    /// Speedup model of elastic jobs whose trace gives none: linear, amdahl:F (serial fraction F) or downey:A:SIGMA
+    #[arg(long, value_name = "MODEL", default_value = "linear", value_parser = parse_speedup)]
+    speedup: mini_slurm::model::Speedup,
+    /// Make this fraction of the jobs elastic (chosen with --seed), for experiments
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    elastic_fraction: Option<f64>,
+    /// Range of the jobs made elastic, relative to their size: min = floor(cpus × LO), max = ceil(cpus × HI)
+    #[arg(long, value_name = "LO,HI", default_value = "0.5,2", value_parser = mini_slurm::trace::elastic::parse_range)]
+    elastic_range: (f64, f64),
+    /// Seed of the random choices (--elastic-fraction)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
     /// Print nothing on stdout
     #[arg(long, short)]
     quiet: bool,
+}
+
+fn parse_speedup(s: &str) -> Result<mini_slurm::model::Speedup, String> {
+    mini_slurm::model::Speedup::parse(s)
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| format!("expected a fraction between 0 and 1, found '{s}'"))
 }
 
 /// How the cluster is described (shared by `sim` and `cluster show`).
@@ -196,9 +220,13 @@ pub fn run(a: SimArgs) -> CliResult {
             estimate: a.estimate,
             kill_at_limit: a.kill_at_limit,
             switches: a.switches,
+            speedup: a.speedup,
         },
     );
     jobs.drop_over_limit(&limits);
+    if let Some(f) = a.elastic_fraction {
+        mini_slurm::trace::elastic::make_elastic(&mut jobs, f, a.elastic_range, a.seed);
+    }
     // The trace's own records are no longer needed: give their memory back before simulating.
     workload.jobs = Vec::new();
     if jobs.skipped_total() > 0 {

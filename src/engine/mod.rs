@@ -47,17 +47,84 @@ pub struct RunningJob {
     pub alloc: Arc<[Slice]>,
     /// Being preempted (stops at the end of its grace time), and how.
     pub preempting: Option<PreemptMode>,
+    /// CPUs it holds now: `spec.procs` for a rigid job; anywhere in its range for an elastic
+    /// one.
+    pub cpus: u32,
+    /// Estimated work left at `seg_start`, in CPU-milliseconds (estimate × requested CPUs at
+    /// the start; policies assume linear speedup — they never see the true model).
+    pub est_work: i64,
+    /// Start of the current segment (the start, or the last resize).
+    pub seg_start: Time,
+    /// Expected end from the estimate: start + estimate for a rigid job; for an elastic one,
+    /// the last resize + its estimated work left / its CPUs.
+    pub end_est: Time,
+    /// Resizes so far.
+    pub resizes: u32,
 }
 
 impl RunningJob {
-    /// When the policy should expect this job to end: start + estimate, or `now` once the job
-    /// has overrun its estimate (semantics §3).
+    /// A job starting at `now` on `alloc`.
+    pub fn new(spec: Arc<JobSpec>, now: Time, start_seq: u64, alloc: Arc<[Slice]>) -> RunningJob {
+        let cpus: u32 = alloc.iter().map(|s| s.cpus).sum();
+        let est_work = spec.estimate.0.saturating_mul(i64::from(spec.procs));
+        let end_est = if cpus == spec.procs {
+            now + spec.estimate
+        } else {
+            now + Dur(ceil_div(est_work, i64::from(cpus.max(1))))
+        };
+        RunningJob {
+            spec,
+            start: now,
+            start_seq,
+            alloc,
+            preempting: None,
+            cpus,
+            est_work,
+            seg_start: now,
+            end_est,
+            resizes: 0,
+        }
+    }
+
+    /// When the policy should expect this job to end: start + estimate (for an elastic job,
+    /// as its resizes moved it), or `now` once the job has overrun its estimate (semantics §3).
     pub fn expected_end(&self, now: Time) -> Time {
-        (self.start + self.spec.estimate).max(now)
+        self.end_est.max(now)
     }
+    /// CPUs held now.
     pub fn procs(&self) -> u32 {
-        self.spec.procs
+        self.cpus
     }
+    /// Estimated work left at `now`, CPU-milliseconds.
+    pub fn est_work_at(&self, now: Time) -> i64 {
+        (self.est_work - i64::from(self.cpus) * (now - self.seg_start).0.max(0)).max(0)
+    }
+    /// When the job may next be resized, at most once per `every`.
+    pub fn resizable_at(&self, every: Dur) -> Time {
+        self.seg_start + every
+    }
+    /// The job as it would stand after a resize to `alloc` at `now`.
+    pub fn resized(&self, now: Time, alloc: Arc<[Slice]>) -> RunningJob {
+        let cpus: u32 = alloc.iter().map(|s| s.cpus).sum();
+        let est_work = self.est_work_at(now);
+        RunningJob {
+            cpus,
+            est_work,
+            seg_start: now,
+            end_est: now + Dur(ceil_div(est_work, i64::from(cpus.max(1)))),
+            resizes: self.resizes + 1,
+            alloc,
+            spec: Arc::clone(&self.spec),
+            start: self.start,
+            start_seq: self.start_seq,
+            preempting: self.preempting,
+        }
+    }
+}
+
+/// ⌈a / b⌉ for a ≥ 0, b > 0.
+pub fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
 }
 
 /// A fact the engine learns about.
@@ -98,6 +165,13 @@ pub enum Command {
         job: JobId,
         mode: PreemptMode,
         at: Time,
+    },
+    /// Resize a running elastic job to `alloc` (`cpus` in all). Issued before the starts of
+    /// the same pass, which may use the CPUs a shrink gave up.
+    Resize {
+        job: JobId,
+        cpus: u32,
+        alloc: Arc<[Slice]>,
     },
 }
 
@@ -156,6 +230,16 @@ pub struct Engine {
     runnable: FastMap<(u32, Request, Option<Dur>), Result<(), String>>,
     started_mask: Vec<bool>,
     passes: u64,
+    /// Elastic jobs pending or running (the elastic layer's fast path skips passes without).
+    elastic_jobs: usize,
+}
+
+/// What a pass's resizes changed, to undo them if a later decision is refused.
+struct ResizeUndo {
+    avail: Vec<Avail>,
+    free: u64,
+    /// (index in `running`, the job before its resize).
+    jobs: Vec<(usize, RunningJob)>,
 }
 
 impl Engine {
@@ -208,6 +292,7 @@ impl Engine {
             runnable: FastMap::default(),
             started_mask: Vec::new(),
             passes: 0,
+            elastic_jobs: 0,
         }
     }
 
@@ -302,16 +387,19 @@ impl Engine {
                     self.release(&r);
                     self.limits.end(&r.spec);
                     if let Some(u) = &mut self.usage {
-                        u.charge(&r.spec, r.start, now);
+                        u.charge_on(&r.spec, r.cpus, r.seg_start, now);
                     }
-                    if state == FinalState::Preempted {
-                        self.requeue(r, now);
+                    let elastic = r.spec.elastic.is_some();
+                    if state == FinalState::Preempted && self.requeue(r, now) {
+                        continue;
                     }
+                    self.elastic_jobs -= usize::from(elastic);
                 }
                 Event::Submitted(spec) => submitted.push(spec),
                 Event::CancelRequested { job } => {
                     if let Some(i) = self.pending.iter().position(|p| p.spec.id == job) {
-                        self.pending.remove(i);
+                        let p = self.pending.remove(i);
+                        self.elastic_jobs -= usize::from(p.spec.elastic.is_some());
                         out.push(Command::Cancel {
                             job,
                             running: false,
@@ -351,32 +439,29 @@ impl Engine {
             a.gpus -= s.gpus;
             self.gpu_free[s.node as usize] &= !s.gpu_mask;
         }
-        self.free -= u64::from(spec.procs);
-        self.limits.start(&spec);
-        self.running.push(RunningJob {
-            spec,
-            start,
-            start_seq: self.next_start_seq,
-            alloc,
-            preempting: None,
-        });
+        let job = RunningJob::new(spec, start, self.next_start_seq, alloc);
+        self.free -= u64::from(job.cpus);
+        self.limits.start(&job.spec);
+        self.elastic_jobs += usize::from(job.spec.elastic.is_some());
+        self.running.push(job);
         self.next_start_seq += 1;
         Ok(())
     }
 
     /// A preempted job goes back to the queue (requeue: as it was; suspend: with the estimate
-    /// of its remaining work), or ends (cancel: nothing to do).
-    fn requeue(&mut self, r: RunningJob, now: Time) {
+    /// of its remaining work), or ends (cancel: nothing to do). Whether it went back.
+    fn requeue(&mut self, r: RunningJob, now: Time) -> bool {
         let spec = match r.preempting {
             Some(PreemptMode::Requeue) => r.spec,
             Some(PreemptMode::Suspend) => {
-                let ran = now - r.start;
+                // The estimated work left, at the requested size.
+                let left = r.est_work_at(now);
                 Arc::new(JobSpec {
-                    estimate: Dur((r.spec.estimate.0 - ran.0).max(0)),
+                    estimate: Dur(ceil_div(left, i64::from(r.spec.procs.max(1)))),
                     ..(*r.spec).clone()
                 })
             }
-            _ => return,
+            _ => return false,
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -385,6 +470,7 @@ impl Engine {
             seq,
             reason: "None",
         });
+        true
     }
 
     fn submit(&mut self, spec: Arc<JobSpec>) -> Result<(), EngineError> {
@@ -413,6 +499,7 @@ impl Engine {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.leaf_limited |= spec.switches.is_some();
+        self.elastic_jobs += usize::from(spec.elastic.is_some());
         self.pending.push(PendingJob {
             spec,
             seq,
@@ -450,7 +537,7 @@ impl Engine {
             a.gpus += s.gpus;
             self.gpu_free[s.node as usize] |= s.gpu_mask;
         }
-        self.free += u64::from(r.spec.procs);
+        self.free += u64::from(r.cpus);
     }
 
     /// Checks one start against the current free resources; the reason if it does not fit.
@@ -464,11 +551,20 @@ impl Engine {
             return Err(format!("job {} would exceed a limit ({r})", spec.id));
         }
         let total: u64 = slices.iter().map(|s| u64::from(s.cpus)).sum();
-        if total != u64::from(req.cpus) {
-            return Err(format!(
-                "job {} needs {} CPUs, the allocation gives {total}",
-                spec.id, req.cpus
-            ));
+        match spec.elastic {
+            Some(e) if !(u64::from(e.min)..=u64::from(e.max)).contains(&total) => {
+                return Err(format!(
+                    "elastic job {} runs on {}-{} CPUs, the allocation gives {total}",
+                    spec.id, e.min, e.max
+                ));
+            }
+            None if total != u64::from(req.cpus) => {
+                return Err(format!(
+                    "job {} needs {} CPUs, the allocation gives {total}",
+                    spec.id, req.cpus
+                ));
+            }
+            _ => {}
         }
         if let Some(n) = req.nodes
             && slices.len() != n as usize
@@ -518,6 +614,7 @@ impl Engine {
         let mem = spec.mem_mb.unwrap_or(0);
         let mut out: Vec<Slice> = Vec::with_capacity(slices.len());
         for s in slices {
+            self.free -= u64::from(s.cpus);
             let a = &mut self.avail[s.node as usize];
             a.cpus -= s.cpus;
             a.mem_mb -= mem;
@@ -535,8 +632,92 @@ impl Engine {
                 ..*s
             });
         }
-        self.free -= u64::from(spec.procs);
         out.into()
+    }
+
+    /// Applies a pass's resize decisions as one batch: every resized job gives back its old
+    /// allocation, then takes its new one. Refused as a whole (nothing changed) if a job is
+    /// not running, not elastic, being preempted or resized twice, or a new allocation leaves
+    /// its range or does not fit.
+    fn apply_resizes(&mut self, now: Time, d: &Decisions) -> Result<ResizeUndo, EngineError> {
+        let mut undo = ResizeUndo {
+            avail: self.avail.clone(),
+            free: self.free,
+            jobs: Vec::new(),
+        };
+        let mut todo: Vec<(usize, &[Slice])> = Vec::new();
+        for dec in &d.list {
+            let Decision::Resize { job, from, len } = *dec else {
+                continue;
+            };
+            let Some(i) = self.running.iter().position(|r| r.spec.id == job) else {
+                return Err(self.invalid(format!("resize of job {job}, which is not running")));
+            };
+            let r = &self.running[i];
+            let Some(range) = r.spec.elastic else {
+                return Err(self.invalid(format!("resize of job {job}, which is not elastic")));
+            };
+            if r.preempting.is_some() || r.spec.gpus > 0 || todo.iter().any(|t| t.0 == i) {
+                return Err(self.invalid(format!(
+                    "resize of job {job}: being preempted, holding GPUs or resized twice"
+                )));
+            }
+            let (from, len) = (from as usize, len as usize);
+            let Some(slices) = d.slices.get(from..from + len) else {
+                return Err(self.invalid(format!("job {job}: allocation out of range")));
+            };
+            let total: u32 = slices.iter().map(|s| s.cpus).sum();
+            if slices.is_empty() || !range.contains(total) {
+                return Err(self.invalid(format!(
+                    "resize of job {job} to {total} CPUs, outside its range {}-{}",
+                    range.min, range.max
+                )));
+            }
+            todo.push((i, slices));
+        }
+        for &(i, _) in &todo {
+            let r = self.running[i].clone();
+            self.release(&r);
+            undo.jobs.push((i, r));
+        }
+        for &(i, slices) in &todo {
+            let spec = &self.running[i].spec;
+            let part = &self.cluster.partitions[spec.partition as usize];
+            let mem = spec.mem_mb.unwrap_or(0);
+            let bad = slices.iter().enumerate().find_map(|(k, s)| {
+                let a = &self.avail[s.node as usize];
+                let ok = part.nodes.binary_search(&s.node).is_ok()
+                    && !slices[..k].iter().any(|t| t.node == s.node)
+                    && s.cpus > 0
+                    && s.gpus == 0
+                    && s.cpus <= a.cpus
+                    && mem <= a.mem_mb;
+                (!ok).then_some(s.node)
+            });
+            if let Some(node) = bad {
+                let why = format!(
+                    "resize of job {} does not fit on node {}",
+                    spec.id, self.cluster.nodes[node as usize].name
+                );
+                self.avail = undo.avail;
+                self.free = undo.free;
+                return Err(self.invalid(why));
+            }
+            for s in slices {
+                let a = &mut self.avail[s.node as usize];
+                a.cpus -= s.cpus;
+                a.mem_mb -= mem;
+                self.free -= u64::from(s.cpus);
+            }
+        }
+        for &(i, slices) in &todo {
+            let alloc: Arc<[Slice]> = slices
+                .iter()
+                .map(|s| Slice::new(s.node, s.cpus, 0))
+                .collect();
+            self.running[i] = self.running[i].resized(now, alloc);
+        }
+        Ok(undo)
     }
 
     /// One scheduling pass: ask the policy, validate, turn starts into commands. A pass with
@@ -544,7 +725,8 @@ impl Engine {
     fn pass(&mut self, now: Time, out: &mut Vec<Command>) -> Result<(), EngineError> {
         self.passes += 1;
         self.plan.clear();
-        if self.pending.is_empty() {
+        // Without waiting jobs a pass can only grow elastic jobs.
+        if self.pending.is_empty() && self.elastic_jobs == 0 {
             return Ok(());
         }
         let mut decisions = std::mem::take(&mut self.decisions);
@@ -561,6 +743,7 @@ impl Engine {
             usage: self.usage.as_ref(),
             limits: &self.limits,
             assoc: self.assoc.as_deref(),
+            elastic_jobs: self.elastic_jobs,
         };
         self.policy.schedule(&view, &mut decisions);
         self.started_mask.clear();
@@ -568,9 +751,25 @@ impl Engine {
         self.pass_usage.clear();
         self.started_reasons.clear();
         let first_running = self.running.len();
+        // Resizes first, as one batch: shrinks give up CPUs the starts below may use.
+        let mut undo = None;
+        if decisions
+            .list
+            .iter()
+            .any(|d| matches!(d, Decision::Resize { .. }))
+        {
+            match self.apply_resizes(now, &decisions) {
+                Ok(u) => undo = Some(u),
+                Err(e) => {
+                    self.decisions = decisions;
+                    return Err(e);
+                }
+            }
+        }
         let mut result = Ok(());
         for d in &decisions.list {
             match *d {
+                Decision::Resize { .. } => {}
                 Decision::Start {
                     pos,
                     job,
@@ -610,14 +809,8 @@ impl Engine {
                     }
                     let alloc = self.take(&spec, slices);
                     self.started_mask[p] = true;
-                    self.running.push(RunningJob {
-                        spec,
-                        start: now,
-                        start_seq: self.next_start_seq
-                            + (self.running.len() - first_running) as u64,
-                        alloc,
-                        preempting: None,
-                    });
+                    let seq = self.next_start_seq + (self.running.len() - first_running) as u64;
+                    self.running.push(RunningJob::new(spec, now, seq, alloc));
                 }
                 Decision::Reserve { job, at, .. } => self.plan.push((job, at)),
                 Decision::Preempt { job, mode, grace } => {
@@ -646,6 +839,13 @@ impl Engine {
             // Give back what this pass took.
             for r in self.running.split_off(first_running) {
                 self.release(&r);
+            }
+            if let Some(u) = undo {
+                self.avail = u.avail;
+                self.free = u.free;
+                for (i, r) in u.jobs {
+                    self.running[i] = r;
+                }
             }
             self.pass_usage.clear();
             self.plan.clear();
@@ -697,7 +897,20 @@ impl Engine {
                 }
             }
         }
-        // Validated: the starts become commands, in decision order.
+        // Validated: resizes become commands, then the starts, in decision order.
+        if let Some(u) = undo {
+            for (i, old) in u.jobs {
+                if let Some(usage) = &mut self.usage {
+                    usage.charge_on(&old.spec, old.cpus, old.seg_start, now);
+                }
+                let r = &self.running[i];
+                out.push(Command::Resize {
+                    job: r.spec.id,
+                    cpus: r.cpus,
+                    alloc: Arc::clone(&r.alloc),
+                });
+            }
+        }
         for (k, r) in self.running[first_running..].iter().enumerate() {
             let waited_for = if r.start > r.spec.submit {
                 match self.started_reasons[k] {
@@ -710,7 +923,7 @@ impl Engine {
             out.push(Command::Start {
                 waited_for,
                 job: r.spec.id,
-                procs: r.spec.procs,
+                procs: r.cpus,
                 time_limit: r.spec.time_limit,
                 leaf_switches: self.cluster.leaves_spanned(&r.alloc),
                 alloc: Arc::clone(&r.alloc),
@@ -737,12 +950,16 @@ impl Engine {
         let mut gpus = vec![0u64; self.cluster.nodes.len()];
         let mut used_total = 0u64;
         for r in &self.running {
-            used_total += u64::from(r.spec.procs);
+            used_total += u64::from(r.cpus);
             let cpus: u64 = r.alloc.iter().map(|s| u64::from(s.cpus)).sum();
-            if cpus != u64::from(r.spec.procs) {
+            let in_range = match r.spec.elastic {
+                Some(e) => e.contains(r.cpus),
+                None => r.cpus == r.spec.procs,
+            };
+            if cpus != u64::from(r.cpus) || !in_range {
                 return bad(format!(
-                    "job {} holds {cpus} CPUs, asked {}",
-                    r.spec.id, r.spec.procs
+                    "job {} holds {cpus} CPUs (counted {}), asked {} (range {:?})",
+                    r.spec.id, r.cpus, r.spec.procs, r.spec.elastic
                 ));
             }
             for s in r.alloc.iter() {
@@ -977,6 +1194,85 @@ mod tests {
             }
             other => panic!("unexpected command {other:?}"),
         }
+        e.check_invariants().unwrap();
+    }
+
+    /// Resizes the running job `job` to `cpus` CPUs on node 0 and starts nothing.
+    struct ResizeTo(u64, u32);
+    impl Policy for ResizeTo {
+        fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
+            if view.running.iter().any(|r| r.spec.id.0 == self.0) {
+                out.resize(JobId(self.0), &[Slice::new(0, self.1, 0)]);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_resizes_are_refused_and_change_nothing() {
+        let elastic = |id, procs, min, max| JobSpec {
+            elastic: Some(crate::model::ElasticRange { min, max }),
+            ..spec(id, procs)
+        };
+        for (policy, why) in [
+            (ResizeTo(1, 3), "resize of job 1, which is not elastic"),
+            (
+                ResizeTo(2, 5),
+                "resize of job 2 to 5 CPUs, outside its range 1-4",
+            ),
+            (ResizeTo(2, 4), "resize of job 2 does not fit on node n0"),
+        ] {
+            let (fcfs, _) = crate::policy::build("fcfs[elastic=off]").unwrap();
+            let mut e = engine(6, fcfs, "fcfs");
+            let mut out = Vec::new();
+            let events = vec![
+                Event::Submitted(spec(1, 2).into()),
+                Event::Submitted(elastic(2, 2, 1, 4).into()),
+                Event::Submitted(spec(3, 1).into()),
+            ];
+            e.step(Time::ZERO, events, &mut out).unwrap();
+            assert_eq!(e.free_procs(), 1);
+            e.policy = Box::new(policy);
+            let err = e.step(Time(5), vec![], &mut out).unwrap_err();
+            assert_eq!(
+                err,
+                EngineError::InvalidDecision {
+                    policy: "fcfs".into(),
+                    why: why.into()
+                }
+            );
+            assert_eq!(e.free_procs(), 1);
+            assert_eq!(e.avail()[0].cpus, 1);
+            assert!(
+                e.running()
+                    .iter()
+                    .all(|r| r.cpus == r.spec.procs && r.resizes == 0)
+            );
+            e.check_invariants().unwrap();
+        }
+        // A valid shrink frees CPUs at once and moves the expected end: 2 ran 5 ms of its
+        // 20 CPU-ms estimate on 2 CPUs; 10 left on 1 CPU end at 15.
+        let (fcfs, _) = crate::policy::build("fcfs[elastic=off]").unwrap();
+        let mut e = engine(6, fcfs, "fcfs");
+        let mut out = Vec::new();
+        e.step(
+            Time::ZERO,
+            vec![Event::Submitted(elastic(2, 2, 1, 4).into())],
+            &mut out,
+        )
+        .unwrap();
+        e.policy = Box::new(ResizeTo(2, 1));
+        out.clear();
+        e.step(Time(5), vec![], &mut out).unwrap();
+        assert_eq!(
+            out,
+            [Command::Resize {
+                job: JobId(2),
+                cpus: 1,
+                alloc: vec![Slice::new(0, 1, 0)].into()
+            }]
+        );
+        assert_eq!(e.free_procs(), 5);
+        assert_eq!(e.running()[0].expected_end(Time(5)), Time(15));
         e.check_invariants().unwrap();
     }
 

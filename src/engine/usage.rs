@@ -62,8 +62,13 @@ impl Billing {
 
     /// Billing units per second for a job.
     pub fn rate(&self, spec: &crate::model::JobSpec) -> f64 {
+        self.rate_on(spec, spec.procs)
+    }
+
+    /// Billing units per second for a job holding `cpus` CPUs (an elastic job's current size).
+    pub fn rate_on(&self, spec: &crate::model::JobSpec, cpus: u32) -> f64 {
         let nodes = f64::from(spec.nodes.unwrap_or(1));
-        self.cpu * f64::from(spec.procs)
+        self.cpu * f64::from(cpus)
             + self.mem_gb * spec.mem_mb.unwrap_or(0) as f64 / 1024.0 * nodes
             + self.gpu * f64::from(spec.gpus) * nodes
     }
@@ -148,8 +153,14 @@ impl UsageLedger {
 
     /// Charges a job that ran on [start, end) to its user and account.
     pub fn charge(&mut self, spec: &crate::model::JobSpec, start: Time, end: Time) {
+        self.charge_on(spec, spec.procs, start, end);
+    }
+
+    /// Charges a job's run on `cpus` CPUs from `start` to `end` (one segment of an elastic
+    /// job between resizes).
+    pub fn charge_on(&mut self, spec: &crate::model::JobSpec, cpus: u32, start: Time, end: Time) {
         let (user, account) = (spec.user, spec.group);
-        let c = self.contribution(self.billing.rate(spec), start, end);
+        let c = self.contribution(self.billing.rate_on(spec, cpus), start, end);
         self.add(Some((true, user.0 as usize)), c, end);
         self.add(Some((false, account.0 as usize)), c, end);
         self.add(None, c, end);

@@ -415,6 +415,8 @@ impl Executor for ProcessExecutor {
                 Ok(())
             }
             Command::Cancel { .. } => Ok(()),
+            // Live jobs are built rigid until the live executor resizes them.
+            Command::Resize { .. } => Ok(()),
             Command::Preempt { job, mode, .. } => {
                 if let Some(p) = self.running.get_mut(job) {
                     p.preempt = Some(*mode);
@@ -593,6 +595,10 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     type Error = rusqlite::Error;
+
+    fn record_resize(&mut self, _now: Time, _cmd: &Command) -> rusqlite::Result<()> {
+        Ok(())
+    }
 
     fn take_arrivals(&mut self, _now: Time, out: &mut Vec<Arc<JobSpec>>) -> rusqlite::Result<()> {
         // New submissions, and the jobs held back before, in id (submission) order.

@@ -7,7 +7,7 @@
 //! | slowdown | turnaround / run time; a zero-length job counts as running 1 s (the traces' resolution), so it scores 1 when it did not wait |
 //! | bounded slowdown | max(1, (wait + run) / max(run, τ)), τ = 10 s |
 //! | makespan | max(finish) − min(submit) |
-//! | utilization | Σ(run × procs) / (P × makespan) |
+//! | utilization | Σ(run × procs) / (P × makespan); an elastic job counts the CPU-time it held (CPUs × time over its segments between resizes) |
 //!
 //! "run" is the execution time (finish − start). Percentiles interpolate linearly between
 //! order statistics (NumPy's default), so the median of an even count is the mean of the two
@@ -109,9 +109,71 @@ pub struct Summary {
     /// Jobs whose allocation spans more than one leaf switch.
     pub jobs_spanning_leaves: usize,
     pub fairness: Fairness,
+    /// Elastic jobs, when the run had any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elastic: Option<ElasticSummary>,
     /// Host wall time of the simulation; left out when byte-identical outputs are wanted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_time_s: Option<f64>,
+}
+
+/// Elastic jobs against rigid ones in one run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ElasticSummary {
+    pub jobs_elastic: usize,
+    pub jobs_rigid: usize,
+    /// Elastic jobs resized at least once.
+    pub jobs_resized: usize,
+    pub resizes_total: u64,
+    pub resizes_per_elastic_job: f64,
+    pub resizes_max: u32,
+    /// CPU-time held by elastic (rigid) jobs over P × makespan; they add up to `utilization`.
+    pub utilization_elastic: f64,
+    pub utilization_rigid: f64,
+    pub mean_turnaround_elastic_s: f64,
+    pub mean_turnaround_rigid_s: f64,
+    pub mean_bounded_slowdown_elastic: f64,
+    pub mean_bounded_slowdown_rigid: f64,
+}
+
+impl ElasticSummary {
+    fn compute(jobs: &[JobResult], capacity: i128) -> Option<ElasticSummary> {
+        let (el, rg): (Vec<&JobResult>, Vec<&JobResult>) =
+            jobs.iter().partition(|j| j.spec.elastic.is_some());
+        if el.is_empty() {
+            return None;
+        }
+        let mean = |v: &[&JobResult], f: &dyn Fn(&JobResult) -> f64| {
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().map(|j| f(j)).sum::<f64>() / v.len() as f64
+            }
+        };
+        let util = |v: &[&JobResult]| {
+            let w: i128 = v.iter().map(|j| i128::from(j.cpu_ms)).sum();
+            if capacity > 0 {
+                w as f64 / capacity as f64
+            } else {
+                0.0
+            }
+        };
+        let resizes: u64 = el.iter().map(|j| u64::from(j.resizes)).sum();
+        Some(ElasticSummary {
+            jobs_elastic: el.len(),
+            jobs_rigid: rg.len(),
+            jobs_resized: el.iter().filter(|j| j.resizes > 0).count(),
+            resizes_total: resizes,
+            resizes_per_elastic_job: resizes as f64 / el.len() as f64,
+            resizes_max: el.iter().map(|j| j.resizes).max().unwrap_or(0),
+            utilization_elastic: util(&el),
+            utilization_rigid: util(&rg),
+            mean_turnaround_elastic_s: mean(&el, &|j| j.turnaround().as_secs_f64()),
+            mean_turnaround_rigid_s: mean(&rg, &|j| j.turnaround().as_secs_f64()),
+            mean_bounded_slowdown_elastic: mean(&el, &|j| bounded_slowdown(j, BSLD_TAU_SECS)),
+            mean_bounded_slowdown_rigid: mean(&rg, &|j| bounded_slowdown(j, BSLD_TAU_SECS)),
+        })
+    }
 }
 
 /// One user's service.
@@ -177,7 +239,7 @@ impl Fairness {
             e.0 += 1;
             e.1 += j.wait().as_secs_f64();
             e.2 += bounded_slowdown(j, BSLD_TAU_SECS);
-            e.3 += j.execution().as_secs_f64() * f64::from(j.spec.procs);
+            e.3 += j.cpu_ms as f64 / 1000.0;
         }
         let total: f64 = per.iter().map(|v| v.3).sum();
         let n = per.iter().filter(|v| v.0 > 0).count().max(1) as f64;
@@ -234,7 +296,7 @@ fn share_windows(result: &SimResult, names: &Names, k: usize, n_syms: usize) -> 
             let we = ws + width;
             let overlap = (e as f64).min(we) - (s as f64).max(ws);
             if overlap > 0.0 {
-                win[j.spec.user.0 as usize] += overlap / 1000.0 * f64::from(j.spec.procs);
+                win[j.spec.user.0 as usize] += overlap / 1000.0 * j.mean_cpus();
             }
         }
     }
@@ -295,10 +357,7 @@ impl Summary {
         };
         // Σ(run × procs) in processor-milliseconds, exact in integers; a preempted job's every
         // segment counts (the machine was busy with it).
-        let work: i128 = jobs
-            .iter()
-            .map(|j| i128::from(j.busy.0) * i128::from(j.spec.procs))
-            .sum();
+        let work: i128 = jobs.iter().map(|j| i128::from(j.cpu_ms)).sum();
         let capacity = i128::from(result.procs) * i128::from(makespan.0);
         let utilization = if capacity > 0 {
             work as f64 / capacity as f64
@@ -333,6 +392,7 @@ impl Summary {
             mean_leaf_switches: jobs.iter().map(|j| f64::from(j.leaf_switches)).sum::<f64>() / n,
             jobs_spanning_leaves: jobs.iter().filter(|j| j.leaf_switches > 1).count(),
             fairness: Fairness::compute(result, names),
+            elastic: ElasticSummary::compute(jobs, capacity),
             wall_time_s: None,
         }
     }
@@ -396,6 +456,25 @@ impl Summary {
             ),
         ];
         let mut rows = rows;
+        if let Some(e) = &self.elastic {
+            rows.push((
+                "elastic jobs",
+                format!(
+                    "{} of {} ({} resized, {:.2} resizes per elastic job)",
+                    e.jobs_elastic,
+                    e.jobs_elastic + e.jobs_rigid,
+                    e.jobs_resized,
+                    e.resizes_per_elastic_job
+                ),
+            ));
+            rows.push((
+                "turnaround (s)",
+                format!(
+                    "elastic {:.1}  rigid {:.1}",
+                    e.mean_turnaround_elastic_s, e.mean_turnaround_rigid_s
+                ),
+            ));
+        }
         if self.mean_leaf_switches > 0.0 {
             rows.push((
                 "leaf switches",
@@ -417,7 +496,7 @@ impl Summary {
 }
 
 /// The columns of `jobs.csv`, in order (Batsim's names first).
-pub const JOBS_CSV_COLUMNS: [&str; 23] = [
+pub const JOBS_CSV_COLUMNS: [&str; 26] = [
     "job_id",
     "submission_time",
     "requested_number_of_resources",
@@ -441,6 +520,9 @@ pub const JOBS_CSV_COLUMNS: [&str; 23] = [
     "pending_reason",
     "preemptions",
     "lost_cpu_seconds",
+    "elastic_range",
+    "resizes",
+    "cpu_seconds",
 ];
 
 /// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
@@ -462,7 +544,7 @@ pub fn write_jobs_csv(
         let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
         let _ = write!(
             line,
-            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{}",
             s.id,
             fmt_millis(s.submit.0),
             s.procs,
@@ -491,6 +573,10 @@ pub fn write_jobs_csv(
             j.pending_reason,
             j.preemptions,
             fmt_millis(j.lost_cpu_ms),
+            s.elastic
+                .map_or(String::new(), |e| format!("{}-{}", e.min, e.max)),
+            j.resizes,
+            fmt_millis(j.cpu_ms),
         );
         line.push('\n');
         w.write_all(line.as_bytes())?;
@@ -527,6 +613,8 @@ mod tests {
             preemptions: 0,
             busy: Time::from_secs(finish) - Time::from_secs(start),
             lost_cpu_ms: 0,
+            cpu_ms: (finish - start) * 1000,
+            resizes: 0,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::ids::{JobId, Sym};
 use crate::model::Request;
+use crate::model::elastic::{ElasticRange, Speedup};
 use crate::time::{Dur, Time};
 use std::fmt;
 use std::str::FromStr;
@@ -42,6 +43,9 @@ pub struct JobSpec {
     pub qos: Sym,
     /// Slurm's `--nice`: subtracted from the multifactor priority (negative raises it).
     pub nice: i32,
+    /// Elastic (malleable) job: may run on any CPU count in this range and be resized while it
+    /// runs (`procs` is its requested, starting size). `None`: rigid.
+    pub elastic: Option<ElasticRange>,
 }
 
 impl JobSpec {
@@ -66,6 +70,7 @@ impl JobSpec {
             qos: Sym::default(),
             nice: 0,
             switches: None,
+            elastic: None,
         }
     }
 
@@ -96,8 +101,20 @@ impl JobSpec {
 /// What really happens to a job in simulation. Only the simulated executor reads this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobTruth {
-    /// Actual run time, ≥ 0.
+    /// Actual run time (at the requested size for an elastic job), ≥ 0.
     pub runtime: Dur,
+    /// How an elastic job's progress rate depends on its size (ignored for rigid jobs).
+    pub speedup: Speedup,
+}
+
+impl JobTruth {
+    /// A job that runs `runtime` (linear speedup if it is elastic).
+    pub fn new(runtime: Dur) -> JobTruth {
+        JobTruth {
+            runtime,
+            speedup: Speedup::Linear,
+        }
+    }
 }
 
 /// How a job ended, with Slurm's state names.

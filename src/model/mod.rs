@@ -4,8 +4,10 @@
 //! `JobSpec`, cannot read a job's true run time (Batsim's "hidden truth").
 
 pub mod cluster;
+pub mod elastic;
 pub mod hostlist;
 pub mod job;
 
 pub use cluster::{Avail, Cluster, Node, Partition, Request, Slice, Switch};
+pub use elastic::{ElasticRange, Speedup};
 pub use job::{EstimateMode, FinalState, JobSpec, JobTruth, PreemptMode, parse_mem_mb};

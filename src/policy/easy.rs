@@ -102,7 +102,7 @@ fn released<'v>(
         (&in_pass_slices[from..from + len], cpus, mem)
     } else {
         let r = &view.running[src];
-        (&r.alloc, r.spec.procs, r.spec.mem_mb.unwrap_or(0))
+        (&r.alloc, r.cpus, r.spec.mem_mb.unwrap_or(0))
     }
 }
 

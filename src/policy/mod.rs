@@ -51,12 +51,18 @@ pub struct View<'a> {
     pub limits: &'a LimitState,
     /// The configured fair-share association tree, if any.
     pub assoc: Option<&'a common::fairshare::AssocConfig>,
+    /// Elastic jobs pending or running (0: the elastic layer has nothing to do).
+    pub elastic_jobs: usize,
 }
 
 impl View<'_> {
     /// The candidate nodes of a pending job (its partition's nodes).
     pub fn nodes_of(&self, job: &PendingJob) -> &[u32] {
-        &self.cluster.partitions[job.spec.partition as usize].nodes
+        self.nodes_of_spec(&job.spec)
+    }
+    /// The nodes of a job's partition.
+    pub fn nodes_of_spec(&self, spec: &crate::model::JobSpec) -> &[u32] {
+        &self.cluster.partitions[spec.partition as usize].nodes
     }
 }
 
@@ -83,6 +89,9 @@ pub enum Decision {
         mode: crate::model::PreemptMode,
         grace: crate::time::Dur,
     },
+    /// Resize a running elastic job to `Decisions::slices[from..from + len]` (its whole new
+    /// allocation). The engine applies a pass's resizes before its starts.
+    Resize { job: JobId, from: u32, len: u32 },
 }
 
 /// The decisions of one pass, with the allocations of the started jobs.
@@ -118,6 +127,16 @@ impl Decisions {
         grace: crate::time::Dur,
     ) {
         self.list.push(Decision::Preempt { job, mode, grace });
+    }
+    /// Resize running elastic job `job` to `alloc`.
+    pub fn resize(&mut self, job: JobId, alloc: &[Slice]) {
+        let from = self.slices.len() as u32;
+        self.slices.extend_from_slice(alloc);
+        self.list.push(Decision::Resize {
+            job,
+            from,
+            len: alloc.len() as u32,
+        });
     }
     pub fn blocked(&mut self, pos: u32, job: JobId) {
         self.list.push(Decision::Blocked { pos, job });
@@ -289,9 +308,10 @@ pub fn build(spec: &str) -> Result<(Box<dyn Policy>, PolicySpec), PolicyError> {
             .collect::<Vec<_>>()
             .join(", "),
     })?;
+    let layer = &common::elastic::LAYER_PARAMS;
     for k in parsed.params.keys() {
-        if !info.params.iter().any(|p| p.name == k) {
-            let known: Vec<&str> = info.params.iter().map(|p| p.name).collect();
+        if !info.params.iter().chain(layer).any(|p| p.name == k) {
+            let known: Vec<&str> = info.params.iter().chain(layer).map(|p| p.name).collect();
             return Err(PolicyError::UnknownParam {
                 policy: info.name.to_string(),
                 param: k.clone(),
@@ -307,7 +327,11 @@ pub fn build(spec: &str) -> Result<(Box<dyn Policy>, PolicySpec), PolicyError> {
         policy: info.name.to_string(),
         values: parsed.params.clone(),
     };
-    let policy = (info.build)(&mut params)?;
+    let elastic = common::elastic::from_params(&mut params)?;
+    let mut policy = (info.build)(&mut params)?;
+    if let Some(every) = elastic {
+        policy = Box::new(common::elastic::ElasticLayer::new(policy, every));
+    }
     Ok((policy, parsed))
 }
 
@@ -319,6 +343,14 @@ pub fn docs_markdown() -> String {
          (also `NAME:key=value,...`, which needs no quoting in the shell). \
          Every policy sees job *estimates*, never true run times.\n",
     );
+    s.push_str(
+        "\nEvery policy also takes the parameters of the **elastic layer**, which resizes elastic \
+         (malleable) jobs around it (see `docs/elastic.md`):\n\n\
+         | parameter | default | meaning |\n|---|---|---|\n",
+    );
+    for q in &common::elastic::LAYER_PARAMS {
+        let _ = writeln!(s, "| `{}` | `{}` | {} |", q.name, q.default, q.help);
+    }
     for p in REGISTRY {
         let _ = write!(
             s,
@@ -366,7 +398,7 @@ mod tests {
         let e = build("easy[depth=3]").err().unwrap();
         assert_eq!(
             e.to_string(),
-            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree, algo, billing, preempt, grace, preempt_by)"
+            "policy easy: unknown parameter 'depth' (known: order, age, fairshare, jobsize, partition, qos, max_age, favor_small, half_life, tree, algo, billing, preempt, grace, preempt_by, elastic, resize_every)"
         );
         let e = build("easy[order=random]").err().unwrap();
         assert!(

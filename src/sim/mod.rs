@@ -50,8 +50,24 @@ pub struct SimExecutor {
     ends: BinaryHeap<Reverse<(Time, u64, JobId, FinalState)>>,
     started: u64,
     live: FastMap<JobId, Segment>,
-    /// Work left of suspended jobs.
-    remaining: FastMap<JobId, Dur>,
+    /// Work left of suspended jobs, in their work units (milliseconds for a rigid job).
+    remaining: FastMap<JobId, i64>,
+    /// Elastic jobs' work ledgers. Checked by tests.
+    work: FastMap<JobId, ElasticWork>,
+    /// Elastic jobs and their requested size (the size their work is defined at).
+    elastic: FastMap<JobId, u32>,
+}
+
+/// The work ledger of one elastic job's (last) run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ElasticWork {
+    /// Work units the run must deliver (run time × D, or the time limit's worth).
+    pub total: i64,
+    /// Units delivered over its segments, computed from their lengths and rates.
+    pub delivered: i64,
+    /// The run ended at least a millisecond later than its work required.
+    pub late: bool,
+    pub resizes: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +83,16 @@ impl SimExecutor {
             span_penalty_permille,
             ..SimExecutor::default()
         }
+    }
+
+    /// Declares a job elastic, with the CPU count its work is defined at (its requested size).
+    pub fn set_elastic(&mut self, job: JobId, procs: u32) {
+        self.elastic.insert(job, procs);
+    }
+
+    /// The work ledger of every elastic job that ran.
+    pub fn elastic_work(&self) -> &FastMap<JobId, ElasticWork> {
+        &self.work
     }
 
     /// The run time of a job of true run time `run` spanning `leaves` leaf switches.
@@ -85,12 +111,28 @@ pub fn stretch(run: Dur, leaves: u32, penalty_permille: u32) -> Dur {
 }
 
 /// A job on the simulated machine: its current segment and the heap entry that ends it.
+/// Progress is counted in integer work units (see [`crate::model::elastic`]): a rigid job
+/// runs at 1 unit per millisecond; an elastic one at `rate` units per millisecond on its
+/// current CPUs.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
     end: Time,
     /// The id of the valid heap entry (earlier ones for this job are stale).
     entry: u64,
     preempt: Option<PreemptMode>,
+    /// Units left at `from`, and the rate since `from`.
+    left: i64,
+    rate: i64,
+    from: Time,
+    state: FinalState,
+}
+
+impl Segment {
+    /// Units delivered by `at` (never more than what was left).
+    fn done_by(&self, at: Time) -> i64 {
+        self.left
+            .min(self.rate.saturating_mul((at - self.from).0.max(0)))
+    }
 }
 
 impl Executor for SimExecutor {
@@ -104,31 +146,77 @@ impl Executor for SimExecutor {
                 job,
                 time_limit,
                 leaf_switches,
+                procs,
                 ..
             } => {
-                let t = self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
+                let t = *self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
                 // A suspended job resumes with its remaining work.
                 let left = if self.remaining.is_empty() {
                     None
                 } else {
                     self.remaining.remove(&job)
                 };
-                let runtime = left.unwrap_or_else(|| self.stretched(t.runtime, leaf_switches));
-                let (run, state) = match time_limit {
-                    Some(l) if runtime > l => (l, FinalState::Timeout),
-                    _ => (runtime, FinalState::Completed),
+                let (scale, rate) = match self.elastic.get(&job) {
+                    Some(&p) => (t.speedup.scale(p), t.speedup.rate(p, procs)),
+                    None => (1, 1),
                 };
+                let units = left.unwrap_or_else(|| {
+                    self.stretched(t.runtime, leaf_switches)
+                        .0
+                        .saturating_mul(scale)
+                });
+                let (units, state) = match time_limit {
+                    Some(l) if units > l.0.saturating_mul(scale) => {
+                        (l.0 * scale, FinalState::Timeout)
+                    }
+                    _ => (units, FinalState::Completed),
+                };
+                if self.elastic.contains_key(&job) {
+                    let w = self.work.entry(job).or_default();
+                    if left.is_none() {
+                        *w = ElasticWork {
+                            total: units,
+                            ..ElasticWork::default()
+                        };
+                    }
+                }
+                let end = now + Dur(crate::engine::ceil_div(units, rate));
                 let entry = self.started;
-                self.ends.push(Reverse((now + run, entry, job, state)));
+                self.ends.push(Reverse((end, entry, job, state)));
                 self.live.insert(
                     job,
                     Segment {
-                        end: now + run,
+                        end,
                         entry,
                         preempt: None,
+                        left: units,
+                        rate,
+                        from: now,
+                        state,
                     },
                 );
                 self.started += 1;
+            }
+            Command::Resize { job, cpus, .. } => {
+                let (Some(seg), Some(&p), Some(t)) = (
+                    self.live.get_mut(&job),
+                    self.elastic.get(&job),
+                    self.truth.get(&job),
+                ) else {
+                    return Err(SimExecError::UnknownJob(job));
+                };
+                let done = seg.done_by(now);
+                seg.left -= done;
+                seg.rate = t.speedup.rate(p, cpus);
+                seg.from = now;
+                seg.end = now + Dur(crate::engine::ceil_div(seg.left, seg.rate));
+                seg.entry = self.started;
+                self.ends
+                    .push(Reverse((seg.end, self.started, job, seg.state)));
+                self.started += 1;
+                let w = self.work.entry(job).or_default();
+                w.delivered += done;
+                w.resizes += 1;
             }
             Command::Preempt { job, mode, at } => {
                 if let Some(seg) = self.live.get_mut(&job) {
@@ -160,8 +248,15 @@ impl Executor for SimExecutor {
                 self.live.insert(job, seg);
                 continue;
             }
+            let done = seg.done_by(at);
+            if let Some(w) = self.work.get_mut(&job) {
+                w.delivered += done;
+                w.late |= state != FinalState::Preempted
+                    && at > seg.from
+                    && seg.rate.saturating_mul((at - seg.from).0 - 1) >= seg.left;
+            }
             if state == FinalState::Preempted && seg.preempt == Some(PreemptMode::Suspend) {
-                self.remaining.insert(job, seg.end - at);
+                self.remaining.insert(job, seg.left - done);
             }
             out.push(Completion {
                 job,
@@ -195,6 +290,13 @@ pub struct Outcome {
     pub busy_ms: i64,
     /// CPU-milliseconds of work thrown away by requeues.
     pub lost_cpu_ms: i64,
+    /// CPU-milliseconds held over all segments (CPUs × time, following resizes).
+    pub cpu_ms: i64,
+    pub resizes: u32,
+    /// CPUs held now, since `seg_from`; CPU-milliseconds of the current run so far.
+    cpus: u32,
+    seg_from: Time,
+    run_cpu_ms: i64,
 }
 
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
@@ -277,6 +379,9 @@ impl Store for MemStore<'_> {
         };
         let slot = self.slot(*job)?;
         slot.start = Some(now);
+        slot.cpus = alloc.iter().map(|s| s.cpus).sum();
+        slot.seg_from = now;
+        slot.run_cpu_ms = 0;
         slot.alloc = Arc::clone(alloc);
         slot.leaf_switches = *leaf_switches;
         slot.waited_for = waited_for;
@@ -287,14 +392,16 @@ impl Store for MemStore<'_> {
             .index
             .get(&c.job)
             .ok_or(MemStoreError::UnknownJob(c.job))? as usize;
-        let procs = i64::from(self.jobs[i].0.procs);
         let s = &mut self.outcomes[i];
         let segment = s.start.map_or(0, |st| (c.at - st).0);
         s.busy_ms += segment;
+        let tail = i64::from(s.cpus) * (c.at - s.seg_from).0;
+        s.cpu_ms += tail;
+        s.run_cpu_ms += tail;
         match c.preempted {
             Some(PreemptMode::Requeue) => {
                 s.preemptions += 1;
-                s.lost_cpu_ms += segment * procs;
+                s.lost_cpu_ms += s.run_cpu_ms;
             }
             Some(PreemptMode::Suspend) => s.preemptions += 1,
             Some(PreemptMode::Cancel) | None => {
@@ -303,6 +410,20 @@ impl Store for MemStore<'_> {
                 s.state = Some(c.state);
             }
         }
+        Ok(())
+    }
+    fn record_resize(&mut self, now: Time, cmd: &Command) -> Result<(), MemStoreError> {
+        let Command::Resize { job, cpus, alloc } = cmd else {
+            return Ok(());
+        };
+        let s = self.slot(*job)?;
+        let seg = i64::from(s.cpus) * (now - s.seg_from).0;
+        s.cpu_ms += seg;
+        s.run_cpu_ms += seg;
+        s.cpus = *cpus;
+        s.seg_from = now;
+        s.resizes += 1;
+        s.alloc = Arc::clone(alloc);
         Ok(())
     }
 }
@@ -326,6 +447,10 @@ pub struct JobResult {
     pub busy: Dur,
     /// CPU-milliseconds of work lost to requeues.
     pub lost_cpu_ms: i64,
+    /// CPU-milliseconds held over all segments (busy × procs for a rigid job).
+    pub cpu_ms: i64,
+    /// Times an elastic job was resized while running.
+    pub resizes: u32,
 }
 
 impl JobResult {
@@ -338,6 +463,14 @@ impl JobResult {
     pub fn turnaround(&self) -> Dur {
         self.finish - self.spec.submit
     }
+    /// CPUs held on average while it ran (its size for a rigid job).
+    pub fn mean_cpus(&self) -> f64 {
+        if self.busy.0 > 0 {
+            self.cpu_ms as f64 / self.busy.0 as f64
+        } else {
+            f64::from(self.spec.procs)
+        }
+    }
 }
 
 /// The result of a simulation, jobs sorted by id.
@@ -347,6 +480,8 @@ pub struct SimResult {
     pub procs: u64,
     pub jobs: Vec<JobResult>,
     pub passes: u64,
+    /// The work ledger of every elastic job, by id.
+    pub elastic_work: Vec<(JobId, ElasticWork)>,
 }
 
 /// How to run a simulation.
@@ -393,6 +528,11 @@ pub fn simulate(
     }
     let mut clock = VirtualClock::starting_at(start);
     let mut exec = SimExecutor::new(truth, cfg.span_penalty_permille);
+    for (s, _) in &jobs.jobs {
+        if s.elastic.is_some() {
+            exec.set_elastic(s.id, s.procs);
+        }
+    }
     let mut store = MemStore::new(&jobs.jobs);
     driver::run(&mut engine, &mut clock, &mut exec, &mut store, observer)?;
     let mut out = Vec::with_capacity(jobs.jobs.len());
@@ -417,12 +557,18 @@ pub fn simulate(
             preemptions: o.preemptions,
             busy: Dur(o.busy_ms),
             lost_cpu_ms: o.lost_cpu_ms,
+            cpu_ms: o.cpu_ms,
+            resizes: o.resizes,
         });
     }
     out.sort_by_key(|j| j.spec.id);
+    let mut elastic_work: Vec<(JobId, ElasticWork)> =
+        exec.elastic_work().iter().map(|(j, w)| (*j, *w)).collect();
+    elastic_work.sort_unstable_by_key(|w| w.0);
     Ok(SimResult {
         procs: jobs.procs(),
         jobs: out,
         passes: engine.passes(),
+        elastic_work,
     })
 }

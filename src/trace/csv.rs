@@ -3,7 +3,9 @@
 //! A header row names the columns, in any order. Required: `id`, `submit`, `runtime`, `cpus`.
 //! Optional: `walltime`, `user`, `group`, `priority`, `mem` (per node), `gpus` (per node),
 //! `nodes`, `partition`, `queue`, `qos` (a name; its priority comes from the accounts file's `qos`
-//! lines), `nice` (an integer subtracted from the multifactor priority).
+//! lines), `nice` (an integer subtracted from the multifactor priority), and for elastic jobs
+//! `min_cpus`, `max_cpus` (either makes the job elastic; the other defaults to `cpus`) and
+//! `speedup` (`linear`, `amdahl:F`, `downey:A:SIGMA`; the run's `--speedup` when empty).
 //! Unknown columns are ignored with a warning, so files exported from other tools can carry
 //! extra columns; later features add their columns to [`KNOWN`]. Times are seconds (decimals
 //! allowed) or, for `runtime` and `walltime`, Slurm's `[D-]HH:MM:SS`; `mem` accepts `4GB`,
@@ -19,7 +21,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 /// Columns this reader understands.
-pub const KNOWN: [&str; 16] = [
+pub const KNOWN: [&str; 19] = [
     "id",
     "submit",
     "runtime",
@@ -36,6 +38,9 @@ pub const KNOWN: [&str; 16] = [
     "cpus_per_node",
     "qos",
     "nice",
+    "min_cpus",
+    "max_cpus",
+    "speedup",
 ];
 const REQUIRED: [&str; 3] = ["id", "submit", "runtime"];
 
@@ -219,7 +224,49 @@ fn parse_row(
         }
         (None, None) => return Err(bad("cpus", "expected an integer", "")),
     };
+    let (min, max) = (int("min_cpus", false)?, int("max_cpus", false)?);
+    let elastic = if min.is_none() && max.is_none() {
+        None
+    } else {
+        let range = |name: &str, v: Option<i64>| -> Result<u32, TraceError> {
+            match v {
+                None => u32::try_from(procs)
+                    .map_err(|_| bad("cpus", "expected a count ≥ 1", get("cpus"))),
+                Some(n) => u32::try_from(n)
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| bad(name, "expected a CPU count ≥ 1", get(name))),
+            }
+        };
+        let r = crate::model::ElasticRange {
+            min: range("min_cpus", min)?,
+            max: range("max_cpus", max)?,
+        };
+        let p = u32::try_from(procs).unwrap_or(0);
+        if r.check(p).is_err() {
+            let column = if r.min > p { "min_cpus" } else { "max_cpus" };
+            return Err(bad(
+                column,
+                &format!("expected min_cpus ≤ cpus ≤ max_cpus (cpus = {p})"),
+                get(column),
+            ));
+        }
+        if gpus > 0 || nodes.is_some() {
+            return Err(bad(
+                "min_cpus",
+                "an elastic job cannot also ask for GPUs or a node count",
+                get("min_cpus"),
+            ));
+        }
+        Some(r)
+    };
+    let speedup = match get("speedup") {
+        "" => None,
+        v => Some(crate::model::Speedup::parse(v).map_err(|why| bad("speedup", &why, v))?),
+    };
     Ok(TraceJob {
+        elastic,
+        speedup,
         id: JobId(id as u64),
         submit: Time(submit),
         runtime,

@@ -7,6 +7,7 @@
 //! estimates, and stable-sort by submit time, which defines the queue order.
 
 pub mod csv;
+pub mod elastic;
 pub mod swf;
 
 use crate::engine::can_ever_run;
@@ -43,6 +44,10 @@ pub struct TraceJob {
     pub gpus: u32,
     pub qos: Sym,
     pub nice: i32,
+    /// Elastic range (CSV `min_cpus`/`max_cpus`), checked against `procs` by the reader.
+    pub elastic: Option<crate::model::ElasticRange>,
+    /// Speedup model of an elastic job (CSV `speedup`); the run's default when `None`.
+    pub speedup: Option<crate::model::Speedup>,
     /// 1-based line in the source file.
     pub line: u64,
 }
@@ -117,6 +122,8 @@ pub struct PrepareOptions {
     pub kill_at_limit: bool,
     /// Slurm's `--switches=COUNT@MAX_WAIT` for every job.
     pub switches: Option<(u32, Dur)>,
+    /// Speedup model of elastic jobs whose trace gives none.
+    pub speedup: crate::model::Speedup,
 }
 
 /// The jobs of one simulation, in queue order (stable-sorted by submit time), with their truth,
@@ -226,6 +233,7 @@ impl Workload {
                 switches: opts.switches,
                 qos: j.qos,
                 nice: j.nice,
+                elastic: j.elastic,
             };
             // Many jobs share a shape: decide each (partition, request, time limit) once.
             let key = (spec.partition, spec.request(), spec.requested_time);
@@ -236,7 +244,11 @@ impl Workload {
                 *skipped.entry(SkipReason::CannotRunInPartition).or_insert(0) += 1;
                 continue;
             }
-            jobs.push((Arc::new(spec), JobTruth { runtime: j.runtime }));
+            let truth = JobTruth {
+                speedup: j.speedup.unwrap_or(opts.speedup),
+                ..JobTruth::new(j.runtime)
+            };
+            jobs.push((Arc::new(spec), truth));
         }
         // Queue order: submit time, then position in the file (a stable sort).
         jobs.sort_by_key(|(s, _)| s.submit);

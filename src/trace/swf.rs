@@ -184,6 +184,8 @@ fn parse_line(
         gpus: 0,
         qos: Default::default(),
         nice: 0,
+        elastic: None,
+        speedup: None,
         line: line_no,
     })
 }

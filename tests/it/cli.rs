@@ -416,11 +416,11 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
     assert_eq!(s["jobs_simulated"], 2);
     let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
     assert!(
-        csv.contains(",small,n[0-1],0,n0:8;n1:8,None,0,0.000\n"),
+        csv.contains(",small,n[0-1],0,n0:8;n1:8,None,0,0.000,,0,"),
         "{csv}"
     );
     assert!(
-        csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8,Resources,0,0.000\n"),
+        csv.contains(",big,n[0-2],0,n0:8;n1:8;n2:8,Resources,0,0.000,,0,"),
         "{csv}"
     );
 }
@@ -453,16 +453,16 @@ fn gpu_indices_are_reported_per_node() {
     // 1 and 2 share n0 (GPUs 0 and 1-2); 3 needs 2 CPUs and a GPU on each of two nodes, so
     // it waits until n0 is free again at 100, then gets GPU 0 on both.
     assert!(
-        csv.contains(",n0,0,n0:2:gpu(IDX:0),None,0,0.000\n"),
+        csv.contains(",n0,0,n0:2:gpu(IDX:0),None,0,0.000,,0,"),
         "{csv}"
     );
     assert!(
-        csv.contains(",n0,0,n0:2:gpu(IDX:1-2),None,0,0.000\n"),
+        csv.contains(",n0,0,n0:2:gpu(IDX:1-2),None,0,0.000,,0,"),
         "{csv}"
     );
     assert!(csv.contains("\n3,0.000,4,100.000,100.000,"), "{csv}");
     assert!(
-        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0),Resources,0,0.000\n"),
+        csv.contains(",n[0-1],0,n0:2:gpu(IDX:0);n1:2:gpu(IDX:0),Resources,0,0.000,,0,"),
         "{csv}"
     );
 }
@@ -500,7 +500,7 @@ fn user_limits_hold_jobs_with_slurm_reasons() {
             .lines()
             .nth(2)
             .unwrap()
-            .ends_with(",AssocMaxJobsLimit,0,0.000"),
+            .contains(",AssocMaxJobsLimit,0,0.000,,0,"),
         "{csv}"
     );
     let s = std::fs::read_to_string(out.join("summary.json")).unwrap();
@@ -515,4 +515,73 @@ fn user_limits_hold_jobs_with_slurm_reasons() {
         "cores=2",
     ]);
     assert_input_error(&o, &["--user-limit", "unknown limit 'cores'"]);
+}
+
+#[test]
+fn elastic_fraction_makes_a_trace_elastic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let args = [
+        "--trace",
+        &lublin(),
+        "--elastic-fraction",
+        "0.5",
+        "--elastic-range",
+        "0.5,2",
+        "--seed",
+        "3",
+        "--speedup",
+        "amdahl:0.05",
+        "--no-timing",
+    ];
+    let o = sim_ok(&out, &args);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("elastic jobs"));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let e = &s["elastic"];
+    let (n_el, n_rg) = (
+        e["jobs_elastic"].as_u64().unwrap(),
+        e["jobs_rigid"].as_u64().unwrap(),
+    );
+    assert!(
+        n_el > 0 && n_rg > 0 && n_el.abs_diff(n_rg) < (n_el + n_rg) / 5,
+        "{e}"
+    );
+    assert!(e["resizes_total"].as_u64().unwrap() > 0, "{e}");
+    let u = e["utilization_elastic"].as_f64().unwrap() + e["utilization_rigid"].as_f64().unwrap();
+    assert!((u - s["utilization"].as_f64().unwrap()).abs() < 1e-9, "{s}");
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",elastic_range,resizes,cpu_seconds")
+    );
+    // Same seed, same bytes.
+    let again = tmp.path().join("again");
+    sim_ok(&again, &args);
+    assert_eq!(
+        std::fs::read(out.join("jobs.csv")).unwrap(),
+        std::fs::read(again.join("jobs.csv")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out.join("summary.json")).unwrap(),
+        std::fs::read(again.join("summary.json")).unwrap()
+    );
+    for (flag, value, needle) in [
+        (
+            "--elastic-fraction",
+            "1.5",
+            "expected a fraction between 0 and 1",
+        ),
+        (
+            "--elastic-range",
+            "2,3",
+            "expected LO,HI with 0 < LO ≤ 1 ≤ HI",
+        ),
+        ("--speedup", "cubic", "invalid speedup model 'cubic'"),
+    ] {
+        let o = run(&["sim", "--trace", &lublin(), flag, value]);
+        assert_input_error(&o, &[flag, needle]);
+    }
 }

@@ -141,12 +141,7 @@ fn build_jobs(g: &Gen, cluster: &Cluster, placement: &str) -> SimJobs {
             )
         };
         if mini_slurm::engine::can_ever_run(cluster, place.as_ref(), &spec).is_ok() {
-            jobs.push((
-                spec.into(),
-                JobTruth {
-                    runtime: Dur::from_secs(run),
-                },
-            ));
+            jobs.push((spec.into(), JobTruth::new(Dur::from_secs(run))));
         }
     }
     SimJobs {

@@ -485,7 +485,7 @@ fn live_and_simulated_schedules_agree() {
                     requested_time: Some(Dur::from_secs(limit)),
                     ..JobSpec::new(JobId(i as u64 + 1), Time::ZERO, cpus, Dur::from_secs(limit))
                 };
-                (spec.into(), JobTruth { runtime: Dur(run) })
+                (spec.into(), JobTruth::new(Dur(run)))
             })
             .collect(),
         skipped: Default::default(),

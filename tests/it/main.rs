@@ -5,6 +5,7 @@ mod boundaries;
 mod cases;
 mod cli;
 mod cluster_props;
+mod elastic;
 mod fairshare;
 mod live;
 mod preempt;

@@ -11,7 +11,7 @@ use mini_slurm::model::EstimateMode;
 use mini_slurm::policy::placement::BestFit;
 use mini_slurm::policy::{self, REGISTRY};
 use mini_slurm::sim::{SimConfig, SimResult, simulate};
-use mini_slurm::time::{Dur, Time};
+use mini_slurm::time::Time;
 use mini_slurm::trace::{PrepareOptions, SimJobs, TraceJob, Workload};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -46,22 +46,8 @@ fn to_jobs(g: &Gen, mode: EstimateMode) -> SimJobs {
     for (i, &(gap, run, procs, req)) in g.jobs.iter().enumerate() {
         t += gap;
         w.jobs.push(TraceJob {
-            id: JobId(i as u64 + 1),
-            submit: Time::from_secs(t),
-            runtime: Dur::from_secs(run),
-            procs,
-            requested: Some(Dur::from_secs(req)).filter(|d| d.0 > 0),
-            priority: (i as i64 * 7) % 3,
-            user: mini_slurm::ids::Sym(1 + (i as u32 % 3)),
-            group: mini_slurm::ids::Sym(4 + (i as u32 % 2)),
-            queue: Default::default(),
-            partition: Default::default(),
-            nodes: None,
-            mem_mb: None,
-            gpus: 0,
-            qos: Default::default(),
             nice: (i as i32 % 5) - 2,
-            line: i as u64 + 1,
+            ..crate::util::trace_job(i, t, run, procs, req)
         });
     }
     let cluster = Cluster::uniform(1, g.procs, 0, 0).unwrap();
@@ -72,6 +58,7 @@ fn to_jobs(g: &Gen, mode: EstimateMode) -> SimJobs {
             estimate: mode,
             kill_at_limit: false,
             switches: None,
+            speedup: Default::default(),
         },
     )
 }

@@ -202,6 +202,7 @@ mod kill_at_limit {
             estimate: EstimateMode::Requested,
             kill_at_limit: kill,
             switches: None,
+            speedup: Default::default(),
         };
         let cluster = Cluster::uniform(1, 4, 0, 0).unwrap();
         let replay = run(&w.prepare(&cluster, &BestFit, &opts(false)), "fcfs");

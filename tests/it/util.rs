@@ -2,13 +2,14 @@
 
 use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
+use mini_slurm::ids::JobId;
 use mini_slurm::model::Cluster;
 use mini_slurm::model::EstimateMode;
 use mini_slurm::policy;
 use mini_slurm::policy::placement::BestFit;
 use mini_slurm::sim::{SimConfig, SimResult, simulate};
-use mini_slurm::time::Time;
-use mini_slurm::trace::{PrepareOptions, SimJobs, Workload, swf};
+use mini_slurm::time::{Dur, Time};
+use mini_slurm::trace::{PrepareOptions, SimJobs, TraceJob, Workload, swf};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -32,6 +33,7 @@ pub fn prepare(w: &Workload, estimate: EstimateMode, procs: Option<u32>) -> SimJ
             estimate,
             kill_at_limit: false,
             switches: None,
+            speedup: Default::default(),
         },
     )
 }
@@ -61,4 +63,29 @@ pub fn starts(r: &SimResult) -> Vec<(u64, i64)> {
 /// One SWF line: id, submit, run, procs, requested time.
 pub fn swf_line(id: u64, submit: i64, run: i64, procs: i64, req: i64) -> String {
     format!("{id} {submit} -1 {run} {procs} -1 -1 {procs} {req} -1 1 1 1 -1 -1 -1 -1 -1\n")
+}
+
+/// A trace job with the fields the property tests vary (times in seconds; `req` ≤ 0: no
+/// requested time); users 1–3 and groups 4–5 in turn, priority (i × 7) mod 3.
+pub fn trace_job(i: usize, submit: i64, run: i64, procs: i64, req: i64) -> TraceJob {
+    TraceJob {
+        id: JobId(i as u64 + 1),
+        submit: Time::from_secs(submit),
+        runtime: Dur::from_secs(run),
+        procs,
+        requested: Some(Dur::from_secs(req)).filter(|d| d.0 > 0),
+        priority: (i as i64 * 7) % 3,
+        user: mini_slurm::ids::Sym(1 + (i as u32 % 3)),
+        group: mini_slurm::ids::Sym(4 + (i as u32 % 2)),
+        queue: Default::default(),
+        partition: Default::default(),
+        nodes: None,
+        mem_mb: None,
+        gpus: 0,
+        qos: Default::default(),
+        nice: 0,
+        elastic: None,
+        speedup: None,
+        line: i as u64 + 1,
+    }
 }

@@ -1,6 +1,7 @@
 //! Building blocks shared by policies: queue orderings, resource bookkeeping on scratch copies
 //! of the cluster state, and availability profiles (scalar and per node).
 
+pub mod elastic;
 pub mod fairshare;
 pub mod node_profile;
 pub mod order;
