@@ -31,6 +31,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod report;
 pub mod sim;
 pub mod time;
 pub mod trace;

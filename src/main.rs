@@ -24,6 +24,8 @@ enum Command {
     Sim(Box<commands::sim::SimArgs>),
     /// List the scheduling policies and their parameters
     Policies(commands::policies::PoliciesArgs),
+    /// Chart a metric against a parameter over several runs (summary.json files)
+    Plot(commands::plot::PlotArgs),
     /// Inspect cluster descriptions (slurm.conf, topology.conf)
     Cluster(commands::cluster::ClusterCmd),
     /// Run the scheduler daemon on this machine
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(a) => commands::sim::run(*a),
         Command::Policies(a) => commands::policies::run(a),
+        Command::Plot(a) => commands::plot::run(a),
         Command::Cluster(a) => commands::cluster::run(a),
         Command::Scheduler(a) => commands::live::scheduler(a),
         Command::Submit(a) => commands::live::submit(a),

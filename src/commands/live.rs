@@ -207,15 +207,18 @@ pub struct SubmitArgs {
     /// Print only the job id
     #[arg(long)]
     parsable: bool,
-    /// Elastic job (resizing comes with issue #6; until then the job runs with --cpus)
+    /// Elastic job: the scheduler may resize it between --min-cpus and --max-cpus while it runs (it starts anywhere in the range); see docs/elastic.md for the contract
     #[arg(long)]
     elastic: bool,
-    /// Elastic: fewest CPUs
+    /// Elastic: fewest CPUs (default --cpus)
     #[arg(long, value_name = "N")]
     min_cpus: Option<u32>,
-    /// Elastic: most CPUs
+    /// Elastic: most CPUs (default --cpus)
     #[arg(long, value_name = "N")]
     max_cpus: Option<u32>,
+    /// Elastic: signal sent to the job after each resize, e.g. USR1 (default: none; the job reads $MINI_SLURM_ALLOC_FILE)
+    #[arg(long, value_name = "SIG", value_parser = parse_signal)]
+    resize_signal: Option<i32>,
     /// The command: several words run as given; one word with spaces runs under /bin/sh -c
     #[arg(
         required = true,
@@ -240,6 +243,24 @@ fn capacity(db: &Db) -> (u32, u64, u32) {
         None => m.gpus.len() as u32,
     };
     (cpus, mem, gpus)
+}
+
+/// A signal by name (`USR1`, `SIGUSR1`) or number.
+fn parse_signal(s: &str) -> Result<i32, String> {
+    let t = s.trim().to_ascii_uppercase();
+    if let Ok(n) = t.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|sig| sig as i32)
+            .map_err(|_| format!("unknown signal number {n}"));
+    }
+    let name = if t.starts_with("SIG") {
+        t
+    } else {
+        format!("SIG{t}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| format!("unknown signal '{s}' (expected e.g. USR1, SIGUSR2 or 10)"))
 }
 
 pub fn submit(a: SubmitArgs) -> CliResult {
@@ -267,7 +288,7 @@ pub fn submit(a: SubmitArgs) -> CliResult {
             Some(d.0)
         }
     };
-    if a.elastic || a.min_cpus.is_some() || a.max_cpus.is_some() {
+    let elastic = if a.elastic || a.min_cpus.is_some() || a.max_cpus.is_some() {
         let lo = a.min_cpus.unwrap_or(a.cpus);
         let hi = a.max_cpus.unwrap_or(a.cpus);
         if !(lo >= 1 && lo <= a.cpus && a.cpus <= hi) {
@@ -276,11 +297,20 @@ pub fn submit(a: SubmitArgs) -> CliResult {
                 a.cpus
             )));
         }
-        eprintln!(
-            "note: elastic resizing is not implemented yet (issue #6): the job runs with --cpus {}",
-            a.cpus
-        );
-    }
+        if a.gpus > 0 {
+            return Err(input(anyhow!(
+                "--gpus: an elastic job cannot hold GPUs (its CPUs are resized, GPUs are not)"
+            )));
+        }
+        Some((lo, hi))
+    } else {
+        if a.resize_signal.is_some() {
+            return Err(input(anyhow!(
+                "--resize-signal: only an elastic job is resized (add --elastic)"
+            )));
+        }
+        None
+    };
     let partition = a.partition.clone().unwrap_or_else(|| "all".into());
     if partition != "all" {
         return Err(input(anyhow!(
@@ -297,6 +327,13 @@ pub fn submit(a: SubmitArgs) -> CliResult {
         return Err(input(anyhow!(
             "--cpus {}: the machine has {cpus} CPUs",
             a.cpus
+        )));
+    }
+    if let Some((_, hi)) = elastic
+        && hi > cpus
+    {
+        return Err(input(anyhow!(
+            "--max-cpus {hi}: the machine has {cpus} CPUs"
         )));
     }
     if mem_mb > mem && mem > 0 {
@@ -356,6 +393,8 @@ pub fn submit(a: SubmitArgs) -> CliResult {
         partition,
         dependency,
         submit_ms: now_ms(),
+        elastic,
+        resize_signal: a.resize_signal,
     };
     let ids = db
         .submit(&job, array.as_ref().map(|(t, l)| (t.as_slice(), *l)))
@@ -377,6 +416,9 @@ pub fn submit(a: SubmitArgs) -> CliResult {
             "  cpus={}, mem={}MB, priority={}",
             a.cpus, mem_mb, a.priority
         );
+        if let Some((lo, hi)) = elastic {
+            println!("  elastic: {lo}-{hi} CPUs");
+        }
     }
     Ok(())
 }
@@ -480,7 +522,7 @@ pub fn queue_table(rows: &[JobRow], now: i64) -> String {
         .map(|r| r.id);
     let mut out = String::new();
     out.push_str(&format!(
-        "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
+        "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:>9} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
         "JOBID",
         "NAME",
         "USER",
@@ -489,6 +531,7 @@ pub fn queue_table(rows: &[JobRow], now: i64) -> String {
         "MEM(MB)",
         "GPUS",
         "PRI",
+        "ELASTIC",
         "SUBMIT",
         "WAIT(s)",
         "RUN(s)",
@@ -520,16 +563,26 @@ pub fn queue_table(rows: &[JobRow], now: i64) -> String {
         let limit = r
             .time_limit_ms
             .map_or("UNLIMITED".to_string(), |l| fmt_slurm_duration(Dur(l)));
+        // A running elastic job shows the CPUs it holds now.
+        let cpus = match (r.state.as_str(), r.alloc_cpus) {
+            ("RUNNING", Some(n)) => n,
+            _ => r.cpus,
+        };
+        let elastic = match (r.min_cpus, r.max_cpus) {
+            (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+            _ => "-".to_string(),
+        };
         out.push_str(&format!(
-            "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
+            "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:>9} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
             job_label(r),
             truncate(&r.name, 12),
             truncate(&r.user, 10),
             r.state,
-            r.cpus,
+            cpus,
             r.mem_mb,
             r.gpus,
             r.priority,
+            elastic,
             utc(r.submit_ms),
             secs(wait),
             secs(run),
@@ -638,9 +691,21 @@ pub fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         r.time_limit_ms
             .map_or("UNLIMITED".into(), |l| fmt_slurm_duration(Dur(l)))
     ));
+    if let (Some(lo), Some(hi)) = (r.min_cpus, r.max_cpus) {
+        s.push_str(&format!(
+            "   Elastic=yes MinCPUs={lo} MaxCPUs={hi} ReqCPUs={} Resizes={} ResizeSignal={}\n",
+            r.cpus,
+            r.resizes,
+            r.resize_signal
+                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+                .map_or("(null)", |sig| sig.as_str())
+        ));
+    }
     s.push_str(&format!(
         "   NumCPUs={} CPU_IDs={} Mem={}M Gres=gpu:{}{}\n",
-        r.cpus,
+        r.alloc_cpus
+            .filter(|_| r.start_ms.is_some())
+            .unwrap_or(r.cpus),
         if r.cpu_list.is_empty() {
             "-"
         } else {

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod live;
+pub mod plot;
 pub mod policies;
 pub mod sim;
 

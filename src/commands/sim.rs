@@ -266,6 +266,14 @@ pub fn run(a: SimArgs) -> CliResult {
         &result,
         &workload.names,
     );
+    if let Some(f) = a.elastic_fraction {
+        summary.elastic_fraction = Some(f);
+        summary.elastic_range = Some([a.elastic_range.0, a.elastic_range.1]);
+        summary.seed = Some(a.seed);
+    }
+    if summary.elastic.is_some() || a.elastic_fraction.is_some() {
+        summary.speedup = Some(a.speedup.to_string());
+    }
     if !a.no_timing {
         summary.wall_time_s = Some(started.elapsed().as_secs_f64());
     }

@@ -213,6 +213,25 @@ struct Proc {
     adopted: bool,
     /// Preempted by the policy, and how.
     preempt: Option<crate::model::PreemptMode>,
+    /// An elastic job: its allocation file is kept current; the signal it asked for on resizes.
+    elastic: bool,
+    resize_signal: Option<i32>,
+    /// Resizes so far (the allocation file's `generation`).
+    generation: u32,
+}
+
+/// Writes an elastic job's allocation file through a temporary name, so a job never reads a
+/// half-written one.
+fn write_alloc_file(path: &std::path::Path, job: JobId, cpus: &[usize], generation: u32) {
+    let tmp = path.with_extension("alloc.tmp");
+    let text = format!(
+        "# mini-slurm: the CPUs job {job} holds now; rewritten on every resize\ncpus={}\ncpu_list={}\ngeneration={generation}\n",
+        cpus.len(),
+        cpu_list(cpus)
+    );
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
 }
 
 /// Runs each job under a `job-runner` and learns of its end from a reaper thread.
@@ -275,10 +294,15 @@ impl ProcessExecutor {
             })
             .collect();
         let id = job.0 as i64;
-        self.db.execute(
-            "UPDATE jobs SET cpu_list = ?1, gpu_list = ?2 WHERE id = ?3",
-            params![cpu_list(&cpus), gpus.join(","), id],
+        let (elastic, resize_signal): (bool, Option<i32>) = self.db.conn.query_row(
+            "UPDATE jobs SET cpu_list = ?1, gpu_list = ?2, alloc_cpus = ?3 WHERE id = ?4
+             RETURNING min_cpus IS NOT NULL, resize_signal",
+            params![cpu_list(&cpus), gpus.join(","), cpus_n, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        if elastic {
+            write_alloc_file(&self.home.alloc_file(id), job, &cpus, 0);
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -319,8 +343,57 @@ impl ProcessExecutor {
                 cpus,
                 adopted: false,
                 preempt: None,
+                elastic,
+                resize_signal,
+                generation: 0,
             },
         );
+        Ok(())
+    }
+
+    /// Resizes a running elastic job to `n` CPUs: a shrink gives back its highest CPU ids, a
+    /// growth takes the lowest free ones. The database learns the new CPU list first, then
+    /// every thread of the job is pinned to it, the allocation file is rewritten and the
+    /// job's signal (if it asked for one) is sent to its main process.
+    fn resize(&mut self, job: JobId, n: u32) -> Result<(), ExecError> {
+        let Some(have) = self.running.get(&job).map(|p| p.cpus.len()) else {
+            return Ok(());
+        };
+        let n = n as usize;
+        let more = if n > have {
+            self.take_cpus((n - have) as u32)
+        } else {
+            Vec::new()
+        };
+        let Some(p) = self.running.get_mut(&job) else {
+            return Ok(());
+        };
+        for c in p.cpus.drain(n.min(have)..) {
+            if let Some(f) = self.cpu_free.get_mut(c) {
+                *f = true;
+            }
+        }
+        p.cpus.extend(more);
+        p.cpus.sort_unstable();
+        p.generation += 1;
+        let id = job.0 as i64;
+        let pgid: Option<i32> = self.db.conn.query_row(
+            "UPDATE jobs SET cpu_list = ?1, alloc_cpus = ?2 WHERE id = ?3 RETURNING job_pgid",
+            params![cpu_list(&p.cpus), p.cpus.len() as u32, id],
+            |r| r.get(0),
+        )?;
+        // Before the runner recorded the group, the runner applies the new list itself.
+        if let Some(g) = pgid.filter(|&g| g > 0) {
+            super::machine::set_group_affinity(g, &p.cpus);
+        }
+        if p.elastic {
+            write_alloc_file(&self.home.alloc_file(id), job, &p.cpus, p.generation);
+        }
+        if let (Some(sig), Some(g)) = (p.resize_signal, pgid.filter(|&g| g > 0))
+            && let Ok(sig) = Signal::try_from(sig)
+        {
+            let _ = kill(Pid::from_raw(g), sig);
+        }
         Ok(())
     }
 
@@ -344,6 +417,9 @@ impl ProcessExecutor {
                 cpus,
                 adopted: true,
                 preempt: None,
+                elastic: row.min_cpus.is_some(),
+                resize_signal: row.resize_signal,
+                generation: row.resizes.max(0) as u32,
             },
         );
     }
@@ -415,8 +491,7 @@ impl Executor for ProcessExecutor {
                 Ok(())
             }
             Command::Cancel { .. } => Ok(()),
-            // Live jobs are built rigid until the live executor resizes them.
-            Command::Resize { .. } => Ok(()),
+            Command::Resize { job, cpus, .. } => self.resize(*job, *cpus),
             Command::Preempt { job, mode, .. } => {
                 if let Some(p) = self.running.get_mut(job) {
                     p.preempt = Some(*mode);
@@ -583,6 +658,10 @@ impl SqliteStore {
             user: self.names.intern(&row.user),
             mem_mb: (row.mem_mb > 0).then_some(row.mem_mb),
             gpus: row.gpus,
+            elastic: match (row.min_cpus, row.max_cpus) {
+                (Some(min), Some(max)) => Some(crate::model::ElasticRange { min, max }),
+                _ => None,
+            },
             ..JobSpec::new(
                 JobId(row.id as u64),
                 Time(row.submit_ms),
@@ -596,7 +675,14 @@ impl SqliteStore {
 impl Store for SqliteStore {
     type Error = rusqlite::Error;
 
-    fn record_resize(&mut self, _now: Time, _cmd: &Command) -> rusqlite::Result<()> {
+    fn record_resize(&mut self, _now: Time, cmd: &Command) -> rusqlite::Result<()> {
+        // The executor recorded the CPU ids it chose; the count of resizes is history.
+        if let Command::Resize { job, .. } = cmd {
+            self.db.execute(
+                "UPDATE jobs SET resizes = resizes + 1 WHERE id = ?1",
+                params![job.0 as i64],
+            )?;
+        }
         Ok(())
     }
 
@@ -773,7 +859,7 @@ fn recover(
                 .fold(0u64, |m, b| m | (1 << b));
             let alloc: Arc<[Slice]> = vec![Slice {
                 gpu_mask: mask,
-                ..Slice::new(0, row.cpus, row.gpus)
+                ..Slice::new(0, row.alloc_cpus.unwrap_or(row.cpus), row.gpus)
             }]
             .into();
             let start = Time(row.start_ms.unwrap_or_else(now_ms));

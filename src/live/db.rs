@@ -59,6 +59,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN qos TEXT NOT NULL DEFAULT '';",
     // 5: times a job was requeued by preemption (Slurm's Restarts).
     "ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
+    // 6: elastic jobs: their range, the signal that tells them of a resize, the CPUs they hold
+    // now and how often they were resized.
+    "ALTER TABLE jobs ADD COLUMN min_cpus INTEGER;
+     ALTER TABLE jobs ADD COLUMN max_cpus INTEGER;
+     ALTER TABLE jobs ADD COLUMN resize_signal INTEGER;
+     ALTER TABLE jobs ADD COLUMN alloc_cpus INTEGER;
+     ALTER TABLE jobs ADD COLUMN resizes INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -92,6 +99,14 @@ pub struct JobRow {
     pub qos: String,
     /// Times requeued by preemption.
     pub restarts: i64,
+    /// Elastic range (both set for an elastic job).
+    pub min_cpus: Option<u32>,
+    pub max_cpus: Option<u32>,
+    /// Signal sent to an elastic job when it is resized (none by default).
+    pub resize_signal: Option<i32>,
+    /// CPUs held now (set when it starts; changes with resizes).
+    pub alloc_cpus: Option<u32>,
+    pub resizes: i64,
     pub time_limit_ms: Option<i64>,
     pub partition: String,
     pub dependency: String,
@@ -139,12 +154,16 @@ pub struct NewJob {
     pub partition: String,
     pub dependency: String,
     pub submit_ms: i64,
+    /// Elastic range, when elastic.
+    pub elastic: Option<(u32, u32)>,
+    pub resize_signal: Option<i32>,
 }
 
 const COLUMNS: &str = "id, name, user, uid, gid, argv, shell, cwd, '[]', cpus, mem_mb, gpus, priority, \
     time_limit_ms, partition, dependency, array_job_id, array_task_id, array_limit, state, reason, \
     submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, job_pgid, cpu_list, \
-    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice, qos, restarts";
+    gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, cancel_requested, nice, qos, restarts, \
+    min_cpus, max_cpus, resize_signal, alloc_cpus, resizes";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -189,6 +208,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         nice: r.get(37)?,
         qos: r.get(38)?,
         restarts: r.get(39)?,
+        min_cpus: r.get(40)?,
+        max_cpus: r.get(41)?,
+        resize_signal: r.get(42)?,
+        alloc_cpus: r.get(43)?,
+        resizes: r.get(44)?,
     })
 }
 
@@ -241,9 +265,9 @@ impl Db {
             tx.execute(
                 "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb, gpus,
                     priority, time_limit_ms, partition, dependency, array_task_id, array_limit,
-                    state, reason, submit_ms, nice, qos)
+                    state, reason, submit_ms, nice, qos, min_cpus, max_cpus, resize_signal)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                    'PENDING', 'None', ?18, ?19, ?20)",
+                    'PENDING', 'None', ?18, ?19, ?20, ?21, ?22, ?23)",
                 params![
                     job.name,
                     job.user,
@@ -264,7 +288,10 @@ impl Db {
                     limit,
                     job.submit_ms,
                     job.nice,
-                    job.qos
+                    job.qos,
+                    job.elastic.map(|e| e.0),
+                    job.elastic.map(|e| e.1),
+                    job.resize_signal
                 ],
             )?;
             ids.push(tx.last_insert_rowid());

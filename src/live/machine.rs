@@ -224,12 +224,12 @@ impl JobCgroup {
     }
 }
 
-/// Pids whose process group is `pgid` (from /proc), with their resident memory in kB.
-pub fn group_rss_kb(pgid: i32) -> u64 {
+/// The processes whose process group is `pgid` (from /proc): (pid, the fields of
+/// /proc/PID/stat after the command name).
+fn group_members(pgid: i32, mut each: impl FnMut(i32, &[&str])) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return;
     };
-    let mut total = 0;
     for e in dir.flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
@@ -243,13 +243,45 @@ pub fn group_rss_kb(pgid: i32) -> u64 {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        // f[2] = pgrp, f[21] = rss in pages
+        // f[2] = pgrp
         if f.get(2).and_then(|p| p.parse::<i32>().ok()) == Some(pgid) {
-            let pages: u64 = f.get(21).and_then(|r| r.parse().ok()).unwrap_or(0);
-            total += pages * page_kb();
+            each(pid, &f);
         }
     }
+}
+
+/// Resident memory of the processes in group `pgid`, kB.
+pub fn group_rss_kb(pgid: i32) -> u64 {
+    let mut total = 0;
+    // f[21] = rss in pages
+    group_members(pgid, |_, f| {
+        let pages: u64 = f.get(21).and_then(|r| r.parse().ok()).unwrap_or(0);
+        total += pages * page_kb();
+    });
     total
+}
+
+/// Pins every thread of every process in group `pgid` to `cpus`; returns how many threads
+/// were pinned. (A running job's affinity changes when an elastic job is resized.)
+pub fn set_group_affinity(pgid: i32, cpus: &[usize]) -> usize {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        let _ = set.set(c);
+    }
+    let mut n = 0;
+    group_members(pgid, |pid, _| {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for t in tasks.flatten() {
+            if let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
+                && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set).is_ok()
+            {
+                n += 1;
+            }
+        }
+    });
+    n
 }
 
 fn page_kb() -> u64 {

@@ -63,6 +63,10 @@ impl Home {
     pub fn err_log(&self, id: i64) -> PathBuf {
         self.logs().join(format!("job_{id}.err"))
     }
+    /// An elastic job's allocation file (`MINI_SLURM_ALLOC_FILE`), rewritten on every resize.
+    pub fn alloc_file(&self, id: i64) -> PathBuf {
+        self.logs().join(format!("job_{id}.alloc"))
+    }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("daemon.sock")
     }

@@ -99,11 +99,19 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
     if TERM_PENDING.load(Ordering::SeqCst) {
         let _ = killpg(pid, Signal::SIGTERM);
     }
-    db.execute(
-        "UPDATE jobs SET job_pgid = ?1 WHERE id = ?2",
-        params![pid.as_raw(), id],
-    )
-    .map_err(|e| LiveError::db(&dbp, e))?;
+    // The group is recorded, then the CPU list read again: an elastic job resized since this
+    // runner read its row is pinned here (the daemon pins it itself once it sees the group).
+    let now_cpus: String = db
+        .conn
+        .query_row(
+            "UPDATE jobs SET job_pgid = ?1 WHERE id = ?2 RETURNING cpu_list",
+            params![pid.as_raw(), id],
+            |r| r.get(0),
+        )
+        .map_err(|e| LiveError::db(&dbp, e))?;
+    if now_cpus != job.cpu_list {
+        machine::set_group_affinity(pid.as_raw(), &parse_cpu_list(&now_cpus));
+    }
     drop(procs);
     // Memory watcher, where no cgroup limits the job.
     let done = Arc::new(AtomicBool::new(false));
@@ -199,19 +207,25 @@ fn build_command(
     let err_path = home.err_log(job.id);
     let out = std::fs::File::create(&out_path).map_err(|e| LiveError::io(&out_path, e))?;
     let err = std::fs::File::create(&err_path).map_err(|e| LiveError::io(&err_path, e))?;
+    let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
     cmd.env_clear()
         .envs(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("MINI_SLURM_JOB_ID", job.id.to_string())
         .env("SLURM_JOB_ID", job.id.to_string())
         .env("MINI_SLURM_JOB_NAME", &job.name)
         .env("MINI_SLURM_CPUS", &job.cpu_list)
-        .env("MINI_SLURM_CPUS_ON_NODE", job.cpus.to_string())
-        .env("OMP_NUM_THREADS", job.cpus.to_string())
+        .env("MINI_SLURM_CPUS_ON_NODE", &held)
+        .env("OMP_NUM_THREADS", &held)
         .env("MINI_SLURM_HOME", &home.dir)
         .current_dir(&job.cwd)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
+    if let (Some(lo), Some(hi)) = (job.min_cpus, job.max_cpus) {
+        cmd.env("MINI_SLURM_ALLOC_FILE", home.alloc_file(job.id))
+            .env("MINI_SLURM_MIN_CPUS", lo.to_string())
+            .env("MINI_SLURM_MAX_CPUS", hi.to_string());
+    }
     if job.gpus > 0 {
         cmd.env("CUDA_VISIBLE_DEVICES", &job.gpu_list)
             .env("MINI_SLURM_GPUS", &job.gpu_list);

@@ -109,6 +109,16 @@ pub struct Summary {
     /// Jobs whose allocation spans more than one leaf switch.
     pub jobs_spanning_leaves: usize,
     pub fairness: Fairness,
+    /// `--elastic-fraction`, `--elastic-range` and `--seed`, when the run made jobs elastic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elastic_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elastic_range: Option<[f64; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The default speedup model of elastic jobs, when the run had any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup: Option<String>,
     /// Elastic jobs, when the run had any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elastic: Option<ElasticSummary>,
@@ -138,6 +148,9 @@ pub struct ElasticSummary {
 
 impl ElasticSummary {
     fn compute(jobs: &[JobResult], capacity: i128) -> Option<ElasticSummary> {
+        if !jobs.iter().any(|j| j.spec.elastic.is_some()) {
+            return None;
+        }
         let (el, rg): (Vec<&JobResult>, Vec<&JobResult>) =
             jobs.iter().partition(|j| j.spec.elastic.is_some());
         if el.is_empty() {
@@ -392,6 +405,10 @@ impl Summary {
             mean_leaf_switches: jobs.iter().map(|j| f64::from(j.leaf_switches)).sum::<f64>() / n,
             jobs_spanning_leaves: jobs.iter().filter(|j| j.leaf_switches > 1).count(),
             fairness: Fairness::compute(result, names),
+            elastic_fraction: None,
+            elastic_range: None,
+            seed: None,
+            speedup: None,
             elastic: ElasticSummary::compute(jobs, capacity),
             wall_time_s: None,
         }

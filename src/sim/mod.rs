@@ -156,8 +156,13 @@ impl Executor for SimExecutor {
                 } else {
                     self.remaining.remove(&job)
                 };
-                let (scale, rate) = match self.elastic.get(&job) {
-                    Some(&p) => (t.speedup.scale(p), t.speedup.rate(p, procs)),
+                let elastic = if self.elastic.is_empty() {
+                    None
+                } else {
+                    self.elastic.get(&job).copied()
+                };
+                let (scale, rate) = match elastic {
+                    Some(p) => (t.speedup.scale(p), t.speedup.rate(p, procs)),
                     None => (1, 1),
                 };
                 let units = left.unwrap_or_else(|| {
@@ -171,7 +176,7 @@ impl Executor for SimExecutor {
                     }
                     _ => (units, FinalState::Completed),
                 };
-                if self.elastic.contains_key(&job) {
+                if elastic.is_some() {
                     let w = self.work.entry(job).or_default();
                     if left.is_none() {
                         *w = ElasticWork {
@@ -249,7 +254,10 @@ impl Executor for SimExecutor {
                 continue;
             }
             let done = seg.done_by(at);
-            if let Some(w) = self.work.get_mut(&job) {
+            if let Some(w) = (!self.work.is_empty())
+                .then(|| self.work.get_mut(&job))
+                .flatten()
+            {
                 w.delivered += done;
                 w.late |= state != FinalState::Preempted
                     && at > seg.from

@@ -585,3 +585,86 @@ fn elastic_fraction_makes_a_trace_elastic() {
         assert_input_error(&o, &[flag, needle]);
     }
 }
+
+#[test]
+fn plot_draws_a_metric_against_a_parameter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut summaries = Vec::new();
+    for (p, f) in [("fcfs", "0"), ("fcfs", "1"), ("easy", "0"), ("easy", "1")] {
+        let out = tmp.path().join(format!("{p}-{f}"));
+        sim_ok(
+            &out,
+            &[
+                "--trace",
+                &lublin(),
+                "--policy",
+                p,
+                "--elastic-fraction",
+                f,
+                "-q",
+            ],
+        );
+        summaries.push(out.join("summary.json").display().to_string());
+    }
+    let svg = tmp.path().join("bsld.svg");
+    let mut args = vec![
+        "plot",
+        "--x",
+        "elastic_fraction",
+        "--y",
+        "mean_bounded_slowdown",
+        "--by",
+        "policy",
+        "--out",
+        svg.to_str().unwrap(),
+    ];
+    args.extend(summaries.iter().map(String::as_str));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The data drawn: one line per policy, x sorted, y as in each summary.
+    let bsld = |name: &str| -> f64 {
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(name).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        s["mean_bounded_slowdown"].as_f64().unwrap()
+    };
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    for (row, (name, x, run)) in rows.iter().zip([
+        ("easy", 0.0, "easy-0"),
+        ("easy", 1.0, "easy-1"),
+        ("fcfs", 0.0, "fcfs-0"),
+        ("fcfs", 1.0, "fcfs-1"),
+    ]) {
+        assert_eq!(row[0], name, "{table}");
+        assert_eq!(row[1].parse::<f64>().unwrap(), x);
+        assert!(
+            (row[2].parse::<f64>().unwrap() - bsld(run)).abs() < 1e-6,
+            "{table}"
+        );
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    assert_eq!(text.matches("<circle").count(), 4);
+    for label in ["easy", "fcfs", "elastic_fraction", "mean_bounded_slowdown"] {
+        assert!(text.contains(&format!("\n{label}\n")), "{label}");
+    }
+    // A field that is not in the files: exit 2, naming the file and the field.
+    let o = run(&[
+        "plot",
+        "--x",
+        "no_such.field",
+        "--y",
+        "utilization",
+        "--out",
+        svg.to_str().unwrap(),
+        &summaries[0],
+    ]);
+    assert_input_error(&o, &["--x no_such.field", "summary.json"]);
+}

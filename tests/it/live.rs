@@ -675,3 +675,100 @@ fn qos_levels_order_live_jobs() {
     let show = l.cmd(&["show", &high.to_string()]);
     assert!(String::from_utf8_lossy(&show.stdout).contains(" QOS=high "));
 }
+
+/// The CPUs a process may run on, from /proc (e.g. `0-1`).
+fn cpus_allowed(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map_or(String::new(), |v| v.trim().to_string())
+}
+
+/// A real elastic job on two CPUs: it starts on both (idle), shrinks to one when a second job
+/// arrives — its affinity mask, its allocation file and the database follow, and it gets the
+/// signal it asked for — then grows back when that job ends.
+#[test]
+fn elastic_job_shrinks_for_a_new_job_and_grows_back() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let mut l = Live::new();
+    l.start(&["--cpus", "2", "--policy", "easy[resize_every=0]"]);
+    let script = "trap 'echo usr1 >> sig.log' USR1; \
+        while [ ! -e stop ]; do \
+        echo \"$(grep Cpus_allowed_list /proc/self/status | cut -f2) $(grep cpu_list= $MINI_SLURM_ALLOC_FILE)\"; \
+        sleep 0.05; done";
+    let el = l.submit(&[
+        "--elastic",
+        "--cpus",
+        "1",
+        "--min-cpus",
+        "1",
+        "--max-cpus",
+        "2",
+        "--resize-signal",
+        "USR1",
+        script,
+    ]);
+    let alloc = l.home().join(format!("logs/job_{el}.alloc"));
+    let read_alloc = || std::fs::read_to_string(&alloc).unwrap_or_default();
+    wait_for(
+        || l.job(el).job_pgid.is_some() && read_alloc().contains("cpu_list=0-1"),
+        10,
+        "the elastic job to run on both CPUs",
+    );
+    let pgid = l.job(el).job_pgid.unwrap();
+    assert_eq!(l.job(el).alloc_cpus, Some(2));
+    assert_eq!(cpus_allowed(pgid), "0-1");
+    assert!(read_alloc().contains("cpus=2\n") && read_alloc().contains("generation=0\n"));
+
+    let other = l.submit(&["--cpus", "1", "--", "sleep", "1.5"]);
+    wait_for(
+        || l.job(other).state == "RUNNING",
+        10,
+        "the new job to start",
+    );
+    let r = l.job(el);
+    assert_eq!(
+        (r.alloc_cpus, r.resizes, r.cpu_list.as_str()),
+        (Some(1), 1, "0"),
+        "{r:?}"
+    );
+    assert_eq!(l.job(other).cpu_list, "1");
+    assert_eq!(cpus_allowed(pgid), "0");
+    let a = read_alloc();
+    assert!(a.contains("cpus=1\ncpu_list=0\ngeneration=1\n"), "{a}");
+    wait_for(
+        || std::fs::read_to_string(l.home().join("sig.log")).is_ok_and(|s| s.contains("usr1")),
+        10,
+        "the resize signal",
+    );
+    let show = String::from_utf8_lossy(&l.cmd(&["show", &el.to_string()]).stdout).into_owned();
+    assert!(
+        show.contains("Elastic=yes MinCPUs=1 MaxCPUs=2 ReqCPUs=1 Resizes=1 ResizeSignal=SIGUSR1"),
+        "{show}"
+    );
+    assert!(show.contains("NumCPUs=1 CPU_IDs=0 "), "{show}");
+
+    assert_eq!(l.wait_state(other, 20).state, "COMPLETED");
+    wait_for(
+        || l.job(el).alloc_cpus == Some(2),
+        10,
+        "the elastic job to grow back",
+    );
+    wait_for(
+        || read_alloc().contains("generation=2\n"),
+        10,
+        "the allocation file",
+    );
+    assert_eq!(cpus_allowed(pgid), "0-1");
+    std::fs::write(l.home().join("stop"), "").unwrap();
+    let r = l.wait_state(el, 20);
+    assert_eq!((r.state.as_str(), r.resizes), ("COMPLETED", 2), "{r:?}");
+    // The job saw its own mask and allocation file change.
+    let log = std::fs::read_to_string(l.home().join(format!("logs/job_{el}.out"))).unwrap();
+    assert!(log.contains("0-1 cpu_list=0-1\n"), "{log}");
+    assert!(log.contains("\n0 cpu_list=0\n"), "{log}");
+}
