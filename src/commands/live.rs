@@ -890,13 +890,13 @@ pub fn export_trace(a: ExportArgs) -> CliResult {
         );
         writeln!(
             f,
-            "id,submit,runtime,cpus,walltime,user,priority,mem,gpus,nice,qos"
+            "id,submit,runtime,cpus,walltime,user,priority,mem,gpus,nice,qos,min_cpus,max_cpus"
         )?;
         for r in &rows {
             let run = r.end_ms.unwrap_or(0) - r.start_ms.unwrap_or(0);
             writeln!(
                 f,
-                "{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.id,
                 mini_slurm::time::fmt_millis(r.submit_ms),
                 mini_slurm::time::fmt_millis(run.max(0)),
@@ -908,7 +908,9 @@ pub fn export_trace(a: ExportArgs) -> CliResult {
                 r.mem_mb,
                 r.gpus,
                 r.nice,
-                r.qos
+                r.qos,
+                r.min_cpus.map_or(String::new(), |v| v.to_string()),
+                r.max_cpus.map_or(String::new(), |v| v.to_string())
             )?;
         }
         f.flush()?;

@@ -269,6 +269,43 @@ proptest! {
         }
     }
 
+    /// Elastic jobs on clusters of nodes with memory: resizes that add or drop nodes keep every
+    /// node's CPUs and memory accounted (the engine's invariants, after every step), every job
+    /// ends, sizes stay in range and the work delivered is exact.
+    #[test]
+    fn elastic_jobs_on_nodes_keep_every_invariant(g in cluster_and_jobs(), seed in 0u64..1000) {
+        let cluster = build_cluster(&g);
+        for (place, _) in PLACEMENTS {
+            let mut jobs = build_jobs(&g, &cluster, place);
+            // Elastic jobs ask for CPUs only: drop the generated node counts and GPUs.
+            for (spec, _) in &mut jobs.jobs {
+                *spec = std::sync::Arc::new(mini_slurm::model::JobSpec {
+                    nodes: None,
+                    gpus: 0,
+                    ..(**spec).clone()
+                });
+            }
+            mini_slurm::trace::elastic::make_elastic(&mut jobs, 0.7, (0.5, 2.0), seed);
+            for spec in specs() {
+                let spec = match spec.strip_suffix(']') {
+                    Some(b) => format!("{b},resize_every=0]"),
+                    None => format!("{spec}[resize_every=0]"),
+                };
+                let what = format!("{spec} / {place}");
+                let r = sim(&jobs, &spec, place);
+                prop_assert_eq!(r.jobs.len(), jobs.jobs.len(), "{}: every job ran", &what);
+                for j in r.jobs.iter().filter(|j| j.spec.elastic.is_some()) {
+                    let cpus: u32 = j.alloc.iter().map(|x| x.cpus).sum();
+                    prop_assert!(j.spec.elastic.is_some_and(|e| e.contains(cpus)), "{}: job {}", &what, j.spec.id);
+                }
+                for w in &r.elastic_work {
+                    prop_assert_eq!(w.1.delivered, w.1.total, "{}: job {} work", &what, w.0);
+                    prop_assert!(!w.1.late, "{}: job {} late", &what, w.0);
+                }
+            }
+        }
+    }
+
     #[test]
     fn scalar_and_node_profiles_agree_on_one_node(
         p in 1u32..=10,

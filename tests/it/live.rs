@@ -771,4 +771,23 @@ fn elastic_job_shrinks_for_a_new_job_and_grows_back() {
     let log = std::fs::read_to_string(l.home().join(format!("logs/job_{el}.out"))).unwrap();
     assert!(log.contains("0-1 cpu_list=0-1\n"), "{log}");
     assert!(log.contains("\n0 cpu_list=0\n"), "{log}");
+    // Exported with its range, the history replays in the simulator as an elastic job.
+    let csv = l.home().join("mine.csv");
+    let o = l.cmd(&["export-trace", "--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.starts_with(
+            "id,submit,runtime,cpus,walltime,user,priority,mem,gpus,nice,qos,min_cpus,max_cpus\n"
+        ),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|r| r.starts_with(&format!("{el},")))
+        .unwrap();
+    assert!(row.ends_with(",1,2"), "{row}");
+    let o = l.cmd(&["sim", "--trace", csv.to_str().unwrap(), "--procs", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("elastic jobs      1 of 2"));
 }
