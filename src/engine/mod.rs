@@ -60,6 +60,13 @@ pub struct RunningJob {
     pub end_est: Time,
     /// Resizes so far.
     pub resizes: u32,
+    /// Fair-share usage is charged up to here (the start, or the last resize), on
+    /// `usage_cpus` CPUs since. Kept apart from `seg_start` and `cpus`, which the elastic
+    /// layer changes in the view it shows a policy.
+    pub usage_from: Time,
+    pub usage_cpus: u32,
+    /// A cancellation was asked for: it is ending, and is not resized any more.
+    pub stopping: bool,
 }
 
 impl RunningJob {
@@ -70,7 +77,7 @@ impl RunningJob {
         let end_est = if cpus == spec.procs {
             now + spec.estimate
         } else {
-            now + Dur(ceil_div(est_work, i64::from(cpus.max(1))))
+            RunningJob::end_after(now, est_work, cpus)
         };
         RunningJob {
             spec,
@@ -83,6 +90,9 @@ impl RunningJob {
             seg_start: now,
             end_est,
             resizes: 0,
+            usage_from: now,
+            usage_cpus: cpus,
+            stopping: false,
         }
     }
 
@@ -97,7 +107,12 @@ impl RunningJob {
     }
     /// Estimated work left at `now`, CPU-milliseconds.
     pub fn est_work_at(&self, now: Time) -> i64 {
-        (self.est_work - i64::from(self.cpus) * (now - self.seg_start).0.max(0)).max(0)
+        let done = i64::from(self.cpus).saturating_mul((now - self.seg_start).0.max(0));
+        self.est_work.saturating_sub(done).max(0)
+    }
+    /// When a job with `work` CPU-milliseconds left on `cpus` CPUs is expected to end.
+    pub fn end_after(now: Time, work: i64, cpus: u32) -> Time {
+        now + Dur(ceil_div(work.max(0), i64::from(cpus.max(1))))
     }
     /// When the job may next be resized, at most once per `every`.
     pub fn resizable_at(&self, every: Dur) -> Time {
@@ -111,8 +126,11 @@ impl RunningJob {
             cpus,
             est_work,
             seg_start: now,
-            end_est: now + Dur(ceil_div(est_work, i64::from(cpus.max(1)))),
+            end_est: RunningJob::end_after(now, est_work, cpus),
             resizes: self.resizes + 1,
+            usage_from: now,
+            usage_cpus: cpus,
+            stopping: self.stopping,
             alloc,
             spec: Arc::clone(&self.spec),
             start: self.start,
@@ -122,9 +140,9 @@ impl RunningJob {
     }
 }
 
-/// ⌈a / b⌉ for a ≥ 0, b > 0.
+/// ⌈a / b⌉ for a ≥ 0, b > 0 (no overflow, whatever a).
 pub fn ceil_div(a: i64, b: i64) -> i64 {
-    (a + b - 1) / b
+    a / b + i64::from(a % b != 0)
 }
 
 /// A fact the engine learns about.
@@ -387,7 +405,7 @@ impl Engine {
                     self.release(&r);
                     self.limits.end(&r.spec);
                     if let Some(u) = &mut self.usage {
-                        u.charge_on(&r.spec, r.cpus, r.seg_start, now);
+                        u.charge_on(&r.spec, r.usage_cpus, r.usage_from, now);
                     }
                     let elastic = r.spec.elastic.is_some();
                     if state == FinalState::Preempted && self.requeue(r, now) {
@@ -404,7 +422,8 @@ impl Engine {
                             job,
                             running: false,
                         });
-                    } else if self.running.iter().any(|r| r.spec.id == job) {
+                    } else if let Some(r) = self.running.iter_mut().find(|r| r.spec.id == job) {
+                        r.stopping = true;
                         out.push(Command::Cancel { job, running: true });
                     }
                 }
@@ -657,9 +676,13 @@ impl Engine {
             let Some(range) = r.spec.elastic else {
                 return Err(self.invalid(format!("resize of job {job}, which is not elastic")));
             };
-            if r.preempting.is_some() || r.spec.gpus > 0 || todo.iter().any(|t| t.0 == i) {
+            if r.preempting.is_some()
+                || r.stopping
+                || r.spec.gpus > 0
+                || todo.iter().any(|t| t.0 == i)
+            {
                 return Err(self.invalid(format!(
-                    "resize of job {job}: being preempted, holding GPUs or resized twice"
+                    "resize of job {job}: being preempted or cancelled, holding GPUs or resized twice"
                 )));
             }
             let (from, len) = (from as usize, len as usize);
@@ -751,6 +774,7 @@ impl Engine {
         self.pass_usage.clear();
         self.started_reasons.clear();
         let first_running = self.running.len();
+        let first_out = out.len();
         // Resizes first, as one batch: shrinks give up CPUs the starts below may use.
         let mut undo = None;
         if decisions
@@ -847,6 +871,7 @@ impl Engine {
                     self.running[i] = r;
                 }
             }
+            out.truncate(first_out);
             self.pass_usage.clear();
             self.plan.clear();
             return Err(e);
@@ -897,19 +922,22 @@ impl Engine {
                 }
             }
         }
-        // Validated: resizes become commands, then the starts, in decision order.
+        // Validated: resizes become commands ahead of this pass's preemptions (a job may be
+        // shrunk, then preempted), then the starts, in decision order.
         if let Some(u) = undo {
+            let mut resizes = Vec::with_capacity(u.jobs.len());
             for (i, old) in u.jobs {
                 if let Some(usage) = &mut self.usage {
-                    usage.charge_on(&old.spec, old.cpus, old.seg_start, now);
+                    usage.charge_on(&old.spec, old.usage_cpus, old.usage_from, now);
                 }
                 let r = &self.running[i];
-                out.push(Command::Resize {
+                resizes.push(Command::Resize {
                     job: r.spec.id,
                     cpus: r.cpus,
                     alloc: Arc::clone(&r.alloc),
                 });
             }
+            out.splice(first_out..first_out, resizes);
         }
         for (k, r) in self.running[first_running..].iter().enumerate() {
             let waited_for = if r.start > r.spec.submit {

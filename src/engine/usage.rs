@@ -180,7 +180,12 @@ impl UsageLedger {
 
     /// A running job's usage so far.
     pub fn running_contribution(&self, r: &RunningJob, now: Time) -> f64 {
-        self.contribution(self.billing.rate(&r.spec), r.start, now)
+        // Earlier segments of a resized job are charged already.
+        self.contribution(
+            self.billing.rate_on(&r.spec, r.usage_cpus),
+            r.usage_from,
+            now,
+        )
     }
 
     /// Usage at `now`, including the running jobs' usage so far.
@@ -191,7 +196,7 @@ impl UsageLedger {
             total: self.decay(&self.total, now),
         };
         for r in running {
-            let c = self.contribution(self.billing.rate(&r.spec), r.start, now);
+            let c = self.running_contribution(r, now);
             let (u, a) = (r.spec.user.0 as usize, r.spec.group.0 as usize);
             if s.users.len() <= u {
                 s.users.resize(u + 1, 0.0);

@@ -295,8 +295,8 @@ impl ProcessExecutor {
             .collect();
         let id = job.0 as i64;
         let (elastic, resize_signal): (bool, Option<i32>) = self.db.conn.query_row(
-            "UPDATE jobs SET cpu_list = ?1, gpu_list = ?2, alloc_cpus = ?3 WHERE id = ?4
-             RETURNING min_cpus IS NOT NULL, resize_signal",
+            "UPDATE jobs SET cpu_list = ?1, gpu_list = ?2, alloc_cpus = ?3, job_pgid = NULL
+             WHERE id = ?4 RETURNING min_cpus IS NOT NULL, resize_signal",
             params![cpu_list(&cpus), gpus.join(","), cpus_n, id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -382,14 +382,16 @@ impl ProcessExecutor {
             params![cpu_list(&p.cpus), p.cpus.len() as u32, id],
             |r| r.get(0),
         )?;
-        // Before the runner recorded the group, the runner applies the new list itself.
-        if let Some(g) = pgid.filter(|&g| g > 0) {
+        // Before the runner recorded the group, the runner applies the new list itself. A job
+        // being stopped (time limit, cancellation) keeps its bookkeeping but is not disturbed.
+        let pgid = pgid.filter(|&g| g > 0 && p.reason.is_none());
+        if let Some(g) = pgid {
             super::machine::set_group_affinity(g, &p.cpus);
         }
         if p.elastic {
             write_alloc_file(&self.home.alloc_file(id), job, &p.cpus, p.generation);
         }
-        if let (Some(sig), Some(g)) = (p.resize_signal, pgid.filter(|&g| g > 0))
+        if let (Some(sig), Some(g)) = (p.resize_signal, pgid)
             && let Ok(sig) = Signal::try_from(sig)
         {
             let _ = kill(Pid::from_raw(g), sig);
@@ -785,8 +787,8 @@ impl Store for SqliteStore {
         ) {
             self.db.execute(
                 "UPDATE jobs SET state = 'PENDING', end_ms = NULL, reason = 'Requeued',
-                    restarts = restarts + 1, runner_done = 0, exit_code = NULL, signal = NULL
-                    WHERE id = ?1",
+                    restarts = restarts + 1, runner_done = 0, exit_code = NULL, signal = NULL,
+                    job_pgid = NULL WHERE id = ?1",
                 params![id],
             )?;
             return Ok(());

@@ -262,26 +262,35 @@ pub fn group_rss_kb(pgid: i32) -> u64 {
 }
 
 /// Pins every thread of every process in group `pgid` to `cpus`; returns how many threads
-/// were pinned. (A running job's affinity changes when an elastic job is resized.)
+/// were pinned. (A running job's affinity changes when an elastic job is resized.) The group
+/// is scanned again until a scan finds no thread not pinned before, so threads and processes
+/// forked during a scan (with the old set) are caught; at most five scans.
 pub fn set_group_affinity(pgid: i32, cpus: &[usize]) -> usize {
     let mut set = nix::sched::CpuSet::new();
     for &c in cpus {
         let _ = set.set(c);
     }
-    let mut n = 0;
-    group_members(pgid, |pid, _| {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return;
-        };
-        for t in tasks.flatten() {
-            if let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
-                && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set).is_ok()
-            {
-                n += 1;
+    let mut pinned: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let before = pinned.len();
+        group_members(pgid, |pid, _| {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return;
+            };
+            for t in tasks.flatten() {
+                if let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
+                    && !pinned.contains(&tid)
+                    && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set).is_ok()
+                {
+                    pinned.insert(tid);
+                }
             }
+        });
+        if pinned.len() == before {
+            break;
         }
-    });
-    n
+    }
+    pinned.len()
 }
 
 fn page_kb() -> u64 {

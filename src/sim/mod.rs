@@ -120,6 +120,8 @@ struct Segment {
     /// The id of the valid heap entry (earlier ones for this job are stale).
     entry: u64,
     preempt: Option<PreemptMode>,
+    /// When a pending preemption stops it.
+    preempt_at: Time,
     /// Units left at `from`, and the rate since `from`.
     left: i64,
     rate: i64,
@@ -172,7 +174,7 @@ impl Executor for SimExecutor {
                 });
                 let (units, state) = match time_limit {
                     Some(l) if units > l.0.saturating_mul(scale) => {
-                        (l.0 * scale, FinalState::Timeout)
+                        (l.0.saturating_mul(scale), FinalState::Timeout)
                     }
                     _ => (units, FinalState::Completed),
                 };
@@ -194,6 +196,7 @@ impl Executor for SimExecutor {
                         end,
                         entry,
                         preempt: None,
+                        preempt_at: Time::ZERO,
                         left: units,
                         rate,
                         from: now,
@@ -215,10 +218,14 @@ impl Executor for SimExecutor {
                 seg.rate = t.speedup.rate(p, cpus);
                 seg.from = now;
                 seg.end = now + Dur(crate::engine::ceil_div(seg.left, seg.rate));
-                seg.entry = self.started;
-                self.ends
-                    .push(Reverse((seg.end, self.started, job, seg.state)));
-                self.started += 1;
+                // A pending preemption still stops it, unless it now ends first.
+                if seg.preempt.is_none() || seg.end <= seg.preempt_at {
+                    seg.preempt = None;
+                    seg.entry = self.started;
+                    self.ends
+                        .push(Reverse((seg.end, self.started, job, seg.state)));
+                    self.started += 1;
+                }
                 let w = self.work.entry(job).or_default();
                 w.delivered += done;
                 w.resizes += 1;
@@ -229,6 +236,7 @@ impl Executor for SimExecutor {
                     if seg.end > at {
                         seg.entry = self.started;
                         seg.preempt = Some(mode);
+                        seg.preempt_at = at;
                         self.ends
                             .push(Reverse((at, self.started, job, FinalState::Preempted)));
                         self.started += 1;

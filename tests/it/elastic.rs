@@ -322,3 +322,61 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_job_preempted_in_a_pass_is_not_grown_in_it() {
+    // 8 CPUs, priority order with requeue. V (elastic 4–8, priority 0) and R (rigid 4, 100 s)
+    // fill the machine. At 100 s R ends and H (8 CPUs, priority 10) arrives: shown V at its
+    // minimum (4), H does not fit, so V is preempted — and must not be grown into R's CPUs in
+    // the same pass. H starts at 100 s; V restarts after it.
+    let trace = "id,submit,runtime,cpus,walltime,min_cpus,max_cpus,priority\n\
+                 1,0,1000,4,1000,4,8,0\n\
+                 2,0,100,4,100,,,0\n\
+                 3,100,50,8,50,,,10\n";
+    let r = run(
+        &csv_jobs(trace, 8, "linear"),
+        "easy[order=priority,preempt=requeue,resize_every=0]",
+    );
+    let h = &r.jobs[2];
+    assert_eq!((h.start.millis(), h.finish.millis()), (100_000, 150_000));
+    let v = &r.jobs[0];
+    assert_eq!(v.preemptions, 1, "{v:?}");
+    assert!(v.start.millis() >= 150_000, "{v:?}");
+}
+
+#[test]
+fn growth_does_not_take_cpus_a_reservation_needs() {
+    // 10 CPUs, resize_every 300 s. R (rigid, 6 CPUs) runs until 30 s; H (8 CPUs) arrives at 1 s
+    // and is reserved at 30 s; E (elastic 1–4, asks 2) arrives at 2 s and backfills at 1 CPU.
+    // Growing E would keep its CPUs past 30 s (it could not shrink before 302 s), so it does
+    // not grow while H is planned within the interval: H starts at 30 s.
+    let trace = "id,submit,runtime,cpus,walltime,min_cpus,max_cpus\n\
+                 1,0,30,6,30,,\n\
+                 2,1,50,8,50,,\n\
+                 3,2,1000,2,1000,1,4\n";
+    let r = run(&csv_jobs(trace, 10, "linear"), "easy[resize_every=300]");
+    assert_eq!(r.jobs[1].start.millis(), 30_000, "{:?}", r.jobs[1]);
+    assert_eq!(r.jobs[2].start.millis(), 2_000);
+}
+
+#[test]
+fn huge_estimates_do_not_overflow() {
+    // A walltime of ~3 × 10^11 years (the live daemon's "unlimited" is of that order).
+    let trace = "id,submit,runtime,cpus,walltime,min_cpus,max_cpus\n\
+                 1,0,100,8,9000000000000000,4,16\n\
+                 2,5,10,6,9000000000000000,,\n";
+    for spec in [
+        "easy[resize_every=0]",
+        "conservative[resize_every=0]",
+        "fcfs",
+    ] {
+        for speedup in ["linear", "amdahl:0.1"] {
+            let r = run(&csv_jobs(trace, 16, speedup), spec);
+            assert!(
+                r.jobs.iter().all(|j| j.finish > j.start),
+                "{spec}: {:?}",
+                r.jobs
+            );
+        }
+    }
+}

@@ -167,7 +167,11 @@ impl Policy for ElasticLayer {
         let mut free = view.free;
         let mut next_resizable: Option<Time> = None;
         for (i, r) in view.running.iter().enumerate() {
-            let Some(e) = r.spec.elastic.filter(|_| r.preempting.is_none()) else {
+            let Some(e) = r
+                .spec
+                .elastic
+                .filter(|_| r.preempting.is_none() && !r.stopping)
+            else {
                 self.running.push(r.clone());
                 continue;
             };
@@ -203,7 +207,7 @@ impl Policy for ElasticLayer {
                 cpus: e.min,
                 est_work: work,
                 seg_start: now,
-                end_est: now + Dur(ceil_div(work, i64::from(e.min))),
+                end_est: RunningJob::end_after(now, work, e.min),
                 alloc: self.slices.as_slice().into(),
                 ..r.clone()
             });
@@ -218,7 +222,7 @@ impl Policy for ElasticLayer {
                         .or_insert_with(|| (Arc::clone(&p.spec), Arc::clone(&p.spec)));
                     if !Arc::ptr_eq(&entry.0, &p.spec) || entry.1.procs != e.min {
                         let estimate = Dur(ceil_div(
-                            p.spec.estimate.0 * i64::from(p.spec.procs),
+                            p.spec.estimate.0.saturating_mul(i64::from(p.spec.procs)),
                             i64::from(e.min),
                         ));
                         *entry = (
@@ -238,11 +242,14 @@ impl Policy for ElasticLayer {
                 _ => self.pending.push(p.clone()),
             }
         }
+        // Reservations are wanted: growth must not take CPUs a waiting job is planned to get
+        // before the grown job may be shrunk again.
         let inner_view = View {
             avail: &self.avail,
             free,
             pending: &self.pending,
             running: &self.running,
+            want_plan: view.want_plan || self.every.0 > 0,
             ..*view
         };
         self.inner.schedule(&inner_view, out);
@@ -267,7 +274,23 @@ impl Policy for ElasticLayer {
                 }
             }
         }
-        // Resizable jobs take back their own CPUs first.
+        // Growth beyond what a job holds is allowed unless the policy preempted in this pass
+        // (it counted on the victims' CPUs), or a waiting job is planned to start before a job
+        // grown now could be shrunk again. (Policies without plans, such as FCFS, promise an
+        // order, not a time: their blocked head may wait up to `resize_every` longer.)
+        let horizon = now + self.every;
+        let mut reserved = false;
+        let mut preempted = false;
+        for d in &out.list {
+            match *d {
+                Decision::Preempt { .. } => preempted = true,
+                Decision::Reserve { at, .. } if at < horizon => reserved = true,
+                _ => {}
+            }
+        }
+        let may_grow = !preempted && !reserved;
+        // Resizable jobs take back their own CPUs first, in start order.
+        self.resizable.sort_by_key(|&i| view.running[i].start_seq);
         let mut finals: Vec<(usize, Vec<Slice>)> = Vec::with_capacity(self.resizable.len());
         for &i in &self.resizable {
             let (r, v) = (&view.running[i], &self.running[i]);
@@ -293,14 +316,16 @@ impl Policy for ElasticLayer {
             finals.push((i, alloc));
         }
         // Then every elastic job grows, in start order, up to its max.
-        let cap = |spec: &JobSpec| {
+        let cap = |spec: &JobSpec, have: u32| {
             let e = spec.elastic.map_or(spec.procs, |e| e.max);
-            if unlimited { e } else { e.min(spec.procs) }
+            let e = if unlimited { e } else { e.min(spec.procs) };
+            if may_grow { e } else { e.min(have) }
         };
         for (i, alloc) in &mut finals {
-            let spec = &view.running[*i].spec;
+            let r = &view.running[*i];
             let have: u32 = alloc.iter().map(|s| s.cpus).sum();
-            let want = cap(spec).saturating_sub(have);
+            let want = cap(&r.spec, r.cpus).saturating_sub(have);
+            let spec = &r.spec;
             if want > 0 {
                 grow(
                     alloc,
@@ -318,7 +343,8 @@ impl Policy for ElasticLayer {
             };
             let (from, len) = (from as usize, len as usize);
             let have: u32 = out.slices[from..from + len].iter().map(|s| s.cpus).sum();
-            let want = cap(spec).saturating_sub(have);
+            // Without growth, a job starts at the size the policy gave it.
+            let want = cap(spec, have).saturating_sub(have);
             if want == 0 {
                 continue;
             }
