@@ -28,6 +28,8 @@ enum Command {
     Plot(commands::plot::PlotArgs),
     /// Inspect cluster descriptions (slurm.conf, topology.conf)
     Cluster(commands::cluster::ClusterCmd),
+    /// Workloads: generate synthetic traces, convert SWF / CSV / sacct dumps, inspect a trace
+    Trace(commands::trace::TraceCmd),
     /// Run the scheduler daemon on this machine
     Scheduler(commands::live::SchedulerArgs),
     /// Submit a job
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Policies(a) => commands::policies::run(a),
         Command::Plot(a) => commands::plot::run(a),
         Command::Cluster(a) => commands::cluster::run(a),
+        Command::Trace(a) => commands::trace::run(a),
         Command::Scheduler(a) => commands::live::scheduler(a),
         Command::Submit(a) => commands::live::submit(a),
         Command::Queue(a) => commands::live::queue(a),

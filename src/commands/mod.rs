@@ -5,6 +5,7 @@ pub mod live;
 pub mod plot;
 pub mod policies;
 pub mod sim;
+pub mod trace;
 
 /// A command's failure: bad usage or input (exit 2) or a failure while running (exit 1).
 #[derive(Debug)]

@@ -9,14 +9,14 @@
 //! Unknown columns are ignored with a warning, so files exported from other tools can carry
 //! extra columns; later features add their columns to [`KNOWN`]. Times are seconds (decimals
 //! allowed) or, for `runtime` and `walltime`, Slurm's `[D-]HH:MM:SS`; `mem` accepts `4GB`,
-//! `512M` or plain megabytes. An empty cell means "not given". Full reference:
+//! `512M` or plain megabytes. An empty cell means "not given". Comment lines start with `#`;
+//! one before the header of the form `# MaxProcs: N` gives the machine size. Full reference:
 //! `docs/trace-formats.md`.
 
 use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
 use crate::ids::{FastMap, JobId, Names};
 use crate::model::parse_mem_mb;
 use crate::time::{Dur, MS_PER_SEC, Time, parse_duration, parse_secs_to_millis};
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -44,6 +44,25 @@ pub const KNOWN: [&str; 19] = [
 ];
 const REQUIRED: [&str; 3] = ["id", "submit", "runtime"];
 
+/// The known columns a file has, with their positions.
+#[derive(Default)]
+struct Columns(Vec<(&'static str, usize)>);
+
+impl Columns {
+    /// Adds a column; whether it was there already.
+    fn insert(&mut self, name: &'static str, i: usize) -> bool {
+        let dup = self.contains(name);
+        self.0.push((name, i));
+        dup
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|c| c.0 == name)
+    }
+    fn get(&self, name: &str) -> Option<usize> {
+        self.0.iter().find(|c| c.0 == name).map(|c| c.1)
+    }
+}
+
 /// Reads a CSV trace. With `lenient`, malformed rows are skipped and counted.
 pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Workload, TraceError> {
     let text = read_all(reader, path)?;
@@ -57,16 +76,23 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         .headers()
         .map_err(|e| err(Some(1), TraceErrorKind::Csv(e.to_string())))?
         .clone();
-    let mut col: HashMap<&str, usize> = HashMap::new();
+    // Column name → position: a short list searched linearly (faster than hashing per cell).
+    let mut col = Columns::default();
     let mut w = Workload {
         source: path.to_path_buf(),
         ..Workload::default()
     };
+    // A comment `# MaxProcs: N` (written by `trace gen` and `trace convert`) gives the machine
+    // size, as SWF's header does.
+    w.declared_procs = text
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+        .find_map(|l| super::swf::header_value(l.trim_start().trim_start_matches('#'), "MaxProcs"));
     let lower: Vec<String> = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
     for (i, h) in lower.iter().enumerate() {
         match KNOWN.iter().find(|k| **k == h.as_str()) {
             Some(k) => {
-                if col.insert(k, i).is_some() {
+                if col.insert(k, i) {
                     return Err(err(Some(1), TraceErrorKind::DuplicateColumn(h.clone())));
                 }
             }
@@ -79,11 +105,11 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         }
     }
     for r in REQUIRED {
-        if !col.contains_key(r) {
+        if !col.contains(r) {
             return Err(err(Some(1), TraceErrorKind::MissingColumn(r)));
         }
     }
-    if !col.contains_key("cpus") && !col.contains_key("cpus_per_node") {
+    if !col.contains("cpus") && !col.contains("cpus_per_node") {
         return Err(err(Some(1), TraceErrorKind::MissingColumn("cpus")));
     }
     let mut names = Names::default();
@@ -130,12 +156,12 @@ fn csv_message(e: &::csv::Error) -> String {
 
 fn parse_row(
     rec: &::csv::StringRecord,
-    col: &HashMap<&str, usize>,
+    col: &Columns,
     line: u64,
     path: &Path,
     names: &mut Names,
 ) -> Result<TraceJob, TraceError> {
-    let get = |name: &str| -> &str { col.get(name).and_then(|&i| rec.get(i)).unwrap_or("") };
+    let get = |name: &str| -> &str { col.get(name).and_then(|i| rec.get(i)).unwrap_or("") };
     let bad = |column: &str, expected: &str, value: &str| {
         TraceError::new(
             path,

@@ -8,7 +8,12 @@
 
 pub mod csv;
 pub mod elastic;
+pub mod generate;
+pub mod info;
+pub mod sacct;
 pub mod swf;
+pub mod transform;
+pub mod write;
 
 use crate::engine::can_ever_run;
 use crate::engine::limits::{LimitState, Limits, PassUsage};
@@ -265,10 +270,13 @@ impl Workload {
 pub enum TraceFormat {
     Swf,
     Csv,
+    /// `sacct --parsable2` output.
+    Sacct,
 }
 
 impl TraceFormat {
-    /// By extension (`.swf`, `.swf.gz`, `.csv`, `.csv.gz`); anything else is read as SWF.
+    /// By extension (`.swf`, `.csv`, `.sacct`, each optionally `.gz`); anything else is read as
+    /// SWF unless its first line is an sacct header.
     pub fn from_path(path: &Path) -> TraceFormat {
         let name = path
             .file_name()
@@ -277,18 +285,59 @@ impl TraceFormat {
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if name.ends_with(".csv") {
             TraceFormat::Csv
+        } else if name.ends_with(".sacct") {
+            TraceFormat::Sacct
         } else {
             TraceFormat::Swf
         }
     }
+
+    pub fn parse(s: &str) -> Result<TraceFormat, String> {
+        match s {
+            "swf" => Ok(TraceFormat::Swf),
+            "csv" => Ok(TraceFormat::Csv),
+            "sacct" => Ok(TraceFormat::Sacct),
+            _ => Err(format!(
+                "unknown trace format '{s}' (expected swf, csv or sacct)"
+            )),
+        }
+    }
 }
 
-/// Reads a trace file of either format; gzip is detected by its magic bytes.
+/// Reads a trace file of any format; gzip is detected by its magic bytes, the format by the
+/// file name (or an sacct header on the first line).
 pub fn read_trace(path: &Path, lenient: bool) -> Result<Workload, TraceError> {
-    let reader = open(path)?;
-    match TraceFormat::from_path(path) {
+    read_trace_as(path, None, lenient)
+}
+
+/// Reads a trace file in `format`, or the one its name and content say.
+pub fn read_trace_as(
+    path: &Path,
+    format: Option<TraceFormat>,
+    lenient: bool,
+) -> Result<Workload, TraceError> {
+    let mut reader = open(path)?;
+    let format = match format {
+        Some(f) => f,
+        None => match TraceFormat::from_path(path) {
+            TraceFormat::Swf => {
+                let head = reader
+                    .fill_buf()
+                    .map_err(|e| TraceError::new(path, None, TraceErrorKind::Io(e)))?;
+                let first = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+                if sacct::looks_like_sacct(&String::from_utf8_lossy(first)) {
+                    TraceFormat::Sacct
+                } else {
+                    TraceFormat::Swf
+                }
+            }
+            f => f,
+        },
+    };
+    match format {
         TraceFormat::Swf => swf::read(reader, path, lenient),
         TraceFormat::Csv => csv::read(reader, path, lenient),
+        TraceFormat::Sacct => sacct::read(reader, path, lenient),
     }
 }
 

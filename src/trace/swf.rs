@@ -78,7 +78,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
 }
 
 /// `; MaxProcs: 128` → `Some(128)` for key `MaxProcs`; non-positive values count as absent.
-fn header_value(comment: &str, key: &str) -> Option<u32> {
+pub(crate) fn header_value(comment: &str, key: &str) -> Option<u32> {
     let rest = comment.trim_start().strip_prefix(key)?;
     let rest = rest.trim_start().strip_prefix(':')?;
     let v: i64 = rest.split_whitespace().next()?.parse().ok()?;

@@ -12,3 +12,4 @@ mod preempt;
 mod props;
 mod scenarios;
 mod util;
+mod workloads;
