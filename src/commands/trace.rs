@@ -180,31 +180,39 @@ fn out_format(path: &Path) -> Result<TraceFormat, CliError> {
 fn write_workload(path: &Path, w: &Workload) -> CliResult {
     let format = out_format(path)?;
     let gz = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
+    // A temporary name of this process's own, in the same directory (rename is atomic there).
     let tmp = path.with_file_name(format!(
-        ".{}.tmp",
+        ".{}.{}.tmp",
         path.file_name()
-            .map_or("trace".into(), |n| n.to_string_lossy())
+            .map_or("trace".into(), |n| n.to_string_lossy()),
+        std::process::id()
     ));
     let attempt = || -> anyhow::Result<()> {
-        let f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let buf = std::io::BufWriter::with_capacity(1 << 16, f);
-        let mut out: Box<dyn Write> = if gz {
-            Box::new(flate2::write::GzEncoder::new(
-                buf,
-                flate2::Compression::default(),
-            ))
-        } else {
-            Box::new(buf)
+        let ctx = || format!("cannot write {}", path.display());
+        let f = std::fs::File::create(&tmp).with_context(ctx)?;
+        let mut buf = std::io::BufWriter::with_capacity(1 << 16, f);
+        let write = |out: &mut dyn Write| match format {
+            TraceFormat::Csv => write_csv(out, w),
+            _ => write_swf(out, w),
         };
-        match format {
-            TraceFormat::Csv => write_csv(&mut out, w),
-            _ => write_swf(&mut out, w),
-        }
-        .and_then(|()| out.flush())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-        drop(out);
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        let f = if gz {
+            let mut enc = flate2::write::GzEncoder::new(buf, flate2::Compression::default());
+            write(&mut enc).with_context(ctx)?;
+            // finish() writes the last block and the trailer, and reports a failure to.
+            enc.finish()
+                .with_context(ctx)?
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(ctx)?
+        } else {
+            write(&mut buf).with_context(ctx)?;
+            buf.into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(ctx)?
+        };
+        f.sync_all().with_context(ctx)?;
+        drop(f);
+        std::fs::rename(&tmp, path).with_context(ctx)?;
         Ok(())
     };
     attempt().map_err(|e| {
@@ -291,9 +299,9 @@ fn convert(a: ConvertArgs) -> CliResult {
         transform::keep_names(&mut w, |j| j.queue, &a.queues);
     }
     if let Some(f) = a.scale_load {
-        if !(f > 0.0 && f.is_finite()) {
+        if !(1e-6..=1e6).contains(&f) {
             return Err(input(anyhow!(
-                "--scale-load: expected a factor > 0, found {f}"
+                "--scale-load: expected a factor between 1e-6 and 1e6, found {f}"
             )));
         }
         transform::scale_load(&mut w, f);
@@ -304,11 +312,13 @@ fn convert(a: ConvertArgs) -> CliResult {
                 "--target-load: the machine size is unknown; give --procs N"
             ))
         })?;
-        let now = transform::offered_load(&w.jobs, p).ok_or_else(|| {
-            input(anyhow!(
-                "--target-load: the trace has no span to scale (fewer than two submit times)"
-            ))
-        })?;
+        let now = transform::offered_load(&w.jobs, p)
+            .filter(|l| *l > 0.0)
+            .ok_or_else(|| {
+                input(anyhow!(
+                    "--target-load: the trace has no load to scale (fewer than two submit times, or no work)"
+                ))
+            })?;
         if !(l > 0.0 && l.is_finite()) {
             return Err(input(anyhow!(
                 "--target-load: expected a load > 0, found {l}"

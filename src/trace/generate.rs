@@ -131,14 +131,32 @@ impl GenParams {
         if self.procs == 0 {
             return Err("--procs: expected at least 1".into());
         }
-        if !(self.load > 0.0 && self.load <= 100.0) {
+        if !(self.load >= 0.001 && self.load <= 100.0) {
             return Err(format!(
-                "--load: expected a load > 0 (e.g. 0.8), found {}",
+                "--load: expected a load between 0.001 and 100 (e.g. 0.8), found {}",
                 self.load
             ));
         }
-        if self.users == 0 {
-            return Err("--users: expected at least 1".into());
+        if self.users == 0 || self.users > 10_000 {
+            return Err(format!(
+                "--users: expected 1 to 10000, found {}",
+                self.users
+            ));
+        }
+        if self.jobs > 100_000_000 {
+            return Err(format!(
+                "--jobs: expected at most 100000000, found {}",
+                self.jobs
+            ));
+        }
+        if self.procs > 100_000_000 {
+            return Err(format!(
+                "--procs: expected at most 100000000, found {}",
+                self.procs
+            ));
+        }
+        if self.cpus_per_node == 0 {
+            return Err("--cpus-per-node: expected at least 1".into());
         }
         if !(0.0..1.0).contains(&self.daily_cycle) {
             return Err(format!(
@@ -295,9 +313,13 @@ pub fn generate(p: &GenParams) -> (Workload, GenTargets) {
                     rng.random_range(1.0..5.0)
                 };
                 let req = round_up_limit(run * f, 2880).max(run as i64);
+                // Memory per node: the job's CPUs on one node (at most --cpus-per-node).
                 let mem = p.mem_per_cpu_mb.map(|m| {
                     let x: f64 = rng.random_range(0.5..2.0);
-                    ((m as f64 * x * size as f64 / 256.0).ceil() as u64 * 256).max(256)
+                    let on_node = size.min(i64::from(p.cpus_per_node)) as f64;
+                    ((m as f64 * x * on_node / 256.0).ceil() as u64)
+                        .saturating_mul(256)
+                        .max(256)
                 });
                 d.jobs.push((run as i64, size, 0, None, mem, req));
             }

@@ -118,10 +118,10 @@ impl TraceInfo {
                 format!("{a}-{b}")
             };
             size_classes.push((label, n));
-            if b >= max_cpus {
-                break;
+            match b.checked_mul(2) {
+                Some(n) if b < max_cpus => b = n,
+                _ => break,
             }
-            b *= 2;
         }
         let mut runtime_classes = Vec::new();
         let mut prev = 0.0;

@@ -2,10 +2,11 @@
 //!
 //! ```sh
 //! sacct --allocations --parsable2 --allusers --starttime 2026-01-01 --endtime now \
-//!   --format=JobIDRaw,JobID,JobName,User,Group,Account,Partition,QOS,Priority,Submit,Start,End,Elapsed,Timelimit,State,NCPUS,NNodes,NodeList,ReqMem,AllocTRES
+//!   --format=JobIDRaw,JobID,User,Group,Account,Partition,QOS,Priority,Submit,Start,End,Elapsed,Timelimit,State,NCPUS,NNodes,NodeList,ReqMem,AllocTRES
 //! ```
 //!
-//! `|`-separated, with the header line (no `--noheader`). Columns are found by name, in any
+//! `|`-separated, with the header line (no `--noheader`). (`JobName` is left out of the list:
+//! a name may itself contain `|`, which `--parsable2` does not escape.) Columns are found by name, in any
 //! order; required: `JobIDRaw` (or a numeric `JobID`), `Submit`, `Start`, `Elapsed` (or `End`),
 //! `State`, and `NCPUS` (or `AllocCPUS`, or `cpu=` in `AllocTRES`). The others are optional.
 //!
@@ -23,9 +24,8 @@
 //!   suffixes) else `mem=` in `AllocTRES` (the job's total, divided by its nodes); GPUs:
 //!   `gres/gpu=N` in `AllocTRES` (divided by its nodes). `NNodes` > 1 becomes an exact node
 //!   count. `Account` (else `Group`) is the job's account, as fair-share uses it.
-//! - Submit times are seconds since the Unix epoch. `Partition` is kept, but as with SWF the
-//!   jobs run in the cluster's default partition; a CSV made by `trace convert` matches
-//!   partition names against a cluster description.
+//! - Submit times are seconds since the Unix epoch. `Partition` is kept as an attribute, but as
+//!   with SWF the jobs run in the cluster's default partition.
 
 use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
 use crate::ids::{FastMap, JobId, Names};
@@ -69,7 +69,25 @@ fn parse_datetime(s: &str) -> Result<Option<i64>, String> {
         .split(':')
         .map(|x| x.parse().map_err(|_| bad()))
         .collect::<Result<_, _>>()?;
-    if d.len() != 3 || h.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
+    if d.len() != 3 || h.len() != 3 || !(1..=9999).contains(&d[0]) || !(1..=12).contains(&d[1]) {
+        return Err(bad());
+    }
+    let leap = d[0] % 4 == 0 && (d[0] % 100 != 0 || d[0] % 400 == 0);
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=days[(d[1] - 1) as usize]).contains(&d[2]) {
         return Err(bad());
     }
     if !(0..24).contains(&h[0]) || !(0..60).contains(&h[1]) || !(0..61).contains(&h[2]) {
@@ -243,6 +261,14 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
                         .transpose()?
                         .flatten()
                         .ok_or_else(|| err(line, "End", "expected a date".into(), get(end_col)))?;
+                    if end < start {
+                        return Err(err(
+                            line,
+                            "End",
+                            "expected a date after Start".into(),
+                            get(end_col),
+                        ));
+                    }
                     (end - start) * 1000
                 }
             };
@@ -261,7 +287,8 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
             let tres_s = get(tres_col);
             let cpus: i64 = match cpus_col.map(|c| get(Some(c))).filter(|v| !v.is_empty()) {
                 Some(v) => v
-                    .parse()
+                    .parse::<u32>()
+                    .map(i64::from)
                     .map_err(|_| err(line, "NCPUS", "expected a CPU count".into(), v))?,
                 None => tres(tres_s, "cpu")
                     .and_then(|v| v.parse().ok())

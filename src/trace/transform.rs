@@ -22,7 +22,7 @@ pub fn offered_load(jobs: &[TraceJob], procs: u32) -> Option<f64> {
     let valid = || jobs.iter().filter(|j| j.runtime.0 >= 0 && j.procs > 0);
     let first = valid().map(|j| j.submit).min()?;
     let last = valid().map(|j| j.submit).max()?;
-    let span = (last - first).0;
+    let span = last.0.saturating_sub(first.0);
     if span <= 0 || procs == 0 {
         return None;
     }
@@ -36,7 +36,7 @@ pub fn scale_load(w: &mut Workload, factor: f64) {
         return;
     };
     for j in &mut w.jobs {
-        let gap = (j.submit - t0).0 as f64 / factor;
+        let gap = j.submit.0.saturating_sub(t0.0) as f64 / factor;
         j.submit = t0 + Dur(gap.round() as i64);
     }
 }
@@ -59,7 +59,7 @@ pub fn shake(w: &mut Workload, max: Dur, seed: u64) {
     let m = max.0.max(0);
     for j in &mut w.jobs {
         let d: i64 = rng.random_range(-m..=m);
-        j.submit = Time((j.submit.0 + d).max(0));
+        j.submit = Time(j.submit.0.saturating_add(d).max(0));
     }
     w.jobs.sort_by_key(|j| j.submit);
 }

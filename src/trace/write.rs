@@ -46,7 +46,9 @@ pub fn write_csv(out: &mut dyn Write, w: &Workload) -> io::Result<()> {
     let has_mem = any(&|j| j.mem_mb.is_some());
     let has_gpus = any(&|j| j.gpus > 0);
     let has_nodes = any(&|j| j.nodes.is_some());
-    let has_partition = any(&|j| !name(j.partition).is_empty());
+    // SWF partitions are numbers and sacct's are read as attributes: written, they would name
+    // partitions a cluster description does not have, and the jobs would be skipped.
+    let has_partition = w.partitions_named && any(&|j| !name(j.partition).is_empty());
     let has_queue = any(&|j| !name(j.queue).is_empty());
     let has_qos = any(&|j| !name(j.qos).is_empty());
     let has_nice = any(&|j| j.nice != 0);
@@ -156,7 +158,10 @@ fn numbering(names: &Names, syms: impl Iterator<Item = Sym> + Clone) -> Vec<i64>
     let mut out = vec![-1i64; names.len()];
     let mut used: BTreeSet<i64> = BTreeSet::new();
     for s in syms.clone() {
-        if let Ok(n) = names.get(s).trim().parse::<i64>() {
+        // Only a name that is exactly a number's spelling keeps it (`007` and `7` stay apart).
+        if let Ok(n) = names.get(s).parse::<i64>()
+            && n.to_string() == names.get(s)
+        {
             used.insert(n);
             if let Some(o) = out.get_mut(s.0 as usize) {
                 *o = n;
@@ -168,7 +173,8 @@ fn numbering(names: &Names, syms: impl Iterator<Item = Sym> + Clone) -> Vec<i64>
     for s in syms {
         let i = s.0 as usize;
         let name = names.get(s);
-        if name.is_empty() || name.trim().parse::<i64>().is_ok() || done.get(i) != Some(&false) {
+        let canonical = name.parse::<i64>().is_ok_and(|n| n.to_string() == name);
+        if name.is_empty() || canonical || done.get(i) != Some(&false) {
             continue;
         }
         while used.contains(&next) {

@@ -145,18 +145,9 @@ fn hypergamma_and_other_models() {
     assert!((load - 0.6).abs() < 0.06, "{load}");
 }
 
-/// A job's id, submit, run time, CPUs, requested time (ms), user, group, queue, partition.
-type SimFields = (
-    u64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    String,
-);
+/// A job's id, submit, run time, CPUs, requested time (ms), user, group, queue. (SWF partition
+/// numbers are not used: SWF jobs run in the default partition.)
+type SimFields = (u64, i64, i64, i64, Option<i64>, String, String, String);
 
 /// The fields the simulator uses, with names resolved.
 fn sim_fields(w: &Workload) -> Vec<SimFields> {
@@ -172,7 +163,6 @@ fn sim_fields(w: &Workload) -> Vec<SimFields> {
                 w.names.get(j.user).to_string(),
                 w.names.get(j.group).to_string(),
                 w.names.get(j.queue).to_string(),
-                w.names.get(j.partition).to_string(),
             )
         })
         .collect()
@@ -499,9 +489,7 @@ fn trace_commands_generate_convert_and_inspect() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = std::fs::read_to_string(p("s.csv")).unwrap();
     assert!(
-        s.starts_with(
-            "id,submit,runtime,cpus,walltime,user,group,priority,mem,gpus,nodes,partition,qos\n"
-        ),
+        s.starts_with("id,submit,runtime,cpus,walltime,user,group,priority,mem,gpus,nodes,qos\n"),
         "{s}"
     );
     // Bad usage: exit 2, one line naming the flag.
@@ -575,4 +563,104 @@ fn shipped_traces_are_reproducible() {
             "{file} differs from what its command makes"
         );
     }
+}
+
+#[test]
+fn converted_traces_replay_and_odd_inputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // An SWF converted to CSV replays with every job (its partition numbers are not written as
+    // partition names the cluster would lack).
+    let kth = root()
+        .join("traces/KTH-SP2-1996-2.1-cln.swf.gz")
+        .display()
+        .to_string();
+    assert!(
+        run(&["trace", "convert", &kth, &p("kth.csv")])
+            .status
+            .success()
+    );
+    for trace in [kth.as_str(), &p("kth.csv")] {
+        let o = run(&[
+            "sim",
+            "--trace",
+            trace,
+            "--policy",
+            "easy",
+            "--no-timing",
+            "--out",
+            &p("o"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s["jobs_simulated"], 28475, "{trace}");
+    }
+    // A huge CPU count: info answers (no endless size-class loop).
+    std::fs::write(
+        p("big.csv"),
+        "id,submit,runtime,cpus\n1,0,10,5000000000000000000\n2,5,10,1\n",
+    )
+    .unwrap();
+    let o = run(&["trace", "info", &p("big.csv"), "--procs", "4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // No work to scale; absurd loads, user counts and scale factors.
+    std::fs::write(
+        p("zero.csv"),
+        "id,submit,runtime,cpus\n1,0,0,1\n2,100,0,1\n",
+    )
+    .unwrap();
+    assert_exit2(
+        &run(&[
+            "trace",
+            "convert",
+            &p("zero.csv"),
+            &p("z2.csv"),
+            "--procs",
+            "4",
+            "--target-load",
+            "0.5",
+        ]),
+        &["--target-load"],
+    );
+    assert_exit2(
+        &run(&["trace", "gen", "--load", "1e-320", "-o", &p("x.csv")]),
+        &["--load"],
+    );
+    assert_exit2(
+        &run(&["trace", "gen", "--users", "4000000000", "-o", &p("x.csv")]),
+        &["--users"],
+    );
+    assert_exit2(
+        &run(&[
+            "trace",
+            "convert",
+            &kth,
+            &p("y.csv"),
+            "--scale-load",
+            "1e-300",
+        ]),
+        &["--scale-load"],
+    );
+    // Impossible dates, an End before Start and a negative CPU count in an sacct dump.
+    for row in [
+        "1|2026-02-31T08:00:00|2026-03-01T08:00:01|2026-03-01T09:00:00|COMPLETED|1",
+        "1|2026-03-01T08:00:00|2026-03-01T08:00:01|2026-03-01T07:00:00|COMPLETED|1",
+        "1|2026-03-01T08:00:00|2026-03-01T08:00:01|2026-03-01T09:00:00|COMPLETED|-4",
+    ] {
+        std::fs::write(
+            p("d.sacct"),
+            format!("JobIDRaw|Submit|Start|End|State|NCPUS\n{row}\n"),
+        )
+        .unwrap();
+        assert_exit2(&run(&["trace", "info", &p("d.sacct")]), &[":2:"]);
+    }
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0);
 }
