@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Simulate a workload trace under a scheduling policy
     Sim(Box<commands::sim::SimArgs>),
+    /// Compare policies on one workload (in parallel) and write a report with charts
+    Compare(Box<commands::compare::CompareArgs>),
+    /// Run an experiment: traces × policies × parameters × seeds from a TOML file, with a report
+    Experiment(commands::experiment::ExperimentArgs),
     /// List the scheduling policies and their parameters
     Policies(commands::policies::PoliciesArgs),
     /// Chart a metric against a parameter over several runs (summary.json files)
@@ -57,6 +61,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(a) => commands::sim::run(*a),
         Command::Policies(a) => commands::policies::run(a),
+        Command::Compare(a) => commands::compare::run(*a),
+        Command::Experiment(a) => commands::experiment::run(a),
         Command::Plot(a) => commands::plot::run(a),
         Command::Cluster(a) => commands::cluster::run(a),
         Command::Trace(a) => commands::trace::run(a),

@@ -1,6 +1,8 @@
 //! One file per subcommand. Errors are `anyhow` with context, split by exit code.
 
 pub mod cluster;
+pub mod compare;
+pub mod experiment;
 pub mod live;
 pub mod plot;
 pub mod policies;

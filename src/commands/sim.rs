@@ -25,65 +25,73 @@ use std::time::{Duration, Instant};
     mini-slurm sim --trace traces/KTH-SP2-1996-2.1-cln.swf.gz --cluster docs/examples/slurm.conf --topology docs/examples/topology.conf\n\n\
 Outputs (with --out DIR): DIR/jobs.csv and DIR/summary.json, described in docs/output-schema.md.")]
 pub struct SimArgs {
-    /// Workload trace: .swf, .swf.gz (SWF) or .csv, .csv.gz (mini-slurm CSV)
-    #[arg(long, value_name = "PATH")]
-    trace: PathBuf,
+    #[command(flatten)]
+    pub w: WorkloadArgs,
     /// Scheduling policy spec, e.g. fcfs, priority, easy, conservative, 'easy[order=priority]'
     #[arg(long, value_name = "SPEC", default_value = "easy")]
     policy: String,
-    /// Machine size in processors (overrides the trace's MaxProcs/MaxNodes header)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    procs: Option<u32>,
-    #[command(flatten)]
-    cluster: ClusterArgs,
-    /// Run-time estimates the policy sees: requested (user's walltime), max(requested, actual), or actual
-    #[arg(long, value_name = "MODE", default_value = "requested")]
-    estimate: EstimateMode,
     /// Write jobs.csv and summary.json into DIR (created if needed)
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Skip malformed trace lines (counted in the summary) instead of stopping
-    #[arg(long)]
-    lenient: bool,
-    /// Kill jobs at their requested time (state TIMEOUT), as Slurm does; off in trace replay
-    #[arg(long)]
-    kill_at_limit: bool,
     /// Leave the host wall time out of summary.json, so identical runs give identical files
     #[arg(long)]
     no_timing: bool,
-    /// Placement of jobs on nodes: first-fit, best-fit, tree (default: tree with --topology, else best-fit)
-    #[arg(long, value_name = "NAME")]
-    placement: Option<String>,
-    /// Run-time penalty per extra leaf switch a job spans, as a fraction (0.1 = +10 % per extra leaf)
-    #[arg(long, value_name = "F")]
-    topology_penalty: Option<String>,
-    /// Slurm's --switches for every job: wait up to MAX_WAIT (Slurm time; a plain number is minutes) for an allocation on at most COUNT leaf switches
-    #[arg(long, value_name = "COUNT[@MAX_WAIT]", value_parser = parse_switches)]
-    switches: Option<(u32, Dur)>,
-    /// Quota for every user's running jobs, e.g. cpus=64,mem=256G,gpus=4,jobs=10 (Slurm GrpTRES/MaxJobs); jobs over it wait
-    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
-    user_limit: Option<Limit>,
-    /// Fair-share associations and QOS levels: `account NAME [parent=P] [shares=N]`, `user NAME account=A [shares=N]` and `qos NAME priority=N` lines (used by order=multifactor)
-    #[arg(long, value_name = "FILE")]
-    accounts: Option<PathBuf>,
-    /// Quota for every account's running jobs (the job's group), same syntax
-    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
-    account_limit: Option<Limit>,
-    /// Speedup model of elastic jobs whose trace gives none: linear, amdahl:F (serial fraction F) or downey:A:SIGMA
-    #[arg(long, value_name = "MODEL", default_value = "linear", value_parser = parse_speedup)]
-    speedup: mini_slurm::model::Speedup,
-    /// Make this fraction of the jobs elastic (chosen with --seed), for experiments
-    #[arg(long, value_name = "F", value_parser = parse_fraction)]
-    elastic_fraction: Option<f64>,
-    /// Range of the jobs made elastic, relative to their size: min = floor(cpus × LO), max = ceil(cpus × HI)
-    #[arg(long, value_name = "LO,HI", default_value = "0.5,2", value_parser = mini_slurm::trace::elastic::parse_range)]
-    elastic_range: (f64, f64),
-    /// Seed of the random choices (--elastic-fraction)
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    seed: u64,
     /// Print nothing on stdout
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// What a simulation runs on: the trace, the cluster and how jobs are read (shared by `sim`,
+/// `compare` and `experiment`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// Workload trace: .swf, .swf.gz (SWF) or .csv, .csv.gz (mini-slurm CSV)
+    #[arg(long, value_name = "PATH")]
+    pub trace: PathBuf,
+    /// Machine size in processors (overrides the trace's MaxProcs/MaxNodes header)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub procs: Option<u32>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Run-time estimates the policy sees: requested (user's walltime), max(requested, actual), or actual
+    #[arg(long, value_name = "MODE", default_value = "requested")]
+    pub estimate: EstimateMode,
+    /// Skip malformed trace lines (counted in the summary) instead of stopping
+    #[arg(long)]
+    pub lenient: bool,
+    /// Kill jobs at their requested time (state TIMEOUT), as Slurm does; off in trace replay
+    #[arg(long)]
+    pub kill_at_limit: bool,
+    /// Placement of jobs on nodes: first-fit, best-fit, tree (default: tree with --topology, else best-fit)
+    #[arg(long, value_name = "NAME")]
+    pub placement: Option<String>,
+    /// Run-time penalty per extra leaf switch a job spans, as a fraction (0.1 = +10 % per extra leaf)
+    #[arg(long, value_name = "F")]
+    pub topology_penalty: Option<String>,
+    /// Slurm's --switches for every job: wait up to MAX_WAIT (Slurm time; a plain number is minutes) for an allocation on at most COUNT leaf switches
+    #[arg(long, value_name = "COUNT[@MAX_WAIT]", value_parser = parse_switches)]
+    pub switches: Option<(u32, Dur)>,
+    /// Quota for every user's running jobs, e.g. cpus=64,mem=256G,gpus=4,jobs=10 (Slurm GrpTRES/MaxJobs); jobs over it wait
+    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
+    pub user_limit: Option<Limit>,
+    /// Fair-share associations and QOS levels: `account NAME [parent=P] [shares=N]`, `user NAME account=A [shares=N]` and `qos NAME priority=N` lines (used by order=multifactor)
+    #[arg(long, value_name = "FILE")]
+    pub accounts: Option<PathBuf>,
+    /// Quota for every account's running jobs (the job's group), same syntax
+    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
+    pub account_limit: Option<Limit>,
+    /// Speedup model of elastic jobs whose trace gives none: linear, amdahl:F (serial fraction F) or downey:A:SIGMA
+    #[arg(long, value_name = "MODEL", default_value = "linear", value_parser = parse_speedup)]
+    pub speedup: mini_slurm::model::Speedup,
+    /// Make this fraction of the jobs elastic (chosen with --seed), for experiments
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub elastic_fraction: Option<f64>,
+    /// Range of the jobs made elastic, relative to their size: min = floor(cpus × LO), max = ceil(cpus × HI)
+    #[arg(long, value_name = "LO,HI", default_value = "0.5,2", value_parser = mini_slurm::trace::elastic::parse_range)]
+    pub elastic_range: (f64, f64),
+    /// Seed of the random choices (--elastic-fraction)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
 }
 
 fn parse_speedup(s: &str) -> Result<mini_slurm::model::Speedup, String> {
@@ -152,34 +160,191 @@ impl ClusterArgs {
     }
 }
 
+/// A workload read and prepared once, ready to be simulated under any number of policies
+/// (in parallel: everything here is shared read-only).
+pub struct Prepared {
+    pub jobs: mini_slurm::trace::SimJobs,
+    pub names: mini_slurm::ids::Names,
+    pub assoc: Option<mini_slurm::policy::common::fairshare::AssocConfig>,
+    pub limits: Limits,
+    pub placement_name: String,
+    pub penalty: u32,
+    pub trace_name: String,
+    pub w: WorkloadArgs,
+}
+
+impl WorkloadArgs {
+    /// The placement strategy's name (checked).
+    fn placement_name(&self) -> Result<String, CliError> {
+        let name = self.placement.clone().unwrap_or_else(|| {
+            if self.cluster.topology.is_some() {
+                "tree"
+            } else {
+                "best-fit"
+            }
+            .to_string()
+        });
+        if placement::by_name(&name).is_none() {
+            return Err(CliError::Input(anyhow!(
+                "--placement: unknown placement '{name}' (known: {})",
+                placement::PLACEMENTS.map(|p| p.0).join(", ")
+            )));
+        }
+        Ok(name)
+    }
+
+    /// Reads the trace and the cluster and prepares the jobs (notes on stderr unless `quiet`).
+    pub fn prepare(&self, quiet: bool) -> Result<Prepared, CliError> {
+        self.prepare_with(quiet, &|_| {})
+    }
+
+    /// As [`WorkloadArgs::prepare`], with `transform` applied to the trace once read (load
+    /// scaling, shaking: experiments).
+    pub fn prepare_with(
+        &self,
+        quiet: bool,
+        transform: &dyn Fn(&mut mini_slurm::trace::Workload),
+    ) -> Result<Prepared, CliError> {
+        let input = |e: anyhow::Error| CliError::Input(e);
+        let placement_name = self.placement_name()?;
+        let placement = placement::by_name(&placement_name)
+            .ok_or_else(|| input(anyhow!("--placement: unknown placement")))?;
+        let penalty = match &self.topology_penalty {
+            None => 0,
+            Some(v) => match parse_secs_to_millis(v) {
+                Some(p) if (0..=1_000_000).contains(&p) => p as u32,
+                _ => {
+                    return Err(input(anyhow!(
+                        "--topology-penalty: expected a fraction ≥ 0 such as 0.1, found '{v}'"
+                    )));
+                }
+            },
+        };
+        let mut workload = read_trace(&self.trace, self.lenient).map_err(|e| input(e.into()))?;
+        transform(&mut workload);
+        let assoc = match &self.accounts {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| input(anyhow!("{}: {e}", p.display())))?;
+                Some(
+                    mini_slurm::config::accounts::parse(&text, p, &mut workload.names)
+                        .map_err(|e| input(e.into()))?,
+                )
+            }
+        };
+        if !quiet {
+            for w in &workload.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        let built = build_cluster(&self.cluster.options(self.procs), |procs| {
+            workload.machine_procs(procs).map_err(|e| e.to_string())
+        })
+        .map_err(|e| input(e.into()))?;
+        if !quiet {
+            for n in &built.notes {
+                eprintln!("note: {n}");
+            }
+        }
+        let limits = Limits {
+            user: self.user_limit.unwrap_or_default(),
+            account: self.account_limit.unwrap_or_default(),
+        };
+        let mut jobs = workload.prepare(
+            &built.cluster,
+            placement.as_ref(),
+            &PrepareOptions {
+                estimate: self.estimate,
+                kill_at_limit: self.kill_at_limit,
+                switches: self.switches,
+                speedup: self.speedup,
+            },
+        );
+        jobs.drop_over_limit(&limits);
+        if let Some(f) = self.elastic_fraction {
+            mini_slurm::trace::elastic::make_elastic(&mut jobs, f, self.elastic_range, self.seed);
+        }
+        // The trace's own records are no longer needed: give their memory back before simulating.
+        workload.jobs = Vec::new();
+        if jobs.skipped_total() > 0 && !quiet {
+            let parts: Vec<String> = SkipReason::ALL
+                .iter()
+                .filter_map(|r| jobs.skipped.get(r).map(|n| format!("{} {}", n, r.key())))
+                .collect();
+            eprintln!(
+                "note: skipped {} of {} jobs ({})",
+                jobs.skipped_total(),
+                jobs.skipped_total() as usize + jobs.jobs.len(),
+                parts.join(", ")
+            );
+        }
+        Ok(Prepared {
+            jobs,
+            names: workload.names,
+            assoc,
+            limits,
+            placement_name,
+            penalty,
+            trace_name: self.trace.display().to_string(),
+            w: self.clone(),
+        })
+    }
+}
+
+impl Prepared {
+    /// Simulates the prepared jobs under `spec` (a progress bar on a terminal when asked).
+    pub fn run(
+        &self,
+        spec: &str,
+        show_progress: bool,
+    ) -> Result<(mini_slurm::sim::SimResult, Summary), CliError> {
+        let (policy, parsed) =
+            policy::build(spec).map_err(|e| CliError::Input(anyhow!("--policy: {e}")))?;
+        let canonical = parsed.canonical();
+        let placement = placement::by_name(&self.placement_name)
+            .ok_or_else(|| CliError::Input(anyhow!("--placement: unknown placement")))?;
+        let mut progress = Progress::new(self.jobs.jobs.len() as u64);
+        progress.enabled &= show_progress;
+        let cfg = SimConfig {
+            policy,
+            policy_name: &canonical,
+            placement,
+            span_penalty_permille: self.penalty,
+            limits: self.limits,
+            assoc: self.assoc.clone(),
+        };
+        let result = simulate(&self.jobs, cfg, &mut progress).map_err(|e| {
+            CliError::Failed(anyhow!(e).context(format!("simulation under {canonical} failed")))
+        })?;
+        progress.finish();
+        let mut summary = Summary::compute(
+            &RunInfo {
+                trace: &self.trace_name,
+                policy: &canonical,
+                estimate: self.w.estimate.name(),
+                placement: &self.placement_name,
+            },
+            &self.jobs,
+            &result,
+            &self.names,
+        );
+        if let Some(f) = self.w.elastic_fraction {
+            summary.elastic_fraction = Some(f);
+            summary.elastic_range = Some([self.w.elastic_range.0, self.w.elastic_range.1]);
+            summary.seed = Some(self.w.seed);
+        }
+        if summary.elastic.is_some() || self.w.elastic_fraction.is_some() {
+            summary.speedup = Some(self.w.speedup.to_string());
+        }
+        Ok((result, summary))
+    }
+}
+
 pub fn run(a: SimArgs) -> CliResult {
     let input = |e: anyhow::Error| CliError::Input(e);
-    let (policy, spec) = policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
-    let placement_name = a.placement.clone().unwrap_or_else(|| {
-        if a.cluster.topology.is_some() {
-            "tree"
-        } else {
-            "best-fit"
-        }
-        .to_string()
-    });
-    let placement = placement::by_name(&placement_name).ok_or_else(|| {
-        input(anyhow!(
-            "--placement: unknown placement '{placement_name}' (known: {})",
-            placement::PLACEMENTS.map(|p| p.0).join(", ")
-        ))
-    })?;
-    let penalty = match &a.topology_penalty {
-        None => 0,
-        Some(v) => match parse_secs_to_millis(v) {
-            Some(p) if (0..=1_000_000).contains(&p) => p as u32,
-            _ => {
-                return Err(input(anyhow!(
-                    "--topology-penalty: expected a fraction ≥ 0 such as 0.1, found '{v}'"
-                )));
-            }
-        },
-    };
+    policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
+    a.w.placement_name()?;
     if let Some(out) = a.out.as_ref().filter(|o| o.exists() && !o.is_dir()) {
         return Err(input(anyhow!(
             "--out {}: exists and is not a directory",
@@ -187,98 +352,13 @@ pub fn run(a: SimArgs) -> CliResult {
         )));
     }
     let started = Instant::now();
-    let mut workload = read_trace(&a.trace, a.lenient).map_err(|e| input(e.into()))?;
-    let assoc = match &a.accounts {
-        None => None,
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| input(anyhow!("{}: {e}", p.display())))?;
-            Some(
-                mini_slurm::config::accounts::parse(&text, p, &mut workload.names)
-                    .map_err(|e| input(e.into()))?,
-            )
-        }
-    };
-    for w in &workload.warnings {
-        eprintln!("warning: {w}");
-    }
-    let built = build_cluster(&a.cluster.options(a.procs), |procs| {
-        workload.machine_procs(procs).map_err(|e| e.to_string())
-    })
-    .map_err(|e| input(e.into()))?;
-    for n in &built.notes {
-        eprintln!("note: {n}");
-    }
-    let limits = Limits {
-        user: a.user_limit.unwrap_or_default(),
-        account: a.account_limit.unwrap_or_default(),
-    };
-    let mut jobs = workload.prepare(
-        &built.cluster,
-        placement.as_ref(),
-        &PrepareOptions {
-            estimate: a.estimate,
-            kill_at_limit: a.kill_at_limit,
-            switches: a.switches,
-            speedup: a.speedup,
-        },
-    );
-    jobs.drop_over_limit(&limits);
-    if let Some(f) = a.elastic_fraction {
-        mini_slurm::trace::elastic::make_elastic(&mut jobs, f, a.elastic_range, a.seed);
-    }
-    // The trace's own records are no longer needed: give their memory back before simulating.
-    workload.jobs = Vec::new();
-    if jobs.skipped_total() > 0 {
-        let parts: Vec<String> = SkipReason::ALL
-            .iter()
-            .filter_map(|r| jobs.skipped.get(r).map(|n| format!("{} {}", n, r.key())))
-            .collect();
-        eprintln!(
-            "note: skipped {} of {} jobs ({})",
-            jobs.skipped_total(),
-            jobs.skipped_total() as usize + jobs.jobs.len(),
-            parts.join(", ")
-        );
-    }
-    let canonical = spec.canonical();
-    let mut progress = Progress::new(jobs.jobs.len() as u64);
-    let cfg = SimConfig {
-        policy,
-        policy_name: &canonical,
-        placement,
-        span_penalty_permille: penalty,
-        limits,
-        assoc,
-    };
-    let result = simulate(&jobs, cfg, &mut progress)
-        .map_err(|e| CliError::Failed(anyhow!(e).context("simulation failed")))?;
-    progress.finish();
-    let trace_name = a.trace.display().to_string();
-    let mut summary = Summary::compute(
-        &RunInfo {
-            trace: &trace_name,
-            policy: &canonical,
-            estimate: a.estimate.name(),
-            placement: &placement_name,
-        },
-        &jobs,
-        &result,
-        &workload.names,
-    );
-    if let Some(f) = a.elastic_fraction {
-        summary.elastic_fraction = Some(f);
-        summary.elastic_range = Some([a.elastic_range.0, a.elastic_range.1]);
-        summary.seed = Some(a.seed);
-    }
-    if summary.elastic.is_some() || a.elastic_fraction.is_some() {
-        summary.speedup = Some(a.speedup.to_string());
-    }
+    let p = a.w.prepare(false)?;
+    let (result, mut summary) = p.run(&a.policy, true)?;
     if !a.no_timing {
         summary.wall_time_s = Some(started.elapsed().as_secs_f64());
     }
     if let Some(dir) = &a.out {
-        write_outputs(dir, &result, &workload.names, &jobs.cluster, &summary)
+        write_outputs(dir, &result, &p.names, &p.jobs.cluster, &summary)
             .map_err(CliError::Failed)?;
     }
     if !a.quiet {
@@ -296,7 +376,7 @@ pub fn run(a: SimArgs) -> CliResult {
 
 /// Writes both files through temporary names and renames them into place, so a failure leaves
 /// neither a half-written file nor a directory this run created.
-fn write_outputs(
+pub fn write_outputs(
     dir: &Path,
     result: &mini_slurm::sim::SimResult,
     names: &mini_slurm::ids::Names,

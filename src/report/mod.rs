@@ -2,6 +2,9 @@
 //! write the files). SVG text is drawn by the viewer, so nothing depends on the fonts of the
 //! machine that renders a chart.
 
+pub mod data;
+pub mod html;
+
 use plotters::prelude::*;
 
 /// One line of a chart: a name for the legend and its points, drawn in x order.
@@ -27,12 +30,75 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-/// A line chart (with point markers and a legend) as an SVG document.
+/// Draws the series' legend in the upper right corner, on a light box.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<(), ChartError>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| ChartError(e.to_string()))
+}
+
+/// A line chart (with point markers and a legend) as an SVG document; points are drawn in x
+/// order.
 pub fn line_chart_svg(
     title: &str,
     x_label: &str,
     y_label: &str,
     series: &[Series],
+) -> Result<String, ChartError> {
+    let sorted: Vec<Series> = series
+        .iter()
+        .map(|s| {
+            let mut points = s.points.clone();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: s.name.clone(),
+                points,
+            }
+        })
+        .collect();
+    line_chart_err_svg(title, x_label, y_label, &sorted, &[])
+}
+
+/// The empirical cumulative distribution of `values`: (x, fraction ≤ x), one point per
+/// distinct value, thinned to about `max_points` (the last point kept).
+pub fn cdf_points(mut values: Vec<f64>, max_points: usize) -> Vec<(f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len().max(1) as f64;
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for (i, x) in values.iter().enumerate() {
+        let y = (i + 1) as f64 / n;
+        match pts.last_mut() {
+            Some(p) if p.0 == *x => p.1 = y,
+            _ => pts.push((*x, y)),
+        }
+    }
+    let step = (pts.len() / max_points.max(1)).max(1);
+    let last = pts.last().copied();
+    let mut out: Vec<(f64, f64)> = pts.into_iter().step_by(step).collect();
+    if let Some(l) = last
+        && out.last() != Some(&l)
+    {
+        out.push(l);
+    }
+    out
+}
+
+/// Like [`line_chart_svg`], with error bars: `errors[i][k]` is the (low, high) of point `k` of
+/// series `i` (points must then be given in x order).
+pub fn line_chart_err_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    errors: &[Vec<(f64, f64)>],
 ) -> Result<String, ChartError> {
     let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
     let pts = || series.iter().flat_map(|s| s.points.iter());
@@ -40,16 +106,27 @@ pub fn line_chart_svg(
         return Err(ChartError("no points to draw".into()));
     }
     let (mut x0, mut x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let y1 = pts().fold(f64::MIN, |b, p| b.max(p.1));
-    let y0 = pts().fold(f64::MAX, |a, p| a.min(p.1)).min(0.0);
+    let hi = errors
+        .iter()
+        .flatten()
+        .map(|e| e.1)
+        .chain(pts().map(|p| p.1))
+        .fold(f64::MIN, f64::max);
+    let lo = errors
+        .iter()
+        .flatten()
+        .map(|e| e.0)
+        .chain(pts().map(|p| p.1))
+        .fold(f64::MAX, f64::min)
+        .min(0.0);
     if x1 <= x0 {
         (x0, x1) = (x0 - 0.5, x1 + 0.5);
     }
     let pad = (x1 - x0) * 0.05;
-    let top = if y1 > y0 {
-        y1 + (y1 - y0) * 0.1
+    let top = if hi > lo {
+        hi + (hi - lo) * 0.1
     } else {
-        y0 + 1.0
+        lo + 1.0
     };
     let mut svg = String::new();
     {
@@ -60,7 +137,7 @@ pub fn line_chart_svg(
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d((x0 - pad)..(x1 + pad), y0..top)
+            .build_cartesian_2d((x0 - pad)..(x1 + pad), lo..top)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
@@ -71,26 +148,182 @@ pub fn line_chart_svg(
             .map_err(|e| err(&e))?;
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let mut p = s.points.clone();
-            p.sort_by(|a, b| a.0.total_cmp(&b.0));
             chart
-                .draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
                 .map_err(|e| err(&e))?
                 .label(s.name.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
-            chart
-                .draw_series(p.into_iter().map(|q| Circle::new(q, 4, color.filled())))
-                .map_err(|e| err(&e))?;
+            // An error bar marks its point itself.
+            if s.points.len() <= 60 && errors.get(i).is_none() {
+                chart
+                    .draw_series(s.points.iter().map(|q| Circle::new(*q, 4, color.filled())))
+                    .map_err(|e| err(&e))?;
+            }
+            if let Some(e) = errors.get(i) {
+                chart
+                    .draw_series(s.points.iter().zip(e).map(|(p, (l, h))| {
+                        ErrorBar::new_vertical(p.0, *l, p.1, *h, color.stroke_width(1), 8)
+                    }))
+                    .map_err(|e| err(&e))?;
+            }
         }
+        legend(&mut chart)?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}
+
+/// A grouped bar chart: one group per category, one bar per series.
+pub fn bar_chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<String, ChartError> {
+    let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
+    if categories.is_empty() || series.is_empty() {
+        return Err(ChartError("no bars to draw".into()));
+    }
+    let top = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .fold(0.0f64, f64::max);
+    let top = if top > 0.0 { top * 1.12 } else { 1.0 };
+    let n = categories.len();
+    let k = series.len() as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(54)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..n as f64, 0f64..top)
+            .map_err(|e| err(&e))?;
         chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(|e| err(&e))?;
+        let width = 0.8 / k;
+        for (si, (name, vals)) in series.iter().enumerate() {
+            let color = PALETTE[si % PALETTE.len()];
+            chart
+                .draw_series(vals.iter().enumerate().map(|(ci, v)| {
+                    let x0 = ci as f64 + 0.1 + si as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width * 0.95, *v)], color.filled())
+                }))
+                .map_err(|e| err(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
+                });
+        }
+        legend(&mut chart)?;
+        // Category names under their groups, drawn on the whole picture (below the plot).
+        let style = ("sans-serif", 12).into_font().color(&BLACK).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Top,
+            ),
+        );
+        for (i, c) in categories.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            root.draw(&Text::new(c.clone(), (px, py + 6), style.clone()))
+                .map_err(|e| err(&e))?;
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}
+
+/// A Gantt chart: processors on the y axis, time (hours from the window's start) on the x
+/// axis, one box per job run on contiguous processors, coloured by user or by whether the job
+/// was backfilled.
+pub fn gantt_svg(
+    title: &str,
+    procs: u32,
+    window_s: f64,
+    boxes: &[data::GanttBox],
+    by_user: bool,
+) -> Result<String, ChartError> {
+    let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let hours = (window_s / 3600.0).max(1e-3);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..hours, 0f64..f64::from(procs.max(1)))
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("time from the window's start (h)")
+            .y_desc("processor")
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(|e| err(&e))?;
+        let color = |b: &data::GanttBox| {
+            if by_user {
+                PALETTE[b.user as usize % PALETTE.len()]
+            } else if b.backfilled {
+                PALETTE[1]
+            } else {
+                PALETTE[0]
+            }
+        };
+        chart
+            .draw_series(boxes.iter().map(|b| {
+                Rectangle::new(
+                    [
+                        (b.start / 3600.0, f64::from(b.lo)),
+                        (b.end / 3600.0, f64::from(b.hi)),
+                    ],
+                    color(b).mix(0.75).filled(),
+                )
+            }))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(boxes.iter().map(|b| {
+                Rectangle::new(
+                    [
+                        (b.start / 3600.0, f64::from(b.lo)),
+                        (b.end / 3600.0, f64::from(b.hi)),
+                    ],
+                    WHITE.stroke_width(1),
+                )
+            }))
+            .map_err(|e| err(&e))?;
+        if !by_user {
+            for (i, label) in [
+                (0usize, "in queue order"),
+                (1, "backfilled (started before a job ahead of it)"),
+            ] {
+                let c = PALETTE[i];
+                chart
+                    .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+                    .map_err(|e| err(&e))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+                    });
+            }
+            legend(&mut chart)?;
+        }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)

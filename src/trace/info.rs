@@ -258,30 +258,9 @@ impl TraceInfo {
 /// Cumulative distributions for charts: (CPUs by log2, run time by log10 seconds).
 pub fn cdf_series(w: &Workload) -> (Series, Series) {
     let valid = || w.jobs.iter().filter(|j| j.runtime.0 >= 0 && j.procs > 0);
-    let cdf = |mut v: Vec<f64>, name: &str| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len().max(1) as f64;
-        let mut points: Vec<(f64, f64)> = Vec::new();
-        for (i, x) in v.iter().enumerate() {
-            let y = (i + 1) as f64 / n;
-            match points.last_mut() {
-                Some(p) if p.0 == *x => p.1 = y,
-                _ => points.push((*x, y)),
-            }
-        }
-        // At most ~400 points: enough for a smooth curve.
-        let step = (points.len() / 400).max(1);
-        let last = points.last().copied();
-        let mut thin: Vec<(f64, f64)> = points.into_iter().step_by(step).collect();
-        if let Some(l) = last
-            && thin.last() != Some(&l)
-        {
-            thin.push(l);
-        }
-        Series {
-            name: name.to_string(),
-            points: thin,
-        }
+    let cdf = |v: Vec<f64>, name: &str| Series {
+        name: name.to_string(),
+        points: crate::report::cdf_points(v, 400),
     };
     (
         cdf(valid().map(|j| (j.procs as f64).log2()).collect(), "CPUs"),

@@ -10,6 +10,7 @@ mod fairshare;
 mod live;
 mod preempt;
 mod props;
+mod reports;
 mod scenarios;
 mod util;
 mod workloads;
