@@ -80,6 +80,29 @@ pub fn slug(spec: &str) -> String {
     s.trim_matches('_').to_string()
 }
 
+/// File-system names for specs, unique: a slug that two specs share gets `-2`, `-3`, ....
+pub fn unique_slugs(specs: &[String]) -> Vec<String> {
+    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    specs
+        .iter()
+        .map(|s| {
+            let base = slug(s);
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { base } else { format!("{base}-{n}") }
+        })
+        .collect()
+}
+
+/// A CSV field, quoted when it needs it (RFC 4180).
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Runs `items` with `f` on up to `threads` threads; results in input order.
 pub fn parallel<T: Sync, R: Send>(
     items: &[T],
@@ -126,7 +149,7 @@ fn series_csv(header: &str, series: &[Series]) -> String {
     let mut s = format!("{header}\n");
     for se in series {
         for (x, y) in &se.points {
-            let _ = writeln!(s, "{},{x:.6},{y:.6}", se.name);
+            let _ = writeln!(s, "{},{x:.6},{y:.6}", csv_field(&se.name));
         }
     }
     s
@@ -136,7 +159,7 @@ fn groups_csv(header: &str, labels: &[String], per: &[(String, Vec<f64>)]) -> St
     let mut s = format!("{header}\n");
     for (name, vals) in per {
         for (l, v) in labels.iter().zip(vals) {
-            let _ = writeln!(s, "{name},{l},{v:.6}");
+            let _ = writeln!(s, "{},{},{v:.6}", csv_field(name), csv_field(l));
         }
     }
     s
@@ -223,7 +246,7 @@ pub fn write_report(
     let mut s = String::from("policy,day,utilization,queue_length\n");
     for (u, q) in util.iter().zip(&queue) {
         for ((x, y), (_, ql)) in u.points.iter().zip(&q.points) {
-            let _ = writeln!(s, "{},{x:.6},{y:.6},{ql:.6}", u.name);
+            let _ = writeln!(s, "{},{x:.6},{y:.6},{ql:.6}", csv_field(&u.name));
         }
     }
     write_file(&datadir.join("over_time.csv"), &s)?;
@@ -278,27 +301,47 @@ pub fn write_report(
         .flat_map(|r| r.1.jobs.iter().map(|j| j.spec.submit.0))
         .min()
         .unwrap_or(0);
+    // The first bin where the queue is longest (a flat queue: the start).
     let peak_day = queue
         .first()
         .and_then(|q| {
             q.points
                 .iter()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .fold(None::<(f64, f64)>, |best, p| match best {
+                    Some(b) if b.1 >= p.1 => Some(b),
+                    _ => Some(*p),
+                })
                 .map(|p| p.0)
         })
         .unwrap_or(0.0);
-    let window_ms = (gantt_hours.max(0.1) * 3_600_000.0) as i64;
-    let from = t0 + (peak_day * 86_400_000.0) as i64 - window_ms / 2;
-    let from = from.max(t0);
+    let t_end = runs
+        .iter()
+        .flat_map(|r| r.1.jobs.iter().map(|j| j.finish.0))
+        .max()
+        .unwrap_or(t0);
+    // The window, within the run (a longer one is the whole run).
+    let window_ms = ((gantt_hours.max(0.1) * 3_600_000.0).min((t_end - t0).max(1) as f64)) as i64;
+    let from = (t0 + (peak_day * 86_400_000.0) as i64 - window_ms / 2)
+        .clamp(t0, (t_end - window_ms).max(t0));
+    let queue_order: Vec<mini_slurm::ids::JobId> = p.jobs.jobs.iter().map(|(s, _)| s.id).collect();
     let procs: u32 = p.jobs.cluster.nodes.iter().map(|n| n.cpus).sum();
     let mut gcsv = String::from("policy,job,start_s,end_s,proc_lo,proc_hi,user,backfilled\n");
-    for (name, r, _) in runs {
-        let boxes: Vec<GanttBox> = data::gantt(r, &p.jobs.cluster, from, from + window_ms);
+    let slugs = unique_slugs(&names);
+    for (gi, (name, r, _)) in runs.iter().enumerate() {
+        let boxes: Vec<GanttBox> =
+            data::gantt(r, &p.jobs.cluster, &queue_order, from, from + window_ms);
         for b in &boxes {
             let _ = writeln!(
                 gcsv,
-                "{name},{},{:.3},{:.3},{},{},{},{}",
-                b.job, b.start, b.end, b.lo, b.hi, b.user, b.backfilled
+                "{},{},{:.3},{:.3},{},{},{},{}",
+                csv_field(name),
+                b.job,
+                b.start,
+                b.end,
+                b.lo,
+                b.hi,
+                b.user,
+                b.backfilled
             );
         }
         let t = format!(
@@ -307,7 +350,7 @@ pub fn write_report(
             (from + window_ms - t0) as f64 / 86_400_000.0
         );
         fig(
-            &format!("gantt_{}.svg", slug(name)),
+            &format!("gantt_{}.svg", slugs[gi]),
             format!("Gantt chart: {name}"),
             gantt_svg(&t, procs, window_ms as f64 / 1000.0, &boxes, by_user).map_err(chart_err)?,
             if by_user {
@@ -378,8 +421,16 @@ pub fn run(a: CompareArgs) -> CliResult {
             "--policies: expected at least one policy spec"
         )));
     }
+    let mut canon = std::collections::BTreeSet::new();
     for s in &specs {
-        mini_slurm::policy::build(s).map_err(|e| input(anyhow!("--policies: {e}")))?;
+        let (_, parsed) =
+            mini_slurm::policy::build(s).map_err(|e| input(anyhow!("--policies: {e}")))?;
+        if !canon.insert(parsed.canonical()) {
+            return Err(input(anyhow!(
+                "--policies: '{s}' is given twice (as {})",
+                parsed.canonical()
+            )));
+        }
     }
     let by_user = match a.color.as_str() {
         "user" => true,
@@ -400,12 +451,19 @@ pub fn run(a: CompareArgs) -> CliResult {
         )));
     }
     let p = a.w.prepare(a.quiet)?;
+    if p.jobs.jobs.is_empty() {
+        return Err(input(anyhow!(
+            "{}: no job to simulate",
+            a.w.trace.display()
+        )));
+    }
     let threads = a.jobs.unwrap_or_else(default_threads);
+    let items: Vec<(String, String)> = specs.iter().cloned().zip(unique_slugs(&specs)).collect();
     // Each run writes its own outputs on its thread.
-    let results = parallel(&specs, threads, &|s: &String| {
+    let results = parallel(&items, threads, &|(s, dir): &(String, String)| {
         let (result, summary) = p.run(s, false)?;
         write_outputs(
-            &a.out.join("runs").join(slug(s)),
+            &a.out.join("runs").join(dir),
             &result,
             &p.names,
             &p.jobs.cluster,

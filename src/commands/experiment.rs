@@ -20,7 +20,7 @@
 //! speedup = "amdahl:0.05"
 //! ```
 
-use super::compare::{default_threads, parallel, slug, write_file};
+use super::compare::{csv_field, default_threads, parallel, write_file};
 use super::sim::WorkloadArgs;
 use super::{CliError, CliResult};
 use anyhow::{Context, anyhow};
@@ -159,6 +159,42 @@ pub fn run(a: ExperimentArgs) -> CliResult {
             ))
         })?
         .w;
+    if spec.options.contains_key("seed") || spec.options.contains_key("trace") {
+        return Err(input(anyhow!(
+            "{file}: [options]: `seed` and `trace` are set per run: use `seeds` and `traces`"
+        )));
+    }
+    // Distinct traces, policies and seeds (a run must not be made twice).
+    let mut seen_traces = std::collections::BTreeSet::new();
+    for t in &spec.traces {
+        if !t.is_file() {
+            return Err(input(anyhow!(
+                "{file}: traces: {}: no such file",
+                t.display()
+            )));
+        }
+        let c = std::fs::canonicalize(t).unwrap_or_else(|_| t.clone());
+        if !seen_traces.insert(c) {
+            return Err(input(anyhow!(
+                "{file}: traces: {} is given twice",
+                t.display()
+            )));
+        }
+    }
+    let mut seen_policies = std::collections::BTreeSet::new();
+    for p in &spec.policies {
+        let (_, parsed) =
+            mini_slurm::policy::build(p).map_err(|e| input(anyhow!("{file}: policies: {e}")))?;
+        if !seen_policies.insert(parsed.canonical()) {
+            return Err(input(anyhow!("{file}: policies: '{p}' is given twice")));
+        }
+    }
+    let mut seeds = spec.seeds.clone();
+    seeds.sort_unstable();
+    seeds.dedup();
+    if seeds.len() != spec.seeds.len() {
+        return Err(input(anyhow!("{file}: seeds: a seed is given twice")));
+    }
     let pr = &spec.parameters;
     for (name, v) in [
         ("load", &pr.load),
@@ -167,16 +203,20 @@ pub fn run(a: ExperimentArgs) -> CliResult {
     ] {
         if let Some(v) = v {
             let ok = match name {
-                "load" => v.iter().all(|x| *x > 0.0 && x.is_finite()),
-                "shake" => v.iter().all(|x| *x >= 0.0 && x.is_finite()),
+                "load" => v.iter().all(|x| (0.001..=100.0).contains(x)),
+                "shake" => v.iter().all(|x| (0.0..=1e7).contains(x)),
                 _ => v.iter().all(|x| (0.0..=1.0).contains(x)),
             };
-            if v.is_empty() || !ok {
+            // -0.0 and 0.0, 0.5 and 0.50 are the same value: a run would be made twice.
+            let mut norm: Vec<f64> = v.iter().map(|x| x + 0.0).collect();
+            norm.sort_by(f64::total_cmp);
+            norm.dedup();
+            if v.is_empty() || !ok || norm.len() != v.len() {
                 return Err(input(anyhow!(
-                    "{file}: parameters.{name}: expected a non-empty list of {}",
+                    "{file}: parameters.{name}: expected a non-empty list of distinct {}",
                     match name {
-                        "load" => "loads > 0",
-                        "shake" => "seconds ≥ 0",
+                        "load" => "loads between 0.001 and 100",
+                        "shake" => "seconds between 0 and 10000000",
                         _ => "fractions in [0, 1]",
                     }
                 )));
@@ -184,6 +224,14 @@ pub fn run(a: ExperimentArgs) -> CliResult {
         }
     }
     if let Some(es) = &pr.estimate {
+        let mut d = es.clone();
+        d.sort();
+        d.dedup();
+        if es.is_empty() || d.len() != es.len() {
+            return Err(input(anyhow!(
+                "{file}: parameters.estimate: expected a non-empty list of distinct modes"
+            )));
+        }
         for e in es {
             e.parse::<mini_slurm::model::EstimateMode>()
                 .map_err(|why| input(anyhow!("{file}: parameters.estimate: {why}")))?;
@@ -210,17 +258,24 @@ pub fn run(a: ExperimentArgs) -> CliResult {
         .as_ref()
         .map_or(vec![None], |v| v.iter().map(|x| Some(x.clone())).collect());
     let mut runs = Vec::new();
-    for trace in &spec.traces {
-        let stem = trace
-            .file_name()
-            .map_or("trace".into(), |n| n.to_string_lossy().into_owned());
-        for policy in &spec.policies {
+    let stems: Vec<String> = spec
+        .traces
+        .iter()
+        .map(|t| {
+            t.file_name()
+                .map_or("trace".into(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let trace_slugs = super::compare::unique_slugs(&stems);
+    let policy_slugs = super::compare::unique_slugs(&spec.policies);
+    for (trace, stem_slug) in spec.traces.iter().zip(&trace_slugs) {
+        for (policy, policy_slug) in spec.policies.iter().zip(&policy_slugs) {
             for load in opt(&pr.load) {
                 for shake in opt(&pr.shake) {
                     for ef in opt(&pr.elastic_fraction) {
                         for est in &estimates {
                             for &seed in &spec.seeds {
-                                let mut id = format!("{}__{}", slug(&stem), slug(policy));
+                                let mut id = format!("{stem_slug}__{policy_slug}");
                                 if let Some(l) = load {
                                     id.push_str(&format!("__load{}", fmt_num(l)));
                                 }
@@ -252,9 +307,30 @@ pub fn run(a: ExperimentArgs) -> CliResult {
         }
     }
     let runs_dir = out.join("runs");
+    // What a run is, in full: a run's outputs are reused only when this matches.
+    let stamp = |r: &Run| -> String {
+        let trace = std::fs::canonicalize(&r.trace).unwrap_or_else(|_| r.trace.clone());
+        format!(
+            "mini-slurm {}\ntrace {}\npolicy {}\nload {:?}\nshake {:?}\nelastic_fraction {:?}\nestimate {:?}\nseed {}\noptions {}\n",
+            env!("CARGO_PKG_VERSION"),
+            trace.display(),
+            r.policy,
+            r.load,
+            r.shake,
+            r.elastic_fraction,
+            r.estimate,
+            r.seed,
+            argv[3..].join(" ")
+        )
+    };
     let todo: Vec<Run> = runs
         .iter()
-        .filter(|r| a.force || !runs_dir.join(&r.id).join("summary.json").exists())
+        .filter(|r| {
+            let dir = runs_dir.join(&r.id);
+            a.force
+                || !dir.join("summary.json").exists()
+                || std::fs::read_to_string(dir.join("run.txt")).ok() != Some(stamp(r))
+        })
         .cloned()
         .collect();
     let bar = if std::io::stderr().is_terminal() && !todo.is_empty() {
@@ -282,11 +358,12 @@ pub fn run(a: ExperimentArgs) -> CliResult {
                 .map_err(|why: String| CliError::Input(anyhow!(why)))?;
         }
         let (load, shake, seed) = (r.load, r.shake, r.seed);
-        let procs = base.procs;
         let unscalable = std::cell::Cell::new(false);
-        let p = w.prepare_with(true, &|wl| {
+        // The load is measured on the cluster the run uses.
+        let p = w.prepare_with(true, &|wl, cpus| {
             if let Some(l) = load {
-                match transform::offered_load(&wl.jobs, procs.or(wl.declared_procs).unwrap_or(0)) {
+                let cpus = u32::try_from(cpus).unwrap_or(u32::MAX);
+                match transform::offered_load(&wl.jobs, cpus).filter(|x| *x > 0.0) {
                     Some(now) => transform::scale_load(wl, l / now),
                     None => unscalable.set(true),
                 }
@@ -297,7 +374,7 @@ pub fn run(a: ExperimentArgs) -> CliResult {
         })?;
         if unscalable.get() {
             return Err(CliError::Input(anyhow!(
-                "{}: parameters.load: the machine size is unknown (give options.procs) or the trace has no span",
+                "{}: parameters.load: the trace has no load to scale (fewer than two submit times, or no work)",
                 r.trace.display()
             )));
         }
@@ -310,17 +387,19 @@ pub fn run(a: ExperimentArgs) -> CliResult {
             &summary,
         )
         .map_err(CliError::Failed)?;
+        write_file(&runs_dir.join(&r.id).join("run.txt"), &stamp(r)).map_err(CliError::Failed)?;
         if let Some(b) = &bar {
             b.inc(1);
         }
         Ok(())
     };
     let threads = a.jobs.unwrap_or_else(default_threads);
-    for r in parallel(&todo, threads, &one) {
-        r?;
-    }
+    let results = parallel(&todo, threads, &one);
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    for r in results {
+        r?;
     }
     // The tidy table, from every run's summary.json (run now or before).
     let mut rows: Vec<(Run, serde_json::Value)> = Vec::new();
@@ -373,13 +452,9 @@ pub fn run(a: ExperimentArgs) -> CliResult {
         let _ = write!(
             csv,
             "{},{},{}",
-            r.id,
-            r.trace.display(),
-            if r.policy.contains(',') {
-                format!("\"{}\"", r.policy)
-            } else {
-                r.policy.clone()
-            }
+            csv_field(&r.id),
+            csv_field(&r.trace.display().to_string()),
+            csv_field(&r.policy)
         );
         for x in [r.load, r.shake, r.elastic_fraction].into_iter().zip([
             pr.load.is_some(),

@@ -195,15 +195,15 @@ impl WorkloadArgs {
 
     /// Reads the trace and the cluster and prepares the jobs (notes on stderr unless `quiet`).
     pub fn prepare(&self, quiet: bool) -> Result<Prepared, CliError> {
-        self.prepare_with(quiet, &|_| {})
+        self.prepare_with(quiet, &|_, _| {})
     }
 
-    /// As [`WorkloadArgs::prepare`], with `transform` applied to the trace once read (load
-    /// scaling, shaking: experiments).
+    /// As [`WorkloadArgs::prepare`], with `transform` applied to the trace once read and the
+    /// cluster built (it gets the cluster's CPU count): load scaling, shaking (experiments).
     pub fn prepare_with(
         &self,
         quiet: bool,
-        transform: &dyn Fn(&mut mini_slurm::trace::Workload),
+        transform: &dyn Fn(&mut mini_slurm::trace::Workload, u64),
     ) -> Result<Prepared, CliError> {
         let input = |e: anyhow::Error| CliError::Input(e);
         let placement_name = self.placement_name()?;
@@ -221,7 +221,6 @@ impl WorkloadArgs {
             },
         };
         let mut workload = read_trace(&self.trace, self.lenient).map_err(|e| input(e.into()))?;
-        transform(&mut workload);
         let assoc = match &self.accounts {
             None => None,
             Some(p) => {
@@ -247,6 +246,7 @@ impl WorkloadArgs {
                 eprintln!("note: {n}");
             }
         }
+        transform(&mut workload, built.cluster.total_cpus());
         let limits = Limits {
             user: self.user_limit.unwrap_or_default(),
             account: self.account_limit.unwrap_or_default(),

@@ -186,11 +186,14 @@ pub struct GanttBox {
     pub backfilled: bool,
 }
 
-/// Jobs that started before a job ahead of them in the queue (submit order, then id) did: they
-/// were backfilled (or jumped ahead by priority). Indexed like `r.jobs`.
-pub fn backfilled(r: &SimResult) -> Vec<bool> {
+/// Jobs that started before a job ahead of them in the queue did: they were backfilled (or
+/// jumped ahead by priority). `queue` lists the job ids in queue order (submit time, then
+/// arrival: `SimJobs::jobs`). Indexed like `r.jobs`.
+pub fn backfilled(r: &SimResult, queue: &[crate::ids::JobId]) -> Vec<bool> {
+    let pos: crate::ids::FastMap<crate::ids::JobId, usize> =
+        queue.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut order: Vec<usize> = (0..r.jobs.len()).collect();
-    order.sort_by_key(|&i| (r.jobs[i].spec.submit, r.jobs[i].spec.id));
+    order.sort_by_key(|&i| pos.get(&r.jobs[i].spec.id).copied().unwrap_or(usize::MAX));
     let mut out = vec![false; r.jobs.len()];
     let mut max_start = i64::MIN;
     for i in order {
@@ -201,10 +204,20 @@ pub fn backfilled(r: &SimResult) -> Vec<bool> {
     out
 }
 
+/// The most processors a Gantt chart lays out (one time slot per processor).
+pub const GANTT_MAX_PROCS: u32 = 65_536;
+
 /// Gantt boxes of the jobs running in `[from, to)` (ms): processors are numbered by node and
 /// CPU, and each job gets, in start order, the lowest-numbered free processors of its nodes
-/// (one box per contiguous run). For an elastic job the allocation it ended with is used.
-pub fn gantt(r: &SimResult, cluster: &crate::model::Cluster, from: i64, to: i64) -> Vec<GanttBox> {
+/// (one box per contiguous run). For an elastic job the allocation it ended with is used; a
+/// preempted job shows its last run only. Empty for machines over [`GANTT_MAX_PROCS`].
+pub fn gantt(
+    r: &SimResult,
+    cluster: &crate::model::Cluster,
+    queue: &[crate::ids::JobId],
+    from: i64,
+    to: i64,
+) -> Vec<GanttBox> {
     let offsets: Vec<u32> = cluster
         .nodes
         .iter()
@@ -215,7 +228,10 @@ pub fn gantt(r: &SimResult, cluster: &crate::model::Cluster, from: i64, to: i64)
         })
         .collect();
     let total: u32 = cluster.nodes.iter().map(|n| n.cpus).sum();
-    let bf = backfilled(r);
+    if total > GANTT_MAX_PROCS {
+        return Vec::new();
+    }
+    let bf = backfilled(r, queue);
     let mut order: Vec<usize> = (0..r.jobs.len())
         .filter(|&i| r.jobs[i].start.0 < to && r.jobs[i].finish.0 > from.min(r.jobs[i].start.0))
         .filter(|&i| r.jobs[i].finish.0 > r.jobs[i].start.0)

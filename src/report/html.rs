@@ -35,8 +35,16 @@ impl Row {
             })
             .collect();
         let pick = match self.better {
-            Better::Lower => num.iter().copied().fold(f64::INFINITY, f64::min),
-            Better::Higher => num.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Better::Lower => num
+                .iter()
+                .copied()
+                .filter(|v| !v.is_nan())
+                .fold(f64::INFINITY, f64::min),
+            Better::Higher => num
+                .iter()
+                .copied()
+                .filter(|v| !v.is_nan())
+                .fold(f64::NEG_INFINITY, f64::max),
         };
         (0..num.len()).filter(|&i| num[i] == pick).collect()
     }
@@ -99,10 +107,11 @@ pub fn headline(runs: &[&Summary]) -> Vec<Row> {
         rows.push(Row {
             metric: "resizes per elastic job",
             better: Better::Lower,
+            // Runs without elastic jobs show "–" and take no part in the marking.
             values: col(|s| {
                 s.elastic
                     .as_ref()
-                    .map_or(0.0, |e| e.resizes_per_elastic_job)
+                    .map_or(f64::NAN, |e| e.resizes_per_elastic_job)
             }),
             decimals: 2,
         });
@@ -118,7 +127,11 @@ fn esc(s: &str) -> String {
 }
 
 fn fmt(v: f64, d: usize) -> String {
-    format!("{v:.d$}")
+    if v.is_nan() {
+        "–".to_string()
+    } else {
+        format!("{v:.d$}")
+    }
 }
 
 /// `summary.md`: inputs, then the headline table with the best value of each row in bold.

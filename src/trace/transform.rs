@@ -16,10 +16,14 @@ use crate::ids::Sym;
 use crate::time::{Dur, Time};
 use rand::{RngExt, SeedableRng};
 
-/// Offered load: Σ(run time × CPUs) / (P × (last submit − first submit)), over the jobs with a
-/// known run time and CPU count. `None` for fewer than two distinct submit times.
+/// Offered load: Σ(run time × CPUs) / (P × (last submit − first submit)), over the jobs the
+/// simulator keeps (known run time, 1 to P CPUs). `None` for fewer than two distinct submit
+/// times.
 pub fn offered_load(jobs: &[TraceJob], procs: u32) -> Option<f64> {
-    let valid = || jobs.iter().filter(|j| j.runtime.0 >= 0 && j.procs > 0);
+    let valid = || {
+        jobs.iter()
+            .filter(move |j| j.runtime.0 >= 0 && j.procs > 0 && j.procs <= i64::from(procs))
+    };
     let first = valid().map(|j| j.submit).min()?;
     let last = valid().map(|j| j.submit).max()?;
     let span = last.0.saturating_sub(first.0);

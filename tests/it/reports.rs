@@ -325,3 +325,123 @@ fn experiments_are_deterministic_and_rerun_only_what_is_missing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("e.toml"));
 }
+
+#[test]
+fn runs_never_share_a_name_and_stale_runs_are_redone() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("tiny.csv");
+    std::fs::write(&trace, TINY).unwrap();
+    let t = trace.to_str().unwrap();
+    // The same policy twice is refused; two specs with one slug get two directories.
+    let out = dir.path().join("c");
+    let o = run(&[
+        "compare",
+        "--trace",
+        t,
+        "--procs",
+        "4",
+        "--policies",
+        "easy,easy[]",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("given twice"));
+    ok(&run(&[
+        "compare",
+        "--trace",
+        t,
+        "--procs",
+        "4",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+        "--policies",
+        "easy[order=multifactor,max_age=1.5],easy[order=multifactor,max_age=1:5]",
+    ]));
+    for d in [
+        "easy_order_multifactor_max_age_1_5",
+        "easy_order_multifactor_max_age_1_5-2",
+    ] {
+        assert!(out.join("runs").join(d).join("jobs.csv").exists(), "{d}");
+    }
+    // An empty trace: exit 2 before anything is written.
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "id,submit,runtime,cpus\n").unwrap();
+    let e = dir.path().join("e");
+    let o = run(&[
+        "compare",
+        "--trace",
+        empty.to_str().unwrap(),
+        "--procs",
+        "4",
+        "--out",
+        e.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!e.exists());
+    // An experiment rerun with other options runs again instead of reusing old outputs.
+    let toml = dir.path().join("x.toml");
+    let out = dir.path().join("x");
+    let go = |procs: u32| {
+        std::fs::write(
+            &toml,
+            format!("traces = [\"{t}\"]\npolicies = [\"fcfs\"]\n[options]\nprocs = {procs}\n"),
+        )
+        .unwrap();
+        run(&[
+            "experiment",
+            toml.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let first = go(4);
+    ok(&first);
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("1 runs (1 run now"));
+    let again = go(4);
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("1 runs (0 run now"));
+    let other = go(8);
+    assert!(String::from_utf8_lossy(&other.stdout).starts_with("1 runs (1 run now"));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let wait: f64 = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(5)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(wait, 0.0, "on 8 CPUs nothing waits: {csv}");
+    // Duplicate values make duplicate runs: refused.
+    std::fs::write(
+        &toml,
+        format!("traces = [\"{t}\"]\npolicies = [\"fcfs\"]\nseeds = [1, 1]\n"),
+    )
+    .unwrap();
+    let o = run(&[
+        "experiment",
+        toml.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::write(
+        &toml,
+        format!("traces = [\"{t}\"]\npolicies = [\"fcfs\"]\n[parameters]\nload = [0.5, 0.50]\n"),
+    )
+    .unwrap();
+    let o = run(&[
+        "experiment",
+        toml.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
