@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use mini_slurm::metrics::Summary;
 use mini_slurm::report::data::{self, GanttBox};
 use mini_slurm::report::html::{Figure, Row, headline, index_html, summary_md};
-use mini_slurm::report::{Series, bar_chart_svg, gantt_svg, line_chart_svg};
+use mini_slurm::report::{Format, Series, bar_chart, gantt_chart, line_chart_err};
 use mini_slurm::sim::SimResult;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,9 @@ pub struct CompareArgs {
     /// Runs at a time (default: the machine's cores)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Also write each chart as PNG (charts/*.png; text in the embedded DejaVu Sans font)
+    #[arg(long)]
+    pub png: bool,
     /// Print nothing on stdout
     #[arg(long, short)]
     pub quiet: bool,
@@ -165,6 +168,17 @@ fn groups_csv(header: &str, labels: &[String], per: &[(String, Vec<f64>)]) -> St
     s
 }
 
+/// How the report is drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportOptions {
+    /// Length of the Gantt window.
+    pub gantt_hours: f64,
+    /// Gantt boxes coloured by user (else by backfilled or not).
+    pub by_user: bool,
+    /// Charts also as PNG.
+    pub png: bool,
+}
+
 /// The report of `runs` (policy spec, result, summary), written into `dir`.
 pub fn write_report(
     dir: &Path,
@@ -172,9 +186,13 @@ pub fn write_report(
     inputs: &[(String, String)],
     p: &Prepared,
     runs: &[(String, SimResult, Summary)],
-    gantt_hours: f64,
-    by_user: bool,
+    opts: ReportOptions,
 ) -> anyhow::Result<Vec<Row>> {
+    let ReportOptions {
+        gantt_hours,
+        by_user,
+        png,
+    } = opts;
     let charts = dir.join("charts");
     let datadir = dir.join("data");
     std::fs::create_dir_all(&charts)
@@ -186,16 +204,25 @@ pub fn write_report(
     let summaries: Vec<&Summary> = runs.iter().map(|r| &r.2).collect();
     let rows = headline(&summaries);
     let mut figures = Vec::new();
-    let mut fig = |file: &str, title: String, svg: String, caption: &str| -> anyhow::Result<()> {
-        write_file(&charts.join(file), &svg)?;
-        figures.push(Figure {
-            title,
-            svg,
-            caption: caption.to_string(),
-        });
-        Ok(())
-    };
-    let chart_err = |e: mini_slurm::report::ChartError| anyhow!(e);
+    // Each chart: SVG (inlined in the page), and PNG as well when asked.
+    type Draw<'d> = &'d dyn Fn(Format) -> Result<Vec<u8>, mini_slurm::report::ChartError>;
+    let mut fig =
+        |file: &str, title: String, draw: Draw<'_>, caption: &str| -> anyhow::Result<()> {
+            let svg = String::from_utf8(draw(Format::Svg).map_err(|e| anyhow!(e))?)?;
+            write_file(&charts.join(file), &svg)?;
+            if png {
+                let bytes = draw(Format::Png).map_err(|e| anyhow!(e))?;
+                let path = charts.join(file).with_extension("png");
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            figures.push(Figure {
+                title,
+                svg,
+                caption: caption.to_string(),
+            });
+            Ok(())
+        };
     // Wait-time CDF.
     let cdf = data::wait_cdf(&named);
     write_file(
@@ -205,13 +232,16 @@ pub fn write_report(
     fig(
         "wait_cdf.svg",
         "Wait time distribution".into(),
-        line_chart_svg(
-            "Wait time CDF",
-            "log10(wait + 1 s)   (0 = no wait, 3 ≈ 17 min, 4 ≈ 2.8 h, 5 ≈ 28 h)",
-            "fraction of jobs waiting ≤ x",
-            &cdf,
-        )
-        .map_err(chart_err)?,
+        &|f| {
+            line_chart_err(
+                f,
+                "Wait time CDF",
+                "log10(wait + 1 s)   (0 = no wait, 3 ≈ 17 min, 4 ≈ 2.8 h, 5 ≈ 28 h)",
+                "fraction of jobs waiting ≤ x",
+                &cdf,
+                &[],
+            )
+        },
         "Cumulative distribution of the wait time per policy: higher and further left is better.",
     )?;
     // Bounded slowdown by size and run-time class.
@@ -236,8 +266,7 @@ pub fn write_report(
         fig(
             &format!("{file}.svg"),
             t.into(),
-            bar_chart_svg(t, x, "mean bounded slowdown (τ = 10 s)", &labels, &per)
-                .map_err(chart_err)?,
+            &|f| bar_chart(f, t, x, "mean bounded slowdown (τ = 10 s)", &labels, &per),
             "Lower is better. A class without jobs shows 0.",
         )?;
     }
@@ -253,25 +282,31 @@ pub fn write_report(
     fig(
         "utilization.svg",
         "Utilization over time".into(),
-        line_chart_svg(
-            "Utilization over time",
-            "time from the first submission (days)",
-            "busy CPUs / all CPUs",
-            &util,
-        )
-        .map_err(chart_err)?,
+        &|f| {
+            line_chart_err(
+                f,
+                "Utilization over time",
+                "time from the first submission (days)",
+                "busy CPUs / all CPUs",
+                &util,
+                &[],
+            )
+        },
         "Averaged over 200 equal bins of the run.",
     )?;
     fig(
         "queue_length.svg",
         "Queue length over time".into(),
-        line_chart_svg(
-            "Queue length over time",
-            "time from the first submission (days)",
-            "jobs waiting (mean over the bin)",
-            &queue,
-        )
-        .map_err(chart_err)?,
+        &|f| {
+            line_chart_err(
+                f,
+                "Queue length over time",
+                "time from the first submission (days)",
+                "jobs waiting (mean over the bin)",
+                &queue,
+                &[],
+            )
+        },
         "Averaged over 200 equal bins of the run.",
     )?;
     // Per-user fairness.
@@ -284,14 +319,16 @@ pub fn write_report(
         fig(
             "users.svg",
             "Fairness across users".into(),
-            bar_chart_svg(
-                "Mean bounded slowdown of the 10 heaviest users",
-                "user (by CPU-time used, heaviest first)",
-                "mean bounded slowdown",
-                &users,
-                &per,
-            )
-            .map_err(chart_err)?,
+            &|f| {
+                bar_chart(
+                    f,
+                    "Mean bounded slowdown of the 10 heaviest users",
+                    "user (by CPU-time used, heaviest first)",
+                    "mean bounded slowdown",
+                    &users,
+                    &per,
+                )
+            },
             "Users ordered by the CPU-time their jobs used; similar bars across users mean a fair policy.",
         )?;
     }
@@ -352,7 +389,7 @@ pub fn write_report(
         fig(
             &format!("gantt_{}.svg", slugs[gi]),
             format!("Gantt chart: {name}"),
-            gantt_svg(&t, procs, window_ms as f64 / 1000.0, &boxes, by_user).map_err(chart_err)?,
+            &|f| gantt_chart(f, &t, procs, window_ms as f64 / 1000.0, &boxes, by_user),
             if by_user {
                 "Each box is a job on its processors, coloured by user."
             } else {
@@ -486,8 +523,12 @@ pub fn run(a: CompareArgs) -> CliResult {
         )
     });
     let inputs = inputs_of(&p, &specs);
-    write_report(&a.out, &title, &inputs, &p, &runs, a.gantt_hours, by_user)
-        .map_err(CliError::Failed)?;
+    let opts = ReportOptions {
+        gantt_hours: a.gantt_hours,
+        by_user,
+        png: a.png,
+    };
+    write_report(&a.out, &title, &inputs, &p, &runs, opts).map_err(CliError::Failed)?;
     if !a.quiet {
         print!(
             "{}",

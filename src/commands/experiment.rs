@@ -27,7 +27,7 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mini_slurm::report::html::{Better, Figure, Row, index_html, summary_md};
-use mini_slurm::report::{Series, line_chart_err_svg};
+use mini_slurm::report::{Format, Series, line_chart_err, line_chart_err_svg};
 use mini_slurm::time::Dur;
 use mini_slurm::trace::transform;
 use std::collections::BTreeMap;
@@ -52,6 +52,9 @@ pub struct ExperimentArgs {
     /// Run again the runs whose outputs exist
     #[arg(long)]
     force: bool,
+    /// Also write each chart as PNG (charts/*.png)
+    #[arg(long)]
+    png: bool,
     /// Print nothing on stdout
     #[arg(long, short)]
     quiet: bool,
@@ -574,6 +577,14 @@ pub fn run(a: ExperimentArgs) -> CliResult {
                 .map_err(|e| CliError::Failed(anyhow!(e)))?;
             write_file(&charts.join(format!("{mname}_vs_{pname}.svg")), &svg)
                 .map_err(CliError::Failed)?;
+            if a.png {
+                let bytes = line_chart_err(Format::Png, &title, plabel, ylabel, &series, &errors)
+                    .map_err(|e| CliError::Failed(anyhow!(e)))?;
+                let path = charts.join(format!("{mname}_vs_{pname}.png"));
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))
+                    .map_err(CliError::Failed)?;
+            }
             figures.push(Figure {
                 title,
                 svg,

@@ -3,7 +3,7 @@
 
 use super::{CliError, CliResult};
 use anyhow::{Context, anyhow};
-use mini_slurm::report::{Series, line_chart_svg};
+use mini_slurm::report::{Format, Series, line_chart_err};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -32,7 +32,7 @@ pub struct PlotArgs {
     x_label: Option<String>,
     #[arg(long, value_name = "TEXT")]
     y_label: Option<String>,
-    /// The SVG file to write
+    /// The chart to write: FILE.svg, or FILE.png for a PNG image
     #[arg(long, short, value_name = "FILE.svg")]
     out: PathBuf,
     /// summary.json files of the runs
@@ -89,15 +89,27 @@ pub fn run(a: PlotArgs) -> CliResult {
         .title
         .clone()
         .unwrap_or_else(|| format!("{} by {}", a.y, a.x));
-    let svg = line_chart_svg(
+    // PNG for a .png name, else SVG.
+    let format = if a
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        Format::Png
+    } else {
+        Format::Svg
+    };
+    let bytes = line_chart_err(
+        format,
         &title,
         a.x_label.as_deref().unwrap_or(&a.x),
         a.y_label.as_deref().unwrap_or(&a.y),
         &series,
+        &[],
     )
     .map_err(|e| CliError::Failed(e.into()))?;
-    let tmp = a.out.with_extension("svg.tmp");
-    std::fs::write(&tmp, svg)
+    let tmp = a.out.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, &a.out))
         .with_context(|| format!("cannot write {}", a.out.display()))
         .map_err(CliError::Failed)?;

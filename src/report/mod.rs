@@ -5,7 +5,75 @@
 pub mod data;
 pub mod html;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// An image format for charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Text drawn by the viewer: no fonts needed to make it.
+    Svg,
+    /// Pixels, with text drawn from the embedded DejaVu Sans font.
+    Png,
+}
+
+/// Registers the embedded font as "sans-serif" (once): text is measured and drawn with it, so
+/// charts look the same on every machine, with or without system fonts.
+fn init_fonts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+fn svg_text(bytes: Vec<u8>) -> Result<String, ChartError> {
+    String::from_utf8(bytes).map_err(|e| ChartError(e.to_string()))
+}
+
+/// RGB pixels as a PNG file.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| ChartError(e.to_string()))?;
+        writer
+            .write_image_data(rgb)
+            .map_err(|e| ChartError(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// Draws with `$draw` on a drawing area of `$size` in `$format`; the image's bytes.
+macro_rules! render {
+    ($format:expr, $size:expr, |$root:ident| $draw:expr) => {{
+        init_fonts();
+        let (w, h): (u32, u32) = $size;
+        match $format {
+            Format::Svg => {
+                let mut svg = String::new();
+                {
+                    let $root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                    $draw?;
+                }
+                Ok(svg.into_bytes())
+            }
+            Format::Png => {
+                let mut buf = vec![0u8; (w * h * 3) as usize];
+                {
+                    let $root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+                    $draw?;
+                }
+                encode_png(&buf, w, h)
+            }
+        }
+    }};
+}
 
 /// One line of a chart: a name for the legend and its points, drawn in x order.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,13 +161,14 @@ pub fn cdf_points(mut values: Vec<f64>, max_points: usize) -> Vec<(f64, f64)> {
 
 /// Like [`line_chart_svg`], with error bars: `errors[i][k]` is the (low, high) of point `k` of
 /// series `i` (points must then be given in x order).
-pub fn line_chart_err_svg(
+fn line_chart_err_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
     y_label: &str,
     series: &[Series],
     errors: &[Vec<(f64, f64)>],
-) -> Result<String, ChartError> {
+) -> Result<(), ChartError> {
     let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
     let pts = || series.iter().flat_map(|s| s.points.iter());
     if pts().next().is_none() {
@@ -128,9 +197,7 @@ pub fn line_chart_err_svg(
     } else {
         lo + 1.0
     };
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
@@ -172,17 +239,50 @@ pub fn line_chart_err_svg(
         legend(&mut chart)?;
         root.present().map_err(|e| err(&e))?;
     }
-    Ok(svg)
+    Ok(())
+}
+
+/// [`line_chart_err_on`] as an image in `format`.
+pub fn line_chart_err(
+    format: Format,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    errors: &[Vec<(f64, f64)>],
+) -> Result<Vec<u8>, ChartError> {
+    render!(format, (720, 440), |root| line_chart_err_on(
+        root, title, x_label, y_label, series, errors
+    ))
+}
+
+/// [`line_chart_err`] as SVG text.
+pub fn line_chart_err_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    errors: &[Vec<(f64, f64)>],
+) -> Result<String, ChartError> {
+    svg_text(line_chart_err(
+        Format::Svg,
+        title,
+        x_label,
+        y_label,
+        series,
+        errors,
+    )?)
 }
 
 /// A grouped bar chart: one group per category, one bar per series.
-pub fn bar_chart_svg(
+fn bar_chart_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
     y_label: &str,
     categories: &[String],
     series: &[(String, Vec<f64>)],
-) -> Result<String, ChartError> {
+) -> Result<(), ChartError> {
     let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
     if categories.is_empty() || series.is_empty() {
         return Err(ChartError("no bars to draw".into()));
@@ -194,9 +294,7 @@ pub fn bar_chart_svg(
     let top = if top > 0.0 { top * 1.12 } else { 1.0 };
     let n = categories.len();
     let k = series.len() as f64;
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
@@ -243,23 +341,54 @@ pub fn bar_chart_svg(
         }
         root.present().map_err(|e| err(&e))?;
     }
-    Ok(svg)
+    Ok(())
+}
+
+/// [`bar_chart_on`] as an image in `format`.
+pub fn bar_chart(
+    format: Format,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<Vec<u8>, ChartError> {
+    render!(format, (720, 440), |root| bar_chart_on(
+        root, title, x_label, y_label, categories, series
+    ))
+}
+
+/// [`bar_chart`] as SVG text.
+pub fn bar_chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<String, ChartError> {
+    svg_text(bar_chart(
+        Format::Svg,
+        title,
+        x_label,
+        y_label,
+        categories,
+        series,
+    )?)
 }
 
 /// A Gantt chart: processors on the y axis, time (hours from the window's start) on the x
 /// axis, one box per job run on contiguous processors, coloured by user or by whether the job
 /// was backfilled.
-pub fn gantt_svg(
+fn gantt_chart_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
     title: &str,
     procs: u32,
     window_s: f64,
     boxes: &[data::GanttBox],
     by_user: bool,
-) -> Result<String, ChartError> {
+) -> Result<(), ChartError> {
     let err = |e: &dyn std::fmt::Display| ChartError(e.to_string());
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let hours = (window_s / 3600.0).max(1e-3);
         let mut chart = ChartBuilder::on(&root)
@@ -326,7 +455,39 @@ pub fn gantt_svg(
         }
         root.present().map_err(|e| err(&e))?;
     }
-    Ok(svg)
+    Ok(())
+}
+
+/// [`gantt_chart_on`] as an image in `format`.
+pub fn gantt_chart(
+    format: Format,
+    title: &str,
+    procs: u32,
+    window_s: f64,
+    boxes: &[data::GanttBox],
+    by_user: bool,
+) -> Result<Vec<u8>, ChartError> {
+    render!(format, (900, 480), |root| gantt_chart_on(
+        root, title, procs, window_s, boxes, by_user
+    ))
+}
+
+/// [`gantt_chart`] as SVG text.
+pub fn gantt_svg(
+    title: &str,
+    procs: u32,
+    window_s: f64,
+    boxes: &[data::GanttBox],
+    by_user: bool,
+) -> Result<String, ChartError> {
+    svg_text(gantt_chart(
+        Format::Svg,
+        title,
+        procs,
+        window_s,
+        boxes,
+        by_user,
+    )?)
 }
 
 #[cfg(test)]

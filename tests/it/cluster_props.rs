@@ -255,6 +255,7 @@ proptest! {
 
     #[test]
     fn every_policy_and_placement_respects_nodes(g in cluster_and_jobs()) {
+        let _heavy = crate::util::heavy();
         let cluster = build_cluster(&g);
         for (place, _) in PLACEMENTS {
             let jobs = build_jobs(&g, &cluster, place);
@@ -274,6 +275,7 @@ proptest! {
     /// ends, sizes stay in range and the work delivered is exact.
     #[test]
     fn elastic_jobs_on_nodes_keep_every_invariant(g in cluster_and_jobs(), seed in 0u64..1000) {
+        let _heavy = crate::util::heavy();
         let cluster = build_cluster(&g);
         for (place, _) in PLACEMENTS {
             let mut jobs = build_jobs(&g, &cluster, place);

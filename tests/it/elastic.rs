@@ -285,6 +285,7 @@ proptest! {
     /// and it ends in the first millisecond its work allows.
     #[test]
     fn resizes_keep_every_invariant(g in workload()) {
+        let _heavy = crate::util::heavy();
         let jobs = to_jobs(&g);
         for spec in specs(g.every) {
             let (p, s) = policy::build(&spec).unwrap();

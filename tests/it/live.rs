@@ -418,6 +418,7 @@ fn concurrent_submissions_are_all_stored_once() {
 /// and start times agree within a small tolerance (process start-up is the difference).
 #[test]
 fn live_and_simulated_schedules_agree() {
+    let _heavy = crate::util::heavy();
     use mini_slurm::driver::NoObserver;
     use mini_slurm::ids::JobId;
     use mini_slurm::model::{Cluster, JobSpec, JobTruth};

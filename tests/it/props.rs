@@ -112,6 +112,7 @@ proptest! {
 
     #[test]
     fn every_policy_is_safe_causal_live_and_deterministic(g in workload(), m in mode()) {
+        let _heavy = crate::util::heavy();
         let jobs = to_jobs(&g, m);
         for spec in specs() {
             let r = sim(&jobs, &spec, &mut InvariantCheck);
@@ -138,6 +139,7 @@ proptest! {
 
     #[test]
     fn easy_starts_the_head_by_its_shadow_time(g in workload()) {
+        let _heavy = crate::util::heavy();
         let jobs = to_jobs(&g, EstimateMode::Actual);
         let mut obs = ShadowWatch::default();
         let r = sim(&jobs, "easy", &mut obs);
@@ -150,6 +152,7 @@ proptest! {
 
     #[test]
     fn conservative_plans_are_feasible_and_greedy(g in workload(), m in mode()) {
+        let _heavy = crate::util::heavy();
         let jobs = to_jobs(&g, m);
         let mut obs = PlanWatch { procs: g.procs, checked: 0 };
         sim(&jobs, "conservative", &mut obs);

@@ -166,10 +166,41 @@ fn compare_report_data_is_what_the_schedules_give() {
     for p in ["fcfs", "easy"] {
         assert!(out.join("runs").join(p).join("jobs.csv").exists());
     }
+    // PNG on request: every chart also as a PNG image of the same size class.
+    let png = dir.path().join("png");
+    ok(&run(&[
+        "compare",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--procs",
+        "4",
+        "--policies",
+        "fcfs,easy",
+        "--png",
+        "-q",
+        "--out",
+        png.to_str().unwrap(),
+    ]));
+    let mut pngs = 0;
+    for e in std::fs::read_dir(png.join("charts")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "png") {
+            let b = std::fs::read(&p).unwrap();
+            assert!(
+                b.starts_with(b"\x89PNG\r\n\x1a\n") && b.len() > 5_000,
+                "{}",
+                p.display()
+            );
+            assert!(p.with_extension("svg").exists());
+            pngs += 1;
+        }
+    }
+    assert_eq!(pngs, 8);
 }
 
 #[test]
 fn compare_is_deterministic_and_checks_its_input() {
+    let _heavy = crate::util::heavy();
     let dir = tempfile::tempdir().unwrap();
     let lublin = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/synthetic-hpc-5k.csv.gz");
     let mut files: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
@@ -224,6 +255,7 @@ fn compare_is_deterministic_and_checks_its_input() {
 
 #[test]
 fn experiments_are_deterministic_and_rerun_only_what_is_missing() {
+    let _heavy = crate::util::heavy();
     let dir = tempfile::tempdir().unwrap();
     let lublin = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/synthetic-hpc-5k.csv.gz");
     let toml = dir.path().join("e.toml");

@@ -89,3 +89,10 @@ pub fn trace_job(i: usize, submit: i64, run: i64, procs: i64, req: i64) -> Trace
         line: i as u64 + 1,
     }
 }
+
+/// Held by the CPU-heavy tests and by the one test that compares wall-clock times: on a 2-core
+/// machine the timing test must not share the CPUs with property tests and big simulations.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

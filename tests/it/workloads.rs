@@ -48,6 +48,7 @@ fn median_sigma(mut v: Vec<f64>) -> (f64, f64) {
 
 #[test]
 fn hpc_model_realizes_its_parameters() {
+    let _heavy = crate::util::heavy();
     let p = GenParams::new(Model::Hpc, 50_000, 512, 0.8, 11);
     let (w, t) = generate(&p);
     assert_eq!(w.jobs.len(), 50_000);
@@ -106,6 +107,7 @@ fn hpc_model_realizes_its_parameters() {
 
 #[test]
 fn hypergamma_and_other_models() {
+    let _heavy = crate::util::heavy();
     let mut p = GenParams::new(Model::Hpc, 20_000, 256, 0.7, 3);
     p.runtime = RuntimeModel::HyperGamma;
     let (w, _) = generate(&p);
@@ -170,6 +172,7 @@ fn sim_fields(w: &Workload) -> Vec<SimFields> {
 
 #[test]
 fn swf_to_csv_to_swf_keeps_every_field_the_simulator_uses() {
+    let _heavy = crate::util::heavy();
     let dir = tempfile::tempdir().unwrap();
     for trace in [
         "KTH-SP2-1996-2.1-cln.swf.gz",
@@ -567,6 +570,7 @@ fn shipped_traces_are_reproducible() {
 
 #[test]
 fn converted_traces_replay_and_odd_inputs_are_refused() {
+    let _heavy = crate::util::heavy();
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).display().to_string();
     // An SWF converted to CSV replays with every job (its partition numbers are not written as
