@@ -477,3 +477,53 @@ fn runs_never_share_a_name_and_stale_runs_are_redone() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn the_shipped_ml_report_is_what_its_command_makes() {
+    // The command in reports/make.sh, run from the repository root; every page, chart and data
+    // file must equal the committed one (a stale report fails here).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let make = std::fs::read_to_string(root.join("reports/make.sh")).unwrap();
+    let args = [
+        "--trace",
+        "traces/synthetic-ml-2k.csv.gz",
+        "--nodes",
+        "8",
+        "--cpus-per-node",
+        "64",
+        "--gpus-per-node",
+        "8",
+        "--mem-per-node",
+        "1TB",
+        "--policies",
+        "fcfs,easy,easy[order=multifactor],conservative",
+        "--title",
+        "Generated ML workload (GPU jobs, sweeps) on 8 nodes",
+    ];
+    assert!(make.contains("--trace traces/synthetic-ml-2k.csv.gz --nodes 8 --cpus-per-node 64 --gpus-per-node 8 \\\n  --mem-per-node 1TB --policies \"fcfs,easy,easy[order=multifactor],conservative\""));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ml");
+    let mut a = vec!["compare", "-q", "--out", out.to_str().unwrap()];
+    a.extend(args);
+    let o = Command::new(BIN)
+        .args(&a)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    ok(&o);
+    let shipped = root.join("reports/ml");
+    for sub in ["", "charts", "data"] {
+        for e in std::fs::read_dir(out.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let name = p.strip_prefix(&out).unwrap();
+                assert!(
+                    std::fs::read(&p).unwrap()
+                        == std::fs::read(shipped.join(name)).unwrap_or_default(),
+                    "reports/ml/{} is stale: run sh reports/make.sh",
+                    name.display()
+                );
+            }
+        }
+    }
+}
