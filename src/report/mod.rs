@@ -197,48 +197,80 @@ fn line_chart_err_on<DB: DrawingBackend>(
     } else {
         lo + 1.0
     };
-    {
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+    // Metric-versus-parameter charts (those with error bars) whose values spread over two
+    // orders of magnitude or more (FCFS beside backfilling, say) are drawn on a log scale, where
+    // every line stays readable. Time series and distributions stay linear.
+    let positive_min = errors
+        .iter()
+        .flatten()
+        .map(|e| e.0)
+        .chain(pts().map(|p| p.1))
+        .fold(f64::MAX, f64::min);
+    let log = !errors.is_empty() && positive_min > 0.0 && hi / positive_min >= 100.0;
+    let y_desc = if log {
+        format!("{y_label} (log scale)")
+    } else {
+        y_label.to_string()
+    };
+    macro_rules! draw {
+        ($chart:ident) => {{
+            $chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_desc.as_str())
+                .axis_desc_style(("sans-serif", 15))
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (i, s) in series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                $chart
+                    .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
+                    .map_err(|e| err(&e))?
+                    .label(s.name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                // An error bar marks its point itself.
+                if s.points.len() <= 60 && errors.get(i).is_none() {
+                    $chart
+                        .draw_series(s.points.iter().map(|q| Circle::new(*q, 4, color.filled())))
+                        .map_err(|e| err(&e))?;
+                }
+                if let Some(e) = errors.get(i) {
+                    $chart
+                        .draw_series(s.points.iter().zip(e).map(|(p, (l, h))| {
+                            ErrorBar::new_vertical(p.0, *l, p.1, *h, color.stroke_width(1), 8)
+                        }))
+                        .map_err(|e| err(&e))?;
+                }
+            }
+            legend(&mut $chart)?;
+        }};
+    }
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let builder = || {
+        let mut b = ChartBuilder::on(&root);
+        b.caption(title, ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(44)
-            .y_label_area_size(64)
+            .y_label_area_size(64);
+        b
+    };
+    if log {
+        let mut chart = builder()
+            .build_cartesian_2d(
+                (x0 - pad)..(x1 + pad),
+                (positive_min / 1.5..hi * 1.5).log_scale(),
+            )
+            .map_err(|e| err(&e))?;
+        draw!(chart);
+    } else {
+        let mut chart = builder()
             .build_cartesian_2d((x0 - pad)..(x1 + pad), lo..top)
             .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|e| err(&e))?;
-        for (i, s) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            // An error bar marks its point itself.
-            if s.points.len() <= 60 && errors.get(i).is_none() {
-                chart
-                    .draw_series(s.points.iter().map(|q| Circle::new(*q, 4, color.filled())))
-                    .map_err(|e| err(&e))?;
-            }
-            if let Some(e) = errors.get(i) {
-                chart
-                    .draw_series(s.points.iter().zip(e).map(|(p, (l, h))| {
-                        ErrorBar::new_vertical(p.0, *l, p.1, *h, color.stroke_width(1), 8)
-                    }))
-                    .map_err(|e| err(&e))?;
-            }
-        }
-        legend(&mut chart)?;
-        root.present().map_err(|e| err(&e))?;
+        draw!(chart);
     }
+    root.present().map_err(|e| err(&e))?;
     Ok(())
 }
 
