@@ -556,4 +556,36 @@ mod tests {
         );
         assert!(line_chart_svg("t", "x", "y", &[]).is_err());
     }
+
+    #[test]
+    fn wide_spreads_with_error_bars_get_a_log_axis() {
+        let s = [
+            Series {
+                name: "fcfs".into(),
+                points: vec![(0.5, 2000.0), (0.9, 30000.0)],
+            },
+            Series {
+                name: "easy".into(),
+                points: vec![(0.5, 20.0), (0.9, 100.0)],
+            },
+        ];
+        let e = vec![
+            vec![(1500.0, 2500.0), (25000.0, 35000.0)],
+            vec![(15.0, 25.0), (90.0, 110.0)],
+        ];
+        let log = line_chart_err_svg("t", "load", "bsld", &s, &e).unwrap();
+        assert!(log.contains("bsld (log scale)"));
+        let linear = line_chart_err_svg("t", "load", "bsld", &s, &[]).unwrap();
+        assert!(!linear.contains("log scale"));
+        let narrow = [Series {
+            name: "easy".into(),
+            points: vec![(0.5, 20.0), (0.9, 100.0)],
+        }];
+        let e = vec![vec![(15.0, 25.0), (90.0, 110.0)]];
+        assert!(
+            !line_chart_err_svg("t", "load", "bsld", &narrow, &e)
+                .unwrap()
+                .contains("log scale")
+        );
+    }
 }
