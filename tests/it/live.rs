@@ -464,17 +464,21 @@ fn live_and_simulated_schedules_agree() {
         ]));
     }
     l.start(&["--cpus", "4", "--policy", policy]);
-    let live: Vec<i64> = ids
+    let rows: Vec<(i64, i64)> = ids
         .iter()
         .map(|&id| {
             let r = l.wait_state(id, 60);
             assert_eq!(r.state, "COMPLETED");
-            r.start_ms.unwrap()
+            (r.start_ms.unwrap(), r.end_ms.unwrap())
         })
         .collect();
-    let t0 = *live.iter().min().unwrap();
-    let live: Vec<i64> = live.iter().map(|s| s - t0).collect();
-    // The simulator, with the same run times and all jobs submitted together.
+    let t0 = rows.iter().map(|r| r.0).min().unwrap();
+    let live: Vec<i64> = rows.iter().map(|r| r.0 - t0).collect();
+    // The simulator, with the run times the jobs really had (a `sleep` runs a little longer than
+    // asked, and by a varying amount): EASY's choices compare expected ends at the millisecond,
+    // and with the nominal run times some of them flip under a few ms of jitter (checked: half
+    // of the schedules change with 0-60 ms added at random). All jobs submitted together.
+    let observed: Vec<i64> = rows.iter().map(|r| (r.1 - r.0).max(0)).collect();
     let sim_jobs = SimJobs {
         cluster: Cluster::uniform(1, 4, 0, 0).unwrap(),
         jobs: jobs
@@ -486,7 +490,14 @@ fn live_and_simulated_schedules_agree() {
                     requested_time: Some(Dur::from_secs(limit)),
                     ..JobSpec::new(JobId(i as u64 + 1), Time::ZERO, cpus, Dur::from_secs(limit))
                 };
-                (spec.into(), JobTruth::new(Dur(run)))
+                // A job runs at least as long as asked.
+                assert!(
+                    observed[i] >= run,
+                    "job {}: ran {} ms, asked {run}",
+                    i + 1,
+                    observed[i]
+                );
+                (spec.into(), JobTruth::new(Dur(observed[i])))
             })
             .collect(),
         skipped: Default::default(),
@@ -497,10 +508,9 @@ fn live_and_simulated_schedules_agree() {
     let ends: Vec<i64> = r.jobs.iter().map(|j| j.finish.millis()).collect();
     for (i, a) in ends.iter().enumerate() {
         for b in &ends[i + 1..] {
-            assert!(
-                (a - b).abs() >= 150,
-                "test workload has near-simultaneous ends: {ends:?}"
-            );
+            // Nominal ends are 150 ms apart or more; jitter must not have brought two together
+            // (live, ends a few ms apart can meet in one pass).
+            assert!((a - b).abs() >= 30, "near-simultaneous ends: {ends:?}");
         }
     }
     for i in 0..jobs.len() {
@@ -514,9 +524,9 @@ fn live_and_simulated_schedules_agree() {
                 );
             }
         }
-        // Each start drifts by the run-time overheads of the jobs before it.
+        // Each start drifts only by the daemon's reaction times (the run times are the same).
         assert!(
-            (live[i] - sim[i]).abs() <= 900,
+            (live[i] - sim[i]).abs() <= 300,
             "job {}: sim {} ms, live {} ms (sim {sim:?}, live {live:?})",
             i + 1,
             sim[i],
