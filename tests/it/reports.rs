@@ -452,30 +452,24 @@ fn runs_never_share_a_name_and_stale_runs_are_redone() {
         .unwrap();
     assert_eq!(wait, 0.0, "on 8 CPUs nothing waits: {csv}");
     // Duplicate values make duplicate runs: refused.
-    std::fs::write(
-        &toml,
-        format!("traces = [\"{t}\"]\npolicies = [\"fcfs\"]\nseeds = [1, 1]\n"),
-    )
-    .unwrap();
-    let o = run(&[
-        "experiment",
-        toml.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    std::fs::write(
-        &toml,
-        format!("traces = [\"{t}\"]\npolicies = [\"fcfs\"]\n[parameters]\nload = [0.5, 0.50]\n"),
-    )
-    .unwrap();
-    let o = run(&[
-        "experiment",
-        toml.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
+    for extra in ["seeds = [1, 1]\n", "[parameters]\nload = [0.5, 0.50]\n"] {
+        std::fs::write(
+            &toml,
+            format!("traces = [\"{t}\"]\npolicies = [\"fcfs\"]\n{extra}"),
+        )
+        .unwrap();
+        let o = run(&[
+            "experiment",
+            toml.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{extra}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("x.toml"),
+            "{extra}"
+        );
+    }
 }
 
 #[test]
