@@ -1,6 +1,6 @@
-//! Charts for reports and docs, rendered to SVG strings with plotters (no IO here: callers
-//! write the files). SVG text is drawn by the viewer, so nothing depends on the fonts of the
-//! machine that renders a chart.
+//! Charts for reports and docs, drawn with plotters as SVG or PNG bytes (no IO here: callers
+//! write the files). Text is measured, and in PNG drawn, with DejaVu Sans embedded in the
+//! program, so charts come out the same with or without system fonts.
 
 pub mod data;
 pub mod html;
@@ -390,24 +390,6 @@ pub fn bar_chart(
     ))
 }
 
-/// [`bar_chart`] as SVG text.
-pub fn bar_chart_svg(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    categories: &[String],
-    series: &[(String, Vec<f64>)],
-) -> Result<String, ChartError> {
-    svg_text(bar_chart(
-        Format::Svg,
-        title,
-        x_label,
-        y_label,
-        categories,
-        series,
-    )?)
-}
-
 /// A Gantt chart: processors on the y axis, time (hours from the window's start) on the x
 /// axis, one box per job run on contiguous processors, coloured by user or by whether the job
 /// was backfilled.
@@ -502,24 +484,6 @@ pub fn gantt_chart(
     render!(format, (900, 480), |root| gantt_chart_on(
         root, title, procs, window_s, boxes, by_user
     ))
-}
-
-/// [`gantt_chart`] as SVG text.
-pub fn gantt_svg(
-    title: &str,
-    procs: u32,
-    window_s: f64,
-    boxes: &[data::GanttBox],
-    by_user: bool,
-) -> Result<String, ChartError> {
-    svg_text(gantt_chart(
-        Format::Svg,
-        title,
-        procs,
-        window_s,
-        boxes,
-        by_user,
-    )?)
 }
 
 #[cfg(test)]

@@ -384,11 +384,15 @@ impl Policy for ElasticLayer {
         {
             out.list.push(Decision::WakeAt(t));
         }
-        // Forget the shrunk specs of jobs that started.
-        if !started.is_empty() {
-            for &(_, pos) in &started {
-                self.shrunk.remove(&view.pending[pos as usize].spec.id);
-            }
+        // Forget the shrunk specs of jobs that started; and, now and then, of jobs that left the
+        // queue otherwise (cancelled), so a long-running daemon does not keep them.
+        for &(_, pos) in &started {
+            self.shrunk.remove(&view.pending[pos as usize].spec.id);
+        }
+        if self.shrunk.len() > 2 * view.pending.len() + 64 {
+            let waiting: std::collections::BTreeSet<JobId> =
+                view.pending.iter().map(|p| p.spec.id).collect();
+            self.shrunk.retain(|id, _| waiting.contains(id));
         }
     }
 }
