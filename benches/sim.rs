@@ -6,11 +6,11 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mini_slurm::driver::NoObserver;
-use mini_slurm::engine::{PendingJob, RunningJob};
 use mini_slurm::ids::JobId;
 use mini_slurm::model::{Cluster, EstimateMode, JobSpec, Node, Slice, Speedup, Switch};
-use mini_slurm::policy::placement::{self, BestFit, Placement};
-use mini_slurm::policy::{self, Decisions, View};
+use mini_slurm::policy;
+use mini_slurm::sched::placement::{self, BestFit, Placement};
+use mini_slurm::sched::{Decisions, PendingJob, RunningJob, View};
 use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::time::{Dur, Time};
 use mini_slurm::trace::{PrepareOptions, SimJobs, Workload, read_trace};
@@ -99,7 +99,7 @@ fn one_pass(c: &mut Criterion) {
         mem_mb: 0,
         gpus: 0,
     }];
-    let limits = mini_slurm::engine::limits::LimitState::default();
+    let limits = mini_slurm::sched::limits::LimitState::default();
     for n in [100usize, 1_000, 10_000] {
         let pending: Vec<PendingJob> = (0..n as u64)
             .map(|i| {
@@ -111,7 +111,7 @@ fn one_pass(c: &mut Criterion) {
                 PendingJob {
                     spec: spec(i, procs, 60 + (i as i64 * 613) % 7200).into(),
                     seq: i,
-                    reason: "None",
+                    reason: mini_slurm::model::PendingReason::None,
                 }
             })
             .collect();

@@ -32,6 +32,8 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod sched;
 pub mod sim;
+pub mod stats;
 pub mod time;
 pub mod trace;

@@ -4,11 +4,11 @@
 use super::sim::{Prepared, WorkloadArgs, write_outputs};
 use super::{CliError, CliResult};
 use anyhow::{Context, anyhow};
+use mini_slurm::metrics::SimResult;
 use mini_slurm::metrics::Summary;
 use mini_slurm::report::data::{self, GanttBox};
 use mini_slurm::report::html::{Figure, Row, headline, index_html, summary_md};
 use mini_slurm::report::{Format, Series, bar_chart, gantt_chart, line_chart_err};
-use mini_slurm::sim::SimResult;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -97,14 +97,7 @@ pub fn unique_slugs(specs: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// A CSV field, quoted when it needs it (RFC 4180).
-pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
+pub use mini_slurm::trace::write::csv_field;
 
 /// Runs `items` with `f` on up to `threads` threads; results in input order.
 pub fn parallel<T: Sync, R: Send>(

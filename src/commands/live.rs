@@ -50,8 +50,8 @@ pub struct SchedulerArgs {
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     kill_wait: f64,
     /// Quota for every user's running jobs, e.g. cpus=8,mem=32G,gpus=1,jobs=4; jobs over it wait (AssocGrpCpuLimit, ...)
-    #[arg(long, value_name = "LIMITS", value_parser = mini_slurm::engine::limits::Limit::parse)]
-    user_limit: Option<mini_slurm::engine::limits::Limit>,
+    #[arg(long, value_name = "LIMITS", value_parser = mini_slurm::sched::limits::Limit::parse)]
+    user_limit: Option<mini_slurm::sched::limits::Limit>,
     /// Accounts file: fair-share tree and QOS levels (`qos NAME priority=N`), as for `sim --accounts`
     #[arg(long, value_name = "FILE")]
     accounts: Option<std::path::PathBuf>,
@@ -112,7 +112,7 @@ pub fn scheduler(a: SchedulerArgs) -> CliResult {
         kill_wait: Duration::from_secs_f64(a.kill_wait),
         runner: std::env::current_exe().map_err(failed)?,
         max_sleep: Duration::from_secs_f64(a.poll_interval),
-        limits: mini_slurm::engine::limits::Limits {
+        limits: mini_slurm::sched::limits::Limits {
             user: a.user_limit.unwrap_or_default(),
             account: Default::default(),
         },

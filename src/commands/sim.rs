@@ -5,12 +5,12 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mini_slurm::config::{ClusterOptions, build_cluster};
 use mini_slurm::driver::Observer;
-use mini_slurm::engine::limits::{Limit, Limits};
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::metrics::{RunInfo, Summary, write_jobs_csv};
 use mini_slurm::model::EstimateMode;
 use mini_slurm::policy;
-use mini_slurm::policy::placement;
+use mini_slurm::sched::limits::{Limit, Limits};
+use mini_slurm::sched::placement;
 use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::time::{Dur, Time, parse_duration, parse_secs_to_millis};
 use mini_slurm::trace::{PrepareOptions, SkipReason, read_trace};
@@ -165,7 +165,7 @@ impl ClusterArgs {
 pub struct Prepared {
     pub jobs: mini_slurm::trace::SimJobs,
     pub names: mini_slurm::ids::Names,
-    pub assoc: Option<mini_slurm::policy::common::fairshare::AssocConfig>,
+    pub assoc: Option<mini_slurm::model::AssocConfig>,
     pub limits: Limits,
     pub placement_name: String,
     pub penalty: u32,
@@ -298,7 +298,7 @@ impl Prepared {
         &self,
         spec: &str,
         show_progress: bool,
-    ) -> Result<(mini_slurm::sim::SimResult, Summary), CliError> {
+    ) -> Result<(mini_slurm::metrics::SimResult, Summary), CliError> {
         let (policy, parsed) =
             policy::build(spec).map_err(|e| CliError::Input(anyhow!("--policy: {e}")))?;
         let canonical = parsed.canonical();
@@ -378,7 +378,7 @@ pub fn run(a: SimArgs) -> CliResult {
 /// neither a half-written file nor a directory this run created.
 pub fn write_outputs(
     dir: &Path,
-    result: &mini_slurm::sim::SimResult,
+    result: &mini_slurm::metrics::SimResult,
     names: &mini_slurm::ids::Names,
     cluster: &mini_slurm::model::Cluster,
     summary: &Summary,

@@ -4,10 +4,11 @@
 use super::{CliError, CliResult};
 use anyhow::{Context, anyhow};
 use mini_slurm::model::parse_mem_mb;
+use mini_slurm::report::cdf_series;
 use mini_slurm::report::line_chart_svg;
 use mini_slurm::time::{Dur, Time, parse_duration, parse_secs_to_millis};
 use mini_slurm::trace::generate::{GenParams, Model, RuntimeModel, generate};
-use mini_slurm::trace::info::{TraceInfo, cdf_series};
+use mini_slurm::trace::info::TraceInfo;
 use mini_slurm::trace::write::{swf_dropped, write_csv, write_swf};
 use mini_slurm::trace::{TraceFormat, Workload, read_trace_as, transform};
 use std::io::Write;

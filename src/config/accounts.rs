@@ -20,7 +20,7 @@
 
 use super::{ConfigError, logical_lines, pairs};
 use crate::ids::Names;
-pub use crate::policy::common::fairshare::AssocConfig;
+pub use crate::model::AssocConfig;
 use std::path::Path;
 
 pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, ConfigError> {

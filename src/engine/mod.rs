@@ -11,139 +11,18 @@
 //! driver hands submissions over in queue order (submit time, then position in the trace).
 //! Policies that order differently (priority, fair-share) sort their own view.
 
-pub mod limits;
-pub mod usage;
-
 use crate::ids::{FastMap, JobId};
-use crate::model::{Avail, Cluster, FinalState, JobSpec, PreemptMode, Request, Slice};
-use crate::policy::common::fairshare::AssocConfig;
-use crate::policy::placement::Placement;
-use crate::policy::{Decision, Decisions, Policy, View};
+use crate::model::{
+    AssocConfig, Avail, Cluster, FinalState, JobSpec, PendingReason, PreemptMode, Request, Slice,
+};
+use crate::sched::limits::{LimitState, Limits, PassUsage};
+use crate::sched::placement::Placement;
+use crate::sched::usage::UsageLedger;
+use crate::sched::{
+    Decision, Decisions, PendingJob, Policy, RunningJob, View, admission, ceil_div,
+};
 use crate::time::{Dur, Time};
-use limits::{LimitState, Limits, PassUsage};
 use std::sync::Arc;
-use usage::UsageLedger;
-
-/// A job waiting in the queue.
-#[derive(Clone, Debug)]
-pub struct PendingJob {
-    /// Shared with the running job it becomes: moving a queue entry moves a pointer.
-    pub spec: Arc<JobSpec>,
-    /// Position in queue order (arrival order); strictly increasing along the queue.
-    pub seq: u64,
-    /// Why it waited at the last pass (Slurm's vocabulary): `Priority`, `Resources`, or a
-    /// limit such as `AssocGrpCpuLimit`.
-    pub reason: &'static str,
-}
-
-/// A job holding processors.
-#[derive(Clone, Debug)]
-pub struct RunningJob {
-    pub spec: Arc<JobSpec>,
-    pub start: Time,
-    /// Order in which jobs were started (ties in expected end are broken by it).
-    pub start_seq: u64,
-    /// Where it runs, with the GPU indices it holds.
-    pub alloc: Arc<[Slice]>,
-    /// Being preempted (stops at the end of its grace time), and how.
-    pub preempting: Option<PreemptMode>,
-    /// CPUs it holds now: `spec.procs` for a rigid job; anywhere in its range for an elastic
-    /// one.
-    pub cpus: u32,
-    /// Estimated work left at `seg_start`, in CPU-milliseconds (estimate × requested CPUs at
-    /// the start; policies assume linear speedup — they never see the true model).
-    pub est_work: i64,
-    /// Start of the current segment (the start, or the last resize).
-    pub seg_start: Time,
-    /// Expected end from the estimate: start + estimate for a rigid job; for an elastic one,
-    /// the last resize + its estimated work left / its CPUs.
-    pub end_est: Time,
-    /// Resizes so far.
-    pub resizes: u32,
-    /// Fair-share usage is charged up to here (the start, or the last resize), on
-    /// `usage_cpus` CPUs since. Kept apart from `seg_start` and `cpus`, which the elastic
-    /// layer changes in the view it shows a policy.
-    pub usage_from: Time,
-    pub usage_cpus: u32,
-    /// A cancellation was asked for: it is ending, and is not resized any more.
-    pub stopping: bool,
-}
-
-impl RunningJob {
-    /// A job starting at `now` on `alloc`.
-    pub fn new(spec: Arc<JobSpec>, now: Time, start_seq: u64, alloc: Arc<[Slice]>) -> RunningJob {
-        let cpus: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let est_work = spec.estimate.0.saturating_mul(i64::from(spec.procs));
-        let end_est = if cpus == spec.procs {
-            now + spec.estimate
-        } else {
-            RunningJob::end_after(now, est_work, cpus)
-        };
-        RunningJob {
-            spec,
-            start: now,
-            start_seq,
-            alloc,
-            preempting: None,
-            cpus,
-            est_work,
-            seg_start: now,
-            end_est,
-            resizes: 0,
-            usage_from: now,
-            usage_cpus: cpus,
-            stopping: false,
-        }
-    }
-
-    /// When the policy should expect this job to end: start + estimate (for an elastic job,
-    /// as its resizes moved it), or `now` once the job has overrun its estimate (semantics §3).
-    pub fn expected_end(&self, now: Time) -> Time {
-        self.end_est.max(now)
-    }
-    /// CPUs held now.
-    pub fn procs(&self) -> u32 {
-        self.cpus
-    }
-    /// Estimated work left at `now`, CPU-milliseconds.
-    pub fn est_work_at(&self, now: Time) -> i64 {
-        let done = i64::from(self.cpus).saturating_mul((now - self.seg_start).0.max(0));
-        self.est_work.saturating_sub(done).max(0)
-    }
-    /// When a job with `work` CPU-milliseconds left on `cpus` CPUs is expected to end.
-    pub fn end_after(now: Time, work: i64, cpus: u32) -> Time {
-        now + Dur(ceil_div(work.max(0), i64::from(cpus.max(1))))
-    }
-    /// When the job may next be resized, at most once per `every`.
-    pub fn resizable_at(&self, every: Dur) -> Time {
-        self.seg_start + every
-    }
-    /// The job as it would stand after a resize to `alloc` at `now`.
-    pub fn resized(&self, now: Time, alloc: Arc<[Slice]>) -> RunningJob {
-        let cpus: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let est_work = self.est_work_at(now);
-        RunningJob {
-            cpus,
-            est_work,
-            seg_start: now,
-            end_est: RunningJob::end_after(now, est_work, cpus),
-            resizes: self.resizes + 1,
-            usage_from: now,
-            usage_cpus: cpus,
-            stopping: self.stopping,
-            alloc,
-            spec: Arc::clone(&self.spec),
-            start: self.start,
-            start_seq: self.start_seq,
-            preempting: self.preempting,
-        }
-    }
-}
-
-/// ⌈a / b⌉ for a ≥ 0, b > 0 (no overflow, whatever a).
-pub fn ceil_div(a: i64, b: i64) -> i64 {
-    a / b + i64::from(a % b != 0)
-}
 
 /// A fact the engine learns about.
 #[derive(Clone, Debug)]
@@ -172,7 +51,7 @@ pub enum Command {
         /// Leaf switches the allocation spans (0 without a topology).
         leaf_switches: u32,
         /// Why it waited before this start (`None` if it did not).
-        waited_for: &'static str,
+        waited_for: PendingReason,
     },
     /// Stop a job: a running one is killed (its completion follows, CANCELLED); a pending one
     /// has left the queue (`running` false) and is over.
@@ -230,7 +109,7 @@ pub struct Engine {
     /// The fair-share association tree, when one was configured.
     assoc: Option<Arc<AssocConfig>>,
     /// Reasons the jobs started in the current pass had waited for.
-    started_reasons: Vec<&'static str>,
+    started_reasons: Vec<PendingReason>,
     policy: Box<dyn Policy>,
     policy_name: String,
     next_seq: u64,
@@ -487,7 +366,7 @@ impl Engine {
         self.pending.push(PendingJob {
             spec,
             seq,
-            reason: "None",
+            reason: PendingReason::None,
         });
         true
     }
@@ -522,7 +401,7 @@ impl Engine {
         self.pending.push(PendingJob {
             spec,
             seq,
-            reason: "None",
+            reason: PendingReason::None,
         });
         Ok(())
     }
@@ -535,7 +414,7 @@ impl Engine {
         if let Some(r) = self.runnable.get(&key) {
             return r.clone();
         }
-        let r = can_ever_run(&self.cluster, self.placement.as_ref(), spec);
+        let r = admission::can_ever_run(&self.cluster, self.placement.as_ref(), spec);
         self.runnable.insert(key, r.clone());
         r
     }
@@ -908,7 +787,7 @@ impl Engine {
             if let Decision::Reserve { pos, .. } | Decision::Blocked { pos, .. } = *d {
                 let p = pos as usize;
                 if p < self.pending.len() && !self.started_mask[p] {
-                    self.pending[p].reason = "Resources";
+                    self.pending[p].reason = PendingReason::Resources;
                 }
             }
         }
@@ -942,11 +821,11 @@ impl Engine {
         for (k, r) in self.running[first_running..].iter().enumerate() {
             let waited_for = if r.start > r.spec.submit {
                 match self.started_reasons[k] {
-                    "None" => "Priority",
+                    PendingReason::None => PendingReason::Priority,
                     other => other,
                 }
             } else {
-                "None"
+                PendingReason::None
             };
             out.push(Command::Start {
                 waited_for,
@@ -1042,61 +921,10 @@ impl Engine {
     }
 }
 
-/// Whether `spec` could run on its partition of an empty `cluster`; the reason if not.
-pub fn can_ever_run(
-    cluster: &Cluster,
-    placement: &dyn Placement,
-    spec: &JobSpec,
-) -> Result<(), String> {
-    let Some(part) = cluster.partitions.get(spec.partition as usize) else {
-        return Err("no such partition".into());
-    };
-    let req = spec.request();
-    if let (Some(max), Some(limit)) = (part.max_time, spec.requested_time)
-        && limit > max
-    {
-        return Err(format!(
-            "time limit {} s exceeds the partition's MaxTime {} s",
-            limit.secs_str(),
-            max.secs_str()
-        ));
-    }
-    if let (Some(max), Some(n)) = (part.max_nodes, req.nodes)
-        && n > max
-    {
-        return Err(format!("{n} nodes exceed the partition's MaxNodes {max}"));
-    }
-    if req.nodes.is_some_and(|n| n == 0 || n > req.cpus) {
-        return Err(format!(
-            "{} CPUs cannot be spread over {} nodes",
-            req.cpus,
-            req.nodes.unwrap_or(0)
-        ));
-    }
-    let mut slices = Vec::new();
-    if !placement.place(
-        cluster,
-        &cluster.empty_avail(),
-        &part.nodes,
-        &req,
-        &mut slices,
-    ) {
-        return Err(format!(
-            "no set of its nodes holds {} CPUs with {} MB and {} GPUs per node{}",
-            req.cpus,
-            req.mem_mb,
-            req.gpus,
-            req.nodes
-                .map_or(String::new(), |n| format!(" on {n} nodes"))
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::placement::BestFit;
+    use crate::sched::placement::BestFit;
 
     fn spec(id: u64, procs: u32) -> JobSpec {
         JobSpec::new(JobId(id), Time::ZERO, procs, Dur(10))
@@ -1172,7 +1000,7 @@ mod tests {
                 time_limit: None,
                 alloc: vec![Slice::new(0, 4, 0)].into(),
                 leaf_switches: 0,
-                waited_for: "Priority",
+                waited_for: PendingReason::Priority,
             }]
         );
         e.check_invariants().unwrap();

@@ -8,8 +8,8 @@ use crate::driver::{self, Clock, Completion, Executor, Observer, Store};
 use crate::engine::{Command, Engine};
 use crate::ids::{FastMap, JobId, Names};
 use crate::model::{Cluster, FinalState, JobSpec, Node, PreemptMode, Slice};
-use crate::policy::placement::{BestFit, Placement};
 use crate::policy::{self};
+use crate::sched::placement::{BestFit, Placement};
 use crate::time::{Dur, Time};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::waitpid;
@@ -42,7 +42,7 @@ pub struct DaemonConfig {
     /// Upper bound on how long the daemon sleeps without looking at the database.
     pub max_sleep: Duration,
     /// Per-user and per-account quotas on running jobs.
-    pub limits: crate::engine::limits::Limits,
+    pub limits: crate::sched::limits::Limits,
     /// An accounts file (fair-share tree, QOS levels): its path and text.
     pub accounts: Option<(PathBuf, String)>,
 }
@@ -591,7 +591,7 @@ pub struct SqliteStore {
     names: Names,
     shutdown: Arc<AtomicBool>,
     cluster: Cluster,
-    limits: crate::engine::limits::Limits,
+    limits: crate::sched::limits::Limits,
 }
 
 /// Dependency status of a pending job.
@@ -725,13 +725,15 @@ impl Store for SqliteStore {
                 continue;
             }
             let spec = self.spec_of(&row);
-            if let Err(why) =
-                crate::engine::can_ever_run(&self.cluster, &BestFit as &dyn Placement, &spec)
-            {
+            if let Err(why) = crate::sched::admission::can_ever_run(
+                &self.cluster,
+                &BestFit as &dyn Placement,
+                &spec,
+            ) {
                 self.set_reason(row.id, &format!("ReqNodeNotAvail ({why})"), &row.reason);
                 continue;
             }
-            let alone = crate::engine::limits::LimitState::new(self.limits)
+            let alone = crate::sched::limits::LimitState::new(self.limits)
                 .blocked(&spec, &Default::default());
             if let Some(r) = alone {
                 self.set_reason(

@@ -13,10 +13,16 @@
 //! order statistics (NumPy's default), so the median of an even count is the mean of the two
 //! middle values.
 
+mod result;
+
+use crate::stats::percentile;
+
+pub use result::{ElasticWork, JobResult, SimResult};
+
 use crate::ids::Names;
 use crate::model::Cluster;
-use crate::sim::{JobResult, SimResult};
 use crate::time::{Dur, fmt_millis};
+use crate::trace::write::csv_field;
 use crate::trace::{SimJobs, SkipReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,18 +48,6 @@ pub fn bounded_slowdown(j: &JobResult, tau_secs: f64) -> f64 {
     let run = j.execution().as_secs_f64();
     let wait = j.wait().as_secs_f64();
     ((wait + run) / run.max(tau_secs)).max(1.0)
-}
-
-/// Linear-interpolation percentile of sorted values (NumPy's default); 0 when empty.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = p / 100.0 * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let frac = rank - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -601,20 +595,11 @@ pub fn write_jobs_csv(
     Ok(())
 }
 
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::JobId;
-    use crate::model::{FinalState, JobSpec};
+    use crate::model::{FinalState, JobSpec, PendingReason};
     use crate::time::Time;
 
     fn job(submit: i64, start: i64, finish: i64) -> JobResult {
@@ -626,7 +611,7 @@ mod tests {
             state: FinalState::Completed,
             alloc: Default::default(),
             leaf_switches: 0,
-            pending_reason: "None",
+            pending_reason: PendingReason::None,
             preemptions: 0,
             busy: Time::from_secs(finish) - Time::from_secs(start),
             lost_cpu_ms: 0,

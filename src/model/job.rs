@@ -117,37 +117,6 @@ impl JobTruth {
     }
 }
 
-/// How a job ended, with Slurm's state names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FinalState {
-    Completed,
-    Failed,
-    Timeout,
-    Cancelled,
-    Preempted,
-    /// Killed for exceeding its memory limit (live mode).
-    OutOfMemory,
-}
-
-impl FinalState {
-    pub fn name(self) -> &'static str {
-        match self {
-            FinalState::Completed => "COMPLETED",
-            FinalState::Failed => "FAILED",
-            FinalState::Timeout => "TIMEOUT",
-            FinalState::Cancelled => "CANCELLED",
-            FinalState::Preempted => "PREEMPTED",
-            FinalState::OutOfMemory => "OUT_OF_MEMORY",
-        }
-    }
-}
-
-impl fmt::Display for FinalState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// What happens to a preempted job (Slurm's `PreemptMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PreemptMode {

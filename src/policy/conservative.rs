@@ -22,9 +22,10 @@
 
 use super::common::order::{ORDER_PARAM, params_with_multifactor};
 use super::common::{NodeProfile, Order, Profile, drop_limited, fits, take};
-use super::{Decisions, ParamInfo, Policy, PolicyError, PolicyInfo, View};
-use crate::engine::limits::PassUsage;
+use super::{ParamInfo, PolicyError, PolicyInfo};
 use crate::model::{Avail, Slice};
+use crate::sched::limits::PassUsage;
+use crate::sched::{Decisions, Policy, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "conservative",
@@ -166,7 +167,7 @@ impl Policy for Conservative {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         self.order.half_life()
     }
-    fn usage_billing(&self) -> crate::engine::usage::Billing {
+    fn usage_billing(&self) -> crate::sched::usage::Billing {
         self.order.billing()
     }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {

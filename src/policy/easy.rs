@@ -25,9 +25,10 @@
 use super::common::order::{ORDER_PARAM, params_with_multifactor};
 use super::common::preempt::{GRACE_PARAM, PREEMPT_BY_PARAM, PREEMPT_PARAM, PreemptBy};
 use super::common::{Order, Preemption, drop_limited, give, take};
-use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
-use crate::engine::limits::PassUsage;
+use super::{PolicyError, PolicyInfo};
 use crate::model::{Avail, Slice};
+use crate::sched::limits::PassUsage;
+use crate::sched::{Decisions, Policy, View};
 use crate::time::Time;
 
 pub const INFO: PolicyInfo = PolicyInfo {
@@ -157,7 +158,7 @@ impl Policy for Easy {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         self.order.half_life()
     }
-    fn usage_billing(&self) -> crate::engine::usage::Billing {
+    fn usage_billing(&self) -> crate::sched::usage::Billing {
         self.order.billing()
     }
 

@@ -5,7 +5,8 @@
 //! position in the trace. No parameters.
 
 use super::common::Strict;
-use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
+use super::{PolicyError, PolicyInfo};
+use crate::sched::{Decisions, Policy, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "fcfs",

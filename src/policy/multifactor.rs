@@ -13,7 +13,8 @@
 
 use super::common::order::params_with_multifactor;
 use super::common::{Order, Strict};
-use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
+use super::{PolicyError, PolicyInfo};
+use crate::sched::{Decisions, Policy, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "multifactor",
@@ -50,7 +51,7 @@ impl Policy for MultifactorPolicy {
     fn usage_half_life(&self) -> Option<crate::time::Dur> {
         self.order.half_life()
     }
-    fn usage_billing(&self) -> crate::engine::usage::Billing {
+    fn usage_billing(&self) -> crate::sched::usage::Billing {
         self.order.billing()
     }
     fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {

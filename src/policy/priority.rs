@@ -8,7 +8,8 @@
 
 use super::common::preempt::{GRACE_PARAM, PREEMPT_BY_PARAM, PREEMPT_PARAM};
 use super::common::{Order, Preemption, Strict};
-use super::{Decisions, Policy, PolicyError, PolicyInfo, View};
+use super::{PolicyError, PolicyInfo};
+use crate::sched::{Decisions, Policy, View};
 
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "priority",

@@ -3,8 +3,7 @@
 //! (policy label, result) pairs in the order they are to be shown.
 
 use super::Series;
-use crate::metrics::{BSLD_TAU_SECS, bounded_slowdown};
-use crate::sim::{JobResult, SimResult};
+use crate::metrics::{BSLD_TAU_SECS, JobResult, SimResult, bounded_slowdown};
 
 /// Wait-time CDF per run: x = log10(wait in seconds + 1), y = fraction of jobs with a wait ≤ x.
 /// At most ~300 points per run.

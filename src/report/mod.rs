@@ -486,6 +486,24 @@ pub fn gantt_chart(
     ))
 }
 
+/// Cumulative distributions for charts: (CPUs by log2, run time by log10 seconds).
+pub fn cdf_series(w: &crate::trace::Workload) -> (Series, Series) {
+    let valid = || w.jobs.iter().filter(|j| j.runtime.0 >= 0 && j.procs > 0);
+    let cdf = |v: Vec<f64>, name: &str| Series {
+        name: name.to_string(),
+        points: cdf_points(v, 400),
+    };
+    (
+        cdf(valid().map(|j| (j.procs as f64).log2()).collect(), "CPUs"),
+        cdf(
+            valid()
+                .map(|j| (j.runtime.0.max(1) as f64 / 1000.0).max(1.0).log10())
+                .collect(),
+            "run time",
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,13 @@
 //! true run time, and an in-memory store fed by a trace — plugged into the shared driver loop.
 
 use crate::driver::{self, Clock, Completion, DriverError, Executor, Observer, Store};
-use crate::engine::limits::Limits;
 use crate::engine::{Command, Engine};
 use crate::ids::{FastMap, JobId};
-use crate::model::{FinalState, JobSpec, JobTruth, PreemptMode, Slice};
-use crate::policy::Policy;
-use crate::policy::placement::Placement;
+use crate::metrics::{ElasticWork, JobResult, SimResult};
+use crate::model::{FinalState, JobSpec, JobTruth, PendingReason, PreemptMode, Slice};
+use crate::sched::Policy;
+use crate::sched::limits::Limits;
+use crate::sched::placement::Placement;
 use crate::time::{Dur, Time};
 use crate::trace::SimJobs;
 use std::cmp::Reverse;
@@ -56,18 +57,6 @@ pub struct SimExecutor {
     work: FastMap<JobId, ElasticWork>,
     /// Elastic jobs and their requested size (the size their work is defined at).
     elastic: FastMap<JobId, u32>,
-}
-
-/// The work ledger of one elastic job's (last) run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ElasticWork {
-    /// Work units the run must deliver (run time × D, or the time limit's worth).
-    pub total: i64,
-    /// Units delivered over its segments, computed from their lengths and rates.
-    pub delivered: i64,
-    /// The run ended at least a millisecond later than its work required.
-    pub late: bool,
-    pub resizes: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +176,7 @@ impl Executor for SimExecutor {
                         };
                     }
                 }
-                let end = now + Dur(crate::engine::ceil_div(units, rate));
+                let end = now + Dur(crate::sched::ceil_div(units, rate));
                 let entry = self.started;
                 self.ends.push(Reverse((end, entry, job, state)));
                 self.live.insert(
@@ -217,7 +206,7 @@ impl Executor for SimExecutor {
                 seg.left -= done;
                 seg.rate = t.speedup.rate(p, cpus);
                 seg.from = now;
-                seg.end = now + Dur(crate::engine::ceil_div(seg.left, seg.rate));
+                seg.end = now + Dur(crate::sched::ceil_div(seg.left, seg.rate));
                 // A pending preemption still stops it, unless it now ends first.
                 if seg.preempt.is_none() || seg.end <= seg.preempt_at {
                     seg.preempt = None;
@@ -300,7 +289,7 @@ pub struct Outcome {
     pub state: Option<FinalState>,
     pub alloc: Arc<[Slice]>,
     pub leaf_switches: u32,
-    pub waited_for: &'static str,
+    pub waited_for: PendingReason,
     pub preemptions: u32,
     /// Milliseconds run in all segments (a preempted job runs several).
     pub busy_ms: i64,
@@ -400,7 +389,7 @@ impl Store for MemStore<'_> {
         slot.run_cpu_ms = 0;
         slot.alloc = Arc::clone(alloc);
         slot.leaf_switches = *leaf_switches;
-        slot.waited_for = waited_for;
+        slot.waited_for = *waited_for;
         Ok(())
     }
     fn record_end(&mut self, c: &Completion) -> Result<(), MemStoreError> {
@@ -444,62 +433,6 @@ impl Store for MemStore<'_> {
     }
 }
 
-/// One simulated job, as reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobResult {
-    pub spec: Arc<JobSpec>,
-    /// The trace's run time (before any topology penalty or time limit).
-    pub runtime: Dur,
-    pub start: Time,
-    pub finish: Time,
-    pub state: FinalState,
-    pub alloc: Arc<[Slice]>,
-    pub leaf_switches: u32,
-    /// Why it waited (Slurm's reason at its last pass before starting), `None` if it did not.
-    pub pending_reason: &'static str,
-    /// Times it was preempted (requeued or suspended and started again, or cancelled).
-    pub preemptions: u32,
-    /// Time it ran in all its segments (finish − start for a job never preempted).
-    pub busy: Dur,
-    /// CPU-milliseconds of work lost to requeues.
-    pub lost_cpu_ms: i64,
-    /// CPU-milliseconds held over all segments (busy × procs for a rigid job).
-    pub cpu_ms: i64,
-    /// Times an elastic job was resized while running.
-    pub resizes: u32,
-}
-
-impl JobResult {
-    pub fn wait(&self) -> Dur {
-        self.start - self.spec.submit
-    }
-    pub fn execution(&self) -> Dur {
-        self.finish - self.start
-    }
-    pub fn turnaround(&self) -> Dur {
-        self.finish - self.spec.submit
-    }
-    /// CPUs held on average while it ran (its size for a rigid job).
-    pub fn mean_cpus(&self) -> f64 {
-        if self.busy.0 > 0 {
-            self.cpu_ms as f64 / self.busy.0 as f64
-        } else {
-            f64::from(self.spec.procs)
-        }
-    }
-}
-
-/// The result of a simulation, jobs sorted by id.
-#[derive(Clone, Debug)]
-pub struct SimResult {
-    /// CPUs in the cluster (P).
-    pub procs: u64,
-    pub jobs: Vec<JobResult>,
-    pub passes: u64,
-    /// The work ledger of every elastic job, by id.
-    pub elastic_work: Vec<(JobId, ElasticWork)>,
-}
-
 /// How to run a simulation.
 pub struct SimConfig<'a> {
     pub policy: Box<dyn Policy>,
@@ -511,7 +444,7 @@ pub struct SimConfig<'a> {
     /// Per-user and per-account limits (quotas).
     pub limits: Limits,
     /// The fair-share association tree (accounts file), if any.
-    pub assoc: Option<crate::policy::common::fairshare::AssocConfig>,
+    pub assoc: Option<crate::model::AssocConfig>,
 }
 
 impl<'a> SimConfig<'a> {
@@ -520,7 +453,7 @@ impl<'a> SimConfig<'a> {
         SimConfig {
             policy,
             policy_name,
-            placement: Box::new(crate::policy::placement::BestFit),
+            placement: Box::new(crate::sched::placement::BestFit),
             span_penalty_permille: 0,
             limits: Limits::default(),
             assoc: None,

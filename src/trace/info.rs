@@ -3,7 +3,6 @@
 
 use super::Workload;
 use super::transform::offered_load;
-use crate::report::Series;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -21,7 +20,7 @@ pub struct Quantiles {
 impl Quantiles {
     fn of(mut v: Vec<f64>) -> Quantiles {
         v.sort_by(f64::total_cmp);
-        let q = |p: f64| crate::metrics::percentile(&v, p);
+        let q = |p: f64| crate::stats::percentile(&v, p);
         Quantiles {
             mean: if v.is_empty() {
                 0.0
@@ -253,22 +252,4 @@ impl TraceInfo {
         }
         s
     }
-}
-
-/// Cumulative distributions for charts: (CPUs by log2, run time by log10 seconds).
-pub fn cdf_series(w: &Workload) -> (Series, Series) {
-    let valid = || w.jobs.iter().filter(|j| j.runtime.0 >= 0 && j.procs > 0);
-    let cdf = |v: Vec<f64>, name: &str| Series {
-        name: name.to_string(),
-        points: crate::report::cdf_points(v, 400),
-    };
-    (
-        cdf(valid().map(|j| (j.procs as f64).log2()).collect(), "CPUs"),
-        cdf(
-            valid()
-                .map(|j| (j.runtime.0.max(1) as f64 / 1000.0).max(1.0).log10())
-                .collect(),
-            "run time",
-        ),
-    )
 }

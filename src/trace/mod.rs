@@ -15,11 +15,11 @@ pub mod swf;
 pub mod transform;
 pub mod write;
 
-use crate::engine::can_ever_run;
-use crate::engine::limits::{LimitState, Limits, PassUsage};
 use crate::ids::{FastMap, JobId, Names, Sym};
 use crate::model::{Cluster, EstimateMode, JobSpec, JobTruth};
-use crate::policy::placement::Placement;
+use crate::sched::admission::can_ever_run;
+use crate::sched::limits::{LimitState, Limits, PassUsage};
+use crate::sched::placement::Placement;
 use crate::time::{Dur, Time};
 use std::collections::BTreeMap;
 use std::fmt;

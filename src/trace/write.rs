@@ -29,7 +29,9 @@ fn secs(ms: i64) -> String {
     }
 }
 
-fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+/// A CSV field, quoted when it needs it (RFC 4180; also a leading `#`, which readers of
+/// mini-slurm CSV take for a comment). The one CSV quoting rule of the project.
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) || s.starts_with('#') {
         std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
     } else {
@@ -94,10 +96,10 @@ pub fn write_csv(out: &mut dyn Write, w: &Workload) -> io::Result<()> {
             },
             j.procs,
             j.requested.map_or(String::new(), |r| secs(r.0)),
-            csv_cell(name(j.user)),
+            csv_field(name(j.user)),
         );
         if has_group {
-            let _ = write!(line, ",{}", csv_cell(name(j.group)));
+            let _ = write!(line, ",{}", csv_field(name(j.group)));
         }
         if has_priority {
             let _ = write!(line, ",{}", j.priority);
@@ -125,7 +127,7 @@ pub fn write_csv(out: &mut dyn Write, w: &Workload) -> io::Result<()> {
             (has_qos, j.qos),
         ] {
             if on {
-                let _ = write!(line, ",{}", csv_cell(name(s)));
+                let _ = write!(line, ",{}", csv_field(name(s)));
             }
         }
         if has_nice {

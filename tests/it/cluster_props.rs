@@ -5,10 +5,11 @@
 
 use crate::util::InvariantCheck;
 use mini_slurm::ids::JobId;
+use mini_slurm::metrics::SimResult;
 use mini_slurm::model::{Cluster, JobSpec, JobTruth, Node, Partition, Switch};
-use mini_slurm::policy::placement::{self, PLACEMENTS};
 use mini_slurm::policy::{self, REGISTRY};
-use mini_slurm::sim::{SimConfig, SimResult, simulate};
+use mini_slurm::sched::placement::{self, PLACEMENTS};
+use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::time::{Dur, Time};
 use mini_slurm::trace::SimJobs;
 use proptest::prelude::*;
@@ -140,7 +141,7 @@ fn build_jobs(g: &Gen, cluster: &Cluster, placement: &str) -> SimJobs {
                 Dur::from_secs(est),
             )
         };
-        if mini_slurm::engine::can_ever_run(cluster, place.as_ref(), &spec).is_ok() {
+        if mini_slurm::sched::admission::can_ever_run(cluster, place.as_ref(), &spec).is_ok() {
             jobs.push((spec.into(), JobTruth::new(Dur::from_secs(run))));
         }
     }

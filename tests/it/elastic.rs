@@ -4,10 +4,11 @@
 
 use crate::util::{InvariantCheck, run};
 use mini_slurm::ids::{JobId, Names};
+use mini_slurm::metrics::SimResult;
 use mini_slurm::model::{Cluster, ElasticRange, EstimateMode, FinalState, Speedup};
-use mini_slurm::policy::placement::BestFit;
 use mini_slurm::policy::{self, REGISTRY};
-use mini_slurm::sim::{SimConfig, SimResult, simulate};
+use mini_slurm::sched::placement::BestFit;
+use mini_slurm::sim::{SimConfig, simulate};
 
 use mini_slurm::trace::{PrepareOptions, SimJobs, TraceJob, Workload};
 use proptest::prelude::*;

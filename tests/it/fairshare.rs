@@ -2,9 +2,9 @@
 
 use crate::util::{prepare, run};
 use mini_slurm::ids::Names;
+use mini_slurm::metrics::SimResult;
 use mini_slurm::metrics::{Fairness, jain};
 use mini_slurm::model::EstimateMode;
-use mini_slurm::sim::SimResult;
 use mini_slurm::trace::csv;
 use std::fmt::Write as _;
 use std::io::Cursor;

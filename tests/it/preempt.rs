@@ -3,8 +3,9 @@
 
 use crate::util::{InvariantCheck, prepare, run};
 use mini_slurm::ids::JobId;
+use mini_slurm::metrics::JobResult;
 use mini_slurm::model::{EstimateMode, FinalState};
-use mini_slurm::sim::{JobResult, SimConfig, simulate};
+use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::trace::csv;
 use proptest::prelude::*;
 use std::io::Cursor;

@@ -5,12 +5,13 @@ use crate::util::InvariantCheck;
 use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::ids::{JobId, Names};
+use mini_slurm::metrics::SimResult;
 use mini_slurm::metrics::{RunInfo, Summary, write_jobs_csv};
 use mini_slurm::model::Cluster;
 use mini_slurm::model::EstimateMode;
-use mini_slurm::policy::placement::BestFit;
 use mini_slurm::policy::{self, REGISTRY};
-use mini_slurm::sim::{SimConfig, SimResult, simulate};
+use mini_slurm::sched::placement::BestFit;
+use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::time::Time;
 use mini_slurm::trace::{PrepareOptions, SimJobs, TraceJob, Workload};
 use proptest::prelude::*;
@@ -308,7 +309,7 @@ impl Observer for PlanWatch {
 /// whatever the policy, and every job still runs.
 mod limits {
     use super::*;
-    use mini_slurm::engine::limits::{Limit, Limits};
+    use mini_slurm::sched::limits::{Limit, Limits};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]

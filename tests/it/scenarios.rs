@@ -191,7 +191,7 @@ mod conservative {
 mod kill_at_limit {
     use super::*;
     use mini_slurm::model::{Cluster, FinalState};
-    use mini_slurm::policy::placement::BestFit;
+    use mini_slurm::sched::placement::BestFit;
     use mini_slurm::trace::PrepareOptions;
 
     #[test]

@@ -3,11 +3,12 @@
 use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::ids::JobId;
+use mini_slurm::metrics::SimResult;
 use mini_slurm::model::Cluster;
 use mini_slurm::model::EstimateMode;
 use mini_slurm::policy;
-use mini_slurm::policy::placement::BestFit;
-use mini_slurm::sim::{SimConfig, SimResult, simulate};
+use mini_slurm::sched::placement::BestFit;
+use mini_slurm::sim::{SimConfig, simulate};
 use mini_slurm::time::{Dur, Time};
 use mini_slurm::trace::{PrepareOptions, SimJobs, TraceJob, Workload, swf};
 use std::io::Cursor;

@@ -26,10 +26,11 @@
 //! shrink and regrow up to it. `elastic=off` runs elastic jobs as rigid ones.
 
 use super::take;
-use crate::engine::{PendingJob, RunningJob, ceil_div};
 use crate::ids::{FastMap, JobId};
 use crate::model::{Avail, JobSpec, Slice};
-use crate::policy::{Decision, Decisions, ParamInfo, Params, Policy, PolicyError, View};
+use crate::policy::{ParamInfo, Params, PolicyError};
+use crate::sched::{Decision, Decisions, Policy, View};
+use crate::sched::{PendingJob, RunningJob, ceil_div};
 use crate::time::{Dur, Time};
 use std::sync::Arc;
 
@@ -149,7 +150,7 @@ impl Policy for ElasticLayer {
     fn usage_half_life(&self) -> Option<Dur> {
         self.inner.usage_half_life()
     }
-    fn usage_billing(&self) -> crate::engine::usage::Billing {
+    fn usage_billing(&self) -> crate::sched::usage::Billing {
         self.inner.usage_billing()
     }
 

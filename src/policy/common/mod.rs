@@ -13,9 +13,9 @@ pub use order::Order;
 pub use preempt::Preemption;
 pub use profile::Profile;
 
-use super::{Decisions, View};
-use crate::engine::limits::PassUsage;
 use crate::model::{Avail, Slice};
+use crate::sched::limits::PassUsage;
+use crate::sched::{Decisions, View};
 
 /// Takes an allocation's resources from `avail` (saturating: callers only take what fits).
 pub fn take(avail: &mut [Avail], slices: &[Slice], mem_mb: u64) {

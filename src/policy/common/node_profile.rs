@@ -2,9 +2,9 @@
 //! and GPUs. The same semantics as [`super::Profile`] (half-open steps, zero-length instant
 //! holds), with a full per-node state in each step and placement deciding what "fits".
 
-use crate::engine::RunningJob;
 use crate::model::{Avail, Cluster, Request, Slice};
-use crate::policy::placement::Placement;
+use crate::sched::RunningJob;
+use crate::sched::placement::Placement;
 use crate::time::{Dur, Time};
 
 #[derive(Clone, Debug, Default)]

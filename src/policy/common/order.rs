@@ -7,10 +7,11 @@
 //! job's QOS priority over the largest defined in the accounts file) — minus the job's nice.
 //! Larger runs first; ties by submit time, then job id.
 
-use super::fairshare::AssocTree;
-use crate::engine::PendingJob;
 use crate::ids::Sym;
-use crate::policy::{ParamInfo, Params, PolicyError, View};
+use crate::model::AssocTree;
+use crate::policy::{ParamInfo, Params, PolicyError};
+use crate::sched::PendingJob;
+use crate::sched::View;
 use crate::time::{Dur, parse_duration};
 use std::cmp::Reverse;
 
@@ -122,7 +123,7 @@ pub struct Multifactor {
     pub half_life: Dur,
     pub accounts: bool,
     pub fair_tree: bool,
-    pub billing: crate::engine::usage::Billing,
+    pub billing: crate::sched::usage::Billing,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -207,14 +208,15 @@ impl Order {
             fair_tree,
             billing: match params.take("billing") {
                 None => Default::default(),
-                Some(v) => crate::engine::usage::Billing::parse(&v)
-                    .map_err(|e| params.bad("billing", e))?,
+                Some(v) => {
+                    crate::sched::usage::Billing::parse(&v).map_err(|e| params.bad("billing", e))?
+                }
             },
         })))
     }
 
     /// The billing weights usage is charged with.
-    pub fn billing(&self) -> crate::engine::usage::Billing {
+    pub fn billing(&self) -> crate::sched::usage::Billing {
         match self {
             Order::Multifactor(m) => m.billing,
             _ => Default::default(),

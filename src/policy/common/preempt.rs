@@ -11,9 +11,10 @@
 //! per job, so preemption by QOS works under any queue order.
 
 use super::give;
-use crate::engine::PendingJob;
 use crate::model::{Avail, PreemptMode, Slice};
-use crate::policy::{Decisions, ParamInfo, Params, PolicyError, View};
+use crate::policy::{ParamInfo, Params, PolicyError};
+use crate::sched::PendingJob;
+use crate::sched::{Decisions, View};
 use crate::time::{Dur, parse_secs_to_millis};
 
 pub const PREEMPT_PARAM: ParamInfo = ParamInfo {

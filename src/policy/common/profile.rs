@@ -8,7 +8,7 @@
 //! `[s, s+e)` has `s < τ < s+e`; a job starting exactly at τ is not blocked by it, and a
 //! zero-length job checks only the step function at its instant.
 
-use crate::engine::RunningJob;
+use crate::sched::RunningJob;
 use crate::time::{Dur, Time};
 
 #[derive(Clone, Debug, Default)]

@@ -3,7 +3,7 @@
 //! reason, and does not block the jobs behind it; it is never rejected for it.
 
 use crate::ids::{FastMap, Sym};
-use crate::model::JobSpec;
+use crate::model::{JobSpec, PendingReason};
 
 /// One set of limits; `None` = unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,23 +89,23 @@ impl Totals {
         }
     }
     /// The first limit `self` exceeds, as Slurm's pending reason.
-    fn over(&self, l: &Limit, user: bool) -> Option<&'static str> {
+    fn over(&self, l: &Limit, user: bool) -> Option<PendingReason> {
         let over = |v: u64, lim: Option<u64>| lim.is_some_and(|m| v > m);
         if over(self.jobs, l.jobs) {
             return Some(if user {
-                "AssocMaxJobsLimit"
+                PendingReason::AssocMaxJobsLimit
             } else {
-                "AssocGrpJobsLimit"
+                PendingReason::AssocGrpJobsLimit
             });
         }
         if over(self.cpus, l.cpus) {
-            return Some("AssocGrpCpuLimit");
+            return Some(PendingReason::AssocGrpCpuLimit);
         }
         if over(self.mem_mb, l.mem_mb) {
-            return Some("AssocGrpMemLimit");
+            return Some(PendingReason::AssocGrpMemLimit);
         }
         if over(self.gpus, l.gpus) {
-            return Some("AssocGrpGRES");
+            return Some(PendingReason::AssocGrpGRES);
         }
         None
     }
@@ -199,7 +199,7 @@ impl LimitState {
 
     /// Why `spec` may not start now (Slurm's reason), counting `extra` started earlier in the
     /// pass; `None` if it may.
-    pub fn blocked(&self, spec: &JobSpec, extra: &PassUsage) -> Option<&'static str> {
+    pub fn blocked(&self, spec: &JobSpec, extra: &PassUsage) -> Option<PendingReason> {
         if self.is_unlimited() {
             return None;
         }
@@ -253,9 +253,15 @@ mod tests {
         st.start(&job(1, 3));
         let mut extra = PassUsage::default();
         assert_eq!(st.blocked(&job(2, 1), &extra), None);
-        assert_eq!(st.blocked(&job(2, 2), &extra), Some("AssocGrpCpuLimit"));
+        assert_eq!(
+            st.blocked(&job(2, 2), &extra),
+            Some(PendingReason::AssocGrpCpuLimit)
+        );
         extra.take(&job(2, 1));
-        assert_eq!(st.blocked(&job(3, 0), &extra), Some("AssocMaxJobsLimit"));
+        assert_eq!(
+            st.blocked(&job(3, 0), &extra),
+            Some(PendingReason::AssocMaxJobsLimit)
+        );
         st.end(&job(1, 3));
         assert_eq!(st.user_totals(Default::default()), Totals::default());
     }

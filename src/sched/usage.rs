@@ -7,8 +7,8 @@
 //! added in the same closed form up to `now` when usage is read. Only completed jobs change the
 //! accumulators, so reading is a pure function of the ledger and `now`.
 
-use crate::engine::RunningJob;
 use crate::ids::Sym;
+use crate::sched::RunningJob;
 use crate::time::{Dur, Time};
 
 #[derive(Clone, Copy, Debug, Default)]
