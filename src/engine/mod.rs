@@ -43,7 +43,7 @@ pub enum Event {
 pub enum Command {
     Start {
         job: JobId,
-        procs: u32,
+        cpus: u32,
         /// End the job as TIMEOUT once it has run this long.
         time_limit: Option<Dur>,
         /// Where: per node, CPUs and GPUs (with their indices).
@@ -355,7 +355,7 @@ impl Engine {
                 // The estimated work left, at the requested size.
                 let left = r.est_work_at(now);
                 Arc::new(JobSpec {
-                    estimate: Dur(ceil_div(left, i64::from(r.spec.procs.max(1)))),
+                    estimate: Dur(ceil_div(left, i64::from(r.spec.cpus.max(1)))),
                     ..(*r.spec).clone()
                 })
             }
@@ -372,7 +372,7 @@ impl Engine {
     }
 
     fn submit(&mut self, spec: Arc<JobSpec>) -> Result<(), EngineError> {
-        if spec.procs == 0 {
+        if spec.cpus == 0 {
             return Err(EngineError::NoProcessors(spec.id));
         }
         // Over a limit on its own (not just because of what runs now): it could never start.
@@ -830,7 +830,7 @@ impl Engine {
             out.push(Command::Start {
                 waited_for,
                 job: r.spec.id,
-                procs: r.cpus,
+                cpus: r.cpus,
                 time_limit: r.spec.time_limit,
                 leaf_switches: self.cluster.leaves_spanned(&r.alloc),
                 alloc: Arc::clone(&r.alloc),
@@ -861,12 +861,12 @@ impl Engine {
             let cpus: u64 = r.alloc.iter().map(|s| u64::from(s.cpus)).sum();
             let in_range = match r.spec.elastic {
                 Some(e) => e.contains(r.cpus),
-                None => r.cpus == r.spec.procs,
+                None => r.cpus == r.spec.cpus,
             };
             if cpus != u64::from(r.cpus) || !in_range {
                 return bad(format!(
                     "job {} holds {cpus} CPUs (counted {}), asked {} (range {:?})",
-                    r.spec.id, r.cpus, r.spec.procs, r.spec.elastic
+                    r.spec.id, r.cpus, r.spec.cpus, r.spec.elastic
                 ));
             }
             for s in r.alloc.iter() {
@@ -940,7 +940,7 @@ mod tests {
     impl Policy for Greedy {
         fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
             for (i, j) in view.pending.iter().enumerate() {
-                let one = [Slice::new(0, j.spec.procs, 0)];
+                let one = [Slice::new(0, j.spec.cpus, 0)];
                 out.start(i as u32, j.spec.id, &one);
             }
         }
@@ -996,7 +996,7 @@ mod tests {
             out,
             [Command::Start {
                 job: JobId(2),
-                procs: 4,
+                cpus: 4,
                 time_limit: None,
                 alloc: vec![Slice::new(0, 4, 0)].into(),
                 leaf_switches: 0,
@@ -1101,7 +1101,7 @@ mod tests {
             assert!(
                 e.running()
                     .iter()
-                    .all(|r| r.cpus == r.spec.procs && r.resizes == 0)
+                    .all(|r| r.cpus == r.spec.cpus && r.resizes == 0)
             );
             e.check_invariants().unwrap();
         }

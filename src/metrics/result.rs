@@ -59,7 +59,7 @@ impl JobResult {
         if self.busy.0 > 0 {
             self.cpu_ms as f64 / self.busy.0 as f64
         } else {
-            f64::from(self.spec.procs)
+            f64::from(self.spec.cpus)
         }
     }
 }

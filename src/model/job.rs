@@ -12,8 +12,8 @@ use std::str::FromStr;
 pub struct JobSpec {
     pub id: JobId,
     pub submit: Time,
-    /// Processors (CPUs) the job needs in total, ≥ 1.
-    pub procs: u32,
+    /// CPUs the job needs in total, ≥ 1 (the SWF's "processors").
+    pub cpus: u32,
     /// The run-time estimate the policy plans with (see [`EstimateMode`]); ≥ 0.
     pub estimate: Dur,
     /// The time limit the user requested, if any. Reported in outputs; enforced only when the
@@ -25,7 +25,8 @@ pub struct JobSpec {
     /// Larger runs earlier under priority ordering.
     pub priority: i64,
     pub user: Sym,
-    pub group: Sym,
+    /// The account charged (Slurm's `--account`; the SWF's group id).
+    pub account: Sym,
     pub queue: Sym,
     /// Index of the job's partition in the cluster.
     pub partition: u32,
@@ -44,24 +45,24 @@ pub struct JobSpec {
     /// Slurm's `--nice`: subtracted from the multifactor priority (negative raises it).
     pub nice: i32,
     /// Elastic (malleable) job: may run on any CPU count in this range and be resized while it
-    /// runs (`procs` is its requested, starting size). `None`: rigid.
+    /// runs (`cpus` is its requested, starting size). `None`: rigid.
     pub elastic: Option<ElasticRange>,
 }
 
 impl JobSpec {
     /// A job with the fields every simulation needs; the rest take their defaults (no
     /// requested time or limit, priority 0, unknown user, group, queue and partition).
-    pub fn new(id: JobId, submit: Time, procs: u32, estimate: Dur) -> JobSpec {
+    pub fn new(id: JobId, submit: Time, cpus: u32, estimate: Dur) -> JobSpec {
         JobSpec {
             id,
             submit,
-            procs,
+            cpus,
             estimate,
             requested_time: None,
             time_limit: None,
             priority: 0,
             user: Sym::default(),
-            group: Sym::default(),
+            account: Sym::default(),
             queue: Sym::default(),
             partition: 0,
             nodes: None,
@@ -77,7 +78,7 @@ impl JobSpec {
     /// What the job needs from the cluster, whatever the time.
     pub fn request(&self) -> Request {
         Request {
-            cpus: self.procs,
+            cpus: self.cpus,
             nodes: self.nodes,
             mem_mb: self.mem_mb.unwrap_or(0),
             gpus: self.gpus,

@@ -85,7 +85,7 @@ impl Conservative {
         self.suffix_min.clear();
         self.suffix_min.resize(self.buf.len() + 1, u32::MAX);
         for k in (0..self.buf.len()).rev() {
-            let p = view.pending[self.buf[k] as usize].spec.procs;
+            let p = view.pending[self.buf[k] as usize].spec.cpus;
             self.suffix_min[k] = self.suffix_min[k + 1].min(p);
         }
     }
@@ -106,11 +106,11 @@ impl Conservative {
             if view.limits.blocked(j, &extra).is_some() {
                 continue;
             }
-            let at = self.profile.earliest(now, j.procs, j.estimate);
-            self.profile.reserve(at, j.procs, j.estimate);
-            if at == now && u64::from(j.procs) <= free {
-                free -= u64::from(j.procs);
-                let one = [Slice::new(0, j.procs, 0)];
+            let at = self.profile.earliest(now, j.cpus, j.estimate);
+            self.profile.reserve(at, j.cpus, j.estimate);
+            if at == now && u64::from(j.cpus) <= free {
+                free -= u64::from(j.cpus);
+                let one = [Slice::new(0, j.cpus, 0)];
                 out.start(pos, j.id, &one);
                 extra.take(j);
             } else {

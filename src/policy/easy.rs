@@ -245,7 +245,7 @@ impl Policy for Easy {
             }
             let pos = self.buf[idx];
             let j = &view.pending[pos as usize];
-            if u64::from(j.spec.procs) > free || view.limits.blocked(&j.spec, &extra).is_some() {
+            if u64::from(j.spec.cpus) > free || view.limits.blocked(&j.spec, &extra).is_some() {
                 continue;
             }
             let req = j.spec.request_at(view.now);

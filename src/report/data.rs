@@ -36,7 +36,7 @@ fn mean_bsld<'a>(jobs: impl Iterator<Item = &'a JobResult>) -> f64 {
 pub fn size_classes(runs: &[(String, &SimResult)]) -> Vec<(String, u32, u32)> {
     let max = runs
         .iter()
-        .flat_map(|(_, r)| r.jobs.iter().map(|j| j.spec.procs))
+        .flat_map(|(_, r)| r.jobs.iter().map(|j| j.spec.cpus))
         .max()
         .unwrap_or(1);
     let mut out = Vec::new();
@@ -98,7 +98,7 @@ pub fn bsld_by_size(runs: &[(String, &SimResult)]) -> (Vec<String>, Vec<(String,
         .into_iter()
         .map(|(l, a, b)| (l, f64::from(a), f64::from(b) + 0.5))
         .collect();
-    bsld_by_class(runs, &classes, |j| f64::from(j.spec.procs))
+    bsld_by_class(runs, &classes, |j| f64::from(j.spec.cpus))
 }
 
 /// Mean bounded slowdown by run-time class (the trace's run time).

@@ -66,7 +66,7 @@ impl Totals {
     fn of(spec: &JobSpec) -> Totals {
         let nodes = u64::from(spec.nodes.unwrap_or(1));
         Totals {
-            cpus: u64::from(spec.procs),
+            cpus: u64::from(spec.cpus),
             mem_mb: spec.mem_mb.unwrap_or(0) * nodes,
             gpus: u64::from(spec.gpus) * nodes,
             jobs: 1,
@@ -150,7 +150,7 @@ impl PassUsage {
     pub fn take(&mut self, spec: &JobSpec) {
         let t = Totals::of(spec);
         bump(&mut self.users, spec.user, t);
-        bump(&mut self.accounts, spec.group, t);
+        bump(&mut self.accounts, spec.account, t);
     }
     pub fn clear(&mut self) {
         self.users.clear();
@@ -180,7 +180,7 @@ impl LimitState {
         let t = Totals::of(spec);
         let u = self.users.entry(spec.user).or_default();
         *u = u.plus(t);
-        let a = self.accounts.entry(spec.group).or_default();
+        let a = self.accounts.entry(spec.account).or_default();
         *a = a.plus(t);
     }
 
@@ -192,7 +192,7 @@ impl LimitState {
         if let Some(u) = self.users.get_mut(&spec.user) {
             *u = u.minus(t);
         }
-        if let Some(a) = self.accounts.get_mut(&spec.group) {
+        if let Some(a) = self.accounts.get_mut(&spec.account) {
             *a = a.minus(t);
         }
     }
@@ -216,10 +216,10 @@ impl LimitState {
         }
         let a = self
             .accounts
-            .get(&spec.group)
+            .get(&spec.account)
             .copied()
             .unwrap_or_default()
-            .plus(get(&extra.accounts, spec.group))
+            .plus(get(&extra.accounts, spec.account))
             .plus(t);
         a.over(&self.limits.account, false)
     }

@@ -73,8 +73,8 @@ impl RunningJob {
     /// A job starting at `now` on `alloc`.
     pub fn new(spec: Arc<JobSpec>, now: Time, start_seq: u64, alloc: Arc<[Slice]>) -> RunningJob {
         let cpus: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let est_work = spec.estimate.0.saturating_mul(i64::from(spec.procs));
-        let end_est = if cpus == spec.procs {
+        let est_work = spec.estimate.0.saturating_mul(i64::from(spec.cpus));
+        let end_est = if cpus == spec.cpus {
             now + spec.estimate
         } else {
             RunningJob::end_after(now, est_work, cpus)
@@ -100,10 +100,6 @@ impl RunningJob {
     /// as its resizes moved it), or `now` once the job has overrun its estimate (semantics §3).
     pub fn expected_end(&self, now: Time) -> Time {
         self.end_est.max(now)
-    }
-    /// CPUs held now.
-    pub fn procs(&self) -> u32 {
-        self.cpus
     }
     /// Estimated work left at `now`, CPU-milliseconds.
     pub fn est_work_at(&self, now: Time) -> i64 {

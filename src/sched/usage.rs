@@ -62,7 +62,7 @@ impl Billing {
 
     /// Billing units per second for a job.
     pub fn rate(&self, spec: &crate::model::JobSpec) -> f64 {
-        self.rate_on(spec, spec.procs)
+        self.rate_on(spec, spec.cpus)
     }
 
     /// Billing units per second for a job holding `cpus` CPUs (an elastic job's current size).
@@ -153,13 +153,13 @@ impl UsageLedger {
 
     /// Charges a job that ran on [start, end) to its user and account.
     pub fn charge(&mut self, spec: &crate::model::JobSpec, start: Time, end: Time) {
-        self.charge_on(spec, spec.procs, start, end);
+        self.charge_on(spec, spec.cpus, start, end);
     }
 
     /// Charges a job's run on `cpus` CPUs from `start` to `end` (one segment of an elastic
     /// job between resizes).
     pub fn charge_on(&mut self, spec: &crate::model::JobSpec, cpus: u32, start: Time, end: Time) {
-        let (user, account) = (spec.user, spec.group);
+        let (user, account) = (spec.user, spec.account);
         let c = self.contribution(self.billing.rate_on(spec, cpus), start, end);
         self.add(Some((true, user.0 as usize)), c, end);
         self.add(Some((false, account.0 as usize)), c, end);
@@ -197,7 +197,7 @@ impl UsageLedger {
         };
         for r in running {
             let c = self.running_contribution(r, now);
-            let (u, a) = (r.spec.user.0 as usize, r.spec.group.0 as usize);
+            let (u, a) = (r.spec.user.0 as usize, r.spec.account.0 as usize);
             if s.users.len() <= u {
                 s.users.resize(u + 1, 0.0);
             }
@@ -223,7 +223,7 @@ mod tests {
         // 10 CPUs for one second, ending at t = 1 s: ≈ 10 CPU-seconds.
         let job = |procs| crate::model::JobSpec {
             user: Sym(1),
-            group: Sym(2),
+            account: Sym(2),
             ..crate::model::JobSpec::new(crate::ids::JobId(1), Time(0), procs, Dur(1))
         };
         l.charge(&job(10), Time(0), Time(1000));

@@ -137,7 +137,7 @@ impl Executor for SimExecutor {
                 job,
                 time_limit,
                 leaf_switches,
-                procs,
+                cpus: procs,
                 ..
             } => {
                 let t = *self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
@@ -479,7 +479,7 @@ pub fn simulate(
     let mut exec = SimExecutor::new(truth, cfg.span_penalty_permille);
     for (s, _) in &jobs.jobs {
         if s.elastic.is_some() {
-            exec.set_elastic(s.id, s.procs);
+            exec.set_elastic(s.id, s.cpus);
         }
     }
     let mut store = MemStore::new(&jobs.jobs);

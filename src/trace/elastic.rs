@@ -43,9 +43,9 @@ pub fn make_elastic(jobs: &mut SimJobs, fraction: f64, range: (f64, f64), seed: 
                     .map(|&i| u64::from(jobs.cluster.nodes[i as usize].cpus))
                     .sum::<u64>()
             });
-        let procs = f64::from(spec.procs);
-        let min = ((procs * range.0).floor() as u32).clamp(1, spec.procs);
-        let max = ((procs * range.1).ceil().min(cap as f64) as u32).max(spec.procs);
+        let procs = f64::from(spec.cpus);
+        let min = ((procs * range.0).floor() as u32).clamp(1, spec.cpus);
+        let max = ((procs * range.1).ceil().min(cap as f64) as u32).max(spec.cpus);
         if min == max {
             continue;
         }

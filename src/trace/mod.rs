@@ -219,7 +219,7 @@ impl Workload {
             let spec = JobSpec {
                 id: j.id,
                 submit: j.submit,
-                procs: j.procs as u32,
+                cpus: j.procs as u32,
                 estimate,
                 requested_time: j.requested,
                 time_limit: if opts.kill_at_limit {
@@ -229,7 +229,7 @@ impl Workload {
                 },
                 priority: j.priority,
                 user: j.user,
-                group: j.group,
+                account: j.group,
                 queue: j.queue,
                 partition: partition.unwrap_or(0),
                 nodes: j.nodes,

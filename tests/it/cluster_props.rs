@@ -174,7 +174,7 @@ fn check(
         prop_assert!(j.start >= s.submit, "{}: job {} before submit", what, s.id);
         // The allocation matches the request.
         let cpus: u32 = j.alloc.iter().map(|x| x.cpus).sum();
-        prop_assert_eq!(cpus, s.procs, "{}: job {} CPUs", what, s.id);
+        prop_assert_eq!(cpus, s.cpus, "{}: job {} CPUs", what, s.id);
         if let Some(n) = s.nodes {
             prop_assert_eq!(j.alloc.len() as u32, n, "{}: job {} node count", what, s.id);
         }

@@ -176,8 +176,8 @@ fn elastic_fraction_is_seeded() {
     assert!((150..=250).contains(&n), "{n} of 400");
     for ((s, _), r) in base.jobs.iter().zip(&a) {
         if let Some(r) = r {
-            assert_eq!(r.min, (s.procs / 2).max(1));
-            assert_eq!(r.max, (s.procs * 2).min(16));
+            assert_eq!(r.min, (s.cpus / 2).max(1));
+            assert_eq!(r.max, (s.cpus * 2).min(16));
         }
     }
 }
@@ -311,7 +311,7 @@ proptest! {
                     // Linear speedup: the CPU-time held is the work, to the millisecond's
                     // rounding of each segment's end.
                     if g.speedup == Speedup::Linear {
-                        let work = j.runtime.0 * i64::from(j.spec.procs);
+                        let work = j.runtime.0 * i64::from(j.spec.cpus);
                         prop_assert!(j.cpu_ms >= work && j.cpu_ms < work + i64::from(range.max).max(1),
                             "{}: job {} held {} CPU-ms for {} of work", spec, j.spec.id, j.cpu_ms, work);
                     }

@@ -123,7 +123,7 @@ proptest! {
         prop_assert_eq!(r.jobs.len(), jobs.jobs.len());
         for j in &r.jobs {
             let run = j.runtime.millis();
-            let procs = i64::from(j.spec.procs);
+            let procs = i64::from(j.spec.cpus);
             prop_assert!(j.start >= j.spec.submit);
             match (mode, j.state) {
                 (_, FinalState::Completed) if mode == "suspend" => {

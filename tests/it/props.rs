@@ -129,7 +129,7 @@ proptest! {
             for j in &r.jobs {
                 let used: u32 = r.jobs.iter()
                     .filter(|k| k.start <= j.start && j.start < k.finish)
-                    .map(|k| k.spec.procs).sum();
+                    .map(|k| k.spec.cpus).sum();
                 prop_assert!(used <= g.procs, "{spec}: {used} > {} processors at {}", g.procs, j.start);
             }
             // determinism: same inputs, same bytes
@@ -175,13 +175,13 @@ impl Observer for ShadowWatch {
         let mut ends: Vec<(Time, u32)> = e
             .running()
             .iter()
-            .map(|r| (r.expected_end(now), r.procs()))
+            .map(|r| (r.expected_end(now), r.cpus))
             .collect();
         ends.sort();
         let mut avail = e.free_procs() as u32;
         for (t, p) in ends {
             avail += p;
-            if avail >= head.spec.procs {
+            if avail >= head.spec.cpus {
                 self.promises.push((head.spec.id, t));
                 return;
             }
@@ -252,24 +252,13 @@ impl Observer for PlanWatch {
             .running()
             .iter()
             .filter(|r| !started.contains(&r.spec.id))
-            .map(|r| {
-                (
-                    now,
-                    r.expected_end(Time(now)).millis(),
-                    i64::from(r.procs()),
-                )
-            })
+            .map(|r| (now, r.expected_end(Time(now)).millis(), i64::from(r.cpus)))
             .filter(|i| i.1 > now)
             .collect();
         // The plan in queue order: ids were assigned in queue order by the generator.
         let mut plan: Vec<(JobId, i64, i64, i64)> = Vec::new();
         for r in e.running().iter().filter(|r| started.contains(&r.spec.id)) {
-            plan.push((
-                r.spec.id,
-                now,
-                r.spec.estimate.millis(),
-                i64::from(r.procs()),
-            ));
+            plan.push((r.spec.id, now, r.spec.estimate.millis(), i64::from(r.cpus)));
         }
         for &(job, at) in e.plan() {
             let p = e
@@ -281,7 +270,7 @@ impl Observer for PlanWatch {
                 job,
                 at.millis(),
                 p.spec.estimate.millis(),
-                i64::from(p.spec.procs),
+                i64::from(p.spec.cpus),
             ));
         }
         plan.sort_by_key(|x| x.0);
@@ -333,7 +322,7 @@ mod limits {
                     let mine: Vec<_> = r.jobs.iter()
                         .filter(|k| k.spec.user == j.spec.user && k.start <= t && t < k.finish)
                         .collect();
-                    let held: u64 = mine.iter().map(|k| u64::from(k.spec.procs)).sum();
+                    let held: u64 = mine.iter().map(|k| u64::from(k.spec.cpus)).sum();
                     prop_assert!(held <= cpus_cap, "{spec}: user holds {held} CPUs > {cpus_cap} at {t}");
                     prop_assert!(mine.len() as u64 <= jobs_cap, "{spec}: {} jobs > {jobs_cap} at {t}", mine.len());
                 }

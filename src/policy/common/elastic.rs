@@ -216,20 +216,20 @@ impl Policy for ElasticLayer {
         self.pending.clear();
         for p in view.pending {
             match p.spec.elastic {
-                Some(e) if unlimited && e.min < p.spec.procs => {
+                Some(e) if unlimited && e.min < p.spec.cpus => {
                     let entry = self
                         .shrunk
                         .entry(p.spec.id)
                         .or_insert_with(|| (Arc::clone(&p.spec), Arc::clone(&p.spec)));
-                    if !Arc::ptr_eq(&entry.0, &p.spec) || entry.1.procs != e.min {
+                    if !Arc::ptr_eq(&entry.0, &p.spec) || entry.1.cpus != e.min {
                         let estimate = Dur(ceil_div(
-                            p.spec.estimate.0.saturating_mul(i64::from(p.spec.procs)),
+                            p.spec.estimate.0.saturating_mul(i64::from(p.spec.cpus)),
                             i64::from(e.min),
                         ));
                         *entry = (
                             Arc::clone(&p.spec),
                             Arc::new(JobSpec {
-                                procs: e.min,
+                                cpus: e.min,
                                 estimate,
                                 ..(*p.spec).clone()
                             }),
@@ -318,8 +318,8 @@ impl Policy for ElasticLayer {
         }
         // Then every elastic job grows, in start order, up to its max.
         let cap = |spec: &JobSpec, have: u32| {
-            let e = spec.elastic.map_or(spec.procs, |e| e.max);
-            let e = if unlimited { e } else { e.min(spec.procs) };
+            let e = spec.elastic.map_or(spec.cpus, |e| e.max);
+            let e = if unlimited { e } else { e.min(spec.cpus) };
             if may_grow { e } else { e.min(have) }
         };
         for (i, alloc) in &mut finals {

@@ -89,7 +89,7 @@ impl Strict {
             }
             let req = j.spec.request_at(view.now);
             self.slices.clear();
-            if u64::from(j.spec.procs) > free
+            if u64::from(j.spec.cpus) > free
                 || !view.placement.place(
                     view.cluster,
                     &self.avail,

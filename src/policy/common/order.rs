@@ -359,7 +359,7 @@ fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
         }
         if slot[u] == u32::MAX {
             slot[u] = users.len() as u32;
-            users.push((s.user, s.group));
+            users.push((s.user, s.account));
         }
     }
     let fs = if m.w_fairshare > 0.0 {
@@ -380,9 +380,9 @@ fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
             let age = ((view.now - s.submit).0.max(0) as f64 / m.max_age.0 as f64).min(1.0);
             let f = fs[slot[s.user.0 as usize] as usize];
             let size = if m.favor_small {
-                1.0 - (f64::from(s.procs) - 1.0) / total
+                1.0 - (f64::from(s.cpus) - 1.0) / total
             } else {
-                f64::from(s.procs) / total
+                f64::from(s.cpus) / total
             };
             let q = qos.map_or(0.0, |(a, max)| a.qos_factor(s.qos, max));
             m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition + m.w_qos * q

@@ -38,7 +38,7 @@ impl Profile {
         let mut at_now = i64::from(free);
         let ends = running
             .iter()
-            .map(|r| (r.expected_end(now), r.procs()))
+            .map(|r| (r.expected_end(now), r.cpus))
             .chain(extra_running.iter().copied());
         for (end, p) in ends {
             if end <= now {
