@@ -26,6 +26,8 @@ pub(super) struct Staged {
     started: Vec<(u32, Arc<[Slice]>)>,
     /// (index in `running`, mode, when it stops), in decision order.
     preempted: Vec<(usize, PreemptMode, Time)>,
+    /// Reservations reported: (job, planned start).
+    reserved: Vec<(JobId, Time)>,
     /// Queue positions started by this pass.
     started_mask: Vec<bool>,
     /// What the pass's starts hold against the limits so far.
@@ -37,6 +39,7 @@ impl Staged {
         self.resized.clear();
         self.started.clear();
         self.preempted.clear();
+        self.reserved.clear();
         self.started_mask.clear();
         self.started_mask.resize(pending, false);
         self.pass_usage.clear();
@@ -128,10 +131,8 @@ impl Engine {
                         }
                     }
                 }
-                Decision::Resize { .. }
-                | Decision::Reserve { .. }
-                | Decision::WakeAt(_)
-                | Decision::Blocked { .. } => {}
+                Decision::Reserve { job, at, .. } => staged.reserved.push((job, at)),
+                Decision::Resize { .. } | Decision::WakeAt(_) | Decision::Blocked { .. } => {}
             }
         }
         Ok(())
@@ -357,6 +358,7 @@ impl Engine {
                 at,
             });
         }
+        let started = staged.started.len();
         for (k, (pos, alloc)) in staged.started.drain(..).enumerate() {
             let pj = &self.pending[pos as usize];
             let waited_for = if now > pj.spec.submit {
@@ -384,14 +386,10 @@ impl Engine {
             });
             self.running.push(r);
         }
+        self.next_start_seq += started as u64;
         self.wake_after(now, d, &staged.started_mask);
         self.update_reasons(d, &staged.started_mask);
-        self.plan.extend(d.list.iter().filter_map(|x| match *x {
-            Decision::Reserve { job, at, .. } => Some((job, at)),
-            _ => None,
-        }));
-        let started = staged.started_mask.iter().filter(|&&s| s).count();
-        self.next_start_seq += started as u64;
+        self.plan.append(&mut staged.reserved);
         if started > 0 {
             let mask = &staged.started_mask;
             let mut i = 0;

@@ -290,7 +290,7 @@ impl Engine {
             return Err(EngineError::NoProcessors(spec.id));
         }
         // Over a limit on its own (not just because of what runs now): it could never start.
-        if let Some(r) = LimitState::new(self.limits.limits).blocked(&spec, &PassUsage::default()) {
+        if let Some(r) = admission::exceeds_limits_alone(&self.limits.limits, &spec) {
             return Err(EngineError::CannotRun {
                 job: spec.id,
                 partition: String::new(),
