@@ -1,8 +1,9 @@
 //! Scheduling policies: pure deciders.
 //!
-//! A policy receives a read-only [`View`] of the cluster at one instant (free processors, the
-//! pending queue in queue order, the running jobs with their *estimates* — never their true run
-//! times) and appends [`Decision`]s: start a job now, report a reservation, ask for a wake-up.
+//! A policy receives a read-only [`View`](crate::sched::View) of the cluster at one instant
+//! (free processors, the pending queue in queue order, the running jobs with their *estimates*
+//! — never their true run times) and appends [`Decision`](crate::sched::Decision)s: start a job
+//! now, report a reservation, ask for a wake-up.
 //! The engine validates every decision before it becomes a command.
 //!
 //! Adding a policy: write one file in this folder whose `//!` header is a title line
