@@ -70,14 +70,9 @@ struct PartDefaults {
     nodes: Option<String>,
 }
 
+/// Reads the node and partition lines of a `slurm.conf`; every other line is noted as ignored.
 pub fn parse(text: &str, path: &Path) -> Result<SlurmConf, ConfigError> {
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut partitions: Vec<Partition> = Vec::new();
-    let mut ignored: BTreeSet<String> = BTreeSet::new();
-    let mut node_def = NodeDefaults::default();
-    let mut part_def = PartDefaults::default();
-    // Partitions' node lists are resolved after every node is known.
-    let mut part_nodes: Vec<(u64, String)> = Vec::new();
+    let mut r = Reader::default();
     for (line, l) in logical_lines(text) {
         let err = |m: String| ConfigError::at(path, line, m);
         let kv = pairs(&l).map_err(err)?;
@@ -85,151 +80,202 @@ pub fn parse(text: &str, path: &Path) -> Result<SlurmConf, ConfigError> {
             continue;
         };
         match first.to_ascii_lowercase().as_str() {
-            "nodename" => {
-                let mut d = node_def.clone();
-                for (k, v) in &kv[1..] {
-                    let key = k.to_ascii_lowercase();
-                    let num = |what: &str| -> Result<u32, ConfigError> {
-                        v.parse::<u32>()
-                            .map_err(|_| err(format!("{k}: expected {what}, found '{v}'")))
-                    };
-                    match key.as_str() {
-                        "cpus" | "procs" => d.cpus = Some(num("a CPU count")?),
-                        "boards" => d.boards = Some(num("a count")?),
-                        "sockets" | "socketsperboard" => d.sockets = Some(num("a count")?),
-                        "corespersocket" => d.cores = Some(num("a count")?),
-                        "threadspercore" => d.threads = Some(num("a count")?),
-                        "realmemory" => {
-                            d.mem = Some(v.parse::<u64>().map_err(|_| {
-                                err(format!("RealMemory: expected megabytes, found '{v}'"))
-                            })?)
-                        }
-                        "gres" => d.gpus = Some(parse_gres(v).map_err(err)?),
-                        q if NODE_QUIET.contains(&q) => {}
-                        _ => {
-                            ignored.insert(format!("NodeName … {k}"));
-                        }
-                    }
-                }
-                if value.eq_ignore_ascii_case("DEFAULT") {
-                    node_def = d;
-                    continue;
-                }
-                let names = hostlist::expand(value).map_err(err)?;
-                let cpus = d.cpus.unwrap_or_else(|| {
-                    d.boards.unwrap_or(1)
-                        * d.sockets.unwrap_or(1)
-                        * d.cores.unwrap_or(1)
-                        * d.threads.unwrap_or(1)
-                });
-                for name in names {
-                    if nodes.iter().any(|n| n.name == name) {
-                        return Err(err(format!("node {name} is defined twice")));
-                    }
-                    nodes.push(Node {
-                        name,
-                        cpus,
-                        mem_mb: d.mem.unwrap_or(0),
-                        gpus: d.gpus.unwrap_or(0),
-                    });
-                }
-            }
-            "partitionname" => {
-                let mut d = part_def.clone();
-                let mut default = false;
-                for (k, v) in &kv[1..] {
-                    match k.to_ascii_lowercase().as_str() {
-                        "nodes" => d.nodes = Some(v.clone()),
-                        "default" => {
-                            default = match v.to_ascii_uppercase().as_str() {
-                                "YES" => true,
-                                "NO" => false,
-                                _ => {
-                                    return Err(err(format!(
-                                        "Default: expected YES or NO, found '{v}'"
-                                    )));
-                                }
-                            }
-                        }
-                        "maxtime" => d.max_time = Some(parse_max_time(v).map_err(err)?),
-                        "maxnodes" => {
-                            d.max_nodes = Some(if is_unlimited(v) {
-                                None
-                            } else {
-                                Some(v.parse::<u32>().map_err(|_| {
-                                    err(format!(
-                                        "MaxNodes: expected a count or UNLIMITED, found '{v}'"
-                                    ))
-                                })?)
-                            })
-                        }
-                        q if PART_QUIET.contains(&q) => {}
-                        _ => {
-                            ignored.insert(format!("PartitionName … {k}"));
-                        }
-                    }
-                }
-                if value.eq_ignore_ascii_case("DEFAULT") {
-                    part_def = d;
-                    continue;
-                }
-                if partitions.iter().any(|p| &p.name == value) {
-                    return Err(err(format!("partition {value} is defined twice")));
-                }
-                let Some(list) = d.nodes.clone() else {
-                    return Err(err(format!("partition {value} has no Nodes=")));
-                };
-                part_nodes.push((line, list));
-                partitions.push(Partition {
-                    name: value.clone(),
-                    nodes: Vec::new(),
-                    max_time: d.max_time.flatten(),
-                    max_nodes: d.max_nodes.flatten(),
-                    default,
-                });
-            }
+            "nodename" => r.node_line(value, &kv[1..], &err)?,
+            "partitionname" => r.partition_line(line, value, &kv[1..], &err)?,
             _ => {
-                ignored.insert(first.clone());
+                r.ignored.insert(first.clone());
             }
         }
     }
-    if nodes.is_empty() {
-        return Err(ConfigError::file(
-            path,
-            "no NodeName= line: the file describes no node",
-        ));
-    }
-    for (p, (line, list)) in partitions.iter_mut().zip(part_nodes) {
-        if list.eq_ignore_ascii_case("ALL") {
-            p.nodes = (0..nodes.len() as u32).collect();
-            continue;
-        }
-        for name in hostlist::expand(&list).map_err(|e| ConfigError::at(path, line, e))? {
-            match nodes.iter().position(|n| n.name == name) {
-                Some(i) => p.nodes.push(i as u32),
-                None => {
-                    return Err(ConfigError::at(
-                        path,
-                        line,
-                        format!("partition {} names unknown node {name}", p.name),
-                    ));
+    r.finish(path)
+}
+
+/// A line's error: the message placed at the file and line being read.
+type LineErr<'a> = &'a dyn Fn(String) -> ConfigError;
+
+/// What the lines read so far give: the nodes and partitions, the current `DEFAULT` values,
+/// and the keys ignored.
+#[derive(Default)]
+struct Reader {
+    nodes: Vec<Node>,
+    partitions: Vec<Partition>,
+    ignored: BTreeSet<String>,
+    node_def: NodeDefaults,
+    part_def: PartDefaults,
+    /// Each partition's line and node list, resolved once every node is known.
+    part_nodes: Vec<(u64, String)>,
+}
+
+impl Reader {
+    /// A `NodeName=` line: new defaults (`DEFAULT`), or nodes with the defaults overridden by
+    /// the line's keys.
+    fn node_line(
+        &mut self,
+        value: &str,
+        keys: &[(String, String)],
+        err: LineErr,
+    ) -> Result<(), ConfigError> {
+        let mut d = self.node_def.clone();
+        for (k, v) in keys {
+            let key = k.to_ascii_lowercase();
+            let num = |what: &str| -> Result<u32, ConfigError> {
+                v.parse::<u32>()
+                    .map_err(|_| err(format!("{k}: expected {what}, found '{v}'")))
+            };
+            match key.as_str() {
+                "cpus" | "procs" => d.cpus = Some(num("a CPU count")?),
+                "boards" => d.boards = Some(num("a count")?),
+                "sockets" | "socketsperboard" => d.sockets = Some(num("a count")?),
+                "corespersocket" => d.cores = Some(num("a count")?),
+                "threadspercore" => d.threads = Some(num("a count")?),
+                "realmemory" => {
+                    d.mem =
+                        Some(v.parse::<u64>().map_err(|_| {
+                            err(format!("RealMemory: expected megabytes, found '{v}'"))
+                        })?)
+                }
+                "gres" => d.gpus = Some(parse_gres(v).map_err(err)?),
+                q if NODE_QUIET.contains(&q) => {}
+                _ => {
+                    self.ignored.insert(format!("NodeName … {k}"));
                 }
             }
         }
+        if value.eq_ignore_ascii_case("DEFAULT") {
+            self.node_def = d;
+            return Ok(());
+        }
+        let names = hostlist::expand(value).map_err(err)?;
+        let cpus = d.cpus.unwrap_or_else(|| {
+            d.boards.unwrap_or(1)
+                * d.sockets.unwrap_or(1)
+                * d.cores.unwrap_or(1)
+                * d.threads.unwrap_or(1)
+        });
+        for name in names {
+            if self.nodes.iter().any(|n| n.name == name) {
+                return Err(err(format!("node {name} is defined twice")));
+            }
+            self.nodes.push(Node {
+                name,
+                cpus,
+                mem_mb: d.mem.unwrap_or(0),
+                gpus: d.gpus.unwrap_or(0),
+            });
+        }
+        Ok(())
     }
-    let mut notes = Vec::new();
-    if !ignored.is_empty() {
-        notes.push(format!(
-            "{}: ignored (not part of the hardware model): {}",
-            path.display(),
-            ignored.into_iter().collect::<Vec<_>>().join(", ")
-        ));
+
+    /// A `PartitionName=` line: new defaults (`DEFAULT`), or a partition whose node list is
+    /// resolved later, by [`Reader::finish`].
+    fn partition_line(
+        &mut self,
+        line: u64,
+        value: &str,
+        keys: &[(String, String)],
+        err: LineErr,
+    ) -> Result<(), ConfigError> {
+        let mut d = self.part_def.clone();
+        let mut default = false;
+        for (k, v) in keys {
+            match k.to_ascii_lowercase().as_str() {
+                "nodes" => d.nodes = Some(v.clone()),
+                "default" => {
+                    default = match v.to_ascii_uppercase().as_str() {
+                        "YES" => true,
+                        "NO" => false,
+                        _ => {
+                            return Err(err(format!("Default: expected YES or NO, found '{v}'")));
+                        }
+                    }
+                }
+                "maxtime" => d.max_time = Some(parse_max_time(v).map_err(err)?),
+                "maxnodes" => {
+                    d.max_nodes = Some(if is_unlimited(v) {
+                        None
+                    } else {
+                        Some(v.parse::<u32>().map_err(|_| {
+                            err(format!(
+                                "MaxNodes: expected a count or UNLIMITED, found '{v}'"
+                            ))
+                        })?)
+                    })
+                }
+                q if PART_QUIET.contains(&q) => {}
+                _ => {
+                    self.ignored.insert(format!("PartitionName … {k}"));
+                }
+            }
+        }
+        if value.eq_ignore_ascii_case("DEFAULT") {
+            self.part_def = d;
+            return Ok(());
+        }
+        if self.partitions.iter().any(|p| p.name == value) {
+            return Err(err(format!("partition {value} is defined twice")));
+        }
+        let Some(list) = d.nodes.clone() else {
+            return Err(err(format!("partition {value} has no Nodes=")));
+        };
+        self.part_nodes.push((line, list));
+        self.partitions.push(Partition {
+            name: value.to_string(),
+            nodes: Vec::new(),
+            max_time: d.max_time.flatten(),
+            max_nodes: d.max_nodes.flatten(),
+            default,
+        });
+        Ok(())
     }
-    Ok(SlurmConf {
-        nodes,
-        partitions,
-        notes,
-    })
+
+    /// After the last line: at least one node, the partitions' node lists resolved (`ALL` or
+    /// hostlists of known nodes), and one note listing what was ignored.
+    fn finish(self, path: &Path) -> Result<SlurmConf, ConfigError> {
+        let Reader {
+            nodes,
+            mut partitions,
+            ignored,
+            part_nodes,
+            ..
+        } = self;
+        if nodes.is_empty() {
+            return Err(ConfigError::file(
+                path,
+                "no NodeName= line: the file describes no node",
+            ));
+        }
+        for (p, (line, list)) in partitions.iter_mut().zip(part_nodes) {
+            if list.eq_ignore_ascii_case("ALL") {
+                p.nodes = (0..nodes.len() as u32).collect();
+                continue;
+            }
+            for name in hostlist::expand(&list).map_err(|e| ConfigError::at(path, line, e))? {
+                match nodes.iter().position(|n| n.name == name) {
+                    Some(i) => p.nodes.push(i as u32),
+                    None => {
+                        return Err(ConfigError::at(
+                            path,
+                            line,
+                            format!("partition {} names unknown node {name}", p.name),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut notes = Vec::new();
+        if !ignored.is_empty() {
+            notes.push(format!(
+                "{}: ignored (not part of the hardware model): {}",
+                path.display(),
+                ignored.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(SlurmConf {
+            nodes,
+            partitions,
+            notes,
+        })
+    }
 }
 
 fn is_unlimited(v: &str) -> bool {

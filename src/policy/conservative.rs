@@ -1,19 +1,19 @@
 //! `conservative` — conservative backfilling: every queued job holds a reservation.
 //!
-//! Each pass builds the availability profile from now on: processors idle now, plus each
+//! Each pass builds the availability profile from now on: the processors idle now, plus each
 //! running job's processors released at its expected end (max(start + estimate, now)). The
 //! queued jobs are taken in order; each gets the earliest τ ≥ now at which the profile has its
 //! processors free during [τ, τ + estimate), and those are reserved. Jobs reserved at τ = now
-//! that fit in the free processors start now. The profile is rebuilt from scratch every pass,
-//! in queue order, as Slurm's backfill re-plans every cycle, so a job's planned start can move
-//! later when a job ahead of it moves earlier (`cases/early-end` of the semantics).
-//! A zero-length estimate holds its processors at the instant τ only (see
-//! [`super::common::profile`]).
+//! that fit in the free processors start now. The plan is rebuilt from scratch every pass, in
+//! queue order, as Slurm's backfill re-plans every cycle, so a job's planned start can move later
+//! when a job ahead of it moves earlier (`cases/early-end` of the semantics). A zero-length
+//! estimate holds its processors at the instant τ only: a later job whose interval [s, s + e)
+//! has s < τ < s + e counts them as taken; one starting exactly at τ does not.
 //!
-//! On a cluster of nodes (or with memory and GPUs) the profile holds each node's free
-//! resources per step and "available during [τ, τ + estimate)" means the placement strategy
-//! finds nodes on the per-node minimum over that window; a job reserved at now starts if that
-//! allocation fits the resources actually free now.
+//! On a cluster of nodes (or with memory and GPUs) the profile holds each node's free resources
+//! per step, and "free during [τ, τ + estimate)" means the placement strategy finds nodes on the
+//! per-node minimum over that window; a job reserved at now starts if that allocation fits the
+//! resources actually free now.
 //!
 //! The pass stops planning once no later job could start now (no processor left free now, or
 //! fewer than the smallest remaining request); reservations are reported for the planned
@@ -30,14 +30,7 @@ use crate::sched::{Decisions, Policy, View};
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "conservative",
     summary: "Conservative backfilling: every queued job gets a reservation in order; a job starts now only if its reservation is now.",
-    rules: "Each pass builds the availability profile from now on: the processors idle now, plus each \
-running job's processors released at its expected end (max(start + estimate, now)). The queued \
-jobs are taken in order; each gets the earliest τ ≥ now at which the profile has its processors \
-free during [τ, τ + estimate), and those are reserved. Jobs reserved at τ = now that fit in the \
-free processors start now. The plan is rebuilt from scratch every pass (as Slurm's backfill \
-re-plans every cycle), so a job's planned start can move later when a job ahead of it moves \
-earlier. A zero-length estimate holds its processors at the instant τ only: a later job whose \
-interval [s, s+e) has s < τ < s+e counts them as taken; one starting exactly at τ does not.",
+    source: include_str!("conservative.rs"),
     params: params_with_multifactor!(ORDER_PARAM, PROFILE_PARAM; ),
     build,
 };

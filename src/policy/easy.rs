@@ -2,25 +2,25 @@
 //!
 //! 1. As fcfs: start head jobs (in the chosen order) while they fit.
 //! 2. If jobs remain, the head H does not fit. Sort the running jobs — including those started
-//!    in step 1 — by (expected end, start order). Starting from `free`, add their processors one
-//!    job at a time; the first expected end at which the total reaches H's processors is the
-//!    shadow time S. `extra` = free + processors of all running jobs whose expected end ≤ S,
-//!    minus H's processors.
+//!    in step 1 — by (expected end, start order), where a running job's expected end is
+//!    max(start + estimate, now). Starting from `free`, add their processors one job at a time;
+//!    the first expected end at which the total reaches H's processors is the *shadow time* S.
+//!    `extra` = free + processors of all running jobs whose expected end ≤ S, minus H's
+//!    processors. H is reported as reserved at S.
 //! 3. Scan the rest of the queue in order. A job J with J.procs ≤ free starts now if
 //!    (a) now + J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.procs.
-//!    Each start reduces `free`. S and `extra` are not recomputed during the scan.
-//!
-//! A running job's expected end is max(start + estimate, now). H is reported as reserved at S.
+//!    Each start reduces `free`; S and `extra` are not recomputed during the scan.
 //!
 //! On a cluster of nodes the same rules are read with placement: "fits" means the placement
 //! strategy finds nodes; S is the first expected end after which H can be placed on the
-//! resources free then; and (b) becomes "H can still be placed at S with J still running on
-//! the nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
+//! resources free then; and (b) becomes "H can still be placed at S with J still running on the
+//! nodes it gets now". On one node of P CPUs this is exactly the processor-count rule.
 //!
-//! With `preempt=requeue|suspend|cancel` (and `order=priority`), a head that does not fit
-//! preempts running jobs of strictly lower priority until it fits (see
-//! [`super::common::preempt`]); nothing backfills in that pass. With `preempt_by=qos` the ranks
-//! are QOS priorities and any `order` is allowed.
+//! With `preempt=requeue|suspend|cancel` (needs `order=priority`), a head that does not fit
+//! preempts running jobs of strictly lower priority (lowest first, then the most recently
+//! started) until it fits; they stop after `grace` seconds; nothing backfills in that pass. With
+//! `preempt_by=qos` jobs are ranked by their QOS priority (accounts file `qos` lines) instead,
+//! under any `order`.
 
 use super::common::order::{ORDER_PARAM, params_with_multifactor};
 use super::common::preempt::{GRACE_PARAM, PREEMPT_BY_PARAM, PREEMPT_PARAM, PreemptBy};
@@ -34,19 +34,7 @@ use crate::time::Time;
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "easy",
     summary: "EASY backfilling: the queue head gets a reservation at its shadow time; later jobs may start now if they do not delay it.",
-    rules: "1. As fcfs: start head jobs (in the chosen order) while they fit.\n\
-2. If jobs remain, the head H does not fit. Sort the running jobs (including those started in \
-step 1) by (expected end, start order), where expected end = max(start + estimate, now). Starting \
-from `free`, add their processors one job at a time; the first expected end at which the total \
-reaches H's processors is the *shadow time* S. `extra` = free + processors of all running jobs \
-whose expected end ≤ S − H's processors.\n\
-3. Scan the rest of the queue in order. A job J with J.procs ≤ free starts now if (a) now + \
-J.estimate ≤ S, or else (b) J.procs ≤ extra, in which case extra −= J.procs. Each start reduces \
-`free`; S and `extra` are not recomputed during the scan.\n\
-With `preempt=requeue|suspend|cancel` (needs `order=priority`), a head that does not fit preempts \
-running jobs of strictly lower priority (lowest first, then the most recently started) until it \
-fits; they stop after `grace` seconds; nothing backfills in that pass. With `preempt_by=qos` jobs \
-are ranked by their QOS priority (accounts file `qos` lines) instead, under any `order`.",
+    source: include_str!("easy.rs"),
     params: params_with_multifactor!(ORDER_PARAM; PREEMPT_PARAM, GRACE_PARAM, PREEMPT_BY_PARAM),
     build,
 };

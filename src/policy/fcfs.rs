@@ -1,8 +1,8 @@
 //! `fcfs` — first come, first served.
 //!
-//! While the queue head can be placed on the free resources, start it. Stop at the first job
-//! that cannot: nothing behind it may start (semantics §5). Queue order is submit time, then
-//! position in the trace. No parameters.
+//! While the queue head fits in the free resources (the placement strategy finds nodes for it),
+//! start it. Stop at the first job that does not fit: nothing behind it starts, even if it would
+//! fit. Queue order is submit time, then position in the trace (semantics §5).
 
 use super::common::Strict;
 use super::{PolicyError, PolicyInfo};
@@ -11,9 +11,7 @@ use crate::sched::{Decisions, Policy, View};
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "fcfs",
     summary: "First come, first served: start queue-head jobs while they fit, stop at the first that does not.",
-    rules: "While the queue head fits in the free resources (its placement succeeds), start it. Stop \
-at the first job that does not fit: nothing behind it starts, even if it would fit. Queue order is \
-submit time, then position in the trace (semantics §5).",
+    source: include_str!("fcfs.rs"),
     params: &[],
     build,
 };

@@ -1,13 +1,17 @@
 //! Scheduling policies: pure deciders.
 //!
-//! A policy receives a read-only [`View`] of the cluster at one instant (free processors, the
-//! pending queue in queue order, the running jobs with their *estimates* — never their true run
-//! times) and appends [`Decision`]s: start a job now, report a reservation, ask for a wake-up.
+//! A policy receives a read-only [`View`](crate::sched::View) of the cluster at one instant
+//! (free processors, the pending queue in queue order, the running jobs with their *estimates*
+//! — never their true run times) and appends [`Decision`](crate::sched::Decision)s: start a job
+//! now, report a reservation, ask for a wake-up.
 //! The engine validates every decision before it becomes a command.
 //!
-//! Adding a policy: write one file in this folder whose header documents its rules and
-//! parameters, expose a `pub const INFO: PolicyInfo`, and add it to [`REGISTRY`]. The CLI
-//! (`mini-slurm policies`), `docs/policies.md` and the shared property tests pick it up.
+//! Adding a policy: write one file in this folder whose `//!` header is a title line
+//! (`` `name` — what it is. ``), a blank line, and the policy's rules in Markdown; expose a
+//! `pub const INFO: PolicyInfo` with `source: include_str!("name.rs")`, and add it to
+//! [`REGISTRY`]. The header is the one text of the rules: rustdoc shows it, and the CLI
+//! (`mini-slurm policies --markdown`) and `docs/policies.md` read it from `source` through
+//! [`PolicyInfo::rules`]. The shared property tests pick the policy up from the registry.
 
 pub mod common;
 pub mod conservative;
@@ -34,10 +38,36 @@ pub struct PolicyInfo {
     pub name: &'static str,
     /// One line.
     pub summary: &'static str,
-    /// The rules, in Markdown (the file header's text).
-    pub rules: &'static str,
+    /// The policy file's own text (`include_str!` of itself): its `//!` header holds the
+    /// rules, read by [`PolicyInfo::rules`].
+    pub source: &'static str,
     pub params: &'static [ParamInfo],
     pub build: fn(&mut Params) -> Result<Box<dyn Policy>, PolicyError>,
+}
+
+impl PolicyInfo {
+    /// The rules, in Markdown: the policy file's `//!` header without its title paragraph.
+    pub fn rules(&self) -> String {
+        let doc = module_doc(self.source);
+        match doc.split_once("\n\n") {
+            Some((_title, rules)) => rules.trim().to_string(),
+            None => String::new(),
+        }
+    }
+}
+
+/// The leading `//!` block of a Rust source file, without the markers (`//! ` or a bare `//!`
+/// on a blank line): one line per comment line.
+fn module_doc(source: &str) -> String {
+    let mut doc = String::new();
+    for line in source.lines() {
+        let Some(text) = line.strip_prefix("//!") else {
+            break;
+        };
+        doc.push_str(text.strip_prefix(' ').unwrap_or(text));
+        doc.push('\n');
+    }
+    doc
 }
 
 /// Every policy, in the order `mini-slurm policies` lists them.
@@ -207,13 +237,7 @@ pub fn docs_markdown() -> String {
         let _ = writeln!(s, "| `{}` | `{}` | {} |", q.name, q.default, q.help);
     }
     for p in REGISTRY {
-        let _ = write!(
-            s,
-            "\n## `{}`\n\n{}\n\n{}\n",
-            p.name,
-            p.summary,
-            p.rules.trim()
-        );
+        let _ = write!(s, "\n## `{}`\n\n{}\n\n{}\n", p.name, p.summary, p.rules());
         if p.params.is_empty() {
             s.push_str("\nParameters: none.\n");
         } else {
@@ -266,7 +290,33 @@ mod tests {
     fn every_registered_policy_builds_with_defaults() {
         for p in REGISTRY {
             assert!(build(p.name).is_ok(), "{}", p.name);
-            assert!(!p.rules.trim().is_empty(), "{} documents its rules", p.name);
+            assert!(
+                !p.rules().trim().is_empty(),
+                "{} documents its rules",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn rules_come_from_the_policy_file_header() {
+        let src = "//! `x` — a title.\n//!\n//! Rule one,\n//!    continued.\n//!\n//! Rule two.\n\nuse a;\n//! not doc\n";
+        assert_eq!(
+            module_doc(src),
+            "`x` — a title.\n\nRule one,\n   continued.\n\nRule two.\n"
+        );
+        let info = PolicyInfo {
+            source: src,
+            ..fcfs::INFO
+        };
+        assert_eq!(info.rules(), "Rule one,\n   continued.\n\nRule two.");
+        for p in REGISTRY {
+            let title = format!("`{}` — ", p.name);
+            assert!(
+                module_doc(p.source).starts_with(&title),
+                "{}: the file header starts with its title line",
+                p.name
+            );
         }
     }
 }

@@ -1,10 +1,15 @@
 //! `priority` — strict priority order.
 //!
 //! Jobs are ordered by priority (larger first), then submit time, then job id. While the first
-//! job in that order fits in the free processors, start it; stop at the first that does not.
-//! This is FCFS over priority order (Slurm's `sched/builtin` with priorities). No parameters;
-//! for backfilling over priority order use `easy[order=priority]` or
-//! `conservative[order=priority]`.
+//! job in that order fits in the free resources, start it; stop at the first that does not. This
+//! is FCFS over priority order (Slurm's `sched/builtin` with priorities). For backfilling over
+//! priority order use `easy[order=priority]` or `conservative[order=priority]`.
+//!
+//! With `preempt=requeue|suspend|cancel`, a job that cannot start preempts running jobs of
+//! strictly lower priority (lowest first, then the most recently started) until it fits; they
+//! stop after `grace` seconds and are requeued, suspended (resumed later with their remaining
+//! work) or cancelled (state PREEMPTED). With `preempt_by=qos` jobs are ranked by their QOS
+//! priority (accounts file `qos` lines) instead.
 
 use super::common::preempt::{GRACE_PARAM, PREEMPT_BY_PARAM, PREEMPT_PARAM};
 use super::common::{Order, Preemption, Strict};
@@ -14,14 +19,7 @@ use crate::sched::{Decisions, Policy, View};
 pub const INFO: PolicyInfo = PolicyInfo {
     name: "priority",
     summary: "Strict priority order: priority descending, then submit time, then job id; stop at the first job that does not fit.",
-    rules: "Jobs are ordered by priority (larger first), then submit time, then job id. While the \
-first job in that order fits in the free resources, start it; stop at the first that does not \
-(Slurm's `sched/builtin` with priorities). For backfilling over priority order use \
-`easy[order=priority]` or `conservative[order=priority]`. With `preempt=requeue|suspend|cancel`, \
-a job that cannot start preempts running jobs of strictly lower priority (lowest first, then the \
-most recently started) until it fits; they stop after `grace` seconds and are requeued, \
-suspended (resumed later with their remaining work) or cancelled (state PREEMPTED). With \
-`preempt_by=qos` jobs are ranked by their QOS priority (accounts file `qos` lines) instead.",
+    source: include_str!("priority.rs"),
     params: &[PREEMPT_PARAM, GRACE_PARAM, PREEMPT_BY_PARAM],
     build,
 };

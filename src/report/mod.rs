@@ -274,7 +274,7 @@ fn line_chart_err_on<DB: DrawingBackend>(
     Ok(())
 }
 
-/// [`line_chart_err_on`] as an image in `format`.
+/// `line_chart_err_on` as an image in `format`.
 pub fn line_chart_err(
     format: Format,
     title: &str,
@@ -376,7 +376,7 @@ fn bar_chart_on<DB: DrawingBackend>(
     Ok(())
 }
 
-/// [`bar_chart_on`] as an image in `format`.
+/// `bar_chart_on` as an image in `format`.
 pub fn bar_chart(
     format: Format,
     title: &str,
@@ -472,7 +472,7 @@ fn gantt_chart_on<DB: DrawingBackend>(
     Ok(())
 }
 
-/// [`gantt_chart_on`] as an image in `format`.
+/// `gantt_chart_on` as an image in `format`.
 pub fn gantt_chart(
     format: Format,
     title: &str,

@@ -131,7 +131,13 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
             break;
         }
         let line = record.position().map_or(0, |p| p.line());
-        match parse_row(&record, &col, line, path, &mut names) {
+        let row = Row {
+            rec: &record,
+            col: &col,
+            line,
+            path,
+        };
+        match row.job(&mut names) {
             Ok(job) => {
                 check_unique(&mut seen, job.id, line, path)?;
                 w.jobs.push(job);
@@ -154,114 +160,193 @@ fn csv_message(e: &::csv::Error) -> String {
     }
 }
 
-fn parse_row(
-    rec: &::csv::StringRecord,
-    col: &Columns,
+/// One data row, with what is needed to read its cells and to report a bad one.
+struct Row<'a> {
+    rec: &'a ::csv::StringRecord,
+    col: &'a Columns,
+    /// 1-based line number.
     line: u64,
-    path: &Path,
-    names: &mut Names,
-) -> Result<TraceJob, TraceError> {
-    let get = |name: &str| -> &str { col.get(name).and_then(|i| rec.get(i)).unwrap_or("") };
-    let bad = |column: &str, expected: &str, value: &str| {
+    path: &'a Path,
+}
+
+impl<'a> Row<'a> {
+    /// The cell of column `name`; empty if the file has no such column.
+    fn get(&self, name: &str) -> &'a str {
+        self.col
+            .get(name)
+            .and_then(|i| self.rec.get(i))
+            .unwrap_or("")
+    }
+
+    /// A bad value in `column` on this row.
+    fn bad(&self, column: &str, expected: &str, value: &str) -> TraceError {
         TraceError::new(
-            path,
-            Some(line),
+            self.path,
+            Some(self.line),
             TraceErrorKind::BadValue {
                 column: column.to_string(),
                 expected: expected.to_string(),
                 value: value.to_string(),
             },
         )
-    };
-    let int = |name: &str, required: bool| -> Result<Option<i64>, TraceError> {
-        let v = get(name);
+    }
+
+    /// An integer cell; empty is `None`, or an error if `required`.
+    fn int(&self, name: &str, required: bool) -> Result<Option<i64>, TraceError> {
+        let v = self.get(name);
         if v.is_empty() {
             return if required {
-                Err(bad(name, "expected an integer", v))
+                Err(self.bad(name, "expected an integer", v))
             } else {
                 Ok(None)
             };
         }
         v.parse::<i64>()
             .map(Some)
-            .map_err(|_| bad(name, "expected an integer", v))
-    };
-    let id = int("id", true)?.unwrap_or(0);
-    if id < 0 {
-        return Err(bad("id", "expected a job id ≥ 0", get("id")));
+            .map_err(|_| self.bad(name, "expected an integer", v))
     }
-    let submit = parse_secs_to_millis(get("submit"))
-        .ok_or_else(|| bad("submit", "expected seconds", get("submit")))?;
-    let runtime = duration(get("runtime"), "runtime", &bad)?.unwrap_or(Dur(-1));
-    let requested = duration(get("walltime"), "walltime", &bad)?.filter(|d| d.0 > 0);
-    let total = int("cpus", false)?;
-    let mem_mb = match get("mem") {
-        "" => None,
-        v => Some(parse_mem_mb(v).map_err(|_| bad("mem", "expected e.g. 4GB, 512M or MB", v))?),
-    };
-    let gpus = match int("gpus", false)? {
-        None => 0,
-        Some(g) => {
-            u32::try_from(g).map_err(|_| bad("gpus", "expected a count ≥ 0", get("gpus")))?
+
+    /// A run time or walltime cell: empty → `None`; `-1` (unknown, as in SWF) → a negative
+    /// span; otherwise seconds or Slurm's `[D-]HH:MM:SS`.
+    fn duration(&self, column: &str) -> Result<Option<Dur>, TraceError> {
+        let v = self.get(column);
+        if v.is_empty() {
+            return Ok(None);
         }
-    };
-    let nodes = match int("nodes", false)? {
-        None => None,
-        Some(n) => Some(
-            u32::try_from(n)
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| bad("nodes", "expected a node count ≥ 1", get("nodes")))?,
-        ),
-    };
-    // Slurm bounds nice to ±2147483645; any i32 is fine here.
-    let nice = match int("nice", false)? {
-        None => 0,
-        Some(n) => i32::try_from(n).map_err(|_| {
-            bad(
-                "nice",
-                "expected an integer in the 32-bit range",
-                get("nice"),
-            )
-        })?,
-    };
-    // CPUs in total, or per node times the node count.
-    let procs = match (total, int("cpus_per_node", false)?) {
-        (Some(t), None) => t,
-        (None, Some(per)) => match nodes {
-            Some(n) => per * i64::from(n),
-            None => {
-                return Err(bad(
+        if let Some(ms) = parse_secs_to_millis(v) {
+            return Ok(Some(Dur(ms)));
+        }
+        parse_duration(v, MS_PER_SEC)
+            .map(Some)
+            .map_err(|_| self.bad(column, "expected seconds or [D-]HH:MM:SS", v))
+    }
+
+    /// The row as a job. The cells are read in a fixed order, which decides which error a row
+    /// with several faults reports.
+    fn job(&self, names: &mut Names) -> Result<TraceJob, TraceError> {
+        let id = self.int("id", true)?.unwrap_or(0);
+        if id < 0 {
+            return Err(self.bad("id", "expected a job id ≥ 0", self.get("id")));
+        }
+        let submit = parse_secs_to_millis(self.get("submit"))
+            .ok_or_else(|| self.bad("submit", "expected seconds", self.get("submit")))?;
+        let runtime = self.duration("runtime")?.unwrap_or(Dur(-1));
+        let requested = self.duration("walltime")?.filter(|d| d.0 > 0);
+        let total = self.int("cpus", false)?;
+        let mem_mb = match self.get("mem") {
+            "" => None,
+            v => Some(
+                parse_mem_mb(v).map_err(|_| self.bad("mem", "expected e.g. 4GB, 512M or MB", v))?,
+            ),
+        };
+        let gpus = match self.int("gpus", false)? {
+            None => 0,
+            Some(g) => u32::try_from(g)
+                .map_err(|_| self.bad("gpus", "expected a count ≥ 0", self.get("gpus")))?,
+        };
+        let nodes = self.nodes()?;
+        let nice = self.nice()?;
+        let procs = self.procs(total, nodes)?;
+        let elastic = self.elastic(procs, gpus, nodes)?;
+        let speedup = match self.get("speedup") {
+            "" => None,
+            v => Some(crate::model::Speedup::parse(v).map_err(|why| self.bad("speedup", &why, v))?),
+        };
+        Ok(TraceJob {
+            elastic,
+            speedup,
+            id: JobId(id as u64),
+            submit: Time(submit),
+            runtime,
+            procs,
+            requested,
+            priority: self.int("priority", false)?.unwrap_or(0),
+            user: names.intern(self.get("user")),
+            group: names.intern(self.get("group")),
+            queue: names.intern(self.get("queue")),
+            partition: names.intern(self.get("partition")),
+            nodes,
+            mem_mb,
+            gpus,
+            qos: names.intern(self.get("qos")),
+            nice,
+            line: self.line,
+        })
+    }
+
+    /// The exact node count (`nodes`, at least 1), if given.
+    fn nodes(&self) -> Result<Option<u32>, TraceError> {
+        match self.int("nodes", false)? {
+            None => Ok(None),
+            Some(n) => Ok(Some(u32::try_from(n).ok().filter(|&n| n > 0).ok_or_else(
+                || self.bad("nodes", "expected a node count ≥ 1", self.get("nodes")),
+            )?)),
+        }
+    }
+
+    /// The nice value (0 when not given).
+    fn nice(&self) -> Result<i32, TraceError> {
+        // Slurm bounds nice to ±2147483645; any i32 is fine here.
+        match self.int("nice", false)? {
+            None => Ok(0),
+            Some(n) => i32::try_from(n).map_err(|_| {
+                self.bad(
+                    "nice",
+                    "expected an integer in the 32-bit range",
+                    self.get("nice"),
+                )
+            }),
+        }
+    }
+
+    /// CPUs in total (`cpus`), or per node (`cpus_per_node`) times the node count; both must
+    /// agree when both are given.
+    fn procs(&self, total: Option<i64>, nodes: Option<u32>) -> Result<i64, TraceError> {
+        match (total, self.int("cpus_per_node", false)?) {
+            (Some(t), None) => Ok(t),
+            (None, Some(per)) => match nodes {
+                Some(n) => Ok(per * i64::from(n)),
+                None => Err(self.bad(
                     "cpus_per_node",
                     "needs a `nodes` count",
-                    get("cpus_per_node"),
-                ));
+                    self.get("cpus_per_node"),
+                )),
+            },
+            (Some(t), Some(per)) => {
+                if nodes.is_none_or(|n| per * i64::from(n) != t) {
+                    return Err(self.bad(
+                        "cpus_per_node",
+                        &format!("expected cpus / nodes (cpus = {t})"),
+                        self.get("cpus_per_node"),
+                    ));
+                }
+                Ok(t)
             }
-        },
-        (Some(t), Some(per)) => {
-            if nodes.is_none_or(|n| per * i64::from(n) != t) {
-                return Err(bad(
-                    "cpus_per_node",
-                    &format!("expected cpus / nodes (cpus = {t})"),
-                    get("cpus_per_node"),
-                ));
-            }
-            t
+            (None, None) => Err(self.bad("cpus", "expected an integer", "")),
         }
-        (None, None) => return Err(bad("cpus", "expected an integer", "")),
-    };
-    let (min, max) = (int("min_cpus", false)?, int("max_cpus", false)?);
-    let elastic = if min.is_none() && max.is_none() {
-        None
-    } else {
+    }
+
+    /// The elastic range (`min_cpus`, `max_cpus`; either makes the job elastic, the other
+    /// defaults to `procs`), checked against `procs`; an elastic job asks for no GPUs and no
+    /// node count.
+    fn elastic(
+        &self,
+        procs: i64,
+        gpus: u32,
+        nodes: Option<u32>,
+    ) -> Result<Option<crate::model::ElasticRange>, TraceError> {
+        let (min, max) = (self.int("min_cpus", false)?, self.int("max_cpus", false)?);
+        if min.is_none() && max.is_none() {
+            return Ok(None);
+        }
         let range = |name: &str, v: Option<i64>| -> Result<u32, TraceError> {
             match v {
                 None => u32::try_from(procs)
-                    .map_err(|_| bad("cpus", "expected a count ≥ 1", get("cpus"))),
+                    .map_err(|_| self.bad("cpus", "expected a count ≥ 1", self.get("cpus"))),
                 Some(n) => u32::try_from(n)
                     .ok()
                     .filter(|&n| n >= 1)
-                    .ok_or_else(|| bad(name, "expected a CPU count ≥ 1", get(name))),
+                    .ok_or_else(|| self.bad(name, "expected a CPU count ≥ 1", self.get(name))),
             }
         };
         let r = crate::model::ElasticRange {
@@ -271,63 +356,21 @@ fn parse_row(
         let p = u32::try_from(procs).unwrap_or(0);
         if r.check(p).is_err() {
             let column = if r.min > p { "min_cpus" } else { "max_cpus" };
-            return Err(bad(
+            return Err(self.bad(
                 column,
                 &format!("expected min_cpus ≤ cpus ≤ max_cpus (cpus = {p})"),
-                get(column),
+                self.get(column),
             ));
         }
         if gpus > 0 || nodes.is_some() {
-            return Err(bad(
+            return Err(self.bad(
                 "min_cpus",
                 "an elastic job cannot also ask for GPUs or a node count",
-                get("min_cpus"),
+                self.get("min_cpus"),
             ));
         }
-        Some(r)
-    };
-    let speedup = match get("speedup") {
-        "" => None,
-        v => Some(crate::model::Speedup::parse(v).map_err(|why| bad("speedup", &why, v))?),
-    };
-    Ok(TraceJob {
-        elastic,
-        speedup,
-        id: JobId(id as u64),
-        submit: Time(submit),
-        runtime,
-        procs,
-        requested,
-        priority: int("priority", false)?.unwrap_or(0),
-        user: names.intern(get("user")),
-        group: names.intern(get("group")),
-        queue: names.intern(get("queue")),
-        partition: names.intern(get("partition")),
-        nodes,
-        mem_mb,
-        gpus,
-        qos: names.intern(get("qos")),
-        nice,
-        line,
-    })
-}
-
-/// A run time or walltime cell: empty → `None`; `-1` (unknown, as in SWF) → a negative span;
-/// otherwise seconds or Slurm's `[D-]HH:MM:SS`.
-fn duration(
-    v: &str,
-    column: &str,
-    bad: &dyn Fn(&str, &str, &str) -> TraceError,
-) -> Result<Option<Dur>, TraceError> {
-    if v.is_empty() {
-        return Ok(None);
+        Ok(Some(r))
     }
-    if let Some(ms) = parse_secs_to_millis(v) {
-        return Ok(Some(Dur(ms)));
-    }
-    parse_duration(v, MS_PER_SEC)
-        .map(Some)
-        .map_err(|_| bad(column, "expected seconds or [D-]HH:MM:SS", v))
 }
 
 #[cfg(test)]

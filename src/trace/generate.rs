@@ -207,6 +207,9 @@ fn round_up_limit(run_s: f64, cap_min: i64) -> i64 {
         * 60
 }
 
+/// The one random stream every draw comes from.
+type Rng = rand::rngs::ChaCha8Rng;
+
 struct User {
     weight: f64,
     size_shift: f64,
@@ -225,7 +228,7 @@ struct Draft {
     jobs: Vec<DraftJob>,
 }
 
-fn pick(rng: &mut rand::rngs::ChaCha8Rng, weights: &[f64]) -> usize {
+fn pick(rng: &mut Rng, weights: &[f64]) -> usize {
     let total: f64 = weights.iter().sum();
     let mut x = rng.random::<f64>() * total;
     for (i, w) in weights.iter().enumerate() {
@@ -237,165 +240,20 @@ fn pick(rng: &mut rand::rngs::ChaCha8Rng, weights: &[f64]) -> usize {
     weights.len() - 1
 }
 
+/// The normal distribution with mean 0 and standard deviation `s` (> 0).
+fn normal(s: f64) -> Normal<f64> {
+    Normal::new(0.0, s).expect("σ > 0")
+}
+
 /// Generates a workload. Panics only on parameters `check` refuses.
+///
+/// The order of the draws is part of the output (the shipped synthetic traces are regenerated
+/// byte for byte): the users, then each submission's attributes in submission order, then the
+/// arrival times, then (with an elastic fraction) one draw per job for its elastic range.
 pub fn generate(p: &GenParams) -> (Workload, GenTargets) {
-    let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(p.seed);
-    let normal = |s: f64| Normal::new(0.0, s).expect("σ > 0");
-    let user_run = normal(0.7);
-    let users: Vec<User> = (1..=p.users)
-        .map(|k| User {
-            weight: 1.0 / f64::from(k),
-            size_shift: f64::from(rng.random_range(0..3u32)) - 1.0,
-            run_shift: user_run.sample(&mut rng),
-            kinds: [
-                rng.random_range(0.2..1.0),
-                rng.random_range(0.2..1.0),
-                rng.random_range(0.05..0.4),
-            ],
-        })
-        .collect();
-    let weights: Vec<f64> = users.iter().map(|u| u.weight).collect();
-    let log2p = f64::from(p.procs).log2();
-    let mid = (log2p - 2.5).max(1.0);
-    let base_run = if p.model == Model::Burst {
-        300f64
-    } else {
-        900f64
-    };
-    let g1 = Gamma::new(4.2, 0.94).expect("shape");
-    let g2 = Gamma::new(312.0, 0.03).expect("shape");
-    let mut drafts: Vec<Draft> = Vec::new();
-    let mut n = 0usize;
-    while n < p.jobs {
-        let ui = pick(&mut rng, &weights);
-        let u = &users[ui];
-        let mut d = Draft {
-            user: ui as u32,
-            jobs: Vec::new(),
-        };
-        match p.model {
-            Model::Hpc | Model::Burst => {
-                let size: i64 = if rng.random::<f64>() < 0.24 {
-                    1
-                } else {
-                    let x: f64 = if rng.random::<f64>() < 0.75 {
-                        rng.random_range(0.8..=mid)
-                    } else {
-                        rng.random_range(mid..=log2p.max(mid))
-                    };
-                    let x = (x + u.size_shift).clamp(1.0, log2p.max(1.0));
-                    let s = if rng.random::<f64>() < 0.75 {
-                        2f64.powi(x.round() as i32)
-                    } else {
-                        2f64.powf(x).round()
-                    };
-                    (s as i64).clamp(1, i64::from(p.procs))
-                };
-                let ln_run = match p.runtime {
-                    RuntimeModel::LogNormal => {
-                        let mu = base_run.ln() + 0.3 * (size as f64).log2() + u.run_shift;
-                        mu + normal(1.6).sample(&mut rng)
-                    }
-                    RuntimeModel::HyperGamma => {
-                        let pr = (0.78 - 0.0054 * size as f64).clamp(0.0, 1.0);
-                        let x = if rng.random::<f64>() < pr {
-                            g1.sample(&mut rng)
-                        } else {
-                            g2.sample(&mut rng)
-                        };
-                        x + u.run_shift + (base_run / 900.0).ln()
-                    }
-                };
-                let run = ln_run.exp().clamp(1.0, 36.0 * 3600.0).round();
-                let f = if rng.random::<f64>() < 0.1 {
-                    1.0
-                } else {
-                    rng.random_range(1.0..5.0)
-                };
-                let req = round_up_limit(run * f, 2880).max(run as i64);
-                // Memory per node: the job's CPUs on one node (at most --cpus-per-node).
-                let mem = p.mem_per_cpu_mb.map(|m| {
-                    let x: f64 = rng.random_range(0.5..2.0);
-                    let on_node = size.min(i64::from(p.cpus_per_node)) as f64;
-                    ((m as f64 * x * on_node / 256.0).ceil() as u64)
-                        .saturating_mul(256)
-                        .max(256)
-                });
-                d.jobs.push((run as i64, size, 0, None, mem, req));
-            }
-            Model::Ml => {
-                let (c, g) = (i64::from(p.cpus_per_node), p.gpus_per_node);
-                let per_gpu = c / i64::from(g);
-                let nodes_total = p.procs / p.cpus_per_node;
-                let est = |rng: &mut rand::rngs::ChaCha8Rng, run: f64| {
-                    let f: f64 = rng.random_range(1.2..3.0);
-                    round_up_limit(run * f, 10080).max(run as i64)
-                };
-                let ln = |rng: &mut rand::rngs::ChaCha8Rng, hours: f64, s: f64| {
-                    ((hours * 3600.0).ln() + u.run_shift * 0.5 + normal(s).sample(rng))
-                        .exp()
-                        .clamp(60.0, 7.0 * 86400.0)
-                        .round()
-                };
-                match pick(&mut rng, &u.kinds) {
-                    0 => {
-                        let k = rng.random_range(4..=32usize);
-                        let base = ln(&mut rng, 2.0, 0.8);
-                        for _ in 0..k {
-                            let run = (base * rng.random_range(0.8..1.2)).round().max(60.0);
-                            let req = est(&mut rng, run);
-                            d.jobs.push((
-                                run as i64,
-                                per_gpu,
-                                1,
-                                Some(1),
-                                Some(p.mem_per_gpu_mb),
-                                req,
-                            ));
-                        }
-                    }
-                    1 => {
-                        let gpus = [1u32, 2, 4, 8][pick(&mut rng, &[0.4, 0.25, 0.2, 0.15])].min(g);
-                        let run = ln(&mut rng, 4.0, 1.2);
-                        let req = est(&mut rng, run);
-                        d.jobs.push((
-                            run as i64,
-                            per_gpu * i64::from(gpus),
-                            gpus,
-                            Some(1),
-                            Some(p.mem_per_gpu_mb * u64::from(gpus)),
-                            req,
-                        ));
-                    }
-                    _ => {
-                        let nodes = [2u32, 4, 8][pick(&mut rng, &[0.5, 0.35, 0.15])]
-                            .min(nodes_total)
-                            .max(1);
-                        let run = ln(&mut rng, 12.0, 1.0);
-                        let req = est(&mut rng, run);
-                        d.jobs.push((
-                            run as i64,
-                            c * i64::from(nodes),
-                            g,
-                            Some(nodes),
-                            Some(p.mem_per_gpu_mb * u64::from(g)),
-                            req,
-                        ));
-                    }
-                }
-            }
-        }
-        n += d.jobs.len();
-        drafts.push(d);
-    }
-    // Exactly `jobs` jobs: the last sweep may be cut short.
-    let over = n - p.jobs;
-    if over > 0
-        && let Some(last) = drafts.last_mut()
-    {
-        let keep = last.jobs.len() - over;
-        last.jobs.truncate(keep);
-    }
+    let mut rng = Rng::seed_from_u64(p.seed);
+    let users = draw_users(&mut rng, p);
+    let drafts = draw_drafts(&mut rng, p, &users);
     // Arrivals: rate from the target load.
     let work: f64 = drafts
         .iter()
@@ -405,50 +263,286 @@ pub fn generate(p: &GenParams) -> (Workload, GenTargets) {
     let mean_work = work / p.jobs as f64;
     let per_submission = work / drafts.len() as f64;
     let rate = p.load * f64::from(p.procs) / per_submission;
-    let mut t = 0.0f64;
-    let mut times = Vec::with_capacity(drafts.len());
-    match p.model {
-        Model::Burst => {
-            // ON (mean 1 h) at rate r_on, OFF (mean 5 h) at r_on / 20: mean rate
-            // r_on (1 + 5/20) / 6 = rate.
-            let r_on = rate * 6.0 / 1.25;
-            let on_len = Exp::new(1.0 / 3600.0).expect("rate");
-            let off_len = Exp::new(1.0 / 18000.0).expect("rate");
-            let mut on = true;
-            let mut phase_end = on_len.sample(&mut rng);
-            while times.len() < drafts.len() {
-                let r = if on { r_on } else { r_on / 20.0 };
-                let gap = Exp::new(r).expect("rate").sample(&mut rng);
-                if t + gap < phase_end {
-                    t += gap;
-                    times.push(t);
-                } else {
-                    // Memoryless: restart the draw at the phase change.
-                    t = phase_end;
-                    on = !on;
-                    phase_end = t + if on {
-                        on_len.sample(&mut rng)
-                    } else {
-                        off_len.sample(&mut rng)
-                    };
-                }
-            }
+    let times = match p.model {
+        Model::Burst => burst_arrivals(&mut rng, rate, drafts.len()),
+        _ => cyclic_arrivals(&mut rng, rate, p.daily_cycle, drafts.len()),
+    };
+    let (mut jobs, names) = assemble(p, &drafts, &times);
+    if p.elastic_fraction > 0.0 {
+        draw_elastic(&mut rng, p, &mut jobs);
+    }
+    (
+        Workload {
+            source: PathBuf::from(format!("generated:{:?}:seed{}", p.model, p.seed)),
+            jobs,
+            declared_procs: Some(p.procs),
+            names,
+            ..Workload::default()
+        },
+        GenTargets {
+            rate_per_s: rate,
+            mean_work,
+            user_run_shift: users.iter().map(|u| u.run_shift).collect(),
+        },
+    )
+}
+
+/// The users and their mixes: Zipf(1) activity, a size shift, a run-time shift and (used by
+/// the ml model only, drawn for every model) weights of the three kinds of submission.
+fn draw_users(rng: &mut Rng, p: &GenParams) -> Vec<User> {
+    let user_run = normal(0.7);
+    (1..=p.users)
+        .map(|k| User {
+            weight: 1.0 / f64::from(k),
+            size_shift: f64::from(rng.random_range(0..3u32)) - 1.0,
+            run_shift: user_run.sample(rng),
+            kinds: [
+                rng.random_range(0.2..1.0),
+                rng.random_range(0.2..1.0),
+                rng.random_range(0.05..0.4),
+            ],
+        })
+        .collect()
+}
+
+/// The submissions, each drawn whole (its user, then its jobs' attributes), until there are
+/// `jobs` jobs; the last ml sweep is cut short to make exactly `jobs`.
+fn draw_drafts(rng: &mut Rng, p: &GenParams, users: &[User]) -> Vec<Draft> {
+    let weights: Vec<f64> = users.iter().map(|u| u.weight).collect();
+    let hpc = HpcShape::new(p);
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut n = 0usize;
+    while n < p.jobs {
+        let ui = pick(rng, &weights);
+        let u = &users[ui];
+        let jobs = match p.model {
+            Model::Hpc | Model::Burst => vec![hpc.draw_job(rng, p, u)],
+            Model::Ml => draw_ml_submission(rng, p, u),
+        };
+        n += jobs.len();
+        drafts.push(Draft {
+            user: ui as u32,
+            jobs,
+        });
+    }
+    // Exactly `jobs` jobs: the last sweep may be cut short.
+    let over = n - p.jobs;
+    if over > 0
+        && let Some(last) = drafts.last_mut()
+    {
+        let keep = last.jobs.len() - over;
+        last.jobs.truncate(keep);
+    }
+    drafts
+}
+
+/// The fixed quantities of the hpc and burst models (after Lublin & Feitelson).
+struct HpcShape {
+    /// log2 of the machine size.
+    log2p: f64,
+    /// Where the two stages of the size's uniform meet.
+    mid: f64,
+    /// Median run time of a serial job before the user shift, seconds.
+    base_run: f64,
+    /// The two gammas of the hyper-gamma run-time model.
+    g1: Gamma<f64>,
+    g2: Gamma<f64>,
+}
+
+impl HpcShape {
+    fn new(p: &GenParams) -> HpcShape {
+        let log2p = f64::from(p.procs).log2();
+        HpcShape {
+            log2p,
+            mid: (log2p - 2.5).max(1.0),
+            base_run: if p.model == Model::Burst {
+                300f64
+            } else {
+                900f64
+            },
+            g1: Gamma::new(4.2, 0.94).expect("shape"),
+            g2: Gamma::new(312.0, 0.03).expect("shape"),
         }
-        _ => {
-            let a = p.daily_cycle;
-            let max_rate = rate * (1.0 + a);
-            let gap = Exp::new(max_rate).expect("rate");
-            while times.len() < drafts.len() {
-                t += gap.sample(&mut rng);
-                let hour = (t / 3600.0) % 24.0;
-                let c = 1.0 + a * (2.0 * std::f64::consts::PI * (hour - 14.0) / 24.0).cos();
-                if a == 0.0 || rng.random::<f64>() * (1.0 + a) < c {
-                    times.push(t);
-                }
+    }
+
+    /// One hpc (or burst) job: size, run time, estimate, then memory.
+    fn draw_job(&self, rng: &mut Rng, p: &GenParams, u: &User) -> DraftJob {
+        let size = self.draw_size(rng, p, u);
+        let ln_run = self.draw_ln_run(rng, p, u, size);
+        let run = ln_run.exp().clamp(1.0, 36.0 * 3600.0).round();
+        let f = if rng.random::<f64>() < 0.1 {
+            1.0
+        } else {
+            rng.random_range(1.0..5.0)
+        };
+        let req = round_up_limit(run * f, 2880).max(run as i64);
+        // Memory per node: the job's CPUs on one node (at most --cpus-per-node).
+        let mem = p.mem_per_cpu_mb.map(|m| {
+            let x: f64 = rng.random_range(0.5..2.0);
+            let on_node = size.min(i64::from(p.cpus_per_node)) as f64;
+            ((m as f64 * x * on_node / 256.0).ceil() as u64)
+                .saturating_mul(256)
+                .max(256)
+        });
+        (run as i64, size, 0, None, mem, req)
+    }
+
+    /// The size in CPUs: serial, or 2^u from the two-stage uniform shifted by the user's
+    /// size shift, mostly rounded to a power of two.
+    fn draw_size(&self, rng: &mut Rng, p: &GenParams, u: &User) -> i64 {
+        let (log2p, mid) = (self.log2p, self.mid);
+        if rng.random::<f64>() < 0.24 {
+            return 1;
+        }
+        let x: f64 = if rng.random::<f64>() < 0.75 {
+            rng.random_range(0.8..=mid)
+        } else {
+            rng.random_range(mid..=log2p.max(mid))
+        };
+        let x = (x + u.size_shift).clamp(1.0, log2p.max(1.0));
+        let s = if rng.random::<f64>() < 0.75 {
+            2f64.powi(x.round() as i32)
+        } else {
+            2f64.powf(x).round()
+        };
+        (s as i64).clamp(1, i64::from(p.procs))
+    }
+
+    /// ln(run time in seconds) by the chosen run-time model, before clamping.
+    fn draw_ln_run(&self, rng: &mut Rng, p: &GenParams, u: &User, size: i64) -> f64 {
+        match p.runtime {
+            RuntimeModel::LogNormal => {
+                let mu = self.base_run.ln() + 0.3 * (size as f64).log2() + u.run_shift;
+                mu + normal(1.6).sample(rng)
+            }
+            RuntimeModel::HyperGamma => {
+                let pr = (0.78 - 0.0054 * size as f64).clamp(0.0, 1.0);
+                let x = if rng.random::<f64>() < pr {
+                    self.g1.sample(rng)
+                } else {
+                    self.g2.sample(rng)
+                };
+                x + u.run_shift + (self.base_run / 900.0).ln()
             }
         }
     }
-    // The workload, in submit order; ids from 1.
+}
+
+/// One ml submission: a hyper-parameter sweep (several one-GPU tasks), a single-node job or
+/// a multi-node training job, picked by the user's weights of the three kinds.
+fn draw_ml_submission(rng: &mut Rng, p: &GenParams, u: &User) -> Vec<DraftJob> {
+    let (c, g) = (i64::from(p.cpus_per_node), p.gpus_per_node);
+    let per_gpu = c / i64::from(g);
+    let nodes_total = p.procs / p.cpus_per_node;
+    match pick(rng, &u.kinds) {
+        0 => {
+            let k = rng.random_range(4..=32usize);
+            let base = ml_run(rng, u, 2.0, 0.8);
+            let mut jobs = Vec::with_capacity(k);
+            for _ in 0..k {
+                let run = (base * rng.random_range(0.8..1.2)).round().max(60.0);
+                let req = ml_estimate(rng, run);
+                jobs.push((run as i64, per_gpu, 1, Some(1), Some(p.mem_per_gpu_mb), req));
+            }
+            jobs
+        }
+        1 => {
+            let gpus = [1u32, 2, 4, 8][pick(rng, &[0.4, 0.25, 0.2, 0.15])].min(g);
+            let run = ml_run(rng, u, 4.0, 1.2);
+            let req = ml_estimate(rng, run);
+            vec![(
+                run as i64,
+                per_gpu * i64::from(gpus),
+                gpus,
+                Some(1),
+                Some(p.mem_per_gpu_mb * u64::from(gpus)),
+                req,
+            )]
+        }
+        _ => {
+            let nodes = [2u32, 4, 8][pick(rng, &[0.5, 0.35, 0.15])]
+                .min(nodes_total)
+                .max(1);
+            let run = ml_run(rng, u, 12.0, 1.0);
+            let req = ml_estimate(rng, run);
+            vec![(
+                run as i64,
+                c * i64::from(nodes),
+                g,
+                Some(nodes),
+                Some(p.mem_per_gpu_mb * u64::from(g)),
+                req,
+            )]
+        }
+    }
+}
+
+/// An ml run time, seconds: log-normal around `hours` with σ `s`, half the user's shift,
+/// clamped to [1 min, 7 days].
+fn ml_run(rng: &mut Rng, u: &User, hours: f64, s: f64) -> f64 {
+    ((hours * 3600.0).ln() + u.run_shift * 0.5 + normal(s).sample(rng))
+        .exp()
+        .clamp(60.0, 7.0 * 86400.0)
+        .round()
+}
+
+/// An ml estimate, seconds: run × U(1.2, 3) rounded up to a user limit (at most 7 days).
+fn ml_estimate(rng: &mut Rng, run: f64) -> i64 {
+    let f: f64 = rng.random_range(1.2..3.0);
+    round_up_limit(run * f, 10080).max(run as i64)
+}
+
+/// Burst arrivals (seconds from 0): ON periods (mean 1 h) at rate r_on and OFF periods
+/// (mean 5 h) at r_on / 20, so that the mean rate r_on (1 + 5/20) / 6 is `rate`.
+fn burst_arrivals(rng: &mut Rng, rate: f64, count: usize) -> Vec<f64> {
+    let r_on = rate * 6.0 / 1.25;
+    let on_len = Exp::new(1.0 / 3600.0).expect("rate");
+    let off_len = Exp::new(1.0 / 18000.0).expect("rate");
+    let mut t = 0.0f64;
+    let mut times = Vec::with_capacity(count);
+    let mut on = true;
+    let mut phase_end = on_len.sample(rng);
+    while times.len() < count {
+        let r = if on { r_on } else { r_on / 20.0 };
+        let gap = Exp::new(r).expect("rate").sample(rng);
+        if t + gap < phase_end {
+            t += gap;
+            times.push(t);
+        } else {
+            // Memoryless: restart the draw at the phase change.
+            t = phase_end;
+            on = !on;
+            phase_end = t + if on {
+                on_len.sample(rng)
+            } else {
+                off_len.sample(rng)
+            };
+        }
+    }
+    times
+}
+
+/// Poisson arrivals (seconds from 0) at mean rate `rate`, modulated by the daily cycle of
+/// amplitude `a` (peak at 14:00) by thinning a process of rate `rate × (1 + a)`.
+fn cyclic_arrivals(rng: &mut Rng, rate: f64, a: f64, count: usize) -> Vec<f64> {
+    let max_rate = rate * (1.0 + a);
+    let gap = Exp::new(max_rate).expect("rate");
+    let mut t = 0.0f64;
+    let mut times = Vec::with_capacity(count);
+    while times.len() < count {
+        t += gap.sample(rng);
+        let hour = (t / 3600.0) % 24.0;
+        let c = 1.0 + a * (2.0 * std::f64::consts::PI * (hour - 14.0) / 24.0).cos();
+        if a == 0.0 || rng.random::<f64>() * (1.0 + a) < c {
+            times.push(t);
+        }
+    }
+    times
+}
+
+/// The trace jobs in submit order, ids from 1, with the names of users (`u1`, ...) and
+/// accounts (`a1`, ... four users each).
+fn assemble(p: &GenParams, drafts: &[Draft], times: &[f64]) -> (Vec<TraceJob>, Names) {
     let mut names = Names::default();
     let user_syms: Vec<Sym> = (1..=p.users)
         .map(|k| names.intern(&format!("u{k}")))
@@ -458,7 +552,7 @@ pub fn generate(p: &GenParams) -> (Workload, GenTargets) {
         .collect();
     let empty = names.intern("");
     let mut jobs = Vec::with_capacity(p.jobs);
-    for (d, &at) in drafts.iter().zip(&times) {
+    for (d, &at) in drafts.iter().zip(times) {
         for &(run, cpus, gpus, nodes, mem, req) in &d.jobs {
             let id = jobs.len() as u64 + 1;
             jobs.push(TraceJob {
@@ -483,33 +577,23 @@ pub fn generate(p: &GenParams) -> (Workload, GenTargets) {
             });
         }
     }
-    if p.elastic_fraction > 0.0 {
-        let (lo, hi) = p.elastic_range;
-        for j in &mut jobs {
-            let u: f64 = rng.random();
-            if u >= p.elastic_fraction || j.gpus > 0 || j.nodes.is_some() {
-                continue;
-            }
-            let c = j.procs as f64;
-            let min = ((c * lo).floor() as u32).max(1);
-            let max = ((c * hi).ceil() as u32).min(p.procs).max(j.procs as u32);
-            if min < max {
-                j.elastic = Some(ElasticRange { min, max });
-            }
+    (jobs, names)
+}
+
+/// Makes about `elastic_fraction` of the CPU-only, node-free jobs elastic over
+/// `elastic_range` × their size (one draw per job, every job, in id order).
+fn draw_elastic(rng: &mut Rng, p: &GenParams, jobs: &mut [TraceJob]) {
+    let (lo, hi) = p.elastic_range;
+    for j in jobs {
+        let u: f64 = rng.random();
+        if u >= p.elastic_fraction || j.gpus > 0 || j.nodes.is_some() {
+            continue;
+        }
+        let c = j.procs as f64;
+        let min = ((c * lo).floor() as u32).max(1);
+        let max = ((c * hi).ceil() as u32).min(p.procs).max(j.procs as u32);
+        if min < max {
+            j.elastic = Some(ElasticRange { min, max });
         }
     }
-    (
-        Workload {
-            source: PathBuf::from(format!("generated:{:?}:seed{}", p.model, p.seed)),
-            jobs,
-            declared_procs: Some(p.procs),
-            names,
-            ..Workload::default()
-        },
-        GenTargets {
-            rate_per_s: rate,
-            mean_work,
-            user_run_shift: users.iter().map(|u| u.run_shift).collect(),
-        },
-    )
 }

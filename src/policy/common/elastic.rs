@@ -158,9 +158,95 @@ impl Policy for ElasticLayer {
         if view.elastic_jobs == 0 {
             return self.inner.schedule(view, out);
         }
-        let now = view.now;
         let unlimited = view.limits.is_unlimited();
         // 1. The view with resizable jobs at their minimum.
+        let (free, next_resizable) = self.shrink_running(view);
+        self.shrink_pending(view, unlimited);
+        // Reservations are wanted: growth must not take CPUs a waiting job is planned to get
+        // before the grown job may be shrunk again.
+        let inner_view = View {
+            avail: &self.avail,
+            free,
+            pending: &self.pending,
+            running: &self.running,
+            want_plan: view.want_plan || self.every.0 > 0,
+            ..*view
+        };
+        self.inner.schedule(&inner_view, out);
+
+        // 2. What stays idle after the policy's starts, and growth into it.
+        let (started, n_started) = self.idle_after_starts(view, out);
+        let cap = GrowthCap {
+            unlimited,
+            may_grow: may_grow(out, view.now + self.every),
+        };
+        let mut finals = self.take_back(view);
+        self.grow_resizable(view, &mut finals, cap);
+        self.grow_started(view, out, &started, cap);
+        // 3. Resizes where the final allocation differs.
+        for (i, alloc) in &finals {
+            let r = &view.running[*i];
+            let same = alloc.len() == r.alloc.len()
+                && alloc
+                    .iter()
+                    .zip(r.alloc.iter())
+                    .all(|(a, b)| a.node == b.node && a.cpus == b.cpus);
+            if !same {
+                out.resize(r.spec.id, alloc);
+            }
+        }
+        let idle_cpus = self.idle.iter().any(|a| a.cpus > 0);
+        if let Some(t) = next_resizable
+            && (view.pending.len() > n_started || idle_cpus)
+        {
+            out.list.push(Decision::WakeAt(t));
+        }
+        self.forget_shrunk(view, &started);
+    }
+}
+
+/// How far an elastic job may grow in this pass.
+#[derive(Clone, Copy)]
+struct GrowthCap {
+    /// No user or account limit: a job may grow up to its `max` (else up to its request).
+    unlimited: bool,
+    /// Growth beyond what a job holds is allowed (see [`may_grow`]).
+    may_grow: bool,
+}
+
+impl GrowthCap {
+    /// The CPUs a job of `spec` that holds `have` may end the pass with.
+    fn of(self, spec: &JobSpec, have: u32) -> u32 {
+        let e = spec.elastic.map_or(spec.cpus, |e| e.max);
+        let e = if self.unlimited { e } else { e.min(spec.cpus) };
+        if self.may_grow { e } else { e.min(have) }
+    }
+}
+
+/// Growth beyond what a job holds is allowed unless the policy preempted in this pass (it
+/// counted on the victims' CPUs), or a waiting job is planned to start before `horizon`, when
+/// a job grown now could be shrunk again. (Policies without plans, such as FCFS, promise an
+/// order, not a time: their blocked head may wait up to `resize_every` longer.)
+fn may_grow(out: &Decisions, horizon: Time) -> bool {
+    let mut reserved = false;
+    let mut preempted = false;
+    for d in &out.list {
+        match *d {
+            Decision::Preempt { .. } => preempted = true,
+            Decision::Reserve { at, .. } if at < horizon => reserved = true,
+            _ => {}
+        }
+    }
+    !preempted && !reserved
+}
+
+impl ElasticLayer {
+    /// The running jobs as the policy sees them (`self.running`, in `View::running` order):
+    /// each resizable job at its minimum, its CPUs above it counted free in `self.avail`.
+    /// Records the resizable jobs; returns the free CPUs and when the next not-yet-resizable
+    /// job becomes resizable.
+    fn shrink_running(&mut self, view: &View<'_>) -> (u64, Option<Time>) {
+        let now = view.now;
         self.avail.clear();
         self.avail.extend_from_slice(view.avail);
         self.running.clear();
@@ -213,6 +299,13 @@ impl Policy for ElasticLayer {
                 ..r.clone()
             });
         }
+        (free, next_resizable)
+    }
+
+    /// The pending jobs as the policy sees them (`self.pending`): without limits, each elastic
+    /// job at its minimum with its estimate scaled to `ceil(estimate × cpus / min)`. The shrunk
+    /// specs are kept across passes (one `Arc` per job while its spec is unchanged).
+    fn shrink_pending(&mut self, view: &View<'_>, unlimited: bool) {
         self.pending.clear();
         for p in view.pending {
             match p.spec.elastic {
@@ -243,19 +336,16 @@ impl Policy for ElasticLayer {
                 _ => self.pending.push(p.clone()),
             }
         }
-        // Reservations are wanted: growth must not take CPUs a waiting job is planned to get
-        // before the grown job may be shrunk again.
-        let inner_view = View {
-            avail: &self.avail,
-            free,
-            pending: &self.pending,
-            running: &self.running,
-            want_plan: view.want_plan || self.every.0 > 0,
-            ..*view
-        };
-        self.inner.schedule(&inner_view, out);
+    }
 
-        // 2. What stays idle after the policy's starts.
+    /// `self.idle`: what stays idle in the shrunk view after the policy's starts. Returns the
+    /// elastic starts (index in `out.list`, position in `View::pending`) and how many jobs
+    /// start.
+    fn idle_after_starts(
+        &mut self,
+        view: &View<'_>,
+        out: &Decisions,
+    ) -> (Vec<(usize, u32)>, usize) {
         self.idle.clear();
         self.idle.extend_from_slice(&self.avail);
         let mut started: Vec<(usize, u32)> = Vec::new();
@@ -275,22 +365,13 @@ impl Policy for ElasticLayer {
                 }
             }
         }
-        // Growth beyond what a job holds is allowed unless the policy preempted in this pass
-        // (it counted on the victims' CPUs), or a waiting job is planned to start before a job
-        // grown now could be shrunk again. (Policies without plans, such as FCFS, promise an
-        // order, not a time: their blocked head may wait up to `resize_every` longer.)
-        let horizon = now + self.every;
-        let mut reserved = false;
-        let mut preempted = false;
-        for d in &out.list {
-            match *d {
-                Decision::Preempt { .. } => preempted = true,
-                Decision::Reserve { at, .. } if at < horizon => reserved = true,
-                _ => {}
-            }
-        }
-        let may_grow = !preempted && !reserved;
-        // Resizable jobs take back their own CPUs first, in start order.
+        (started, n_started)
+    }
+
+    /// Resizable jobs take back their own CPUs first, in start order, as far as they are still
+    /// idle (on a node the shrunk job left, where its memory fits). Returns each resizable
+    /// job's allocation so far (index in `View::running`, slices).
+    fn take_back(&mut self, view: &View<'_>) -> Vec<(usize, Vec<Slice>)> {
         self.resizable.sort_by_key(|&i| view.running[i].start_seq);
         let mut finals: Vec<(usize, Vec<Slice>)> = Vec::with_capacity(self.resizable.len());
         for &i in &self.resizable {
@@ -316,16 +397,20 @@ impl Policy for ElasticLayer {
             }
             finals.push((i, alloc));
         }
-        // Then every elastic job grows, in start order, up to its max.
-        let cap = |spec: &JobSpec, have: u32| {
-            let e = spec.elastic.map_or(spec.cpus, |e| e.max);
-            let e = if unlimited { e } else { e.min(spec.cpus) };
-            if may_grow { e } else { e.min(have) }
-        };
-        for (i, alloc) in &mut finals {
+        finals
+    }
+
+    /// Then every resizable job grows, in start order, up to its cap.
+    fn grow_resizable(
+        &mut self,
+        view: &View<'_>,
+        finals: &mut [(usize, Vec<Slice>)],
+        cap: GrowthCap,
+    ) {
+        for (i, alloc) in finals {
             let r = &view.running[*i];
             let have: u32 = alloc.iter().map(|s| s.cpus).sum();
-            let want = cap(&r.spec, r.cpus).saturating_sub(have);
+            let want = cap.of(&r.spec, r.cpus).saturating_sub(have);
             let spec = &r.spec;
             if want > 0 {
                 grow(
@@ -337,7 +422,18 @@ impl Policy for ElasticLayer {
                 );
             }
         }
-        for &(k, pos) in &started {
+    }
+
+    /// Then the elastic jobs started in this pass grow, in start order, up to their cap: a
+    /// grown start gets its new slices appended to `out.slices`.
+    fn grow_started(
+        &mut self,
+        view: &View<'_>,
+        out: &mut Decisions,
+        started: &[(usize, u32)],
+        cap: GrowthCap,
+    ) {
+        for &(k, pos) in started {
             let spec = &view.pending[pos as usize].spec;
             let Decision::Start { from, len, .. } = out.list[k] else {
                 continue;
@@ -345,7 +441,7 @@ impl Policy for ElasticLayer {
             let (from, len) = (from as usize, len as usize);
             let have: u32 = out.slices[from..from + len].iter().map(|s| s.cpus).sum();
             // Without growth, a job starts at the size the policy gave it.
-            let want = cap(spec, have).saturating_sub(have);
+            let want = cap.of(spec, have).saturating_sub(have);
             if want == 0 {
                 continue;
             }
@@ -367,27 +463,12 @@ impl Policy for ElasticLayer {
                 }
             }
         }
-        // 3. Resizes where the final allocation differs.
-        for (i, alloc) in &finals {
-            let r = &view.running[*i];
-            let same = alloc.len() == r.alloc.len()
-                && alloc
-                    .iter()
-                    .zip(r.alloc.iter())
-                    .all(|(a, b)| a.node == b.node && a.cpus == b.cpus);
-            if !same {
-                out.resize(r.spec.id, alloc);
-            }
-        }
-        let idle_cpus = self.idle.iter().any(|a| a.cpus > 0);
-        if let Some(t) = next_resizable
-            && (view.pending.len() > n_started || idle_cpus)
-        {
-            out.list.push(Decision::WakeAt(t));
-        }
-        // Forget the shrunk specs of jobs that started; and, now and then, of jobs that left the
-        // queue otherwise (cancelled), so a long-running daemon does not keep them.
-        for &(_, pos) in &started {
+    }
+
+    /// Forgets the shrunk specs of jobs that started; and, now and then, of jobs that left the
+    /// queue otherwise (cancelled), so a long-running daemon does not keep them.
+    fn forget_shrunk(&mut self, view: &View<'_>, started: &[(usize, u32)]) {
+        for &(_, pos) in started {
             self.shrunk.remove(&view.pending[pos as usize].spec.id);
         }
         if self.shrunk.len() > 2 * view.pending.len() + 64 {
