@@ -104,13 +104,17 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
             )),
         }
     }
+    let missing = |column| TraceErrorKind::MissingColumn {
+        column,
+        required: "id, submit, runtime, and cpus or cpus_per_node with nodes",
+    };
     for r in REQUIRED {
         if !col.contains(r) {
-            return Err(err(Some(1), TraceErrorKind::MissingColumn(r)));
+            return Err(err(Some(1), missing(r)));
         }
     }
     if !col.contains("cpus") && !col.contains("cpus_per_node") {
-        return Err(err(Some(1), TraceErrorKind::MissingColumn("cpus")));
+        return Err(err(Some(1), missing("cpus")));
     }
     let mut names = Names::default();
     let mut seen: FastMap<JobId, u64> = FastMap::default();

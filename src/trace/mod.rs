@@ -414,10 +414,12 @@ pub enum TraceErrorKind {
         expected: String,
         value: String,
     },
-    #[error(
-        "missing required column '{0}' (required: id, submit, runtime, and cpus or cpus_per_node with nodes)"
-    )]
-    MissingColumn(&'static str),
+    #[error("missing required column '{column}' (required: {required})")]
+    MissingColumn {
+        column: &'static str,
+        /// The format's required columns, as a user reads them.
+        required: &'static str,
+    },
     #[error("duplicate column '{0}'")]
     DuplicateColumn(String),
     #[error("{0}")]

@@ -59,7 +59,7 @@ fn parse_datetime(s: &str) -> Result<Option<i64>, String> {
     if t.is_empty() || t.eq_ignore_ascii_case("unknown") || t.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
-    let bad = || format!("expected a date like 2026-03-01T12:00:00, found '{s}'");
+    let bad = || "expected a date like 2026-03-01T12:00:00".to_string();
     let (date, time) = t.split_once('T').ok_or_else(bad)?;
     let d: Vec<i64> = date
         .split('-')
@@ -222,7 +222,14 @@ impl Columns {
     fn find(header: &[String], path: &Path) -> Result<Columns, TraceError> {
         let col = |name: &str| header.iter().position(|h| h == name);
         let missing = |name: &'static str| {
-            TraceError::new(path, Some(1), TraceErrorKind::MissingColumn(name))
+            TraceError::new(
+                path,
+                Some(1),
+                TraceErrorKind::MissingColumn {
+                    column: name,
+                    required: "JobIDRaw (or JobID), Submit, Start, Elapsed (or End), State, and NCPUS (or AllocCPUS, or cpu= in AllocTRES)",
+                },
+            )
         };
         let need = |c: Option<usize>, name: &'static str| c.ok_or_else(|| missing(name));
         let id = need(col("jobidraw").or_else(|| col("jobid")), "JobIDRaw")?;
