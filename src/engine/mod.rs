@@ -11,105 +11,43 @@
 //! driver hands submissions over in queue order (submit time, then position in the trace).
 //! Policies that order differently (priority, fair-share) sort their own view.
 
-use crate::ids::{FastMap, JobId};
+mod commit;
+mod events;
+mod invariants;
+mod ledger;
+
+pub use events::{Command, EngineError, Event};
+
+use crate::ids::{FastMap, FastSet, JobId};
 use crate::model::{
     AssocConfig, Avail, Cluster, FinalState, JobSpec, PendingReason, PreemptMode, Request, Slice,
 };
 use crate::sched::limits::{LimitState, Limits, PassUsage};
 use crate::sched::placement::Placement;
 use crate::sched::usage::UsageLedger;
-use crate::sched::{
-    Decision, Decisions, PendingJob, Policy, RunningJob, View, admission, ceil_div,
-};
+use crate::sched::{Decisions, PendingJob, Policy, RunningJob, admission, ceil_div};
 use crate::time::{Dur, Time};
+use commit::Staged;
+use ledger::{Ledger, Scratch};
 use std::sync::Arc;
-
-/// A fact the engine learns about.
-#[derive(Clone, Debug)]
-pub enum Event {
-    Submitted(Arc<JobSpec>),
-    Ended {
-        job: JobId,
-        state: FinalState,
-    },
-    /// A user cancelled the job (pending or running).
-    CancelRequested {
-        job: JobId,
-    },
-}
-
-/// What the executor must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    Start {
-        job: JobId,
-        cpus: u32,
-        /// End the job as TIMEOUT once it has run this long.
-        time_limit: Option<Dur>,
-        /// Where: per node, CPUs and GPUs (with their indices).
-        alloc: Arc<[Slice]>,
-        /// Leaf switches the allocation spans (0 without a topology).
-        leaf_switches: u32,
-        /// Why it waited before this start (`None` if it did not).
-        waited_for: PendingReason,
-    },
-    /// Stop a job: a running one is killed (its completion follows, CANCELLED); a pending one
-    /// has left the queue (`running` false) and is over.
-    Cancel { job: JobId, running: bool },
-    /// Preempt a running job at `at` (now + grace): its completion follows with state
-    /// PREEMPTED; then the engine requeues it, queues its remaining work, or ends it.
-    Preempt {
-        job: JobId,
-        mode: PreemptMode,
-        at: Time,
-    },
-    /// Resize a running elastic job to `alloc` (`cpus` in all). Issued before the starts of
-    /// the same pass, which may use the CPUs a shrink gave up.
-    Resize {
-        job: JobId,
-        cpus: u32,
-        alloc: Arc<[Slice]>,
-    },
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EngineError {
-    #[error("job {0} ended but is not running")]
-    NotRunning(JobId),
-    #[error("job {0} submitted twice")]
-    Duplicate(JobId),
-    #[error("job {job} can never run in partition {partition}: {why}")]
-    CannotRun {
-        job: JobId,
-        partition: String,
-        why: String,
-    },
-    #[error("job {0} asks for no processors")]
-    NoProcessors(JobId),
-    #[error("policy {policy} made an invalid decision: {why}")]
-    InvalidDecision { policy: String, why: String },
-    #[error("engine invariant violated: {0}")]
-    Invariant(String),
-}
 
 /// The engine's state.
 pub struct Engine {
     cluster: Cluster,
     placement: Box<dyn Placement>,
-    total: u64,
-    free: u64,
-    avail: Vec<Avail>,
-    gpu_free: Vec<u64>,
+    /// Free resources per node.
+    ledger: Ledger,
+    /// The copy-on-write scratch a pass is validated on.
+    scratch: Scratch,
+    /// What the current pass will change (kept to reuse its buffers).
+    staged: Staged,
     pending: Vec<PendingJob>,
     running: Vec<RunningJob>,
     /// Decayed usage per user and account, kept when the policy asks for it (fair-share).
     usage: Option<UsageLedger>,
     limits: LimitState,
-    pass_usage: PassUsage,
     /// The fair-share association tree, when one was configured.
     assoc: Option<Arc<AssocConfig>>,
-    /// Reasons the jobs started in the current pass had waited for.
-    started_reasons: Vec<PendingReason>,
     policy: Box<dyn Policy>,
     policy_name: String,
     next_seq: u64,
@@ -125,18 +63,11 @@ pub struct Engine {
     submitted: Vec<Arc<JobSpec>>,
     /// Submission checks by job shape: (partition, request, time limit) → verdict.
     runnable: FastMap<(u32, Request, Option<Dur>), Result<(), String>>,
-    started_mask: Vec<bool>,
     passes: u64,
     /// Elastic jobs pending or running (the elastic layer's fast path skips passes without).
     elastic_jobs: usize,
-}
-
-/// What a pass's resizes changed, to undo them if a later decision is refused.
-struct ResizeUndo {
-    avail: Vec<Avail>,
-    free: u64,
-    /// (index in `running`, the job before its resize).
-    jobs: Vec<(usize, RunningJob)>,
+    /// Ids of the jobs pending or running (a second submission of one is refused).
+    active: FastSet<JobId>,
 }
 
 impl Engine {
@@ -146,34 +77,18 @@ impl Engine {
         policy: Box<dyn Policy>,
         policy_name: &str,
     ) -> Engine {
-        let avail = cluster.empty_avail();
-        let gpu_free = cluster
-            .nodes
-            .iter()
-            .map(|n| {
-                if n.gpus >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << n.gpus) - 1
-                }
-            })
-            .collect();
-        let total = cluster.total_cpus();
         let usage = policy
             .usage_half_life()
             .map(|h| UsageLedger::with_billing(h, policy.usage_billing()));
         Engine {
             usage,
             limits: LimitState::default(),
-            pass_usage: PassUsage::default(),
             assoc: None,
-            started_reasons: Vec::new(),
+            ledger: Ledger::new(&cluster),
+            scratch: Scratch::default(),
+            staged: Staged::default(),
             cluster,
             placement,
-            total,
-            free: total,
-            avail,
-            gpu_free,
             pending: Vec::new(),
             running: Vec::new(),
             policy,
@@ -187,25 +102,25 @@ impl Engine {
             leaf_limited: false,
             submitted: Vec::new(),
             runnable: FastMap::default(),
-            started_mask: Vec::new(),
             passes: 0,
             elastic_jobs: 0,
+            active: FastSet::default(),
         }
     }
 
     pub fn total_procs(&self) -> u64 {
-        self.total
+        self.ledger.total()
     }
     /// Free CPUs over all nodes.
     pub fn free_procs(&self) -> u64 {
-        self.free
+        self.ledger.free()
     }
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
     }
     /// Free resources per node.
     pub fn avail(&self) -> &[Avail] {
-        &self.avail
+        self.ledger.avail()
     }
     pub fn placement(&self) -> &dyn Placement {
         self.placement.as_ref()
@@ -281,21 +196,24 @@ impl Engine {
                         .position(|r| r.spec.id == job)
                         .ok_or(EngineError::NotRunning(job))?;
                     let r = self.running.swap_remove(i);
-                    self.release(&r);
+                    self.ledger.release(&r.alloc, r.spec.mem_mb.unwrap_or(0));
                     self.limits.end(&r.spec);
                     if let Some(u) = &mut self.usage {
                         u.charge_on(&r.spec, r.usage_cpus, r.usage_from, now);
                     }
                     let elastic = r.spec.elastic.is_some();
+                    let id = r.spec.id;
                     if state == FinalState::Preempted && self.requeue(r, now) {
                         continue;
                     }
+                    self.active.remove(&id);
                     self.elastic_jobs -= usize::from(elastic);
                 }
                 Event::Submitted(spec) => submitted.push(spec),
                 Event::CancelRequested { job } => {
                     if let Some(i) = self.pending.iter().position(|p| p.spec.id == job) {
                         let p = self.pending.remove(i);
+                        self.active.remove(&job);
                         self.elastic_jobs -= usize::from(p.spec.elastic.is_some());
                         out.push(Command::Cancel {
                             job,
@@ -323,22 +241,18 @@ impl Engine {
         start: Time,
         alloc: Arc<[Slice]>,
     ) -> Result<(), EngineError> {
-        if let Err(why) = self.check(&spec, &alloc) {
+        self.scratch.begin(&self.ledger);
+        if let Err(why) = self.check_fit(&spec, &alloc, &PassUsage::default()) {
             return Err(EngineError::Invariant(format!(
                 "cannot adopt job {}: {why}",
                 spec.id
             )));
         }
-        let mem = spec.mem_mb.unwrap_or(0);
-        for s in alloc.iter() {
-            let a = &mut self.avail[s.node as usize];
-            a.cpus -= s.cpus;
-            a.mem_mb -= mem;
-            a.gpus -= s.gpus;
-            self.gpu_free[s.node as usize] &= !s.gpu_mask;
+        if !self.active.insert(spec.id) {
+            return Err(EngineError::Duplicate(spec.id));
         }
+        self.ledger.hold(&alloc, spec.mem_mb.unwrap_or(0));
         let job = RunningJob::new(spec, start, self.next_start_seq, alloc);
-        self.free -= u64::from(job.cpus);
         self.limits.start(&job.spec);
         self.elastic_jobs += usize::from(job.spec.elastic.is_some());
         self.running.push(job);
@@ -376,7 +290,7 @@ impl Engine {
             return Err(EngineError::NoProcessors(spec.id));
         }
         // Over a limit on its own (not just because of what runs now): it could never start.
-        if let Some(r) = LimitState::new(self.limits.limits).blocked(&spec, &PassUsage::default()) {
+        if let Some(r) = admission::exceeds_limits_alone(&self.limits.limits, &spec) {
             return Err(EngineError::CannotRun {
                 job: spec.id,
                 partition: String::new(),
@@ -393,6 +307,9 @@ impl Engine {
                     .map_or_else(|| format!("#{}", spec.partition), |p| p.name.clone()),
                 why,
             });
+        }
+        if !self.active.insert(spec.id) {
+            return Err(EngineError::Duplicate(spec.id));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -418,512 +335,12 @@ impl Engine {
         self.runnable.insert(key, r.clone());
         r
     }
-
-    fn invalid(&self, why: String) -> EngineError {
-        EngineError::InvalidDecision {
-            policy: self.policy_name.clone(),
-            why,
-        }
-    }
-
-    fn release(&mut self, r: &RunningJob) {
-        let mem = r.spec.mem_mb.unwrap_or(0);
-        for s in r.alloc.iter() {
-            let a = &mut self.avail[s.node as usize];
-            a.cpus += s.cpus;
-            a.mem_mb += mem;
-            a.gpus += s.gpus;
-            self.gpu_free[s.node as usize] |= s.gpu_mask;
-        }
-        self.free += u64::from(r.cpus);
-    }
-
-    /// Checks one start against the current free resources; the reason if it does not fit.
-    fn check(&self, spec: &JobSpec, slices: &[Slice]) -> Result<(), String> {
-        let req = spec.request();
-        let part = &self.cluster.partitions[spec.partition as usize];
-        if slices.is_empty() {
-            return Err(format!("job {} started on no node", spec.id));
-        }
-        if let Some(r) = self.limits.blocked(spec, &self.pass_usage) {
-            return Err(format!("job {} would exceed a limit ({r})", spec.id));
-        }
-        let total: u64 = slices.iter().map(|s| u64::from(s.cpus)).sum();
-        match spec.elastic {
-            Some(e) if !(u64::from(e.min)..=u64::from(e.max)).contains(&total) => {
-                return Err(format!(
-                    "elastic job {} runs on {}-{} CPUs, the allocation gives {total}",
-                    spec.id, e.min, e.max
-                ));
-            }
-            None if total != u64::from(req.cpus) => {
-                return Err(format!(
-                    "job {} needs {} CPUs, the allocation gives {total}",
-                    spec.id, req.cpus
-                ));
-            }
-            _ => {}
-        }
-        if let Some(n) = req.nodes
-            && slices.len() != n as usize
-        {
-            return Err(format!(
-                "job {} needs {n} nodes, the allocation has {}",
-                spec.id,
-                slices.len()
-            ));
-        }
-        for (i, s) in slices.iter().enumerate() {
-            if slices[..i].iter().any(|t| t.node == s.node) {
-                return Err(format!("job {} given node {} twice", spec.id, s.node));
-            }
-            if part.nodes.binary_search(&s.node).is_err() {
-                return Err(format!(
-                    "job {} placed on node {} outside partition {}",
-                    spec.id, s.node, part.name
-                ));
-            }
-            let a = &self.avail[s.node as usize];
-            if s.cpus == 0
-                || s.cpus > a.cpus
-                || req.mem_mb > a.mem_mb
-                || s.gpus != req.gpus
-                || s.gpus > a.gpus
-            {
-                return Err(format!(
-                    "job {} does not fit on node {}: asks {} CPUs, {} MB, {} GPUs; free {} CPUs, {} MB, {} GPUs",
-                    spec.id,
-                    self.cluster.nodes[s.node as usize].name,
-                    s.cpus,
-                    req.mem_mb,
-                    s.gpus,
-                    a.cpus,
-                    a.mem_mb,
-                    a.gpus
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes a checked allocation's resources, choosing the lowest free GPU indices; returns
-    /// the allocation with its GPU masks.
-    fn take(&mut self, spec: &JobSpec, slices: &[Slice]) -> Arc<[Slice]> {
-        let mem = spec.mem_mb.unwrap_or(0);
-        let mut out: Vec<Slice> = Vec::with_capacity(slices.len());
-        for s in slices {
-            self.free -= u64::from(s.cpus);
-            let a = &mut self.avail[s.node as usize];
-            a.cpus -= s.cpus;
-            a.mem_mb -= mem;
-            a.gpus -= s.gpus;
-            let mut mask = 0u64;
-            let mut free = self.gpu_free[s.node as usize];
-            for _ in 0..s.gpus {
-                let bit = free & free.wrapping_neg();
-                mask |= bit;
-                free &= !bit;
-            }
-            self.gpu_free[s.node as usize] = free;
-            out.push(Slice {
-                gpu_mask: mask,
-                ..*s
-            });
-        }
-        out.into()
-    }
-
-    /// Applies a pass's resize decisions as one batch: every resized job gives back its old
-    /// allocation, then takes its new one. Refused as a whole (nothing changed) if a job is
-    /// not running, not elastic, being preempted or resized twice, or a new allocation leaves
-    /// its range or does not fit.
-    fn apply_resizes(&mut self, now: Time, d: &Decisions) -> Result<ResizeUndo, EngineError> {
-        let mut undo = ResizeUndo {
-            avail: self.avail.clone(),
-            free: self.free,
-            jobs: Vec::new(),
-        };
-        let mut todo: Vec<(usize, &[Slice])> = Vec::new();
-        for dec in &d.list {
-            let Decision::Resize { job, from, len } = *dec else {
-                continue;
-            };
-            let Some(i) = self.running.iter().position(|r| r.spec.id == job) else {
-                return Err(self.invalid(format!("resize of job {job}, which is not running")));
-            };
-            let r = &self.running[i];
-            let Some(range) = r.spec.elastic else {
-                return Err(self.invalid(format!("resize of job {job}, which is not elastic")));
-            };
-            if r.preempting.is_some()
-                || r.stopping
-                || r.spec.gpus > 0
-                || todo.iter().any(|t| t.0 == i)
-            {
-                return Err(self.invalid(format!(
-                    "resize of job {job}: being preempted or cancelled, holding GPUs or resized twice"
-                )));
-            }
-            let (from, len) = (from as usize, len as usize);
-            let Some(slices) = d.slices.get(from..from + len) else {
-                return Err(self.invalid(format!("job {job}: allocation out of range")));
-            };
-            let total: u32 = slices.iter().map(|s| s.cpus).sum();
-            if slices.is_empty() || !range.contains(total) {
-                return Err(self.invalid(format!(
-                    "resize of job {job} to {total} CPUs, outside its range {}-{}",
-                    range.min, range.max
-                )));
-            }
-            todo.push((i, slices));
-        }
-        for &(i, _) in &todo {
-            let r = self.running[i].clone();
-            self.release(&r);
-            undo.jobs.push((i, r));
-        }
-        for &(i, slices) in &todo {
-            let spec = &self.running[i].spec;
-            let part = &self.cluster.partitions[spec.partition as usize];
-            let mem = spec.mem_mb.unwrap_or(0);
-            let bad = slices.iter().enumerate().find_map(|(k, s)| {
-                let a = &self.avail[s.node as usize];
-                let ok = part.nodes.binary_search(&s.node).is_ok()
-                    && !slices[..k].iter().any(|t| t.node == s.node)
-                    && s.cpus > 0
-                    && s.gpus == 0
-                    && s.cpus <= a.cpus
-                    && mem <= a.mem_mb;
-                (!ok).then_some(s.node)
-            });
-            if let Some(node) = bad {
-                let why = format!(
-                    "resize of job {} does not fit on node {}",
-                    spec.id, self.cluster.nodes[node as usize].name
-                );
-                self.avail = undo.avail;
-                self.free = undo.free;
-                return Err(self.invalid(why));
-            }
-            for s in slices {
-                let a = &mut self.avail[s.node as usize];
-                a.cpus -= s.cpus;
-                a.mem_mb -= mem;
-                self.free -= u64::from(s.cpus);
-            }
-        }
-        for &(i, slices) in &todo {
-            let alloc: Arc<[Slice]> = slices
-                .iter()
-                .map(|s| Slice::new(s.node, s.cpus, 0))
-                .collect();
-            self.running[i] = self.running[i].resized(now, alloc);
-        }
-        Ok(undo)
-    }
-
-    /// One scheduling pass: ask the policy, validate, turn starts into commands. A pass with
-    /// an invalid decision changes nothing.
-    fn pass(&mut self, now: Time, out: &mut Vec<Command>) -> Result<(), EngineError> {
-        self.passes += 1;
-        self.plan.clear();
-        // Without waiting jobs a pass can only grow elastic jobs.
-        if self.pending.is_empty() && self.elastic_jobs == 0 {
-            return Ok(());
-        }
-        let mut decisions = std::mem::take(&mut self.decisions);
-        decisions.clear();
-        let view = View {
-            now,
-            cluster: &self.cluster,
-            placement: self.placement.as_ref(),
-            avail: &self.avail,
-            free: self.free,
-            pending: &self.pending,
-            running: &self.running,
-            want_plan: self.want_plan,
-            usage: self.usage.as_ref(),
-            limits: &self.limits,
-            assoc: self.assoc.as_deref(),
-            elastic_jobs: self.elastic_jobs,
-        };
-        self.policy.schedule(&view, &mut decisions);
-        self.started_mask.clear();
-        self.started_mask.resize(self.pending.len(), false);
-        self.pass_usage.clear();
-        self.started_reasons.clear();
-        let first_running = self.running.len();
-        let first_out = out.len();
-        // Resizes first, as one batch: shrinks give up CPUs the starts below may use.
-        let mut undo = None;
-        if decisions
-            .list
-            .iter()
-            .any(|d| matches!(d, Decision::Resize { .. }))
-        {
-            match self.apply_resizes(now, &decisions) {
-                Ok(u) => undo = Some(u),
-                Err(e) => {
-                    self.decisions = decisions;
-                    return Err(e);
-                }
-            }
-        }
-        let mut result = Ok(());
-        for d in &decisions.list {
-            match *d {
-                Decision::Resize { .. } => {}
-                Decision::Start {
-                    pos,
-                    job,
-                    from,
-                    len,
-                } => {
-                    let p = pos as usize;
-                    let Some(pj) = self.pending.get(p) else {
-                        result =
-                            Err(self.invalid(format!("start of queue position {p} out of range")));
-                        break;
-                    };
-                    if pj.spec.id != job {
-                        result = Err(self.invalid(format!(
-                            "start of job {job} at queue position {p}, which holds job {}",
-                            pj.spec.id
-                        )));
-                        break;
-                    }
-                    if self.started_mask[p] {
-                        result = Err(self.invalid(format!("job {job} started twice")));
-                        break;
-                    }
-                    let (from, len) = (from as usize, len as usize);
-                    let Some(slices) = decisions.slices.get(from..from + len) else {
-                        result = Err(self.invalid(format!("job {job}: allocation out of range")));
-                        break;
-                    };
-                    if let Err(why) = self.check(&pj.spec, slices) {
-                        result = Err(self.invalid(why));
-                        break;
-                    }
-                    let spec = Arc::clone(&pj.spec);
-                    self.started_reasons.push(pj.reason);
-                    if !self.limits.is_unlimited() {
-                        self.pass_usage.take(&spec);
-                    }
-                    let alloc = self.take(&spec, slices);
-                    self.started_mask[p] = true;
-                    let seq = self.next_start_seq + (self.running.len() - first_running) as u64;
-                    self.running.push(RunningJob::new(spec, now, seq, alloc));
-                }
-                Decision::Reserve { job, at, .. } => self.plan.push((job, at)),
-                Decision::Preempt { job, mode, grace } => {
-                    match self.running.iter_mut().find(|r| r.spec.id == job) {
-                        Some(r) if r.preempting.is_none() => {
-                            r.preempting = Some(mode);
-                            out.push(Command::Preempt {
-                                job,
-                                mode,
-                                at: now + grace,
-                            });
-                        }
-                        _ => {
-                            result = Err(self.invalid(format!(
-                                "preemption of job {job}, which is not running or already preempted"
-                            )));
-                            break;
-                        }
-                    }
-                }
-                Decision::WakeAt(_) | Decision::Blocked { .. } => {}
-            }
-        }
-        self.decisions = decisions;
-        if let Err(e) = result {
-            // Give back what this pass took.
-            for r in self.running.split_off(first_running) {
-                self.release(&r);
-            }
-            if let Some(u) = undo {
-                self.avail = u.avail;
-                self.free = u.free;
-                for (i, r) in u.jobs {
-                    self.running[i] = r;
-                }
-            }
-            out.truncate(first_out);
-            self.pass_usage.clear();
-            self.plan.clear();
-            return Err(e);
-        }
-        let mut wake: Option<Time> = self
-            .decisions
-            .list
-            .iter()
-            .filter_map(|d| match *d {
-                Decision::WakeAt(t) if t > now => Some(t),
-                _ => None,
-            })
-            .min();
-        // A waiting job's `--switches` wait ends: its request relaxes, so a pass must run then.
-        if self.leaf_limited {
-            let ends = self
-                .pending
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.started_mask[*i])
-                .filter_map(|(_, p)| p.spec.switches.map(|(_, w)| p.spec.submit + w))
-                .filter(|&t| t > now)
-                .min();
-            wake = wake.into_iter().chain(ends).min();
-        }
-        if let Some(t) = wake {
-            self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
-        }
-        for r in &self.running[first_running..] {
-            self.limits.start(&r.spec);
-        }
-        // Reasons of the jobs still waiting: a reservation means Resources; a limit its own.
-        for d in &self.decisions.list {
-            if let Decision::Reserve { pos, .. } | Decision::Blocked { pos, .. } = *d {
-                let p = pos as usize;
-                if p < self.pending.len() && !self.started_mask[p] {
-                    self.pending[p].reason = PendingReason::Resources;
-                }
-            }
-        }
-        if !self.limits.is_unlimited() {
-            let none = PassUsage::default();
-            for (p, pj) in self.pending.iter_mut().enumerate() {
-                if let (false, Some(r)) =
-                    (self.started_mask[p], self.limits.blocked(&pj.spec, &none))
-                {
-                    pj.reason = r;
-                }
-            }
-        }
-        // Validated: resizes become commands ahead of this pass's preemptions (a job may be
-        // shrunk, then preempted), then the starts, in decision order.
-        if let Some(u) = undo {
-            let mut resizes = Vec::with_capacity(u.jobs.len());
-            for (i, old) in u.jobs {
-                if let Some(usage) = &mut self.usage {
-                    usage.charge_on(&old.spec, old.usage_cpus, old.usage_from, now);
-                }
-                let r = &self.running[i];
-                resizes.push(Command::Resize {
-                    job: r.spec.id,
-                    cpus: r.cpus,
-                    alloc: Arc::clone(&r.alloc),
-                });
-            }
-            out.splice(first_out..first_out, resizes);
-        }
-        for (k, r) in self.running[first_running..].iter().enumerate() {
-            let waited_for = if r.start > r.spec.submit {
-                match self.started_reasons[k] {
-                    PendingReason::None => PendingReason::Priority,
-                    other => other,
-                }
-            } else {
-                PendingReason::None
-            };
-            out.push(Command::Start {
-                waited_for,
-                job: r.spec.id,
-                cpus: r.cpus,
-                time_limit: r.spec.time_limit,
-                leaf_switches: self.cluster.leaves_spanned(&r.alloc),
-                alloc: Arc::clone(&r.alloc),
-            });
-        }
-        let started = self.running.len() - first_running;
-        self.next_start_seq += started as u64;
-        if started > 0 {
-            let mask = &self.started_mask;
-            let mut i = 0;
-            self.pending.retain(|_| {
-                let keep = !mask[i];
-                i += 1;
-                keep
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks the engine's invariants; tests call it after every step.
-    pub fn check_invariants(&self) -> Result<(), EngineError> {
-        let bad = |s: String| Err(EngineError::Invariant(s));
-        let mut used = vec![Avail::default(); self.cluster.nodes.len()];
-        let mut gpus = vec![0u64; self.cluster.nodes.len()];
-        let mut used_total = 0u64;
-        for r in &self.running {
-            used_total += u64::from(r.cpus);
-            let cpus: u64 = r.alloc.iter().map(|s| u64::from(s.cpus)).sum();
-            let in_range = match r.spec.elastic {
-                Some(e) => e.contains(r.cpus),
-                None => r.cpus == r.spec.cpus,
-            };
-            if cpus != u64::from(r.cpus) || !in_range {
-                return bad(format!(
-                    "job {} holds {cpus} CPUs (counted {}), asked {} (range {:?})",
-                    r.spec.id, r.cpus, r.spec.cpus, r.spec.elastic
-                ));
-            }
-            for s in r.alloc.iter() {
-                let m = s.gpu_mask;
-                let u = &mut used[s.node as usize];
-                u.cpus += s.cpus;
-                u.mem_mb += r.spec.mem_mb.unwrap_or(0);
-                u.gpus += s.gpus;
-                if m.count_ones() != s.gpus || gpus[s.node as usize] & m != 0 {
-                    return bad(format!(
-                        "GPU indices of job {} clash or miscount",
-                        r.spec.id
-                    ));
-                }
-                gpus[s.node as usize] |= m;
-            }
-        }
-        for (i, n) in self.cluster.nodes.iter().enumerate() {
-            let (a, u) = (&self.avail[i], &used[i]);
-            if a.cpus + u.cpus != n.cpus
-                || a.mem_mb + u.mem_mb != n.mem_mb
-                || a.gpus + u.gpus != n.gpus
-            {
-                return bad(format!("node {} accounts do not add up", n.name));
-            }
-            if gpus[i] & self.gpu_free[i] != 0
-                || (gpus[i] | self.gpu_free[i]).count_ones() != n.gpus
-            {
-                return bad(format!("node {} GPU masks inconsistent", n.name));
-            }
-        }
-        if used_total + self.free != self.total {
-            return bad(format!(
-                "free {} + used {used_total} != total {}",
-                self.free, self.total
-            ));
-        }
-        if self.pending.windows(2).any(|w| w[0].seq >= w[1].seq) {
-            return bad("pending queue out of queue order".into());
-        }
-        let mut ids: Vec<JobId> = self
-            .pending
-            .iter()
-            .map(|p| p.spec.id)
-            .chain(self.running.iter().map(|r| r.spec.id))
-            .collect();
-        ids.sort_unstable();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return bad(format!("job {} held twice", w[0]));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sched::View;
     use crate::sched::placement::BestFit;
 
     fn spec(id: u64, procs: u32) -> JobSpec {
@@ -1130,6 +547,86 @@ mod tests {
         assert_eq!(e.free_procs(), 5);
         assert_eq!(e.running()[0].expected_end(Time(5)), Time(15));
         e.check_invariants().unwrap();
+    }
+
+    /// Preempts job `.0`, then (if `.1`) starts every pending job on node 0, fitting or not.
+    struct PreemptThenGreedy(u64, bool);
+    impl Policy for PreemptThenGreedy {
+        fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
+            out.preempt(JobId(self.0), PreemptMode::Requeue, Dur(0));
+            if self.1 {
+                Greedy.schedule(view, out);
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_pass_undoes_its_preemptions_too() {
+        let (fcfs, _) = crate::policy::build("fcfs").unwrap();
+        let mut e = engine(4, fcfs, "fcfs");
+        let mut out = Vec::new();
+        e.step(
+            Time::ZERO,
+            vec![Event::Submitted(spec(1, 3).into())],
+            &mut out,
+        )
+        .unwrap();
+        out.clear();
+        // Preempting job 1 is valid on its own; starting job 2 (4 CPUs, 1 free) is not.
+        e.policy = Box::new(PreemptThenGreedy(1, true));
+        let err = e
+            .step(Time(1), vec![Event::Submitted(spec(2, 4).into())], &mut out)
+            .unwrap_err();
+        assert!(
+            matches!(&err, EngineError::InvalidDecision { why, .. } if why.contains("job 2 does not fit")),
+            "{err}"
+        );
+        assert!(out.is_empty(), "no command from a refused pass: {out:?}");
+        assert_eq!(e.running()[0].preempting, None, "the preemption was undone");
+        assert_eq!(e.free_procs(), 1);
+        e.check_invariants().unwrap();
+        // The same preemption in a valid pass does take effect.
+        e.policy = Box::new(PreemptThenGreedy(1, false));
+        e.step(Time(2), vec![], &mut out).unwrap();
+        assert_eq!(
+            out,
+            [Command::Preempt {
+                job: JobId(1),
+                mode: PreemptMode::Requeue,
+                at: Time(2)
+            }]
+        );
+        assert_eq!(e.running()[0].preempting, Some(PreemptMode::Requeue));
+        e.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_job_submitted_twice_is_refused() {
+        let (fcfs, _) = crate::policy::build("fcfs").unwrap();
+        let mut e = engine(4, fcfs, "fcfs");
+        let mut out = Vec::new();
+        e.step(
+            Time::ZERO,
+            vec![Event::Submitted(spec(1, 1).into())],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            e.step(Time(1), vec![Event::Submitted(spec(1, 1).into())], &mut out),
+            Err(EngineError::Duplicate(JobId(1)))
+        );
+        // Once it has ended, the id may come back (a live daemon re-adopting it, say).
+        e.step(
+            Time(2),
+            vec![Event::Ended {
+                job: JobId(1),
+                state: FinalState::Completed,
+            }],
+            &mut out,
+        )
+        .unwrap();
+        e.step(Time(3), vec![Event::Submitted(spec(1, 1).into())], &mut out)
+            .unwrap();
     }
 
     #[test]

@@ -1,10 +1,17 @@
-//! Admission: whether a job could ever run on its partition (if the partition were empty and
-//! no other job held anything), and why not. The engine refuses such jobs at submission, trace
-//! preparation skips and counts them, and the live store refuses them at `submit`: one rule,
-//! one place.
+//! Admission: whether a job could ever start — on its partition if the partition were empty
+//! and no other job held anything ([`can_ever_run`]), and within its user's and account's
+//! limits on its own ([`exceeds_limits_alone`]) — and why not. The engine refuses such jobs at
+//! submission, trace preparation skips and counts them, and the live daemon fails them with
+//! the reason: one rule, one place.
 
+use super::limits::{LimitState, Limits, PassUsage};
 use super::placement::Placement;
-use crate::model::{Cluster, JobSpec};
+use crate::model::{Cluster, JobSpec, PendingReason};
+
+/// The limit a job breaks on its own (not because of what else runs): it could never start.
+pub fn exceeds_limits_alone(limits: &Limits, spec: &JobSpec) -> Option<PendingReason> {
+    LimitState::new(*limits).blocked(spec, &PassUsage::default())
+}
 
 /// Whether `spec` could run on its partition of an empty `cluster`; the reason if not.
 pub fn can_ever_run(

@@ -1,4 +1,4 @@
-//! The hand-checked cases of the simulation contract (`shared/spec/cases`, copied into
+//! The hand-checked cases of the simulation contract (docs/semantics.md §5, files in
 //! `tests/data/spec-cases`): every (policy, estimate) row of every case.
 
 use crate::util::{prepare, read_swf, run};
