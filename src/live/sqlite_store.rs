@@ -2,10 +2,9 @@
 //! [`DbLedger`], the process executor's [`Ledger`].
 //!
 //! The store hands pending jobs to the engine in submission order once their dependencies are
-//! met, their array's `%limit` allows and they pass admission (the one rule of
-//! `sched::admission::can_ever_run` on the daemon's cluster, and `sched::limits`' "alone over
-//! its limit"); a job held back keeps its reason in the database and is looked at again on
-//! every pass. It records starts, ends and requeues, and relays cancellations.
+//! met, their array's `%limit` allows and they pass admission (the engine's own rules,
+//! `sched::admission::can_ever_run` on the daemon's cluster and `exceeds_limits_alone`); a job
+//! held back keeps its reason in the database and is looked at again on every pass. It records starts, ends and requeues, and relays cancellations.
 
 use super::LiveError;
 use super::executor::{Ledger, RunnerReport, outcome};
@@ -17,8 +16,8 @@ use crate::ids::{FastMap, JobId, Names};
 use crate::model::{
     Cluster, ElasticRange, FinalState, JobSpec, JobState, PendingReason, PreemptMode,
 };
-use crate::sched::admission::can_ever_run;
-use crate::sched::limits::{LimitState, Limits};
+use crate::sched::admission::{can_ever_run, exceeds_limits_alone};
+use crate::sched::limits::Limits;
 use crate::sched::placement::{BestFit, Placement};
 use crate::time::{Dur, Time};
 use std::collections::BTreeSet;
@@ -145,8 +144,8 @@ impl SqliteStore {
         if let Err(why) = can_ever_run(&self.cluster, &PLACEMENT as &dyn Placement, spec) {
             return Some(Reason::with(PendingReason::ReqNodeNotAvail, why));
         }
-        let alone = LimitState::new(self.limits).blocked(spec, &Default::default());
-        alone.map(|r| Reason::with(r, "the job alone exceeds it"))
+        exceeds_limits_alone(&self.limits, spec)
+            .map(|r| Reason::with(r, "the job alone exceeds it"))
     }
 
     /// Records a pending job's reason when it changed (best effort: a reason is only shown).
