@@ -35,22 +35,22 @@ enum Command {
     /// Workloads: generate synthetic traces, convert SWF / CSV / sacct dumps, inspect a trace
     Trace(commands::trace::TraceCmd),
     /// Run the scheduler daemon on this machine
-    Scheduler(commands::live::SchedulerArgs),
+    Scheduler(commands::live::scheduler::SchedulerArgs),
     /// Submit a job
-    Submit(commands::live::SubmitArgs),
+    Submit(commands::live::submit::SubmitArgs),
     /// Show the job queue
-    Queue(commands::live::QueueArgs),
+    Queue(commands::live::queue::QueueArgs),
     /// Show a job's details
-    Show(commands::live::ShowArgs),
+    Show(commands::live::show::ShowArgs),
     /// Cancel pending or running jobs
-    Cancel(commands::live::CancelArgs),
+    Cancel(commands::live::cancel::CancelArgs),
     /// Show capacity, usage, enforcement and job metrics
-    Stats(commands::live::StatsArgs),
+    Stats(commands::live::stats::StatsArgs),
     /// Write the finished jobs as a CSV trace the simulator replays
-    ExportTrace(commands::live::ExportArgs),
+    ExportTrace(commands::live::export_trace::ExportArgs),
     /// Supervise one job (started by the scheduler)
     #[command(hide = true)]
-    JobRunner(commands::live::RunnerArgs),
+    JobRunner(commands::live::job_runner::RunnerArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,14 +66,14 @@ fn main() -> ExitCode {
         Command::Plot(a) => commands::plot::run(a),
         Command::Cluster(a) => commands::cluster::run(a),
         Command::Trace(a) => commands::trace::run(a),
-        Command::Scheduler(a) => commands::live::scheduler(a),
-        Command::Submit(a) => commands::live::submit(a),
-        Command::Queue(a) => commands::live::queue(a),
-        Command::Show(a) => commands::live::show(a),
-        Command::Cancel(a) => commands::live::cancel(a),
-        Command::Stats(a) => commands::live::stats(a),
-        Command::ExportTrace(a) => commands::live::export_trace(a),
-        Command::JobRunner(a) => commands::live::job_runner(a),
+        Command::Scheduler(a) => commands::live::scheduler::run(a),
+        Command::Submit(a) => commands::live::submit::run(a),
+        Command::Queue(a) => commands::live::queue::run(a),
+        Command::Show(a) => commands::live::show::run(a),
+        Command::Cancel(a) => commands::live::cancel::run(a),
+        Command::Stats(a) => commands::live::stats::run(a),
+        Command::ExportTrace(a) => commands::live::export_trace::run(a),
+        Command::JobRunner(a) => commands::live::job_runner::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! What this machine offers: CPUs, memory and GPUs (`nvidia-smi`), and how limits can be
 //! enforced here.
 
+use crate::model::cluster::ClusterError;
+use crate::model::{Cluster, Node};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,6 +27,27 @@ pub fn detect() -> Machine {
         mem_mb,
         gpus: detect_gpus(),
     }
+}
+
+/// This machine's name (`/proc/sys/kernel/hostname`, else `localhost`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The cluster of live mode today: this machine as one node with `cpus` CPUs, `mem_mb` MB and
+/// `gpus` GPUs, in the default partition.
+pub fn local_cluster(cpus: u32, mem_mb: u64, gpus: u32) -> Result<Cluster, ClusterError> {
+    let node = Node {
+        name: hostname(),
+        cpus,
+        mem_mb,
+        gpus,
+    };
+    Cluster::new(vec![node], Vec::new(), Vec::new())
 }
 
 /// GPU indices from `nvidia-smi --query-gpu=index --format=csv,noheader`; none when the tool

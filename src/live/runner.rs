@@ -11,14 +11,14 @@
 //! (so no process outlives its job), records the exit status and resource usage in the
 //! database, and wakes the daemon.
 
-use super::db::JobRow;
+use super::store::{Db, JobRow, RunnerResult};
+use super::syntax::parse_cpu_list;
 use super::{Home, LiveError, machine, now_ms};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
 use nix::sys::signal::{self, SigHandler, Signal, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, setgid, setpgid, setsid, setuid};
-use rusqlite::params;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -41,29 +41,14 @@ extern "C" fn forward(_sig: i32) {
     }
 }
 
-/// CPU ids from a list such as `0-3,6`.
-pub fn parse_cpu_list(s: &str) -> Vec<usize> {
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
-            out.extend(a..=b);
-        }
-    }
-    out
-}
-
 /// Runs job `id` to its end and records the result. Returns the runner's exit status.
 pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
     let db = home.open()?;
-    let dbp = home.db();
-    let mut job = db
-        .job(id)
-        .map_err(|e| LiveError::db(&dbp, e))?
+    let job = db
+        .job_with_env(id)?
         .ok_or_else(|| LiveError::Other(format!("job {id} does not exist")))?;
-    job.env = db.env(id).map_err(|e| LiveError::db(&dbp, e))?;
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only reads and writes atomics and calls kill(2).
         unsafe {
@@ -89,7 +74,7 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
         Err(e) => {
             let msg = format!("mini-slurm: job {id}: cannot run {:?}: {e}\n", job.argv);
             let _ = std::fs::write(home.err_log(id), msg);
-            record(&db, id, Some(127), None, None, false).map_err(|e| LiveError::db(&dbp, e))?;
+            record(&db, id, Some(127), None, None, false)?;
             home.notify();
             return Ok(0);
         }
@@ -101,14 +86,7 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
     }
     // The group is recorded, then the CPU list read again: an elastic job resized since this
     // runner read its row is pinned here (the daemon pins it itself once it sees the group).
-    let now_cpus: String = db
-        .conn
-        .query_row(
-            "UPDATE jobs SET job_pgid = ?1 WHERE id = ?2 RETURNING cpu_list",
-            params![pid.as_raw(), id],
-            |r| r.get(0),
-        )
-        .map_err(|e| LiveError::db(&dbp, e))?;
+    let now_cpus = db.record_job_group(id, pid.as_raw())?;
     if now_cpus != job.cpu_list {
         machine::set_group_affinity(pid.as_raw(), &parse_cpu_list(&now_cpus));
     }
@@ -159,34 +137,28 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
         let ms = |t: nix::sys::time::TimeVal| t.tv_sec() * 1000 + t.tv_usec() / 1000;
         (ms(u.user_time()), ms(u.system_time()), u.max_rss())
     });
-    record(&db, id, code, sig, usage, oom.load(Ordering::SeqCst))
-        .map_err(|e| LiveError::db(&dbp, e))?;
+    record(&db, id, code, sig, usage, oom.load(Ordering::SeqCst))?;
     home.notify();
     Ok(0)
 }
 
+/// Records how the job ended, with the time now.
 fn record(
-    db: &super::db::Db,
+    db: &Db,
     id: i64,
-    code: Option<i32>,
-    sig: Option<i32>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
     usage: Option<(i64, i64, i64)>,
     oom: bool,
-) -> rusqlite::Result<usize> {
-    db.execute(
-        "UPDATE jobs SET exit_code = ?1, signal = ?2, end_ms = ?3, user_cpu_ms = ?4,
-            sys_cpu_ms = ?5, max_rss_kb = ?6, oom = ?7, runner_done = 1 WHERE id = ?8",
-        params![
-            code,
-            sig,
-            now_ms(),
-            usage.map(|u| u.0),
-            usage.map(|u| u.1),
-            usage.map(|u| u.2),
-            oom,
-            id
-        ],
-    )
+) -> Result<(), LiveError> {
+    let result = RunnerResult {
+        exit_code,
+        signal,
+        end_ms: now_ms(),
+        usage,
+        oom,
+    };
+    Ok(db.record_runner_result(id, &result)?)
 }
 
 fn build_command(

@@ -1,0 +1,35 @@
+//! `mini-slurm export-trace --out FILE`: the finished jobs as a CSV trace the simulator
+//! replays, written by the one CSV trace writer (`trace::write::write_csv`), atomically.
+
+use super::{client, failed};
+use crate::commands::CliResult;
+use anyhow::Context;
+use std::io::Write;
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Where to write the CSV trace
+    #[arg(long, value_name = "FILE")]
+    out: std::path::PathBuf,
+}
+
+pub fn run(a: ExportArgs) -> CliResult {
+    let workload = client()?.finished_workload().map_err(failed)?;
+    let tmp = a.out.with_extension("csv.tmp");
+    let write = || -> anyhow::Result<()> {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?,
+        );
+        mini_slurm::trace::write::write_csv(&mut f, &workload)?;
+        f.flush()?;
+        std::fs::rename(&tmp, &a.out)?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        failed(e)
+    })?;
+    eprintln!("wrote {} jobs to {}", workload.jobs.len(), a.out.display());
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `mini-slurm queue`: the job queue, as `squeue` (or JSON).
+
+use super::{client, exit_code_str, failed, input, secs, time_limit, utc};
+use crate::commands::CliResult;
+use anyhow::anyhow;
+use mini_slurm::live::client::queue_filter;
+use mini_slurm::live::now_ms;
+use mini_slurm::live::store::JobRow;
+use mini_slurm::model::JobState;
+
+#[derive(clap::Args, Debug)]
+pub struct QueueArgs {
+    /// Only jobs in these states (comma-separated: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY)
+    #[arg(long, short = 's', alias = "state", value_name = "STATES")]
+    status: Option<String>,
+    /// Only this user's jobs
+    #[arg(long, short = 'u', value_name = "USER")]
+    user: Option<String>,
+    /// All jobs, finished ones too (default: pending and running)
+    #[arg(long)]
+    all: bool,
+    /// JSON output
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: QueueArgs) -> CliResult {
+    let filter = queue_filter(a.status.as_deref(), a.user, a.all)
+        .map_err(|e| input(anyhow!("--status: {e}")))?;
+    let rows = client()?.queue(&filter).map_err(failed)?;
+    if a.json {
+        let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
+        println!("{s}");
+        return Ok(());
+    }
+    print!("{}", queue_table(&rows, now_ms()));
+    Ok(())
+}
+
+fn job_label(r: &JobRow) -> String {
+    match (r.array_job_id, r.array_task_id) {
+        (Some(a), Some(t)) => format!("{a}_{t}"),
+        _ => r.id.to_string(),
+    }
+}
+
+/// What the REASON/EXIT column says: a pending job without a recorded reason waits for
+/// resources (the highest-priority one, `top`) or behind higher priorities; an ended job
+/// shows its exit code.
+fn reason_or_exit(r: &JobRow, top: Option<i64>) -> String {
+    match r.state {
+        JobState::Pending if r.reason.is_none() => {
+            if Some(r.id) == top {
+                "Resources".to_string()
+            } else {
+                "Priority".to_string()
+            }
+        }
+        JobState::Pending | JobState::Running => r.reason.to_string(),
+        _ => exit_code_str(r.exit_code, r.signal),
+    }
+}
+
+/// The queue table: squeue's columns plus the seeds' (memory, wait, run time).
+fn queue_table(rows: &[JobRow], now: i64) -> String {
+    let top = rows
+        .iter()
+        .filter(|r| r.state == JobState::Pending && r.reason.is_none())
+        .max_by_key(|r| (r.priority, std::cmp::Reverse(r.id)))
+        .map(|r| r.id);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:>9} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
+        "JOBID",
+        "NAME",
+        "USER",
+        "STATE",
+        "CPUS",
+        "MEM(MB)",
+        "GPUS",
+        "PRI",
+        "ELASTIC",
+        "SUBMIT",
+        "WAIT(s)",
+        "RUN(s)",
+        "TIME_LIMIT",
+        "REASON/EXIT",
+        "COMMAND"
+    ));
+    for r in rows {
+        let wait = r.start_ms.unwrap_or(if r.state == JobState::Pending {
+            now
+        } else {
+            r.end_ms.unwrap_or(now)
+        }) - r.submit_ms;
+        let run = match r.start_ms {
+            Some(s) => r.end_ms.unwrap_or(now) - s,
+            None => 0,
+        };
+        // A running elastic job shows the CPUs it holds now.
+        let cpus = match (r.state, r.alloc_cpus) {
+            (JobState::Running, Some(n)) => n,
+            _ => r.cpus,
+        };
+        let elastic = match (r.min_cpus, r.max_cpus) {
+            (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+            _ => "-".to_string(),
+        };
+        out.push_str(&format!(
+            "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:>9} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
+            job_label(r),
+            truncate(&r.name, 12),
+            truncate(&r.user, 10),
+            r.state.name(),
+            cpus,
+            r.mem_mb,
+            r.gpus,
+            r.priority,
+            elastic,
+            utc(r.submit_ms),
+            secs(wait),
+            secs(run),
+            time_limit(r.time_limit_ms),
+            truncate(&reason_or_exit(r, top), 24),
+            r.argv.join(" ")
+        ));
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}

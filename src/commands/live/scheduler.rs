@@ -1,0 +1,151 @@
+//! `mini-slurm scheduler`: the daemon, in the foreground until SIGINT or SIGTERM.
+
+use super::{failed, input};
+use crate::commands::CliResult;
+use anyhow::anyhow;
+use mini_slurm::live::daemon::{DaemonConfig, run as run_daemon};
+use mini_slurm::live::{Home, LiveError, machine};
+use mini_slurm::model::parse_mem_mb;
+use mini_slurm::sched::limits::{Limit, Limits};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The daemon runs until SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm)."
+)]
+pub struct SchedulerArgs {
+    /// CPUs to schedule (default: all detected)
+    #[arg(long, alias = "total-cpus", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    cpus: Option<u32>,
+    /// Memory to schedule, e.g. 16GB (default: all detected)
+    #[arg(long, alias = "total-mem", value_name = "SIZE", value_parser = parse_mem_mb)]
+    mem: Option<u64>,
+    /// GPUs to schedule (default: those nvidia-smi lists)
+    #[arg(long, value_name = "N")]
+    gpus: Option<u32>,
+    /// Scheduling policy spec (see `mini-slurm policies`)
+    #[arg(long, default_value = "easy[order=priority]", value_name = "SPEC")]
+    policy: String,
+    /// Longest sleep between looks at the database, in seconds (submissions and job exits wake the daemon at once)
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    poll_interval: f64,
+    /// Seconds between SIGTERM and SIGKILL when a job hits its time limit or is cancelled
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    kill_wait: f64,
+    /// Quota for every user's running jobs, e.g. cpus=8,mem=32G,gpus=1,jobs=4; jobs over it wait (AssocGrpCpuLimit, ...)
+    #[arg(long, value_name = "LIMITS", value_parser = Limit::parse)]
+    user_limit: Option<Limit>,
+    /// Accounts file: fair-share tree and QOS levels (`qos NAME priority=N`), as for `sim --accounts`
+    #[arg(long, value_name = "FILE")]
+    accounts: Option<std::path::PathBuf>,
+}
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+extern "C" fn on_signal(_: i32) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+/// The daemon's configuration from the arguments and this machine.
+fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands::CliError> {
+    let detected = machine::detect();
+    let gpus: Vec<String> = match a.gpus {
+        None => detected.gpus.clone(),
+        Some(n) => (0..n as usize)
+            .map(|i| {
+                detected
+                    .gpus
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect(),
+    };
+    if !(a.poll_interval > 0.0 && a.kill_wait >= 0.0) {
+        return Err(input(anyhow!(
+            "--poll-interval must be > 0 and --kill-wait ≥ 0"
+        )));
+    }
+    let (_, spec) =
+        mini_slurm::policy::build(&a.policy).map_err(|e| input(anyhow!("--policy: {e}")))?;
+    // A live job's process cannot be parked and resumed on other CPUs yet: suspension would
+    // silently be a requeue, so it is refused.
+    if spec.params.get("preempt").map(String::as_str) == Some("suspend") {
+        return Err(input(anyhow!(
+            "--policy: preempt=suspend is simulation-only; live mode supports preempt=requeue and preempt=cancel"
+        )));
+    }
+    // Read and check the accounts file now, so a bad one is a usage error (exit 2).
+    let accounts = match &a.accounts {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| input(anyhow!("--accounts {}: {e}", p.display())))?;
+            mini_slurm::config::accounts::parse(&text, p, &mut Default::default())
+                .map_err(|e| input(anyhow!("--accounts: {e}")))?;
+            Some((p.clone(), text))
+        }
+    };
+    let cpus = a.cpus.unwrap_or(detected.cpus);
+    let mem_mb = a.mem.unwrap_or(detected.mem_mb);
+    let cluster = machine::local_cluster(cpus, mem_mb, gpus.len() as u32)
+        .map_err(|e| input(anyhow!("{e}")))?;
+    Ok(DaemonConfig {
+        accounts,
+        home: home.clone(),
+        cluster,
+        gpus,
+        policy: a.policy,
+        kill_wait: Duration::from_secs_f64(a.kill_wait),
+        runner: std::env::current_exe().map_err(failed)?,
+        max_sleep: Duration::from_secs_f64(a.poll_interval),
+        limits: Limits {
+            user: a.user_limit.unwrap_or_default(),
+            account: Default::default(),
+        },
+    })
+}
+
+pub fn run(a: SchedulerArgs) -> CliResult {
+    let home = Home::from_env();
+    let cfg = config(a, &home)?;
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::Handler(on_signal));
+        }
+    }
+    let (cpus, mem_mb, gpus) = cfg.capacity();
+    eprintln!(
+        "[mini-slurm] Starting scheduler with {cpus} CPUs, {mem_mb} MB memory, {gpus} GPUs, policy {} (home {})",
+        cfg.policy,
+        home.dir.display()
+    );
+    eprintln!(
+        "[mini-slurm] memory enforcement: {}",
+        machine::mem_enforcement().describe()
+    );
+    let flag = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let flag = Arc::clone(&flag);
+        std::thread::spawn(move || {
+            while !SHUTDOWN.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            flag.store(true, Ordering::SeqCst);
+        })
+    };
+    let r = run_daemon(&cfg, flag);
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    r.map_err(|e| match e {
+        LiveError::AlreadyRunning { .. } => input(e),
+        other => failed(other),
+    })?;
+    eprintln!("[mini-slurm] scheduler stopped");
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! `mini-slurm show ID`: one job's details, as `scontrol show job`.
+
+use super::{client, exit_code_str, failed, time_limit, utc};
+use crate::commands::CliResult;
+use anyhow::anyhow;
+use mini_slurm::live::store::JobRow;
+use mini_slurm::live::{Home, now_ms};
+use mini_slurm::time::{Dur, fmt_slurm_duration};
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The job id
+    #[arg(value_name = "JOB_ID")]
+    id: i64,
+}
+
+pub fn run(a: ShowArgs) -> CliResult {
+    let c = client()?;
+    let Some(r) = c.job(a.id).map_err(failed)? else {
+        return Err(failed(anyhow!("job {} does not exist", a.id)));
+    };
+    print!("{}", show_text(c.home(), &r, now_ms()));
+    Ok(())
+}
+
+fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
+    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), utc);
+    let run = r.start_ms.map_or(0, |s| r.end_ms.unwrap_or(now) - s);
+    let wait = r.start_ms.unwrap_or(now) - r.submit_ms;
+    let mut s = format!("JobId={} JobName={}\n", r.id, r.name);
+    if let (Some(a), Some(tk)) = (r.array_job_id, r.array_task_id) {
+        s.push_str(&format!(
+            "   ArrayJobId={a} ArrayTaskId={tk}{}\n",
+            r.array_limit
+                .map_or(String::new(), |l| format!(" ArrayTaskThrottle={l}"))
+        ));
+    }
+    s.push_str(&format!(
+        "   UserId={}({}) GroupId={} Priority={} Nice={} QOS={} Partition={}\n",
+        r.user,
+        r.uid,
+        r.gid,
+        r.priority,
+        r.nice,
+        if r.qos.is_empty() { "(null)" } else { &r.qos },
+        r.partition
+    ));
+    s.push_str(&format!(
+        "   JobState={} Reason={} Dependency={} Restarts={} ExitCode={}\n",
+        r.state,
+        r.reason,
+        if r.dependency.is_empty() {
+            "(null)"
+        } else {
+            &r.dependency
+        },
+        r.restarts,
+        exit_code_str(r.exit_code, r.signal)
+    ));
+    s.push_str(&format!(
+        "   SubmitTime={} StartTime={} EndTime={} (UTC)\n",
+        utc(r.submit_ms),
+        t(r.start_ms),
+        t(r.end_ms)
+    ));
+    s.push_str(&format!(
+        "   WaitTime={} RunTime={} TimeLimit={}\n",
+        fmt_slurm_duration(Dur(wait.max(0))),
+        fmt_slurm_duration(Dur(run.max(0))),
+        time_limit(r.time_limit_ms)
+    ));
+    if let (Some(lo), Some(hi)) = (r.min_cpus, r.max_cpus) {
+        s.push_str(&format!(
+            "   Elastic=yes MinCPUs={lo} MaxCPUs={hi} ReqCPUs={} Resizes={} ResizeSignal={}\n",
+            r.cpus,
+            r.resizes,
+            r.resize_signal
+                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+                .map_or("(null)", |sig| sig.as_str())
+        ));
+    }
+    s.push_str(&format!(
+        "   NumCPUs={} CPU_IDs={} Mem={}M Gres=gpu:{}{}\n",
+        r.alloc_cpus
+            .filter(|_| r.start_ms.is_some())
+            .unwrap_or(r.cpus),
+        if r.cpu_list.is_empty() {
+            "-"
+        } else {
+            &r.cpu_list
+        },
+        r.mem_mb,
+        r.gpus,
+        if r.gpu_list.is_empty() {
+            String::new()
+        } else {
+            format!("(IDX:{})", r.gpu_list)
+        }
+    ));
+    if let Some(u) = r.user_cpu_ms {
+        s.push_str(&format!(
+            "   UserCPU={:.3}s SystemCPU={:.3}s MaxRSS={}K\n",
+            u as f64 / 1000.0,
+            r.sys_cpu_ms.unwrap_or(0) as f64 / 1000.0,
+            r.max_rss_kb.unwrap_or(0)
+        ));
+    }
+    s.push_str(&format!("   Command={}\n", r.argv.join(" ")));
+    s.push_str(&format!("   WorkDir={}\n", r.cwd));
+    s.push_str(&format!("   StdOut={}\n", home.out_log(r.id).display()));
+    s.push_str(&format!("   StdErr={}\n", home.err_log(r.id).display()));
+    s
+}

@@ -1,0 +1,133 @@
+//! `mini-slurm submit`: queue a job (or a job array).
+
+use super::{client, failed, input};
+use crate::commands::{CliError, CliResult};
+use mini_slurm::live::client::{Owner, Submission, SubmitError};
+use mini_slurm::live::syntax::parse_signal;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  mini-slurm submit --cpus 2 --mem 4GB --priority 5 -- python train.py --epochs 10\n  mini-slurm submit --cpus 1 --time 0:30 \"echo hello && sleep 3\"\n  mini-slurm submit --array 1-10%2 --dependency afterok:12 -- ./sweep.sh"
+)]
+pub struct SubmitArgs {
+    /// CPUs
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    cpus: u32,
+    /// Memory limit, e.g. 4GB, 512M (default: none)
+    #[arg(long, value_name = "SIZE")]
+    mem: Option<String>,
+    /// Priority: higher runs earlier
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i64,
+    /// Slurm's --nice: subtracted from the priority under order=multifactor (negative: root only)
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
+    nice: i32,
+    /// Quality of service; its priority comes from the scheduler's --accounts file (order=multifactor, preempt_by=qos)
+    #[arg(long, default_value = "", value_name = "NAME")]
+    qos: String,
+    /// Time limit: minutes, MM:SS, HH:MM:SS or D-HH:MM:SS (Slurm syntax); TIMEOUT past it
+    #[arg(long, short = 't', value_name = "TIME")]
+    time: Option<String>,
+    /// GPUs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpus: u32,
+    /// Start only after other jobs: after|afterany|afterok|afternotok:ID[:ID...][,...]
+    #[arg(long, short = 'd', value_name = "SPEC")]
+    dependency: Option<String>,
+    /// A job array: 0-15, 1,3,5-7, 0-99%4 (at most 4 running at once)
+    #[arg(long, short = 'a', value_name = "SPEC")]
+    array: Option<String>,
+    /// Partition (this machine has one, `all`)
+    #[arg(long, short = 'p', value_name = "NAME")]
+    partition: Option<String>,
+    /// Job name (default: the command's first word)
+    #[arg(long, short = 'J', value_name = "NAME")]
+    name: Option<String>,
+    /// Print only the job id
+    #[arg(long)]
+    parsable: bool,
+    /// Elastic job: the scheduler may resize it between --min-cpus and --max-cpus while it runs (it starts anywhere in the range); see docs/elastic.md for the contract
+    #[arg(long)]
+    elastic: bool,
+    /// Elastic: fewest CPUs (default --cpus)
+    #[arg(long, value_name = "N")]
+    min_cpus: Option<u32>,
+    /// Elastic: most CPUs (default --cpus)
+    #[arg(long, value_name = "N")]
+    max_cpus: Option<u32>,
+    /// Elastic: signal sent to the job after each resize, e.g. USR1 (default: none; the job reads $MINI_SLURM_ALLOC_FILE)
+    #[arg(long, value_name = "SIG", value_parser = parse_signal)]
+    resize_signal: Option<i32>,
+    /// The command: several words run as given; one word with spaces runs under /bin/sh -c
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
+}
+
+fn submit_error(e: SubmitError) -> CliError {
+    match e {
+        SubmitError::Invalid(m) => input(anyhow::anyhow!(m)),
+        SubmitError::Live(e) => failed(e),
+    }
+}
+
+pub fn run(a: SubmitArgs) -> CliResult {
+    let request = Submission {
+        command: a.command,
+        cpus: a.cpus,
+        mem: a.mem,
+        priority: a.priority,
+        nice: a.nice,
+        qos: a.qos,
+        time: a.time,
+        gpus: a.gpus,
+        dependency: a.dependency,
+        array: a.array,
+        partition: a.partition,
+        name: a.name,
+        elastic: a.elastic,
+        min_cpus: a.min_cpus,
+        max_cpus: a.max_cpus,
+        resize_signal: a.resize_signal,
+        owner: Owner::current(),
+        cwd: std::env::current_dir()
+            .map_err(failed)?
+            .display()
+            .to_string(),
+        env: std::env::vars().collect(),
+    };
+    let job = request.validate().map_err(submit_error)?;
+    let ids = client()?.submit(&job).map_err(submit_error)?.ids;
+    let (Some(&id), Some(&last)) = (ids.first(), ids.last()) else {
+        return Err(failed(anyhow::anyhow!("no job was stored")));
+    };
+    if a.parsable {
+        println!("{id}");
+        return Ok(());
+    }
+    match &job.array {
+        Some((tasks, _)) => println!(
+            "Submitted job {id} (array of {} tasks, ids {id}-{last})",
+            tasks.len()
+        ),
+        None => println!("Submitted job {id}"),
+    }
+    let j = &job.job;
+    println!(
+        "  cpus={}, mem={}MB, priority={}",
+        j.cpus, j.mem_mb, j.priority
+    );
+    if let Some((lo, hi)) = j.elastic {
+        println!("  elastic: {lo}-{hi} CPUs");
+    }
+    Ok(())
+}

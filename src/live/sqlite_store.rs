@@ -1,0 +1,342 @@
+//! The daemon's side of the database: [`SqliteStore`], the `driver::Store` of live mode, and
+//! [`DbLedger`], the process executor's [`Ledger`].
+//!
+//! The store hands pending jobs to the engine in submission order once their dependencies are
+//! met, their array's `%limit` allows and they pass admission (the engine's own rules,
+//! `sched::admission::can_ever_run` on the daemon's cluster and `exceeds_limits_alone`); a job
+//! held back keeps its reason in the database and is looked at again on every pass. It records starts, ends and requeues, and relays cancellations.
+
+use super::LiveError;
+use super::executor::{Ledger, RunnerReport, outcome};
+use super::store::{Allocated, Db, JobRow, Reason};
+use super::syntax::{DepKind, cpu_list, parse_dependency};
+use crate::driver::{Completion, Store};
+use crate::engine::Command;
+use crate::ids::{FastMap, JobId, Names};
+use crate::model::{
+    Cluster, ElasticRange, FinalState, JobSpec, JobState, PendingReason, PreemptMode,
+};
+use crate::sched::admission::{can_ever_run, exceeds_limits_alone};
+use crate::sched::limits::Limits;
+use crate::sched::placement::{BestFit, Placement};
+use crate::time::{Dur, Time};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// An estimate for jobs without a time limit: effectively unbounded.
+pub const UNLIMITED: Dur = Dur(i64::MAX / 4);
+
+/// The placement of live mode, for the engine and for admission alike.
+pub const PLACEMENT: BestFit = BestFit;
+
+/// The SQLite store: hands over pending jobs whose dependencies are met, records starts and
+/// ends, relays cancellations.
+pub struct SqliteStore {
+    db: Db,
+    /// Jobs handed to the engine and not ended.
+    handed: BTreeSet<i64>,
+    /// Pending jobs seen and held back (dependencies, array limits, impossible requests):
+    /// looked at again on every call.
+    held: BTreeSet<i64>,
+    /// Highest job id seen: newer rows are new submissions.
+    cursor: i64,
+    /// Per job array: tasks handed over and not ended (for `%limit`).
+    array_active: FastMap<i64, i64>,
+    names: Names,
+    shutdown: Arc<AtomicBool>,
+    cluster: Cluster,
+    limits: Limits,
+}
+
+/// Dependency status of a pending job.
+enum DepStatus {
+    Ready,
+    Waiting,
+    Never(String),
+}
+
+impl SqliteStore {
+    /// A store over `db` for the engine's `cluster` and `limits`; `names` interns users and
+    /// QOS names as the engine's associations do. The driver loop stops once `shutdown` is set.
+    pub fn new(
+        db: Db,
+        cluster: Cluster,
+        limits: Limits,
+        names: Names,
+        shutdown: Arc<AtomicBool>,
+    ) -> SqliteStore {
+        SqliteStore {
+            db,
+            handed: BTreeSet::new(),
+            held: BTreeSet::new(),
+            cursor: 0,
+            array_active: FastMap::default(),
+            names,
+            shutdown,
+            cluster,
+            limits,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn dependency_status(&self, row: &JobRow) -> DepStatus {
+        if row.dependency.is_empty() {
+            return DepStatus::Ready;
+        }
+        let Ok(deps) = parse_dependency(&row.dependency) else {
+            return DepStatus::Never(format!("bad dependency '{}'", row.dependency));
+        };
+        let mut ready = true;
+        for (kind, id) in deps {
+            let Ok(Some(other)) = self.db.job(id) else {
+                return DepStatus::Never(format!("job {id} does not exist"));
+            };
+            let ended = !other.state.is_active();
+            let ok = other.state == JobState::Completed;
+            match kind {
+                DepKind::After => ready &= other.state != JobState::Pending,
+                DepKind::AfterAny => ready &= ended,
+                DepKind::AfterOk => {
+                    if ended && !ok {
+                        return DepStatus::Never(format!("job {id} ended {}", other.state));
+                    }
+                    ready &= ok;
+                }
+                DepKind::AfterNotOk => {
+                    if ok {
+                        return DepStatus::Never(format!("job {id} COMPLETED"));
+                    }
+                    ready &= ended;
+                }
+            }
+        }
+        if ready {
+            DepStatus::Ready
+        } else {
+            DepStatus::Waiting
+        }
+    }
+
+    /// Why a pending job waits for other jobs (its dependencies, its array's `%limit`).
+    fn wait_reason(&self, row: &JobRow) -> Option<Reason> {
+        match self.dependency_status(row) {
+            DepStatus::Ready => {}
+            DepStatus::Waiting => return Some(Reason::pending(PendingReason::Dependency)),
+            DepStatus::Never(why) => {
+                return Some(Reason::with(PendingReason::DependencyNeverSatisfied, why));
+            }
+        }
+        if let (Some(a), Some(limit)) = (row.array_job_id, row.array_limit)
+            && self.array_active.get(&a).copied().unwrap_or(0) >= limit
+        {
+            return Some(Reason::pending(PendingReason::JobArrayTaskLimit));
+        }
+        None
+    }
+
+    /// Admission: why a job could never start as things are (the daemon's cluster cannot hold
+    /// it, or it alone exceeds a limit), or `None`.
+    fn refusal(&self, spec: &JobSpec) -> Option<Reason> {
+        if let Err(why) = can_ever_run(&self.cluster, &PLACEMENT as &dyn Placement, spec) {
+            return Some(Reason::with(PendingReason::ReqNodeNotAvail, why));
+        }
+        exceeds_limits_alone(&self.limits, spec)
+            .map(|r| Reason::with(r, "the job alone exceeds it"))
+    }
+
+    /// Records a pending job's reason when it changed (best effort: a reason is only shown).
+    fn set_reason(&self, row: &JobRow, reason: &Reason) {
+        if *reason != row.reason {
+            let _ = self.db.set_reason(row.id, reason);
+        }
+    }
+
+    /// The engine's view of a stored job.
+    pub fn spec_of(&mut self, row: &JobRow) -> JobSpec {
+        let limit = row.time_limit_ms.map(Dur);
+        JobSpec {
+            requested_time: limit,
+            time_limit: limit,
+            priority: row.priority,
+            nice: row.nice,
+            qos: self.names.intern(&row.qos),
+            user: self.names.intern(&row.user),
+            mem_mb: (row.mem_mb > 0).then_some(row.mem_mb),
+            gpus: row.gpus,
+            elastic: match (row.min_cpus, row.max_cpus) {
+                (Some(min), Some(max)) => Some(ElasticRange { min, max }),
+                _ => None,
+            },
+            ..JobSpec::new(
+                JobId(row.id as u64),
+                Time(row.submit_ms),
+                row.cpus,
+                limit.unwrap_or(UNLIMITED),
+            )
+        }
+    }
+
+    /// A job the engine holds without this store handing it over (adopted after a restart).
+    pub(super) fn handed_over(&mut self, row: &JobRow) {
+        self.handed.insert(row.id);
+        if let Some(a) = row.array_job_id {
+            *self.array_active.entry(a).or_insert(0) += 1;
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    type Error = LiveError;
+
+    fn record_resize(&mut self, _now: Time, cmd: &Command) -> Result<(), LiveError> {
+        // The executor had the CPU ids it chose recorded; the count of resizes is history.
+        if let Command::Resize { job, .. } = cmd {
+            self.db.count_resize(job.0 as i64)?;
+        }
+        Ok(())
+    }
+
+    fn take_arrivals(&mut self, _now: Time, out: &mut Vec<Arc<JobSpec>>) -> Result<(), LiveError> {
+        // New submissions, and the jobs held back before, in id (submission) order.
+        let held: Vec<i64> = std::mem::take(&mut self.held).into_iter().collect();
+        let rows = self.db.pending_arrivals(self.cursor, &held)?;
+        for row in rows {
+            self.cursor = self.cursor.max(row.id);
+            if self.handed.contains(&row.id) {
+                continue;
+            }
+            if let Some(reason) = self.wait_reason(&row) {
+                self.set_reason(&row, &reason);
+                self.held.insert(row.id);
+                continue;
+            }
+            let spec = self.spec_of(&row);
+            if let Some(reason) = self.refusal(&spec) {
+                self.set_reason(&row, &reason);
+                self.held.insert(row.id);
+                continue;
+            }
+            self.set_reason(&row, &Reason::NONE);
+            self.handed_over(&row);
+            out.push(Arc::new(spec));
+        }
+        Ok(())
+    }
+
+    fn next_arrival(&self) -> Option<Time> {
+        None
+    }
+
+    fn exhausted(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn record_start(&mut self, now: Time, cmd: &Command) -> Result<(), LiveError> {
+        if let Command::Start { job, .. } = cmd {
+            self.db.record_start(job.0 as i64, now.0)?;
+        }
+        Ok(())
+    }
+
+    fn record_end(&mut self, c: &Completion) -> Result<(), LiveError> {
+        let id = c.job.0 as i64;
+        // Requeued by preemption: the job waits again (the engine still holds it) and restarts
+        // from scratch; its runner has exited (that is how the end was learnt).
+        if matches!(
+            c.preempted,
+            Some(PreemptMode::Requeue) | Some(PreemptMode::Suspend)
+        ) {
+            self.db.record_requeue(id)?;
+            return Ok(());
+        }
+        let row = self.db.job(id)?;
+        let reason = match &row {
+            Some(r) if r.runner_done || c.state == FinalState::Cancelled => Reason::NONE,
+            _ => Reason::runner_lost(),
+        };
+        self.db.record_end(id, c.state, c.at.0, &reason)?;
+        self.handed.remove(&id);
+        if let Some(a) = row.and_then(|r| r.array_job_id)
+            && let Some(n) = self.array_active.get_mut(&a)
+        {
+            *n -= 1;
+        }
+        Ok(())
+    }
+
+    fn take_cancellations(&mut self, now: Time, out: &mut Vec<JobId>) -> Result<(), LiveError> {
+        for row in self.db.cancel_requests()? {
+            self.db.mark_cancel_relayed(row.id)?;
+            if self.handed.contains(&row.id) {
+                out.push(JobId(row.id as u64));
+            } else if row.state == JobState::Pending {
+                self.db.cancel_pending(row.id, now.0)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The process executor's ledger, over the daemon's second connection to the database.
+pub struct DbLedger(pub Db);
+
+impl DbLedger {
+    fn row(&self, job: JobId) -> Option<JobRow> {
+        self.0.job(job.0 as i64).ok().flatten()
+    }
+}
+
+/// What a row says its runner recorded.
+pub fn runner_report(row: &JobRow) -> RunnerReport {
+    RunnerReport {
+        done: row.runner_done,
+        oom: row.oom,
+        exit_code: row.exit_code,
+        signal: row.signal,
+    }
+}
+
+impl Ledger for DbLedger {
+    fn allocated(
+        &mut self,
+        job: JobId,
+        cpus: &[usize],
+        gpus: &[String],
+    ) -> Result<Allocated, LiveError> {
+        let n = cpus.len() as u32;
+        Ok(self
+            .0
+            .record_allocation(job.0 as i64, &cpu_list(cpus), &gpus.join(","), n)?)
+    }
+    fn runner_started(
+        &mut self,
+        job: JobId,
+        pid: i32,
+        start: Option<i64>,
+    ) -> Result<(), LiveError> {
+        Ok(self.0.record_runner(job.0 as i64, pid, start)?)
+    }
+    fn resized(&mut self, job: JobId, cpus: &[usize]) -> Result<Option<i32>, LiveError> {
+        let n = cpus.len() as u32;
+        Ok(self.0.record_resized(job.0 as i64, &cpu_list(cpus), n)?)
+    }
+    fn process_group(&self, job: JobId) -> Option<i32> {
+        self.row(job).and_then(|r| r.job_pgid)
+    }
+    fn runner_report(&self, job: JobId) -> Option<RunnerReport> {
+        self.row(job).map(|r| runner_report(&r))
+    }
+}
+
+/// The final state and reason of a job recorded running whose runner is gone.
+pub(super) fn final_of(row: &JobRow) -> (FinalState, Reason) {
+    outcome(&runner_report(row), None)
+}

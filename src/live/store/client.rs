@@ -1,0 +1,196 @@
+//! Queries the clients make (`submit`, `queue`, `show`, `cancel`, `stats`, `export-trace`).
+
+use super::row::{DaemonMeta, JobCounts, JobFilter, JobRow, NewJob};
+use super::{Db, Result, select_jobs};
+use crate::model::JobState;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+impl Db {
+    /// Inserts a job in one transaction; with `array = Some((tasks, limit))` the jobs are the
+    /// tasks of one array whose id is the first task's. Returns the ids.
+    pub fn insert_jobs(
+        &mut self,
+        job: &NewJob,
+        array: Option<(&[i64], Option<i64>)>,
+    ) -> Result<Vec<i64>> {
+        let argv = serde_json::to_string(&job.argv).unwrap_or_default();
+        let env = serde_json::to_string(&job.env).unwrap_or_default();
+        let tasks: Vec<Option<i64>> = match array {
+            Some((t, _)) => t.iter().map(|&x| Some(x)).collect(),
+            None => vec![None],
+        };
+        let limit = array.and_then(|a| a.1);
+        let run = |conn: &mut rusqlite::Connection| -> rusqlite::Result<Vec<i64>> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                tx.execute(
+                    "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb,
+                        gpus, priority, time_limit_ms, partition, dependency, array_task_id,
+                        array_limit, state, reason, submit_ms, nice, qos, min_cpus, max_cpus,
+                        resize_signal)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                    params![
+                        job.name,
+                        job.user,
+                        job.uid,
+                        job.gid,
+                        argv,
+                        job.shell,
+                        job.cwd,
+                        env,
+                        job.cpus,
+                        job.mem_mb as i64,
+                        job.gpus,
+                        job.priority,
+                        job.time_limit_ms,
+                        job.partition,
+                        job.dependency,
+                        task,
+                        limit,
+                        JobState::Pending.name(),
+                        super::Reason::NONE.to_string(),
+                        job.submit_ms,
+                        job.nice,
+                        job.qos,
+                        job.elastic.map(|e| e.0),
+                        job.elastic.map(|e| e.1),
+                        job.resize_signal
+                    ],
+                )?;
+                ids.push(tx.last_insert_rowid());
+            }
+            if let (Some(_), Some(first), Some(last)) = (array, ids.first(), ids.last()) {
+                tx.execute(
+                    "UPDATE jobs SET array_job_id = ?1 WHERE id >= ?1 AND id <= ?2",
+                    params![first, last],
+                )?;
+            }
+            tx.commit()?;
+            Ok(ids)
+        };
+        run(&mut self.conn).map_err(|e| self.err(e))
+    }
+
+    /// The jobs a filter selects, by id.
+    pub fn jobs(&self, f: &JobFilter) -> Result<Vec<JobRow>> {
+        let states = f.states.as_ref().map(|s| {
+            serde_json::to_string(&s.iter().map(|s| s.name()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        });
+        self.rows(
+            select_jobs!(
+                "(?1 IS NULL OR state IN (SELECT value FROM json_each(?1)))
+                 AND (?2 IS NULL OR user = ?2)"
+            ),
+            params![states, f.user],
+        )
+    }
+
+    pub fn exists(&self, id: i64) -> Result<bool> {
+        let found = self
+            .conn
+            .query_row("SELECT 1 FROM jobs WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(found.is_some())
+    }
+
+    /// Asks the daemon to cancel a job (it relays the request on its next look).
+    pub fn request_cancel(&self, id: i64) -> Result<()> {
+        self.exec("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Cancels a pending job at once (no daemon runs to do it); false if it was no longer
+    /// pending.
+    pub fn cancel_pending_now(&self, id: i64, now_ms: i64) -> Result<bool> {
+        let n = self.exec(
+            "UPDATE jobs SET state = ?1, end_ms = ?2, cancel_requested = 2
+             WHERE id = ?3 AND state = ?4",
+            params![
+                JobState::Cancelled.name(),
+                now_ms,
+                id,
+                JobState::Pending.name()
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// What the daemon last recorded about itself.
+    pub fn daemon_meta(&self) -> Result<DaemonMeta> {
+        let run = || -> rusqlite::Result<Vec<(String, String)>> {
+            let mut st = self.conn.prepare_cached("SELECT key, value FROM meta")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        };
+        let mut m = DaemonMeta::default();
+        for (k, v) in run().map_err(|e| self.err(e))? {
+            match k.as_str() {
+                "cpus" => m.cpus = v.parse().ok(),
+                "mem_mb" => m.mem_mb = v.parse().ok(),
+                "gpus" => {
+                    m.gpus = Some(
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    )
+                }
+                "policy" => m.policy = Some(v),
+                "pid" => m.pid = v.parse().ok(),
+                "started_ms" => m.started_ms = v.parse().ok(),
+                "enforcement" => m.enforcement = Some(v),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    /// Counts per state, what running jobs hold, and the waits and run times of finished jobs.
+    pub fn job_counts(&self) -> Result<JobCounts> {
+        let run = || -> rusqlite::Result<JobCounts> {
+            let mut c = JobCounts::default();
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let per: Vec<(String, i64)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            c.total = per.iter().map(|p| p.1.max(0) as u64).sum();
+            for s in JobState::ALL {
+                if let Some((_, n)) = per.iter().find(|p| p.0 == s.name()) {
+                    c.by_state.push((*s, *n as u64));
+                }
+            }
+            c.running = self.conn.query_row(
+                "SELECT COALESCE(SUM(cpus), 0), COALESCE(SUM(MAX(mem_mb, 0)), 0),
+                    COALESCE(SUM(gpus), 0) FROM jobs WHERE state = ?1",
+                [JobState::Running.name()],
+                |r| {
+                    let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                    Ok((n(0)?, n(1)?, n(2)?))
+                },
+            )?;
+            (c.finished, c.wait_ms, c.run_ms) = self.conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(start_ms - submit_ms), 0),
+                    COALESCE(SUM(end_ms - start_ms), 0)
+                 FROM jobs WHERE start_ms IS NOT NULL AND end_ms IS NOT NULL",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?, r.get(2)?)),
+            )?;
+            Ok(c)
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// Jobs that ran and ended (a start and an end time), by id: what `export-trace` writes.
+    pub fn finished_jobs(&self) -> Result<Vec<JobRow>> {
+        self.rows(
+            select_jobs!("start_ms IS NOT NULL AND end_ms IS NOT NULL"),
+            [],
+        )
+    }
+}

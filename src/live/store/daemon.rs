@@ -1,0 +1,194 @@
+//! Queries the daemon makes: its own configuration, the hand-over of pending jobs, starts,
+//! ends, requeues and cancellations (for `driver::Store`), and what the process executor has
+//! recorded about the processes it started (CPU ids, GPU names, the runner's pid).
+
+use super::row::{DaemonMeta, JobRow, Reason};
+use super::{Db, Result, select_jobs};
+use crate::model::{FinalState, JobState};
+use rusqlite::params;
+
+/// What the executor learns when it records a job's allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocated {
+    /// The job is elastic (it keeps an allocation file).
+    pub elastic: bool,
+    /// The signal it asked for on resizes.
+    pub resize_signal: Option<i32>,
+}
+
+impl Db {
+    /// Records the daemon's configuration (the fields that are set).
+    pub fn set_daemon_meta(&self, m: &DaemonMeta) -> Result<()> {
+        let fields = [
+            ("cpus", m.cpus.map(|v| v.to_string())),
+            ("mem_mb", m.mem_mb.map(|v| v.to_string())),
+            ("gpus", m.gpus.as_ref().map(|g| g.join(","))),
+            ("policy", m.policy.clone()),
+            ("pid", m.pid.map(|v| v.to_string())),
+            ("started_ms", m.started_ms.map(|v| v.to_string())),
+            ("enforcement", m.enforcement.clone()),
+        ];
+        for (key, value) in fields {
+            if let Some(v) = value {
+                self.exec(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, v],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pending jobs nobody asked to cancel with an id above `after` (new submissions) or in
+    /// `held` (looked at before and held back), by id.
+    pub fn pending_arrivals(&self, after: i64, held: &[i64]) -> Result<Vec<JobRow>> {
+        let held = serde_json::to_string(held).unwrap_or_default();
+        self.rows(
+            select_jobs!(
+                "state = ?1 AND cancel_requested = 0
+                 AND (id > ?2 OR id IN (SELECT value FROM json_each(?3)))"
+            ),
+            params![JobState::Pending.name(), after, held],
+        )
+    }
+
+    pub fn set_reason(&self, id: i64, reason: &Reason) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET reason = ?1 WHERE id = ?2",
+            params![reason.to_string(), id],
+        )?;
+        Ok(())
+    }
+
+    /// A job started. Only what its runner does not write: a quick job's runner may already
+    /// have recorded its end (the runner starts before this runs).
+    pub fn record_start(&self, id: i64, at_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET state = ?1, start_ms = ?2, reason = ?3 WHERE id = ?4",
+            params![
+                JobState::Running.name(),
+                at_ms,
+                Reason::NONE.to_string(),
+                id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A job requeued by preemption waits again, from scratch: what its last runner recorded
+    /// is cleared (the runner has exited); its last start stays.
+    pub fn record_requeue(&self, id: i64) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET state = ?1, end_ms = NULL, reason = ?2, restarts = restarts + 1,
+                runner_done = 0, exit_code = NULL, signal = NULL, job_pgid = NULL
+             WHERE id = ?3",
+            params![
+                JobState::Pending.name(),
+                Reason::pending(crate::model::PendingReason::Requeued).to_string(),
+                id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A job ended: its final state, and its end time unless its runner recorded one.
+    pub fn record_end(
+        &self,
+        id: i64,
+        state: FinalState,
+        at_ms: i64,
+        reason: &Reason,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET state = ?1, end_ms = COALESCE(end_ms, ?2), reason = ?3 WHERE id = ?4",
+            params![state.name(), at_ms, reason.to_string(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Pending or running jobs a client asked to cancel, not yet relayed.
+    pub fn cancel_requests(&self) -> Result<Vec<JobRow>> {
+        self.rows(
+            select_jobs!("cancel_requested = 1 AND state IN (?1, ?2)"),
+            params![JobState::Pending.name(), JobState::Running.name()],
+        )
+    }
+
+    /// The daemon has taken up a cancellation request.
+    pub fn mark_cancel_relayed(&self, id: i64) -> Result<()> {
+        self.exec("UPDATE jobs SET cancel_requested = 2 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Cancels a pending job the engine never held.
+    pub fn cancel_pending(&self, id: i64, at_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET state = ?1, end_ms = ?2, reason = ?3 WHERE id = ?4",
+            params![
+                JobState::Cancelled.name(),
+                at_ms,
+                Reason::NONE.to_string(),
+                id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Jobs recorded as running, by id (what a restarted daemon looks at).
+    pub fn running_jobs(&self) -> Result<Vec<JobRow>> {
+        self.rows(select_jobs!("state = ?1"), [JobState::Running.name()])
+    }
+
+    /// One more resize in a job's history.
+    pub fn count_resize(&self, id: i64) -> Result<()> {
+        self.exec("UPDATE jobs SET resizes = resizes + 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The CPU ids and GPU names a job is about to start on, written before its runner starts
+    /// (the runner reads them); forgets the process group of an earlier run.
+    pub fn record_allocation(
+        &self,
+        id: i64,
+        cpu_list: &str,
+        gpu_list: &str,
+        cpus: u32,
+    ) -> Result<Allocated> {
+        self.conn
+            .query_row(
+                "UPDATE jobs SET cpu_list = ?1, gpu_list = ?2, alloc_cpus = ?3, job_pgid = NULL
+                 WHERE id = ?4 RETURNING min_cpus IS NOT NULL, resize_signal",
+                params![cpu_list, gpu_list, cpus, id],
+                |r| {
+                    Ok(Allocated {
+                        elastic: r.get(0)?,
+                        resize_signal: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The runner started for a job: its pid and start time (to recognise it after a restart).
+    pub fn record_runner(&self, id: i64, pid: i32, start: Option<i64>) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET runner_pid = ?1, runner_start = ?2 WHERE id = ?3",
+            params![pid, start, id],
+        )?;
+        Ok(())
+    }
+
+    /// A running job's new CPU ids. Returns its process group if its runner has recorded it:
+    /// written and read in one statement, so of this and the runner's
+    /// [`record_job_group`](Db::record_job_group) the later one sees the other's write.
+    pub fn record_resized(&self, id: i64, cpu_list: &str, cpus: u32) -> Result<Option<i32>> {
+        self.conn
+            .query_row(
+                "UPDATE jobs SET cpu_list = ?1, alloc_cpus = ?2 WHERE id = ?3 RETURNING job_pgid",
+                params![cpu_list, cpus, id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+}

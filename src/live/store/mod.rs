@@ -1,0 +1,219 @@
+//! The SQLite store of live mode, and the only place in the crate that knows SQL: one database
+//! in `$MINI_SLURM_HOME/jobs.db`, in WAL mode so clients read and submit while the daemon
+//! writes. The schema is versioned and migrated forward on open (`schema.rs`).
+//!
+//! Everything else reads and writes through typed calls on [`Db`], grouped by who makes them:
+//! `client.rs` (submit, list, cancel, stats, export), `daemon.rs` (hand-over of pending jobs,
+//! starts, ends, cancellations, allocations) and `runner.rs` (the per-job supervisor's own
+//! records). Values always travel as parameters; the SQL texts are constants.
+
+mod client;
+mod daemon;
+mod row;
+mod runner;
+mod schema;
+
+pub use daemon::Allocated;
+pub use row::{
+    DaemonMeta, DecodeError, JobCounts, JobFilter, JobRow, NewJob, Reason, ReasonCode, RunnerResult,
+};
+pub use schema::SCHEMA_VERSION;
+
+use rusqlite::{Connection, OptionalExtension, Params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// An open database.
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A failed store operation, with the database's path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: {source}")]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: DecodeError,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// `SELECT` of whole job rows; `$where` is a constant condition on parameters.
+macro_rules! select_jobs {
+    ($where:literal) => {
+        concat!(
+            "SELECT ",
+            $crate::live::store::row::job_columns!(),
+            " FROM jobs WHERE ",
+            $where,
+            " ORDER BY id"
+        )
+    };
+}
+use select_jobs;
+
+impl Db {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Db> {
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        schema::migrate(&mut conn).map_err(sqlite)?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The store error of a SQLite error: a row this build cannot decode, or SQLite's own.
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e
+            && let Some(d) = inner.downcast_ref::<DecodeError>()
+        {
+            return StoreError::Decode {
+                path: self.path.clone(),
+                source: d.clone(),
+            };
+        }
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// Job rows of a `select_jobs!` query.
+    fn rows(&self, sql: &str, params: impl Params) -> Result<Vec<JobRow>> {
+        let run = || -> rusqlite::Result<Vec<JobRow>> {
+            let mut st = self.conn.prepare_cached(sql)?;
+            let rows = st.query_map(params, row::job_row)?;
+            rows.collect()
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// One job.
+    pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        self.conn
+            .query_row(select_jobs!("id = ?1"), [id], row::job_row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Runs one statement (a constant text) with its parameters.
+    fn exec(&self, sql: &str, params: impl Params) -> Result<usize> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FinalState, JobState, PendingReason};
+
+    fn job(name: &str) -> NewJob {
+        NewJob {
+            name: name.into(),
+            user: "ann".into(),
+            uid: 1000,
+            gid: 1000,
+            argv: vec!["true".into()],
+            shell: false,
+            cwd: "/".into(),
+            env: vec![("K".into(), "V".into())],
+            cpus: 1,
+            mem_mb: 0,
+            gpus: 0,
+            priority: 0,
+            nice: 0,
+            qos: String::new(),
+            time_limit_ms: None,
+            partition: "all".into(),
+            dependency: String::new(),
+            submit_ms: 5,
+            elastic: None,
+            resize_signal: None,
+        }
+    }
+
+    #[test]
+    fn typed_queries_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        let a = db.insert_jobs(&job("a"), None).unwrap();
+        let tasks = db
+            .insert_jobs(&job("t"), Some((&[1, 2, 3], Some(2))))
+            .unwrap();
+        assert_eq!((a, tasks.len()), (vec![1], 3));
+        assert!(db.exists(1).unwrap() && !db.exists(9).unwrap());
+        let t = db.job(tasks[2]).unwrap().unwrap();
+        assert_eq!((t.array_job_id, t.array_task_id), (Some(2), Some(3)));
+        assert_eq!(
+            (t.state, t.reason.clone()),
+            (JobState::Pending, Reason::NONE)
+        );
+        // The daemon's hand-over: newer than the cursor, or held back before.
+        let ids = |rows: Vec<JobRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(db.pending_arrivals(2, &[1]).unwrap()), [1, 3, 4]);
+        assert_eq!(ids(db.pending_arrivals(4, &[]).unwrap()), [] as [i64; 0]);
+        db.record_start(1, 100).unwrap();
+        db.set_reason(2, &Reason::with(PendingReason::ReqNodeNotAvail, "why"))
+            .unwrap();
+        db.record_end(1, FinalState::Completed, 200, &Reason::NONE)
+            .unwrap();
+        let filter = JobFilter {
+            states: Some(vec![JobState::Pending, JobState::Running]),
+            user: Some("ann".into()),
+        };
+        assert_eq!(ids(db.jobs(&filter).unwrap()), [2, 3, 4]);
+        assert_eq!(
+            db.job(2).unwrap().unwrap().reason.to_string(),
+            "ReqNodeNotAvail (why)"
+        );
+        let none = JobFilter {
+            user: Some("o'brien".into()),
+            ..JobFilter::default()
+        };
+        assert!(db.jobs(&none).unwrap().is_empty());
+        let c = db.job_counts().unwrap();
+        assert_eq!((c.total, c.finished, c.wait_ms, c.run_ms), (4, 1, 95, 100));
+        assert_eq!(
+            c.by_state,
+            [(JobState::Pending, 3), (JobState::Completed, 1)]
+        );
+        assert_eq!(db.job_with_env(1).unwrap().unwrap().env, job("a").env);
+    }
+
+    #[test]
+    fn unknown_state_is_a_decode_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        db.insert_jobs(&job("a"), None).unwrap();
+        db.exec("UPDATE jobs SET state = 'LIMBO'", []).unwrap();
+        let e = db.job(1).unwrap_err().to_string();
+        assert!(e.contains("job 1: unknown state 'LIMBO'"), "{e}");
+    }
+}

@@ -1,0 +1,362 @@
+//! The store's typed rows: a job as stored ([`JobRow`]), a job to insert ([`NewJob`]), the
+//! `reason` column ([`Reason`]), what a runner records ([`RunnerResult`]), the daemon's
+//! key-value state ([`DaemonMeta`]) and the filter of a listing ([`JobFilter`]).
+//!
+//! States and reasons are stored as Slurm's names, as every earlier version wrote them; a text
+//! this build does not know is a [`DecodeError`] naming the job and the column, never a panic.
+
+use crate::model::{JobState, PendingReason};
+use rusqlite::types::Type;
+use std::fmt;
+
+/// A job as stored.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub name: String,
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub argv: Vec<String>,
+    pub shell: bool,
+    pub cwd: String,
+    /// Not loaded with the row (it is large); the runner reads it with its job.
+    #[serde(skip)]
+    pub env: Vec<(String, String)>,
+    pub cpus: u32,
+    pub mem_mb: u64,
+    pub gpus: u32,
+    pub priority: i64,
+    pub nice: i32,
+    pub qos: String,
+    /// Times requeued by preemption.
+    pub restarts: i64,
+    /// Elastic range (both set for an elastic job).
+    pub min_cpus: Option<u32>,
+    pub max_cpus: Option<u32>,
+    /// Signal sent to an elastic job when it is resized (none by default).
+    pub resize_signal: Option<i32>,
+    /// CPUs held now (set when it starts; changes with resizes).
+    pub alloc_cpus: Option<u32>,
+    pub resizes: i64,
+    pub time_limit_ms: Option<i64>,
+    pub partition: String,
+    pub dependency: String,
+    pub array_job_id: Option<i64>,
+    pub array_task_id: Option<i64>,
+    pub array_limit: Option<i64>,
+    #[serde(serialize_with = "state_name")]
+    pub state: JobState,
+    pub reason: Reason,
+    pub submit_ms: i64,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub runner_pid: Option<i32>,
+    pub runner_start: Option<i64>,
+    pub job_pgid: Option<i32>,
+    pub cpu_list: String,
+    pub gpu_list: String,
+    pub user_cpu_ms: Option<i64>,
+    pub sys_cpu_ms: Option<i64>,
+    pub max_rss_kb: Option<i64>,
+    pub oom: bool,
+    pub runner_done: bool,
+    /// 0: none; 1: asked by a client; 2: relayed to the daemon (or done by the client).
+    pub cancel_requested: i64,
+}
+
+fn state_name<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
+}
+
+/// A job to insert.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub name: String,
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub argv: Vec<String>,
+    pub shell: bool,
+    pub cwd: String,
+    pub env: Vec<(String, String)>,
+    pub cpus: u32,
+    pub mem_mb: u64,
+    pub gpus: u32,
+    pub priority: i64,
+    pub nice: i32,
+    pub qos: String,
+    pub time_limit_ms: Option<i64>,
+    pub partition: String,
+    pub dependency: String,
+    pub submit_ms: i64,
+    /// Elastic range, when elastic.
+    pub elastic: Option<(u32, u32)>,
+    pub resize_signal: Option<i32>,
+}
+
+/// The code of a [`Reason`]: a pending reason, or what a finished job's end was put down to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonCode {
+    /// Why a job waits; `None` also for a job that does not (or no longer) wait.
+    Pending(PendingReason),
+    /// A job found ended at a daemon restart had exited non-zero or was killed by a signal.
+    NonZeroExitCode,
+    /// The job's runner ended without recording a result (shown as `NodeFail: why`).
+    NodeFail,
+}
+
+impl ReasonCode {
+    /// Slurm's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReasonCode::Pending(r) => r.name(),
+            ReasonCode::NonZeroExitCode => "NonZeroExitCode",
+            ReasonCode::NodeFail => "NodeFail",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<ReasonCode> {
+        match s {
+            "NonZeroExitCode" => Some(ReasonCode::NonZeroExitCode),
+            "NodeFail" => Some(ReasonCode::NodeFail),
+            _ => PendingReason::from_name(s).map(ReasonCode::Pending),
+        }
+    }
+}
+
+/// The `reason` column: a code and an optional detail, stored as `Code`, `Code (detail)` or,
+/// for [`ReasonCode::NodeFail`], `NodeFail: detail`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub detail: Option<String>,
+}
+
+impl Reason {
+    /// No reason (`None`).
+    pub const NONE: Reason = Reason::pending(PendingReason::None);
+
+    pub const fn pending(r: PendingReason) -> Reason {
+        Reason {
+            code: ReasonCode::Pending(r),
+            detail: None,
+        }
+    }
+    /// A pending reason with its detail, e.g. `ReqNodeNotAvail (why)`.
+    pub fn with(r: PendingReason, detail: impl Into<String>) -> Reason {
+        Reason {
+            code: ReasonCode::Pending(r),
+            detail: Some(detail.into()),
+        }
+    }
+    /// A job whose runner ended without recording how the job ended.
+    pub fn runner_lost() -> Reason {
+        Reason {
+            code: ReasonCode::NodeFail,
+            detail: Some("the job's runner ended without recording it".into()),
+        }
+    }
+    pub fn is_none(&self) -> bool {
+        *self == Reason::NONE
+    }
+    /// The reason of a stored text, `None` for a code this build does not know.
+    pub fn parse(text: &str) -> Option<Reason> {
+        let Some(i) = text.find([' ', ':']) else {
+            return ReasonCode::from_name(text).map(|code| Reason { code, detail: None });
+        };
+        let (name, rest) = text.split_at(i);
+        let detail = rest
+            .strip_prefix(": ")
+            .or_else(|| rest.strip_prefix(" (").and_then(|d| d.strip_suffix(')')))?;
+        Some(Reason {
+            code: ReasonCode::from_name(name)?,
+            detail: Some(detail.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.detail, self.code) {
+            (None, c) => f.write_str(c.name()),
+            (Some(d), ReasonCode::NodeFail) => write!(f, "NodeFail: {d}"),
+            (Some(d), c) => write!(f, "{} ({d})", c.name()),
+        }
+    }
+}
+
+impl serde::Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(self)
+    }
+}
+
+/// What a job's runner records when the job has ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunnerResult {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub end_ms: i64,
+    /// User and system CPU milliseconds and the largest resident set (KiB) of the job.
+    pub usage: Option<(i64, i64, i64)>,
+    /// Killed for exceeding its memory limit.
+    pub oom: bool,
+}
+
+/// The daemon's recorded configuration (the `meta` table); what clients check submissions
+/// against and `stats` shows. Fields not recorded (no daemon ever ran) are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DaemonMeta {
+    pub cpus: Option<u32>,
+    pub mem_mb: Option<u64>,
+    /// GPU names (nvidia-smi indices).
+    pub gpus: Option<Vec<String>>,
+    pub policy: Option<String>,
+    pub pid: Option<u32>,
+    pub started_ms: Option<i64>,
+    /// How memory limits are enforced, in words.
+    pub enforcement: Option<String>,
+}
+
+/// Which jobs a listing returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs in these states (`None`: any).
+    pub states: Option<Vec<JobState>>,
+    /// Only this user's jobs.
+    pub user: Option<String>,
+}
+
+/// Counts and sums over the whole table, for `stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub total: u64,
+    /// Jobs per state, in [`JobState::ALL`]'s order, states without jobs left out.
+    pub by_state: Vec<(JobState, u64)>,
+    /// What running jobs asked for: CPUs, memory (MB), GPUs.
+    pub running: (u64, u64, u64),
+    /// Jobs with a start and an end, and the sums of their waits and run times (ms).
+    pub finished: u64,
+    pub wait_ms: i64,
+    pub run_ms: i64,
+}
+
+/// A stored text this build cannot read.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("job {id}: unknown {column} '{text}' (written by a newer mini-slurm?)")]
+pub struct DecodeError {
+    pub id: i64,
+    pub column: &'static str,
+    pub text: String,
+}
+
+/// The columns of [`JobRow`], in [`job_row`]'s order (the environment is read separately).
+macro_rules! job_columns {
+    () => {
+        "id, name, user, uid, gid, argv, shell, cwd, cpus, mem_mb, gpus, priority, \
+         time_limit_ms, partition, dependency, array_job_id, array_task_id, array_limit, state, \
+         reason, submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, \
+         job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
+         cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
+         resizes"
+    };
+}
+pub(super) use job_columns;
+
+fn decode_error(idx: usize, id: i64, column: &'static str, text: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        Type::Text,
+        Box::new(DecodeError { id, column, text }),
+    )
+}
+
+/// Reads a row selected with [`job_columns`].
+pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    let id: i64 = r.get(0)?;
+    let argv: String = r.get(5)?;
+    let state: String = r.get(18)?;
+    let state = JobState::from_name(&state).ok_or_else(|| decode_error(18, id, "state", state))?;
+    let reason: String = r.get(19)?;
+    let reason = Reason::parse(&reason).ok_or_else(|| decode_error(19, id, "reason", reason))?;
+    Ok(JobRow {
+        id,
+        name: r.get(1)?,
+        user: r.get(2)?,
+        uid: r.get(3)?,
+        gid: r.get(4)?,
+        argv: serde_json::from_str(&argv).unwrap_or_default(),
+        shell: r.get(6)?,
+        cwd: r.get(7)?,
+        env: Vec::new(),
+        cpus: r.get(8)?,
+        mem_mb: r.get::<_, i64>(9)?.max(0) as u64,
+        gpus: r.get(10)?,
+        priority: r.get(11)?,
+        time_limit_ms: r.get(12)?,
+        partition: r.get(13)?,
+        dependency: r.get(14)?,
+        array_job_id: r.get(15)?,
+        array_task_id: r.get(16)?,
+        array_limit: r.get(17)?,
+        state,
+        reason,
+        submit_ms: r.get(20)?,
+        start_ms: r.get(21)?,
+        end_ms: r.get(22)?,
+        exit_code: r.get(23)?,
+        signal: r.get(24)?,
+        runner_pid: r.get(25)?,
+        runner_start: r.get(26)?,
+        job_pgid: r.get(27)?,
+        cpu_list: r.get(28)?,
+        gpu_list: r.get(29)?,
+        user_cpu_ms: r.get(30)?,
+        sys_cpu_ms: r.get(31)?,
+        max_rss_kb: r.get(32)?,
+        oom: r.get(33)?,
+        runner_done: r.get(34)?,
+        cancel_requested: r.get(35)?,
+        nice: r.get(36)?,
+        qos: r.get(37)?,
+        restarts: r.get(38)?,
+        min_cpus: r.get(39)?,
+        max_cpus: r.get(40)?,
+        resize_signal: r.get(41)?,
+        alloc_cpus: r.get(42)?,
+        resizes: r.get(43)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_back_as_written() {
+        for text in [
+            "None",
+            "Dependency",
+            "DependencyNeverSatisfied (job 3 ended FAILED)",
+            "JobArrayTaskLimit",
+            "ReqNodeNotAvail (no set of its nodes holds 9 CPUs (of 8))",
+            "AssocGrpCpuLimit (the job alone exceeds it)",
+            "Requeued",
+            "NonZeroExitCode",
+            "NodeFail: the job's runner ended without recording it",
+        ] {
+            let r = Reason::parse(text).unwrap();
+            assert_eq!(r.to_string(), text);
+        }
+        assert_eq!(
+            Reason::runner_lost(),
+            Reason::parse(&Reason::runner_lost().to_string()).unwrap()
+        );
+        for bad in ["", "Nonsense", "Priority [x]", "Dependency (open"] {
+            assert_eq!(Reason::parse(bad), None, "{bad}");
+        }
+        assert!(Reason::NONE.is_none());
+    }
+}

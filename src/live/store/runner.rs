@@ -1,0 +1,56 @@
+//! Queries a job's runner makes: its job (with the environment), its process group, and the
+//! result it records when the job has ended, which is what makes a daemon crash harmless.
+
+use super::row::{JobRow, RunnerResult};
+use super::{Db, Result};
+use rusqlite::{OptionalExtension, params};
+
+impl Db {
+    /// A job with the environment it was submitted with.
+    pub fn job_with_env(&self, id: i64) -> Result<Option<JobRow>> {
+        let Some(mut job) = self.job(id)? else {
+            return Ok(None);
+        };
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT env FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        job.env = text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Ok(Some(job))
+    }
+
+    /// The job's process group, once started. Returns the job's CPU list as it is now: an
+    /// elastic job resized since the runner read its row is pinned again by the runner (see
+    /// [`record_resized`](Db::record_resized)).
+    pub fn record_job_group(&self, id: i64, pgid: i32) -> Result<String> {
+        self.conn
+            .query_row(
+                "UPDATE jobs SET job_pgid = ?1 WHERE id = ?2 RETURNING cpu_list",
+                params![pgid, id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// How the job ended, as its runner saw it.
+    pub fn record_runner_result(&self, id: i64, r: &RunnerResult) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET exit_code = ?1, signal = ?2, end_ms = ?3, user_cpu_ms = ?4,
+                sys_cpu_ms = ?5, max_rss_kb = ?6, oom = ?7, runner_done = 1 WHERE id = ?8",
+            params![
+                r.exit_code,
+                r.signal,
+                r.end_ms,
+                r.usage.map(|u| u.0),
+                r.usage.map(|u| u.1),
+                r.usage.map(|u| u.2),
+                r.oom,
+                id
+            ],
+        )?;
+        Ok(())
+    }
+}
