@@ -1,10 +1,27 @@
 //! The discrete-event simulator: a virtual clock, a simulated executor that knows each job's
 //! true run time, and an in-memory store fed by a trace — plugged into the shared driver loop.
+//!
+//! [`simulate`] runs one policy over prepared jobs. Above it, as library calls with no
+//! command-line types: [`setup`] (a plain [`Setup`], read and checked once into a [`Prepared`]
+//! workload that runs under any policy), [`options`] (the workload options as flags, for the
+//! command line and experiment files), [`output`] (a run's `jobs.csv` and `summary.json`,
+//! written atomically), [`compare`] (several policies in parallel threads, and their report)
+//! and [`experiment`] (an experiment file's grid of runs, its `results.csv` and report).
 
+pub mod compare;
+mod error;
 pub mod executor;
+pub mod experiment;
+pub mod options;
+pub mod output;
+pub mod parallel;
+pub mod setup;
 pub mod store;
 
+pub use error::SimError;
 pub use executor::{SimExecError, SimExecutor, stretch};
+pub use experiment::{Experiment, ExperimentError};
+pub use setup::{Notice, Prepared, Run, Setup};
 pub use store::{MemStore, MemStoreError, Outcome};
 
 use crate::driver::{self, Clock, DriverError, Observer};
