@@ -13,5 +13,6 @@ mod preempt;
 mod props;
 mod reports;
 mod scenarios;
+mod simlib;
 mod util;
 mod workloads;
