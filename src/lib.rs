@@ -4,24 +4,32 @@
 //! modes:
 //!
 //! - **sim**: a discrete-event simulator replays a workload trace (the Parallel Workloads
-//!   Archive's SWF, or our CSV) on virtual time under a policy and reports per-job records and
-//!   summary metrics;
-//! - **live** (planned): the same engine, with a wall clock and a process executor, runs real
-//!   jobs on this machine.
+//!   Archive's SWF, our CSV, a `sacct` dump or a generated workload) on virtual time under a
+//!   policy and reports per-job records and summary metrics;
+//! - **live**: the same engine, with a wall clock, a process executor and an SQLite store,
+//!   runs real jobs on this machine ([`live`]).
 //!
-//! ## Concepts
+//! ## Concepts, in dependency order
 //!
+//! - [`time`], [`ids`]: integer milliseconds; job ids and interned names.
 //! - [`model`]: what a user asks for ([`model::JobSpec`]) versus what really happens
-//!   ([`model::JobTruth`], simulation only). Policies never see the truth.
-//! - [`engine`]: plain state and `step(now, events) → commands`; no IO, no clock, no
-//!   randomness. An invariant check runs after every step in tests.
-//! - [`policy`]: pure deciders over a read-only view; registered in one list.
-//! - [`driver`]: the single loop over a `Clock`, an `Executor` and a `Store`; [`sim`] provides
-//!   the virtual ones.
-//! - [`trace`]: readers; [`metrics`]: the output schema.
+//!   ([`model::JobTruth`], simulation only); the cluster; job states and pending reasons with
+//!   Slurm's names ([`model::state`]); accounts data. Policies never see the truth.
+//! - [`sched`]: the scheduling interface — everything a policy sees ([`sched::View`]) and
+//!   returns ([`sched::Decisions`]), the usage and limit ledgers, placement and admission.
+//! - [`engine`]: plain state and `step(now, events) → commands`; validates each pass on a
+//!   scratch copy and applies it at once; no IO, no clock, no randomness.
+//! - [`policy`]: pure deciders over a [`sched::View`]; registered in one list.
+//! - [`driver`]: the single loop over a `Clock`, an `Executor` and a `Store`; [`sim`] and
+//!   [`live`] provide the virtual and the real ones.
+//! - [`config`]: `slurm.conf`, `topology.conf` and accounts files; [`trace`]: readers,
+//!   writers, the generator; [`metrics`]: results and the output schema; [`report`]: charts
+//!   and pages.
 //!
-//! Time is an integer number of milliseconds ([`time`]), so simultaneous events are exactly
-//! simultaneous and a simulation is a pure function of its inputs.
+//! `engine` and `policy` both depend on `sched` and never on each other; `tests/it/boundaries.rs`
+//! checks the whole module graph. Time is an integer number of milliseconds ([`time`]), so
+//! simultaneous events are exactly simultaneous and a simulation is a pure function of its
+//! inputs.
 //!
 //! ## Running a simulation or an experiment from Rust
 //!
