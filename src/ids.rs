@@ -60,8 +60,6 @@ impl Hasher for FxHasher {
 
 /// A hash map for lookups, with the deterministic [`FxBuild`] hasher.
 pub type FastMap<K, V> = HashMap<K, V, FxBuild>;
-/// A hash set with the same hasher (lookups only; never iterated in decisions).
-pub type FastSet<K> = std::collections::HashSet<K, FxBuild>;
 
 /// A job's identifier as the user knows it (SWF job number, CSV `id`, live submission id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -73,7 +73,8 @@ impl Engine {
             elastic_jobs: self.elastic_jobs,
         };
         self.policy.schedule(&view, &mut decisions);
-        let mut staged = std::mem::take(&mut self.staged);
+        // Boxed and taken out for the pass (no copy of its buffers per pass).
+        let mut staged = self.staged.take().unwrap_or_default();
         staged.clear(self.pending.len());
         self.scratch.begin(&self.ledger);
         let result = self.validate(now, &decisions, &mut staged);
@@ -82,7 +83,7 @@ impl Engine {
         } else {
             self.scratch.reset();
         }
-        self.staged = staged;
+        self.staged = Some(staged);
         self.decisions = decisions;
         result
     }

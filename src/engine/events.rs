@@ -58,8 +58,6 @@ pub enum Command {
 pub enum EngineError {
     #[error("job {0} ended but is not running")]
     NotRunning(JobId),
-    #[error("job {0} submitted twice")]
-    Duplicate(JobId),
     #[error("job {job} can never run in partition {partition}: {why}")]
     CannotRun {
         job: JobId,

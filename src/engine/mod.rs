@@ -18,7 +18,7 @@ mod ledger;
 
 pub use events::{Command, EngineError, Event};
 
-use crate::ids::{FastMap, FastSet, JobId};
+use crate::ids::{FastMap, JobId};
 use crate::model::{
     AssocConfig, Avail, Cluster, FinalState, JobSpec, PendingReason, PreemptMode, Request, Slice,
 };
@@ -40,7 +40,7 @@ pub struct Engine {
     /// The copy-on-write scratch a pass is validated on.
     scratch: Scratch,
     /// What the current pass will change (kept to reuse its buffers).
-    staged: Staged,
+    staged: Option<Box<Staged>>,
     pending: Vec<PendingJob>,
     running: Vec<RunningJob>,
     /// Decayed usage per user and account, kept when the policy asks for it (fair-share).
@@ -66,8 +66,6 @@ pub struct Engine {
     passes: u64,
     /// Elastic jobs pending or running (the elastic layer's fast path skips passes without).
     elastic_jobs: usize,
-    /// Ids of the jobs pending or running (a second submission of one is refused).
-    active: FastSet<JobId>,
 }
 
 impl Engine {
@@ -86,7 +84,7 @@ impl Engine {
             assoc: None,
             ledger: Ledger::new(&cluster),
             scratch: Scratch::default(),
-            staged: Staged::default(),
+            staged: None,
             cluster,
             placement,
             pending: Vec::new(),
@@ -104,7 +102,6 @@ impl Engine {
             runnable: FastMap::default(),
             passes: 0,
             elastic_jobs: 0,
-            active: FastSet::default(),
         }
     }
 
@@ -202,18 +199,15 @@ impl Engine {
                         u.charge_on(&r.spec, r.usage_cpus, r.usage_from, now);
                     }
                     let elastic = r.spec.elastic.is_some();
-                    let id = r.spec.id;
                     if state == FinalState::Preempted && self.requeue(r, now) {
                         continue;
                     }
-                    self.active.remove(&id);
                     self.elastic_jobs -= usize::from(elastic);
                 }
                 Event::Submitted(spec) => submitted.push(spec),
                 Event::CancelRequested { job } => {
                     if let Some(i) = self.pending.iter().position(|p| p.spec.id == job) {
                         let p = self.pending.remove(i);
-                        self.active.remove(&job);
                         self.elastic_jobs -= usize::from(p.spec.elastic.is_some());
                         out.push(Command::Cancel {
                             job,
@@ -247,9 +241,6 @@ impl Engine {
                 "cannot adopt job {}: {why}",
                 spec.id
             )));
-        }
-        if !self.active.insert(spec.id) {
-            return Err(EngineError::Duplicate(spec.id));
         }
         self.ledger.hold(&alloc, spec.mem_mb.unwrap_or(0));
         let job = RunningJob::new(spec, start, self.next_start_seq, alloc);
@@ -307,9 +298,6 @@ impl Engine {
                     .map_or_else(|| format!("#{}", spec.partition), |p| p.name.clone()),
                 why,
             });
-        }
-        if !self.active.insert(spec.id) {
-            return Err(EngineError::Duplicate(spec.id));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -598,35 +586,6 @@ mod tests {
         );
         assert_eq!(e.running()[0].preempting, Some(PreemptMode::Requeue));
         e.check_invariants().unwrap();
-    }
-
-    #[test]
-    fn a_job_submitted_twice_is_refused() {
-        let (fcfs, _) = crate::policy::build("fcfs").unwrap();
-        let mut e = engine(4, fcfs, "fcfs");
-        let mut out = Vec::new();
-        e.step(
-            Time::ZERO,
-            vec![Event::Submitted(spec(1, 1).into())],
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(
-            e.step(Time(1), vec![Event::Submitted(spec(1, 1).into())], &mut out),
-            Err(EngineError::Duplicate(JobId(1)))
-        );
-        // Once it has ended, the id may come back (a live daemon re-adopting it, say).
-        e.step(
-            Time(2),
-            vec![Event::Ended {
-                job: JobId(1),
-                state: FinalState::Completed,
-            }],
-            &mut out,
-        )
-        .unwrap();
-        e.step(Time(3), vec![Event::Submitted(spec(1, 1).into())], &mut out)
-            .unwrap();
     }
 
     #[test]
