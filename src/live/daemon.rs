@@ -116,6 +116,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),
         enforcement: Some(mem_enforcement().describe()),
+        last_fault: None,
     })?;
     let mut exec = ProcessExecutor::new(
         home.clone(),

@@ -107,10 +107,42 @@ impl Home {
         self.dir.join("daemon.log")
     }
 
-    /// Creates the directory tree and opens the database.
+    /// Creates the directory tree (owner only: 0700) and opens the database (0600: it holds
+    /// every job's environment).
     pub fn open(&self) -> Result<store::Db, LiveError> {
-        std::fs::create_dir_all(self.logs()).map_err(|e| LiveError::io(&self.dir, e))?;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        for d in [&self.dir, &self.logs()] {
+            if !d.is_dir() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(d)
+                    .map_err(|e| LiveError::io(d, e))?;
+            }
+        }
+        if self.legacy.is_some() {
+            // The default home is ours by construction: tighten one an older version made 0755.
+            for d in [&self.dir, &self.logs()] {
+                if let Ok(m) = std::fs::metadata(d)
+                    && m.permissions().mode() & 0o077 != 0
+                {
+                    let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
+                }
+            }
+        }
         let db = store::Db::open(&self.db())?;
+        // SQLite creates files with the process's umask: narrow them to the owner.
+        for f in [
+            self.db(),
+            self.dir.join("jobs.db-wal"),
+            self.dir.join("jobs.db-shm"),
+        ] {
+            if let Ok(m) = std::fs::metadata(&f)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600));
+            }
+        }
         if let Some(home) = &self.legacy {
             // Best effort: the seeds' documents `cat ~/.mini_slurm_logs/job_1.out`.
             for (link, target) in [
@@ -123,6 +155,11 @@ impl Home {
             }
         }
         Ok(db)
+    }
+
+    /// Opens the database if this home has one, creating nothing (read-only commands).
+    pub fn open_existing(&self) -> Result<Option<store::Db>, LiveError> {
+        Ok(store::Db::open_existing(&self.db())?)
     }
 
     /// Wakes the daemon, if one listens (best effort).

@@ -21,7 +21,12 @@ pub(super) fn recover<L: Ledger>(
     exec: &mut ProcessExecutor<L>,
     engine: &mut Engine,
 ) -> Result<(), LiveError> {
-    for row in store.db().running_jobs()? {
+    let (rows, bad) = store.db().started_jobs()?;
+    for b in &bad {
+        eprintln!("mini-slurm: job {}: {}: failing it", b.id, b.why);
+        store.db().fail_bad_row(b, now_ms())?;
+    }
+    for row in rows {
         let alive = row
             .runner_pid
             .is_some_and(|p| same_process_alive(p, row.runner_start));

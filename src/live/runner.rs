@@ -181,7 +181,7 @@ fn build_command(
     let err = std::fs::File::create(&err_path).map_err(|e| LiveError::io(&err_path, e))?;
     let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
     cmd.env_clear()
-        .envs(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .env("MINI_SLURM_JOB_ID", job.id.to_string())
         .env("SLURM_JOB_ID", job.id.to_string())
         .env("MINI_SLURM_JOB_NAME", &job.name)

@@ -811,6 +811,13 @@ fn elastic_job_shrinks_for_a_new_job_and_grows_back() {
         "the allocation file",
     );
     assert_eq!(cpus_allowed(pgid), "0-1");
+    // The job prints what it sees every 50 ms: let it see its grown allocation before it stops.
+    let out_log = l.home().join(format!("logs/job_{el}.out"));
+    wait_for(
+        || std::fs::read_to_string(&out_log).is_ok_and(|s| s.contains("0-1 cpu_list=0-1\n")),
+        10,
+        "the job to see its grown allocation",
+    );
     std::fs::write(l.home().join("stop"), "").unwrap();
     let r = l.wait_state(el, 20);
     assert_eq!((r.state.name(), r.resizes), ("COMPLETED", 2), "{r:?}");

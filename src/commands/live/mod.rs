@@ -24,9 +24,16 @@ fn failed(e: impl Into<anyhow::Error>) -> CliError {
     CliError::Failed(e.into())
 }
 
-/// The client of `$MINI_SLURM_HOME` (creating it if needed).
+/// The client of `$MINI_SLURM_HOME` (creating it if needed): for commands that change
+/// something (`submit`).
 fn client() -> Result<Client, CliError> {
     Client::open(&Home::from_env()).map_err(failed)
+}
+
+/// The client of `$MINI_SLURM_HOME` if it has a database: read-only commands (and `cancel`,
+/// which has nothing to cancel without one) create nothing.
+fn existing_client() -> Result<Option<Client>, CliError> {
+    Client::open_existing(&Home::from_env()).map_err(failed)
 }
 
 /// Slurm's exit code display, `code:signal`.

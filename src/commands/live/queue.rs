@@ -1,6 +1,6 @@
 //! `mini-slurm queue`: the job queue, as `squeue` (or JSON).
 
-use super::{client, exit_code_str, failed, input, secs, time_limit, utc};
+use super::{existing_client, exit_code_str, failed, input, secs, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::client::queue_filter;
@@ -27,7 +27,10 @@ pub struct QueueArgs {
 pub fn run(a: QueueArgs) -> CliResult {
     let filter = queue_filter(a.status.as_deref(), a.user, a.all)
         .map_err(|e| input(anyhow!("--status: {e}")))?;
-    let rows = client()?.queue(&filter).map_err(failed)?;
+    let rows = match existing_client()? {
+        Some(c) => c.queue(&filter).map_err(failed)?,
+        None => Vec::new(),
+    };
     if a.json {
         let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
         println!("{s}");

@@ -1,7 +1,9 @@
 //! `mini-slurm stats`: capacity, usage, enforcement and job metrics.
 
-use super::{client, failed};
+use super::{existing_client, failed};
 use crate::commands::CliResult;
+use mini_slurm::live::Home;
+use mini_slurm::live::client::Stats;
 use mini_slurm::model::parse_mem_mb;
 
 #[derive(clap::Args, Debug)]
@@ -15,8 +17,11 @@ pub struct StatsArgs {
 }
 
 pub fn run(a: StatsArgs) -> CliResult {
-    let c = client()?;
-    let s = c.stats().map_err(failed)?;
+    let home = Home::from_env();
+    let s = match existing_client()? {
+        Some(c) => c.stats().map_err(failed)?,
+        None => Stats::without_database(),
+    };
     let cpus = a.total_cpus.unwrap_or(s.capacity.cpus);
     let mem = a.total_mem.unwrap_or(s.capacity.mem_mb);
     let gpus = s.capacity.gpus;
@@ -33,7 +38,7 @@ pub fn run(a: StatsArgs) -> CliResult {
             .as_ref()
             .map_or(String::new(), |p| format!(", policy {p}"))
     ));
-    out.push_str(&format!("Home: {}\n\n", c.home().dir.display()));
+    out.push_str(&format!("Home: {}\n\n", home.dir.display()));
     out.push_str(&format!("CPUs:    {used_cpus} / {cpus} in use\n"));
     out.push_str(&format!("Memory:  {used_mem} / {mem} MB reserved\n"));
     out.push_str(&format!("GPUs:    {used_gpus} / {gpus} in use\n"));
@@ -44,6 +49,9 @@ pub fn run(a: StatsArgs) -> CliResult {
     out.push_str(&format!("Jobs: {} total\n", s.counts.total));
     for (st, n) in &s.counts.by_state {
         out.push_str(&format!("  {:<14} {n}\n", st.name()));
+    }
+    if let Some(f) = &s.last_fault {
+        out.push_str(&format!("Last database fault: {f}\n"));
     }
     if let Some((wait, run)) = s.means_s() {
         out.push_str(&format!(

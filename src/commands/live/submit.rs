@@ -73,6 +73,19 @@ pub struct SubmitArgs {
     command: Vec<String>,
 }
 
+/// The working directory, which the job runs in; refused (exit 2) if it is not UTF-8, since
+/// the store keeps it as text.
+fn current_dir() -> Result<String, CliError> {
+    let dir = std::env::current_dir()
+        .map_err(|e| failed(anyhow::anyhow!("cannot read the working directory: {e}")))?;
+    dir.to_str().map(String::from).ok_or_else(|| {
+        input(anyhow::anyhow!(
+            "the working directory {} is not valid UTF-8; submit from a directory whose path is",
+            dir.display()
+        ))
+    })
+}
+
 fn submit_error(e: SubmitError) -> CliError {
     match e {
         SubmitError::Invalid(m) => input(anyhow::anyhow!(m)),
@@ -99,11 +112,9 @@ pub fn run(a: SubmitArgs) -> CliResult {
         max_cpus: a.max_cpus,
         resize_signal: a.resize_signal,
         owner: Owner::current(),
-        cwd: std::env::current_dir()
-            .map_err(failed)?
-            .display()
-            .to_string(),
-        env: std::env::vars().collect(),
+        cwd: current_dir()?,
+        // Any bytes: a Unix environment need not be UTF-8, and the job gets it as it was.
+        env: std::env::vars_os().collect(),
     };
     let job = request.validate().map_err(submit_error)?;
     let ids = client()?.submit(&job).map_err(submit_error)?.ids;

@@ -3,7 +3,7 @@
 //! recorded about the processes it started (CPU ids, GPU names, the runner's pid).
 
 use super::row::{DaemonMeta, JobRow, Reason};
-use super::{Db, Result, select_jobs};
+use super::{BadRow, Db, Result, select_jobs};
 use crate::model::{FinalState, JobState};
 use rusqlite::params;
 
@@ -27,6 +27,7 @@ impl Db {
             ("pid", m.pid.map(|v| v.to_string())),
             ("started_ms", m.started_ms.map(|v| v.to_string())),
             ("enforcement", m.enforcement.clone()),
+            ("last_fault", m.last_fault.clone()),
         ];
         for (key, value) in fields {
             if let Some(v) = value {
@@ -41,10 +42,10 @@ impl Db {
     }
 
     /// Pending jobs nobody asked to cancel with an id above `after` (new submissions) or in
-    /// `held` (looked at before and held back), by id.
-    pub fn pending_arrivals(&self, after: i64, held: &[i64]) -> Result<Vec<JobRow>> {
+    /// `held` (looked at before and held back), by id; rows that do not decode apart.
+    pub fn pending_arrivals(&self, after: i64, held: &[i64]) -> Result<(Vec<JobRow>, Vec<BadRow>)> {
         let held = serde_json::to_string(held).unwrap_or_default();
-        self.rows(
+        self.rows_each(
             select_jobs!(
                 "state = ?1 AND cancel_requested = 0
                  AND (id > ?2 OR id IN (SELECT value FROM json_each(?3)))"
@@ -107,37 +108,43 @@ impl Db {
         Ok(())
     }
 
-    /// Pending or running jobs a client asked to cancel, not yet relayed.
-    pub fn cancel_requests(&self) -> Result<Vec<JobRow>> {
-        self.rows(
-            select_jobs!("cancel_requested = 1 AND state IN (?1, ?2)"),
-            params![JobState::Pending.name(), JobState::Running.name()],
+    /// Jobs not over whose cancellation a client asked for, by id; rows that do not decode
+    /// apart. A request stays until the job's end is recorded (the daemon relays it once per
+    /// run and again after a restart), so a crash at any point leaves it done or still asked.
+    pub fn cancel_requests(&self) -> Result<(Vec<JobRow>, Vec<BadRow>)> {
+        self.rows_each(
+            select_jobs!("cancel_requested = 1 AND state IN (?1, ?2, ?3)"),
+            params![
+                JobState::Pending.name(),
+                JobState::Configuring.name(),
+                JobState::Running.name()
+            ],
         )
     }
 
-    /// The daemon has taken up a cancellation request.
-    pub fn mark_cancel_relayed(&self, id: i64) -> Result<()> {
-        self.exec("UPDATE jobs SET cancel_requested = 2 WHERE id = ?1", [id])?;
-        Ok(())
-    }
-
-    /// Cancels a pending job the engine never held.
-    pub fn cancel_pending(&self, id: i64, at_ms: i64) -> Result<()> {
-        self.exec(
-            "UPDATE jobs SET state = ?1, end_ms = ?2, reason = ?3 WHERE id = ?4",
+    /// Cancels a pending job the engine does not hold (one statement: a job that has left
+    /// the queue meanwhile is left alone). Whether it was pending.
+    pub fn cancel_pending(&self, id: i64, at_ms: i64) -> Result<bool> {
+        let n = self.exec(
+            "UPDATE jobs SET state = ?1, end_ms = ?2, reason = ?3 WHERE id = ?4 AND state = ?5",
             params![
                 JobState::Cancelled.name(),
                 at_ms,
                 Reason::NONE.to_string(),
-                id
+                id,
+                JobState::Pending.name()
             ],
         )?;
-        Ok(())
+        Ok(n > 0)
     }
 
-    /// Jobs recorded as running, by id (what a restarted daemon looks at).
-    pub fn running_jobs(&self) -> Result<Vec<JobRow>> {
-        self.rows(select_jobs!("state = ?1"), [JobState::Running.name()])
+    /// Jobs recorded as started (configuring or running), by id: what a restarted daemon
+    /// looks at; rows that do not decode apart.
+    pub fn started_jobs(&self) -> Result<(Vec<JobRow>, Vec<BadRow>)> {
+        self.rows_each(
+            select_jobs!("state IN (?1, ?2)"),
+            params![JobState::Configuring.name(), JobState::Running.name()],
+        )
     }
 
     /// One more resize in a job's history.

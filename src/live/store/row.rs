@@ -7,7 +7,52 @@
 
 use crate::model::{JobState, PendingReason};
 use rusqlite::types::Type;
+use serde_json::Value;
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// A job's environment, as it was submitted: any bytes (Unix environments need not be UTF-8).
+pub type Env = Vec<(OsString, OsString)>;
+
+/// The `env` column: a JSON array of `[name, value]` pairs, each a string when it is UTF-8
+/// (what every earlier version wrote) and an array of byte values otherwise.
+pub fn encode_env(env: &Env) -> String {
+    let part = |s: &OsString| match s.to_str() {
+        Some(t) => Value::String(t.to_string()),
+        None => Value::Array(s.as_bytes().iter().map(|&b| Value::from(b)).collect()),
+    };
+    let pairs: Vec<Value> = env
+        .iter()
+        .map(|(k, v)| Value::Array(vec![part(k), part(v)]))
+        .collect();
+    Value::Array(pairs).to_string()
+}
+
+/// Reads the `env` column back; `None` if it is not what [`encode_env`] writes.
+pub fn decode_env(text: &str) -> Option<Env> {
+    let part = |v: &Value| -> Option<OsString> {
+        match v {
+            Value::String(s) => Some(OsString::from(s)),
+            Value::Array(b) => b
+                .iter()
+                .map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .map(OsString::from_vec),
+            _ => None,
+        }
+    };
+    let Value::Array(pairs) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    pairs
+        .iter()
+        .map(|p| match p.as_array()?.as_slice() {
+            [k, v] => Some((part(k)?, part(v)?)),
+            _ => None,
+        })
+        .collect()
+}
 
 /// A job as stored.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -22,7 +67,7 @@ pub struct JobRow {
     pub cwd: String,
     /// Not loaded with the row (it is large); the runner reads it with its job.
     #[serde(skip)]
-    pub env: Vec<(String, String)>,
+    pub env: Env,
     pub cpus: u32,
     pub mem_mb: u64,
     pub gpus: u32,
@@ -63,7 +108,8 @@ pub struct JobRow {
     pub max_rss_kb: Option<i64>,
     pub oom: bool,
     pub runner_done: bool,
-    /// 0: none; 1: asked by a client; 2: relayed to the daemon (or done by the client).
+    /// 0: none; 1: asked by a client (kept until the job's end is recorded; 2, written by
+    /// versions before 0.1 once the daemon had relayed it, means the same).
     pub cancel_requested: i64,
 }
 
@@ -81,7 +127,7 @@ pub struct NewJob {
     pub argv: Vec<String>,
     pub shell: bool,
     pub cwd: String,
-    pub env: Vec<(String, String)>,
+    pub env: Env,
     pub cpus: u32,
     pub mem_mb: u64,
     pub gpus: u32,
@@ -106,6 +152,9 @@ pub enum ReasonCode {
     NonZeroExitCode,
     /// The job's runner ended without recording a result (shown as `NodeFail: why`).
     NodeFail,
+    /// The job could not be launched: its stored row does not decode (a damaged or
+    /// hand-edited database), so it is failed rather than run with a guessed command.
+    JobLaunchFailure,
 }
 
 impl ReasonCode {
@@ -115,12 +164,14 @@ impl ReasonCode {
             ReasonCode::Pending(r) => r.name(),
             ReasonCode::NonZeroExitCode => "NonZeroExitCode",
             ReasonCode::NodeFail => "NodeFail",
+            ReasonCode::JobLaunchFailure => "JobLaunchFailure",
         }
     }
     pub fn from_name(s: &str) -> Option<ReasonCode> {
         match s {
             "NonZeroExitCode" => Some(ReasonCode::NonZeroExitCode),
             "NodeFail" => Some(ReasonCode::NodeFail),
+            "JobLaunchFailure" => Some(ReasonCode::JobLaunchFailure),
             _ => PendingReason::from_name(s).map(ReasonCode::Pending),
         }
     }
@@ -156,6 +207,13 @@ impl Reason {
         Reason {
             code: ReasonCode::NodeFail,
             detail: Some("the job's runner ended without recording it".into()),
+        }
+    }
+    /// A job whose stored row could not be read.
+    pub fn bad_row(why: impl Into<String>) -> Reason {
+        Reason {
+            code: ReasonCode::JobLaunchFailure,
+            detail: Some(why.into()),
         }
     }
     pub fn is_none(&self) -> bool {
@@ -218,6 +276,8 @@ pub struct DaemonMeta {
     pub started_ms: Option<i64>,
     /// How memory limits are enforced, in words.
     pub enforcement: Option<String>,
+    /// The last fault of the database the daemon recovered from, in words.
+    pub last_fault: Option<String>,
 }
 
 /// Which jobs a listing returns.
@@ -287,7 +347,10 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         user: r.get(2)?,
         uid: r.get(3)?,
         gid: r.get(4)?,
-        argv: serde_json::from_str(&argv).unwrap_or_default(),
+        argv: match serde_json::from_str::<Vec<String>>(&argv) {
+            Ok(a) if !a.is_empty() => a,
+            _ => return Err(decode_error(5, id, "argv", argv)),
+        },
         shell: r.get(6)?,
         cwd: r.get(7)?,
         env: Vec::new(),
@@ -335,6 +398,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn environments_keep_their_bytes() {
+        let env: Env = vec![
+            ("PATH".into(), "/bin".into()),
+            ("LATIN1".into(), OsString::from_vec(vec![b'c', 0xe9])),
+            (OsString::from_vec(vec![0xff]), "".into()),
+        ];
+        let text = encode_env(&env);
+        assert_eq!(decode_env(&text), Some(env));
+        // What earlier versions wrote reads back too.
+        assert_eq!(
+            decode_env(r#"[["K","V"]]"#),
+            Some(vec![("K".into(), "V".into())])
+        );
+        assert_eq!(decode_env("[[1]]"), None);
+        assert_eq!(decode_env("not json"), None);
+    }
+
+    #[test]
     fn reasons_read_back_as_written() {
         for text in [
             "None",
@@ -346,6 +427,7 @@ mod tests {
             "Requeued",
             "NonZeroExitCode",
             "NodeFail: the job's runner ended without recording it",
+            "JobLaunchFailure (cannot decode job 4's argv)",
         ] {
             let r = Reason::parse(text).unwrap();
             assert_eq!(r.to_string(), text);

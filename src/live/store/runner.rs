@@ -2,7 +2,7 @@
 //! result it records when the job has ended, which is what makes a daemon crash harmless.
 
 use super::row::{JobRow, RunnerResult};
-use super::{Db, Result};
+use super::{Db, Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 impl Db {
@@ -16,9 +16,21 @@ impl Db {
             .query_row("SELECT env FROM jobs WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        job.env = text
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        // An environment that does not decode is a damaged row: the job must not run with a
+        // guessed one.
+        job.env = match text.as_deref().map(super::row::decode_env) {
+            Some(Some(env)) => env,
+            _ => {
+                return Err(StoreError::Decode {
+                    path: self.path.clone(),
+                    source: super::DecodeError {
+                        id,
+                        column: "env",
+                        text: text.unwrap_or_default().chars().take(80).collect(),
+                    },
+                });
+            }
+        };
         Ok(Some(job))
     }
 
