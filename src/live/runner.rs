@@ -86,7 +86,9 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
     }
     // The group is recorded, then the CPU list read again: an elastic job resized since this
     // runner read its row is pinned here (the daemon pins it itself once it sees the group).
-    let now_cpus = db.record_job_group(id, pid.as_raw())?;
+    let now_cpus = until_recorded(id, "its process group", || {
+        db.record_job_group(id, pid.as_raw())
+    });
     if now_cpus != job.cpu_list {
         machine::set_group_affinity(pid.as_raw(), &parse_cpu_list(&now_cpus));
     }
@@ -158,7 +160,38 @@ fn record(
         usage,
         oom,
     };
-    Ok(db.record_runner_result(id, &result)?)
+    until_recorded(id, "its result", || db.record_runner_result(id, &result));
+    Ok(())
+}
+
+/// Retries a write the database refuses (locked past its timeout, disk full, an I/O error)
+/// until it lands, with back-off up to 5 s: the runner outlives the fault rather than lose what
+/// only it knows; the daemon sees the job running until then.
+fn until_recorded<T>(
+    id: i64,
+    what: &str,
+    mut write: impl FnMut() -> crate::live::store::Result<T>,
+) -> T {
+    let mut wait = Duration::from_millis(50);
+    let mut told = false;
+    loop {
+        match write() {
+            Ok(v) => {
+                if told {
+                    eprintln!("mini-slurm: job {id}: {what} recorded");
+                }
+                return v;
+            }
+            Err(e) => {
+                if !told {
+                    eprintln!("mini-slurm: job {id}: cannot record {what} yet: {e} (retrying)");
+                    told = true;
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 fn build_command(

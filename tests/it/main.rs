@@ -8,6 +8,8 @@ mod cluster_props;
 mod elastic;
 mod fairshare;
 mod live;
+mod live_faults;
+mod live_util;
 mod pinned;
 mod preempt;
 mod props;

@@ -49,6 +49,16 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How long a statement waits for another connection's lock before it fails with "database is
+/// locked": 30 s, or `$MINI_SLURM_BUSY_TIMEOUT_MS` (the daemon retries what fails, so a short
+/// wait only makes it retry sooner).
+fn busy_timeout() -> Duration {
+    std::env::var("MINI_SLURM_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
+
 /// A stored job whose row does not decode: its id, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadRow {
@@ -92,7 +102,7 @@ impl Db {
             source,
         };
         let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(sqlite)?;
+        conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
