@@ -58,6 +58,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return clap_error(e),
     };
+    if !matches!(cli.command, Command::Scheduler(_) | Command::JobRunner(_)) {
+        // A closed pipe (`mini-slurm policies | head`) ends the command quietly, as it does
+        // any Unix filter, instead of a panic in println!. The daemon and the job runner keep
+        // Rust's default (the error is returned to the writer), as servers should.
+        // SAFETY: called before any other thread exists; resets one signal's disposition.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     let result = match cli.command {
         Command::Sim(a) => commands::sim::run(*a),
         Command::Policies(a) => commands::policies::run(a),
@@ -88,7 +100,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Help and version go to stdout with status 0; usage errors become one line on stderr, status 2.
+/// Help and version go to stdout with status 0; usage errors go to stderr, status 2, as two lines
+/// (see [`usage_error_text`]).
 fn clap_error(e: clap::Error) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -102,14 +115,49 @@ fn clap_error(e: clap::Error) -> ExitCode {
             }
         }
         _ => {
-            let text = e.render().to_string();
-            let first: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            eprintln!("{}", first.join(" "));
+            eprintln!("{}", usage_error_text(&e.render().to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// clap's usage error, compacted: the error with its tip on one line ("did you mean..."), then
+/// the usage line of the command.
+fn usage_error_text(rendered: &str) -> String {
+    let paragraphs: Vec<String> = rendered
+        .split("\n\n")
+        .map(|p| {
+            p.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut first = paragraphs.first().cloned().unwrap_or_default();
+    for p in paragraphs.iter().skip(1) {
+        if let Some(tip) = p.strip_prefix("tip: ") {
+            first.push_str(&format!("; tip: {tip}"));
+        }
+    }
+    match paragraphs.iter().find(|p| p.starts_with("Usage: ")) {
+        Some(usage) => format!("{first}\n{usage} (see --help)"),
+        None => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usage_errors_keep_the_tip_and_the_usage() {
+        let rendered = "error: unexpected argument '--polcy' found\n\n  tip: a similar argument \
+                        exists: '--policy'\n\nUsage: mini-slurm sim --trace <PATH> --policy <SPEC>\n\n\
+                        For more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_error_text(rendered),
+            "error: unexpected argument '--polcy' found; tip: a similar argument exists: '--policy'\n\
+             Usage: mini-slurm sim --trace <PATH> --policy <SPEC> (see --help)"
+        );
     }
 }

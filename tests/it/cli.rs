@@ -19,11 +19,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Exit 2, exactly one line on stderr containing every `needle`.
+/// Exit 2, exactly one error line on stderr containing every `needle` (a usage error adds the
+/// command's usage line).
 fn assert_input_error(o: &Output, needles: &[&str]) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert!(
+        lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("Usage: ")),
+        "one line: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "{n:?} not in {err:?}");
     }
@@ -667,4 +672,49 @@ fn plot_draws_a_metric_against_a_parameter() {
         &summaries[0],
     ]);
     assert_input_error(&o, &["--x no_such.field", "summary.json"]);
+}
+
+/// A mistyped flag is a usage error with clap's suggestion and the command's usage line.
+#[test]
+fn mistyped_flags_get_a_suggestion_and_the_usage() {
+    let o = run(&["sim", "--polcy", "easy", "--trace", "x.swf"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "unexpected argument '--polcy' found; tip: a similar argument exists: '--policy'"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("\nUsage: mini-slurm sim "), "{err}");
+}
+
+/// Output into a closed pipe (`mini-slurm policies | head`) ends the command quietly (SIGPIPE,
+/// as any Unix filter), never with a panic.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["policies"][..],
+        &["policies", "--markdown"],
+        &["queue", "--all", "--json"],
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = bin()
+            .args(args)
+            .env("MINI_SLURM_HOME", tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away before anything is written
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            o.status.signal() == Some(13) || o.status.success(),
+            "{args:?}: {:?} {err}",
+            o.status
+        );
+    }
 }
