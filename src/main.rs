@@ -3,7 +3,7 @@
 mod commands;
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use commands::CliError;
 use std::process::ExitCode;
 
@@ -48,6 +48,10 @@ enum Command {
     Stats(commands::live::stats::StatsArgs),
     /// Write the finished jobs as a CSV trace the simulator replays
     ExportTrace(commands::live::export_trace::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(commands::docs::CompletionsArgs),
+    /// Print the man page, or write one per command with --out DIR
+    Man(commands::docs::ManArgs),
     /// Supervise one job (started by the scheduler)
     #[command(hide = true)]
     JobRunner(commands::live::job_runner::RunnerArgs),
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Command::Cancel(a) => commands::live::cancel::run(a),
         Command::Stats(a) => commands::live::stats::run(a),
         Command::ExportTrace(a) => commands::live::export_trace::run(a),
+        Command::Completions(a) => commands::docs::completions(a, Cli::command()),
+        Command::Man(a) => commands::docs::man(a, Cli::command()),
         Command::JobRunner(a) => commands::live::job_runner::run(a),
     };
     match result {

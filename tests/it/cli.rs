@@ -718,3 +718,34 @@ fn a_closed_pipe_is_not_a_panic() {
         );
     }
 }
+
+/// Shell completions and man pages come from the same definitions as `--help`.
+#[test]
+fn completions_and_man_pages() {
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef mini-slurm"),
+        ("fish", "complete -c mini-slurm"),
+    ] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains(needle) && text.contains("policy"),
+            "{shell}"
+        );
+    }
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+    let o = run(&["man"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH mini-slurm 1"));
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["man", "--out", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sim = std::fs::read_to_string(tmp.path().join("mini-slurm-sim.1")).unwrap();
+    assert!(sim.contains("\\-\\-policy"), "{sim}");
+    assert!(tmp.path().join("mini-slurm-submit.1").exists());
+    assert!(
+        !tmp.path().join("mini-slurm-job-runner.1").exists(),
+        "hidden commands have none"
+    );
+}
