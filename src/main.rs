@@ -142,10 +142,11 @@ fn usage_error_text(rendered: &str) -> String {
         .filter(|p| !p.is_empty())
         .collect();
     let mut first = paragraphs.first().cloned().unwrap_or_default();
-    for p in paragraphs.iter().skip(1) {
-        if let Some(tip) = p.strip_prefix("tip: ") {
-            first.push_str(&format!("; tip: {tip}"));
-        }
+    let tips = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "));
+    for tip in tips {
+        first.push_str(&format!("; tip: {tip}"));
     }
     match paragraphs.iter().find(|p| p.starts_with("Usage: ")) {
         Some(usage) => format!("{first}\n{usage} (see --help)"),

@@ -730,10 +730,7 @@ fn completions_and_man_pages() {
         let o = run(&["completions", shell]);
         assert!(o.status.success(), "{shell}: {}", stderr(&o));
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            text.contains(needle) && text.contains("policy"),
-            "{shell}"
-        );
+        assert!(text.contains(needle) && text.contains("policy"), "{shell}");
     }
     assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
     let o = run(&["man"]);
@@ -747,5 +744,50 @@ fn completions_and_man_pages() {
     assert!(
         !tmp.path().join("mini-slurm-job-runner.1").exists(),
         "hidden commands have none"
+    );
+}
+
+/// A mistyped `submit` option is refused (exit 2, with the suggestion) and nothing is stored;
+/// options after the command belong to the command; `--job-name` is Slurm's name for `-J`.
+#[test]
+fn submit_refuses_unknown_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    let submit = |args: &[&str]| {
+        bin()
+            .arg("submit")
+            .args(args)
+            .env("MINI_SLURM_HOME", &home)
+            .output()
+            .unwrap()
+    };
+    let o = submit(&["--cpu", "2", "echo t"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a similar argument exists: '--cpus'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!home.join("jobs.db").exists(), "nothing stored");
+    let o = submit(&[
+        "--parsable",
+        "--job-name",
+        "train",
+        "python3",
+        "x.py",
+        "--epochs",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q = bin()
+        .args(["queue", "--json"])
+        .env("MINI_SLURM_HOME", &home)
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "train");
+    assert_eq!(
+        rows[0]["argv"],
+        serde_json::json!(["python3", "x.py", "--epochs", "10"])
     );
 }

@@ -46,7 +46,7 @@ pub struct SubmitArgs {
     #[arg(long, short = 'p', value_name = "NAME")]
     partition: Option<String>,
     /// Job name (default: the command's first word)
-    #[arg(long, short = 'J', value_name = "NAME")]
+    #[arg(long, short = 'J', visible_alias = "job-name", value_name = "NAME")]
     name: Option<String>,
     /// Print only the job id
     #[arg(long)]
@@ -64,12 +64,7 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "SIG", value_parser = parse_signal)]
     resize_signal: Option<i32>,
     /// The command: several words run as given; one word with spaces runs under /bin/sh -c
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
