@@ -791,3 +791,54 @@ fn submit_refuses_unknown_options() {
         serde_json::json!(["python3", "x.py", "--epochs", "10"])
     );
 }
+
+/// `queue` prints squeue's default columns, takes squeue's `--format` language, keeps the wide
+/// table under `--long`; `submit` warns when no scheduler runs.
+#[test]
+fn queue_formats_like_squeue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    let cmd = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env("MINI_SLURM_HOME", &home)
+            .output()
+            .unwrap()
+    };
+    let o = cmd(&["submit", "--time", "5", "-J", "train", "--", "sleep", "100"]);
+    assert!(
+        stderr(&o).contains("warning: no scheduler runs for"),
+        "{}",
+        stderr(&o)
+    );
+    cmd(&["submit", "--array", "0-1", "-J", "sweep", "echo t"]);
+    let out = |o: Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let q = out(cmd(&["queue"]));
+    let lines: Vec<&str> = q.lines().collect();
+    assert_eq!(
+        lines[0],
+        "             JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)"
+    );
+    assert!(
+        lines[1].trim_start().starts_with("1 ") && lines[1].ends_with("(Resources)"),
+        "{q}"
+    );
+    assert!(
+        lines[2].trim_start().starts_with("2_0 ") && lines[2].contains(" PD "),
+        "{q}"
+    );
+    assert!(lines.iter().all(|l| l.len() < 100), "compact: {q}");
+    let q = out(cmd(&["queue", "--noheader", "-o", "%i|%j|%T|%l|%C"]));
+    assert_eq!(
+        q,
+        "1|train|PENDING|00:05:00|1\n2_0|sweep|PENDING|UNLIMITED|1\n2_1|sweep|PENDING|UNLIMITED|1\n"
+    );
+    let q = out(cmd(&["queue", "--long"]));
+    assert!(
+        q.starts_with("   JOBID NAME ") && q.contains("MEM(MB)"),
+        "{q}"
+    );
+    let o = cmd(&["queue", "-o", "%z"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--format: unknown field '%z'"));
+}

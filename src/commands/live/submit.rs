@@ -112,7 +112,14 @@ pub fn run(a: SubmitArgs) -> CliResult {
         env: std::env::vars_os().collect(),
     };
     let job = request.validate().map_err(submit_error)?;
-    let ids = client()?.submit(&job).map_err(submit_error)?.ids;
+    let mut c = client()?;
+    let ids = c.submit(&job).map_err(submit_error)?.ids;
+    if !c.home().daemon_running() {
+        eprintln!(
+            "warning: no scheduler runs for {}: the job waits until one starts (mini-slurm scheduler)",
+            c.home().dir.display()
+        );
+    }
     let (Some(&id), Some(&last)) = (ids.first(), ids.last()) else {
         return Err(failed(anyhow::anyhow!("no job was stored")));
     };
