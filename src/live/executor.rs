@@ -1,21 +1,36 @@
 //! The process executor: runs each job on this machine under a `mini-slurm job-runner`.
 //!
-//! On `Start` it picks the job's CPU ids (the lowest free ones) and GPU names, has them
-//! recorded (the runner reads them), starts the runner and a reaper thread blocked in
-//! `waitpid` that wakes the daemon when the runner exits. Time limits and cancellations are a
-//! SIGTERM to the runner (forwarded to the job's group) and a SIGKILL to the group after the
-//! grace period. A resize re-pins an elastic job's threads, rewrites its allocation file and
-//! signals it. A job whose runner survived a daemon restart is adopted and polled.
+//! On `Start` it picks the job's CPUs and GPU names, has them recorded with how the runner is
+//! to supervise the job (the runner reads them), starts the runner and a reaper thread blocked
+//! in `waitpid` that wakes the daemon when the runner exits. A resize re-pins an elastic job's
+//! threads, rewrites its allocation file and signals it. A job whose runner survived a daemon
+//! restart is adopted and polled.
+//!
+//! CPUs: the engine counts CPU *slots* `0..N` (`scheduler --cpus N`); slot `i` runs on the real
+//! CPU id `ids[i mod n]` of the daemon's own affinity mask (`ids`, `n` of them), so a daemon
+//! under `taskset -c 1` or in a cpuset that does not start at 0 pins its jobs to CPUs it may
+//! use, and `--cpus` beyond `n` oversubscribes the real CPUs evenly. A job is given the lowest
+//! free slots whose real CPUs are distinct where it can be. What is recorded (and shown) is the
+//! real ids.
+//!
+//! Limits: the runner enforces the time limit itself (so it holds while the daemon is down);
+//! the executor's deadline is a backstop at limit + grace + [`BACKSTOP_MARGIN`] on the
+//! daemon's monotonic time base. A backstop, a cancellation or a preemption is a SIGTERM to the
+//! runner (which signals every process of the job) and a SIGKILL to the job's group after the
+//! grace period. A runner that ended without recording a result (killed, crashed) may have left
+//! the job running: before its CPUs are given to another job, what is left of the job is
+//! killed ([`contain::kill_remains`]: its cgroups, its process group, its environment marker).
 //!
 //! The executor keeps no database: what it needs written down or read back (the allocation,
 //! the runner's pid, the job's process group, what the runner recorded at the end) goes
 //! through its [`Ledger`], which the daemon implements over the store.
 
-use super::clock::Waker;
+use super::clock::{TimeBase, Waker};
+use super::contain;
 use super::machine::{process_start, same_process_alive, set_group_affinity};
 use super::store::{Allocated, Reason, ReasonCode};
 use super::syntax::cpu_list;
-use super::{Home, LiveError, now_ms};
+use super::{Home, LiveError};
 use crate::driver::{Completion, Executor};
 use crate::engine::Command;
 use crate::ids::JobId;
@@ -50,7 +65,20 @@ pub trait Ledger {
     fn process_group(&self, job: JobId) -> Option<i32>;
     /// What the job's runner recorded when the job ended (`None`: nothing can be read).
     fn runner_report(&self, job: JobId) -> Option<RunnerReport>;
+    /// How `job`'s runner is to supervise it, recorded before the runner starts: the grace
+    /// between SIGTERM and SIGKILL at its time limit, and whether to cap its address space
+    /// (RLIMIT_AS) where no memory cgroup limits it.
+    fn supervision(&mut self, job: JobId, kill_wait: Dur, rlimit_as: bool)
+    -> Result<(), LiveError>;
+    /// The cgroups `job`'s runner made for it, as the runner recorded them.
+    fn job_cgroups(&self, job: JobId) -> Vec<PathBuf>;
+    /// `job`'s processes could not be pinned to their CPUs (recorded for `stats`; best effort).
+    fn pin_failed(&mut self, job: JobId, error: &str);
 }
+
+/// How long after a job's time limit and grace the executor stops a job whose runner has not
+/// (the runner enforces the limit itself; this is the backstop).
+pub const BACKSTOP_MARGIN: Dur = Dur(2000);
 
 /// What a runner recorded about its job's end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +86,8 @@ pub struct RunnerReport {
     /// The runner recorded a result at all.
     pub done: bool,
     pub oom: bool,
+    /// The runner stopped the job at its time limit.
+    pub timeout: bool,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
 }
@@ -72,6 +102,9 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
     if let Some(r) = stop {
         return (r, none());
     }
+    if report.timeout {
+        return (FinalState::Timeout, none());
+    }
     if report.oom {
         return (FinalState::OutOfMemory, none());
     }
@@ -85,12 +118,13 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
 struct Proc {
     runner_pid: i32,
     runner_start: Option<i64>,
-    /// When the time limit expires.
+    /// When the backstop of the time limit expires (limit + grace + margin).
     deadline: Option<Time>,
     /// When to SIGKILL the job's group after SIGTERM.
     kill_at: Option<Time>,
     /// Why the daemon is stopping it (TIMEOUT, CANCELLED).
     reason: Option<FinalState>,
+    /// The CPU slots it holds (see the module header).
     cpus: Vec<usize>,
     /// Not our child (re-adopted after a restart): polled instead of waited for.
     adopted: bool,
@@ -109,8 +143,10 @@ pub struct Adopted {
     pub job: JobId,
     pub runner_pid: i32,
     pub runner_start: Option<i64>,
+    /// The real CPU ids it runs on, as recorded.
     pub cpus: Vec<usize>,
-    /// When its time limit expires.
+    /// When its time limit expires (the executor adds the grace and its margin: the runner
+    /// enforces the limit).
     pub deadline: Option<Time>,
     pub elastic: bool,
     pub resize_signal: Option<i32>,
@@ -132,17 +168,41 @@ fn write_alloc_file(path: &Path, job: JobId, cpus: &[usize], generation: u32) {
     }
 }
 
+/// Slots in the order a job keeps them: the lowest on distinct real CPUs, then the rest,
+/// lowest first.
+fn distinct_first(slots: &[usize], real: impl Fn(usize) -> usize) -> Vec<usize> {
+    let mut sorted = slots.to_vec();
+    sorted.sort_unstable();
+    let mut seen = Vec::new();
+    let (mut first, mut rest) = (Vec::new(), Vec::new());
+    for s in sorted {
+        if seen.contains(&real(s)) {
+            rest.push(s);
+        } else {
+            seen.push(real(s));
+            first.push(s);
+        }
+    }
+    first.extend(rest);
+    first
+}
+
 /// Runs each job under a `job-runner` and learns of its end from a reaper thread.
 pub struct ProcessExecutor<L: Ledger> {
     home: Home,
     ledger: L,
     runner: PathBuf,
     running: BTreeMap<JobId, Proc>,
+    /// Per CPU slot, whether it is free.
     cpu_free: Vec<bool>,
+    /// The real CPU ids slots map to (`ids[slot mod len]`).
+    cpu_ids: Vec<usize>,
     gpu_names: Vec<String>,
     finished: Arc<Mutex<Vec<JobId>>>,
     wake: Waker,
     kill_wait: Dur,
+    time: TimeBase,
+    rlimit_as: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,24 +236,77 @@ impl<L: Ledger> ProcessExecutor<L> {
             runner,
             running: BTreeMap::new(),
             cpu_free: vec![true; node.cpus as usize],
+            cpu_ids: (0..node.cpus as usize).collect(),
             gpu_names,
             finished: Arc::new(Mutex::new(Vec::new())),
             wake,
             kill_wait,
+            time: TimeBase::new(),
+            rlimit_as: false,
         }
     }
 
+    /// The real CPU ids the slots run on (the daemon's affinity mask, [`machine::cpu_ids`]);
+    /// by default slot `i` is CPU `i`.
+    ///
+    /// [`machine::cpu_ids`]: super::machine::cpu_ids
+    pub fn with_cpu_ids(mut self, ids: Vec<usize>) -> Self {
+        if !ids.is_empty() {
+            self.cpu_ids = ids;
+        }
+        self
+    }
+
+    /// The time base of deadlines: the daemon clock's (`WallClock::base`).
+    pub fn with_time_base(mut self, time: TimeBase) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// Runners cap their jobs' address space (`scheduler --rlimit-as`).
+    pub fn with_rlimit_as(mut self, on: bool) -> Self {
+        self.rlimit_as = on;
+        self
+    }
+
+    /// The real CPU id of a slot.
+    fn real(&self, slot: usize) -> usize {
+        self.cpu_ids[slot % self.cpu_ids.len().max(1)]
+    }
+
+    /// The real CPU ids of slots, sorted (a real CPU twice where the job is wider than the
+    /// machine).
+    fn real_ids(&self, slots: &[usize]) -> Vec<usize> {
+        let mut ids: Vec<usize> = slots.iter().map(|&s| self.real(s)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Takes `n` free slots: the lowest ones on distinct real CPUs first, then the lowest.
     fn take_cpus(&mut self, n: u32) -> Vec<usize> {
-        let mut got = Vec::with_capacity(n as usize);
-        for (i, f) in self.cpu_free.iter_mut().enumerate() {
-            if got.len() == n as usize {
-                break;
-            }
-            if *f {
-                *f = false;
-                got.push(i);
+        self.take_cpus_besides(n, &[])
+    }
+
+    /// Takes `n` free slots for a job that already holds `held`, preferring real CPUs it does
+    /// not run on yet.
+    fn take_cpus_besides(&mut self, n: u32, held: &[usize]) -> Vec<usize> {
+        let n = n as usize;
+        let mut got: Vec<usize> = Vec::with_capacity(n);
+        let mut used: Vec<usize> = held.iter().map(|&s| self.real(s)).collect();
+        for distinct in [true, false] {
+            for slot in 0..self.cpu_free.len() {
+                if got.len() == n {
+                    break;
+                }
+                let real = self.real(slot);
+                if self.cpu_free[slot] && !(distinct && used.contains(&real)) {
+                    self.cpu_free[slot] = false;
+                    got.push(slot);
+                    used.push(real);
+                }
             }
         }
+        got.sort_unstable();
         got
     }
 
@@ -214,6 +327,7 @@ impl<L: Ledger> ProcessExecutor<L> {
     ) -> Result<(), ExecError> {
         let cpus_n: u32 = alloc.iter().map(|s| s.cpus).sum();
         let cpus = self.take_cpus(cpus_n);
+        let real = self.real_ids(&cpus);
         let gpus: Vec<String> = alloc
             .iter()
             .flat_map(|s| (0..64).filter(move |b| s.gpu_mask & (1u64 << b) != 0))
@@ -228,9 +342,11 @@ impl<L: Ledger> ProcessExecutor<L> {
         let Allocated {
             elastic,
             resize_signal,
-        } = self.ledger.allocated(job, &cpus, &gpus)?;
+        } = self.ledger.allocated(job, &real, &gpus)?;
+        self.ledger
+            .supervision(job, self.kill_wait, self.rlimit_as)?;
         if elastic {
-            write_alloc_file(&self.home.alloc_file(id), job, &cpus, 0);
+            write_alloc_file(&self.home.alloc_file(id), job, &real, 0);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -263,7 +379,7 @@ impl<L: Ledger> ProcessExecutor<L> {
             Proc {
                 runner_pid: pid,
                 runner_start: start,
-                deadline: limit.map(|l| now + l),
+                deadline: limit.map(|l| now + l + self.kill_wait + BACKSTOP_MARGIN),
                 kill_at: None,
                 reason: None,
                 cpus,
@@ -287,33 +403,47 @@ impl<L: Ledger> ProcessExecutor<L> {
         };
         let n = n as usize;
         let more = if n > have {
-            self.take_cpus((n - have) as u32)
+            let held = self
+                .running
+                .get(&job)
+                .map(|p| p.cpus.clone())
+                .unwrap_or_default();
+            self.take_cpus_besides((n - have) as u32, &held)
         } else {
             Vec::new()
         };
         let Some(p) = self.running.get_mut(&job) else {
             return Ok(());
         };
-        for c in p.cpus.drain(n.min(have)..) {
+        // A shrink keeps the lowest slots on distinct real CPUs and gives back the others.
+        let ids = &self.cpu_ids;
+        let real = |s: usize| ids[s % ids.len().max(1)];
+        let mut order = distinct_first(&p.cpus, real);
+        for c in order.drain(n.min(have)..) {
             if let Some(f) = self.cpu_free.get_mut(c) {
                 *f = true;
             }
         }
-        p.cpus.extend(more);
-        p.cpus.sort_unstable();
+        order.extend(more);
+        order.sort_unstable();
+        p.cpus = order;
         p.generation += 1;
-        let pgid = self.ledger.resized(job, &p.cpus)?;
+        let mut real_ids: Vec<usize> = p.cpus.iter().map(|&s| real(s)).collect();
+        real_ids.sort_unstable();
+        let pgid = self.ledger.resized(job, &real_ids)?;
         // Before the runner recorded the group, the runner applies the new list itself. A job
         // being stopped (time limit, cancellation) keeps its bookkeeping but is not disturbed.
         let pgid = pgid.filter(|&g| g > 0 && p.reason.is_none());
-        if let Some(g) = pgid {
-            set_group_affinity(g, &p.cpus);
+        if let Some(g) = pgid
+            && let Err(e) = set_group_affinity(g, &real_ids)
+        {
+            self.ledger.pin_failed(job, &e);
         }
         if p.elastic {
             write_alloc_file(
                 &self.home.alloc_file(job.0 as i64),
                 job,
-                &p.cpus,
+                &real_ids,
                 p.generation,
             );
         }
@@ -325,11 +455,16 @@ impl<L: Ledger> ProcessExecutor<L> {
         Ok(())
     }
 
-    /// Takes over a job whose runner survived a daemon restart.
+    /// Takes over a job whose runner survived a daemon restart: each recorded real CPU id
+    /// takes the lowest free slot that runs on it (none where all are taken, as when the
+    /// daemon restarts with fewer CPUs).
     pub fn adopt(&mut self, a: Adopted) {
+        let mut slots = Vec::with_capacity(a.cpus.len());
         for &c in &a.cpus {
-            if let Some(f) = self.cpu_free.get_mut(c) {
-                *f = false;
+            let slot = (0..self.cpu_free.len()).find(|&s| self.cpu_free[s] && self.real(s) == c);
+            if let Some(s) = slot {
+                self.cpu_free[s] = false;
+                slots.push(s);
             }
         }
         self.running.insert(
@@ -337,10 +472,10 @@ impl<L: Ledger> ProcessExecutor<L> {
             Proc {
                 runner_pid: a.runner_pid,
                 runner_start: a.runner_start,
-                deadline: a.deadline,
+                deadline: a.deadline.map(|d| d + self.kill_wait + BACKSTOP_MARGIN),
                 kill_at: None,
                 reason: None,
-                cpus: a.cpus,
+                cpus: slots,
                 adopted: true,
                 preempt: None,
                 elastic: a.elastic,
@@ -348,6 +483,17 @@ impl<L: Ledger> ProcessExecutor<L> {
                 generation: a.generation,
             },
         );
+    }
+
+    /// Kills what is left of `job` whose runner ended without recording a result (also at a
+    /// restart that finds it so): its cgroups, its process group, its environment marker.
+    pub fn kill_remains(&self, job: JobId) {
+        let pgid = self.ledger.process_group(job);
+        let cgroups = self.ledger.job_cgroups(job);
+        let n = contain::kill_remains(&self.home.dir, job.0 as i64, pgid, &cgroups);
+        if n > 0 {
+            eprintln!("mini-slurm: job {job}: its runner died; killed {n} processes left of it");
+        }
     }
 
     /// SIGTERM to the runner (forwarded to the job's group), SIGKILL to the group later.
@@ -424,12 +570,18 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
             let Some(p) = self.running.remove(&job) else {
                 continue;
             };
+            let report = self.ledger.runner_report(job);
+            // A runner that recorded no result may have died with the job still running: what
+            // is left of it goes before its CPUs go to another job.
+            if !report.is_some_and(|r| r.done) {
+                self.kill_remains(job);
+            }
             for c in &p.cpus {
                 if let Some(f) = self.cpu_free.get_mut(*c) {
                     *f = true;
                 }
             }
-            let state = match self.ledger.runner_report(job) {
+            let state = match report {
                 Some(report) => outcome(&report, p.reason).0,
                 None => FinalState::Failed,
             };
@@ -443,7 +595,7 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
     }
 
     fn next_completion(&self) -> Option<Time> {
-        let now = Time(now_ms());
+        let now = self.time.now();
         self.running
             .values()
             .flat_map(|p| {
@@ -487,5 +639,115 @@ mod tests {
             ..failed
         };
         assert_eq!(outcome(&oom, None).0, FinalState::OutOfMemory);
+        // The runner stopped it at its time limit (the daemon may have been down).
+        let timed_out = RunnerReport {
+            timeout: true,
+            signal: Some(15),
+            ..done
+        };
+        assert_eq!(outcome(&timed_out, None).0, FinalState::Timeout);
+        assert_eq!(
+            outcome(&timed_out, Some(FinalState::Cancelled)).0,
+            FinalState::Cancelled
+        );
+    }
+
+    /// A ledger that records nothing.
+    struct NoLedger;
+
+    impl Ledger for NoLedger {
+        fn allocated(
+            &mut self,
+            _: JobId,
+            _: &[usize],
+            _: &[String],
+        ) -> Result<Allocated, LiveError> {
+            Ok(Allocated {
+                elastic: false,
+                resize_signal: None,
+            })
+        }
+        fn runner_started(&mut self, _: JobId, _: i32, _: Option<i64>) -> Result<(), LiveError> {
+            Ok(())
+        }
+        fn resized(&mut self, _: JobId, _: &[usize]) -> Result<Option<i32>, LiveError> {
+            Ok(None)
+        }
+        fn process_group(&self, _: JobId) -> Option<i32> {
+            None
+        }
+        fn runner_report(&self, _: JobId) -> Option<RunnerReport> {
+            None
+        }
+        fn supervision(&mut self, _: JobId, _: Dur, _: bool) -> Result<(), LiveError> {
+            Ok(())
+        }
+        fn job_cgroups(&self, _: JobId) -> Vec<PathBuf> {
+            Vec::new()
+        }
+        fn pin_failed(&mut self, _: JobId, _: &str) {}
+    }
+
+    fn executor(slots: u32, ids: &[usize]) -> ProcessExecutor<NoLedger> {
+        let node = Node {
+            name: "n".into(),
+            cpus: slots,
+            mem_mb: 0,
+            gpus: 0,
+        };
+        let (tx, _rx) = std::sync::mpsc::channel();
+        ProcessExecutor::new(
+            Home::at("/nonexistent"),
+            NoLedger,
+            PathBuf::from("/bin/false"),
+            &node,
+            Vec::new(),
+            tx,
+            Dur(0),
+        )
+        .with_cpu_ids(ids.to_vec())
+    }
+
+    #[test]
+    fn slots_run_on_the_daemons_cpu_ids() {
+        // A daemon under `taskset -c 1`: one slot, on CPU 1.
+        let mut e = executor(1, &[1]);
+        let s = e.take_cpus(1);
+        assert_eq!(e.real_ids(&s), [1]);
+        // Four slots on CPUs 2 and 5: one-CPU jobs alternate between them.
+        let mut e = executor(4, &[2, 5]);
+        let got: Vec<Vec<usize>> = (0..4).map(|_| e.take_cpus(1)).collect();
+        let real: Vec<Vec<usize>> = got.iter().map(|s| e.real_ids(s)).collect();
+        assert_eq!(real, [[2], [5], [2], [5]]);
+        // Slots 0 and 2 free (both on CPU 2) and 3 (CPU 5): a two-CPU job takes distinct CPUs.
+        for s in [0, 2] {
+            e.cpu_free[s] = true;
+        }
+        e.cpu_free[3] = true;
+        let s = e.take_cpus(2);
+        assert_eq!((s.clone(), e.real_ids(&s)), (vec![0, 3], vec![2, 5]));
+        // Wider than the machine: a CPU twice, listed once.
+        let mut e = executor(4, &[2, 5]);
+        let s = e.take_cpus(3);
+        assert_eq!(e.real_ids(&s), [2, 2, 5]);
+        assert_eq!(cpu_list(&e.real_ids(&s)), "2,5");
+        // An adopted job takes back the slots of its recorded real ids.
+        let mut e = executor(4, &[2, 5]);
+        e.adopt(Adopted {
+            job: JobId(1),
+            runner_pid: 0,
+            runner_start: None,
+            cpus: vec![5],
+            deadline: None,
+            elastic: false,
+            resize_signal: None,
+            generation: 0,
+        });
+        assert_eq!(e.cpu_free, [true, false, true, true]);
+        assert_eq!(
+            distinct_first(&[0, 1, 2, 3], |s| [2, 5][s % 2]),
+            [0, 1, 2, 3]
+        );
+        assert_eq!(distinct_first(&[0, 2, 3], |s| [2, 5][s % 2]), [0, 3, 2]);
     }
 }

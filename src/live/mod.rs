@@ -21,7 +21,8 @@
 //!   executor's ledger.
 //! - [`daemon`]: `run(config)`, the wiring; `recovery.rs`: what a restarted daemon does with
 //!   the jobs recorded running.
-//! - [`runner`]: the per-job supervisor; [`machine`]: what this machine offers;
+//! - [`runner`]: the per-job supervisor; [`contain`]: how a job's processes are kept together
+//!   and all killed at its end; [`machine`]: what this machine offers;
 //!   [`syntax`]: dependencies, arrays, CPU lists, signals.
 //!
 //! Lifecycle of a job: a client inserts it PENDING and wakes the daemon; the store hands it to
@@ -39,6 +40,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod contain;
 pub mod daemon;
 pub mod executor;
 pub mod machine;

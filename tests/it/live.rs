@@ -240,7 +240,7 @@ fn time_limit_gives_timeout() {
 }
 
 /// A memory hog is killed and reported OUT_OF_MEMORY, whichever enforcement the machine
-/// allows (a memory cgroup where root may create one, else RSS polling); the fallback is
+/// allows (a memory cgroup where root may create one, else PSS polling); the fallback is
 /// exercised everywhere by disabling cgroups.
 #[test]
 fn memory_hog_is_killed_as_out_of_memory() {
@@ -269,7 +269,7 @@ fn memory_hog_is_killed_as_out_of_memory() {
         if !env.is_empty() {
             let out = l.cmd(&["stats"]);
             let stats = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(stats.contains("RSS polling"), "{stats}");
+            assert!(stats.contains("PSS polling"), "{stats}");
         }
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! Everything else reads and writes through typed calls on [`Db`], grouped by who makes them:
 //! `client.rs` (submit, list, cancel, stats, export), `daemon.rs` (hand-over of pending jobs,
-//! starts, ends, cancellations, allocations) and `runner.rs` (the per-job supervisor's own
-//! records). Values always travel as parameters; the SQL texts are constants.
+//! starts, ends, cancellations, allocations), `runner.rs` (the per-job supervisor's own
+//! records) and `contain.rs` (what containment and pinning record, for all three). Values always travel as parameters; the SQL texts are constants.
 
 mod client;
+mod contain;
 mod daemon;
 mod row;
 mod runner;
@@ -15,7 +16,8 @@ mod schema;
 
 pub use daemon::Allocated;
 pub use row::{
-    DaemonMeta, DecodeError, JobCounts, JobFilter, JobRow, NewJob, Reason, ReasonCode, RunnerResult,
+    ContainStats, DaemonMeta, DecodeError, JobCounts, JobFilter, JobRow, NewJob, Reason,
+    ReasonCode, RunnerResult,
 };
 pub use schema::SCHEMA_VERSION;
 
