@@ -6,24 +6,25 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mini-slurm");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mini-slurm");
 
-struct Live {
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
+/// A temporary home and the daemon started on it (stopped when dropped).
+pub(crate) struct Live {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) daemon: Option<Child>,
 }
 
 impl Live {
-    fn new() -> Live {
+    pub(crate) fn new() -> Live {
         Live {
             dir: tempfile::tempdir().unwrap(),
             daemon: None,
         }
     }
-    fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         self.dir.path()
     }
-    fn cmd(&self, args: &[&str]) -> Output {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
             .env("MINI_SLURM_HOME", self.home())
@@ -32,7 +33,7 @@ impl Live {
             .unwrap()
     }
     /// Submits and returns the job id.
-    fn submit(&self, args: &[&str]) -> i64 {
+    pub(crate) fn submit(&self, args: &[&str]) -> i64 {
         let mut a = vec!["submit", "--parsable"];
         a.extend_from_slice(args);
         let o = self.cmd(&a);
@@ -43,10 +44,10 @@ impl Live {
         );
         String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
     }
-    fn start(&mut self, args: &[&str]) {
+    pub(crate) fn start(&mut self, args: &[&str]) {
         self.start_with(args, &[]);
     }
-    fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
+    pub(crate) fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         let mut a = vec!["scheduler", "--poll-interval", "0.2", "--kill-wait", "1"];
         a.extend_from_slice(args);
         let child = Command::new(BIN)
@@ -61,7 +62,7 @@ impl Live {
         let h = Home::at(self.home());
         wait_for(|| h.daemon_running(), 10, "daemon start");
     }
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut d) = self.daemon.take() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(d.id() as i32),
@@ -70,13 +71,13 @@ impl Live {
             let _ = d.wait();
         }
     }
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
             let _ = d.wait();
         }
     }
-    fn db(&self) -> Db {
+    pub(crate) fn db(&self) -> Db {
         Db::open(&Home::at(self.home()).db()).unwrap()
     }
     fn array_tasks(&self) -> Vec<JobRow> {
@@ -85,10 +86,10 @@ impl Live {
             .filter(|r| r.array_job_id.is_some())
             .collect()
     }
-    fn job(&self, id: i64) -> JobRow {
+    pub(crate) fn job(&self, id: i64) -> JobRow {
         self.db().job(id).unwrap().unwrap()
     }
-    fn wait_state(&self, id: i64, secs: u64) -> JobRow {
+    pub(crate) fn wait_state(&self, id: i64, secs: u64) -> JobRow {
         wait_for(
             || !matches!(self.job(id).state.name(), "PENDING" | "RUNNING"),
             secs,
@@ -120,7 +121,7 @@ fn assert_completed_in_order(l: &Live, ids: &[i64], what: &str) {
     );
 }
 
-fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
+pub(crate) fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
     let t = Instant::now();
     while !f() {
         assert!(
@@ -724,7 +725,7 @@ fn qos_levels_order_live_jobs() {
 }
 
 /// The CPUs a process may run on, from /proc (e.g. `0-1`).
-fn cpus_allowed(pid: i32) -> String {
+pub(crate) fn cpus_allowed(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()

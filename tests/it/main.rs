@@ -8,6 +8,7 @@ mod cluster_props;
 mod elastic;
 mod fairshare;
 mod live;
+mod live_contain;
 mod pinned;
 mod preempt;
 mod props;
