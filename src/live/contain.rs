@@ -75,6 +75,16 @@ impl Containment {
     }
 }
 
+/// Where a job's tracking cgroup may go, in order of preference: our own cgroup v2, then our
+/// own cgroup in the v1 `pids`, `memory` and `freezer` hierarchies (`true`: v2).
+fn tracking_bases(cg: &Cgroups) -> Vec<(PathBuf, bool)> {
+    let mut out: Vec<(PathBuf, bool)> = cg.v2_dir().map(|d| (d, true)).into_iter().collect();
+    for ctrl in ["pids", "memory", "freezer"] {
+        out.extend(cg.v1_dir(ctrl).map(|d| (d, false)));
+    }
+    out
+}
+
 /// How this process can contain a job: a cgroup v2 it may create children of, else a
 /// writable cgroup v1 hierarchy, else the subreaper alone. `MINI_SLURM_NO_CGROUP=1` forces the
 /// last.
@@ -84,41 +94,26 @@ pub fn containment() -> Containment {
             why: "disabled by MINI_SLURM_NO_CGROUP=1".into(),
         };
     }
-    let cg = Cgroups::read();
+    let bases = tracking_bases(&Cgroups::read());
     let mut why = Vec::new();
-    match cg.v2_dir() {
-        Some(base) => match probe_v2(&base) {
-            Ok(kill) => return Containment::CgroupV2 { base, kill },
-            Err(e) => why.push(e),
-        },
-        None => why.push("no cgroup v2 hierarchy".to_string()),
-    }
-    let mut v1 = false;
-    for ctrl in ["pids", "memory", "freezer"] {
-        if let Some(base) = cg.v1_dir(ctrl) {
-            v1 = true;
-            match can_create_under(&base) {
-                Ok(()) => return Containment::CgroupV1 { base },
-                Err(e) => why.push(e),
+    for (base, v2) in &bases {
+        match can_create_under(base) {
+            Ok(kill) if *v2 => {
+                return Containment::CgroupV2 {
+                    base: base.clone(),
+                    kill,
+                };
             }
+            Ok(_) => return Containment::CgroupV1 { base: base.clone() },
+            Err(e) => why.push(e),
         }
     }
-    if !v1 {
-        why.push("no cgroup v1 pids, memory or freezer hierarchy".to_string());
+    if bases.is_empty() {
+        why.push("no cgroup v2, nor v1 pids, memory or freezer hierarchy".to_string());
     }
     Containment::Subreaper {
         why: why.join("; "),
     }
-}
-
-/// Whether a child cgroup can be created under `base` (v2), and whether it has `cgroup.kill`.
-fn probe_v2(base: &Path) -> Result<bool, String> {
-    let probe = base.join(format!("mini_slurm_probe_{}", std::process::id()));
-    std::fs::create_dir(&probe)
-        .map_err(|e| format!("cannot create cgroups in {}: {e}", base.display()))?;
-    let kill = probe.join("cgroup.kill").exists();
-    let _ = std::fs::remove_dir(&probe);
-    Ok(kill)
 }
 
 /// A cgroup the job joins between fork and exec.
@@ -149,17 +144,17 @@ impl JobContainer {
         let memory = (mem_bytes > 0)
             .then(|| JobCgroup::create(&machine::mem_enforcement(), job, mem_bytes))
             .flatten();
-        let tracking = match containment() {
-            Containment::CgroupV2 { base, .. } | Containment::CgroupV1 { base } => {
-                let dir = base.join(cgroup_name(job, runner));
-                if memory.as_ref().is_some_and(|m| m.dir == dir) {
-                    Some(dir)
-                } else {
-                    std::fs::create_dir(&dir).ok().map(|()| dir)
-                }
-            }
-            Containment::Subreaper { .. } => None,
+        // The first base where the cgroup can be made ([`containment`] without its probe).
+        let bases = match machine::cgroups_disabled() {
+            true => Vec::new(),
+            false => tracking_bases(&Cgroups::read()),
         };
+        let tracking = bases.into_iter().find_map(|(base, _)| {
+            let dir = base.join(cgroup_name(job, runner));
+            let made =
+                memory.as_ref().is_some_and(|m| m.dir == dir) || std::fs::create_dir(&dir).is_ok();
+            made.then_some(dir)
+        });
         JobContainer {
             runner: runner as i32,
             tracking,
@@ -303,8 +298,38 @@ fn reap_children() {
     }
 }
 
-/// The descendants of process `root` (from /proc, zombies included), in no useful order.
+/// The descendants of process `root` (zombies included), in no useful order: from the
+/// `children` files of each process's threads (`/proc/PID/task/TID/children`), where the
+/// kernel has them, else from a scan of every process's parent. Processes forked or re-parented
+/// during the walk may be missed; callers that must find everything walk again.
 pub fn descendants(root: i32) -> Vec<i32> {
+    if !Path::new(&format!("/proc/{root}/task/{root}/children")).exists() {
+        return descendants_by_scan(root);
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                if c != root && !out.contains(&c) {
+                    out.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`descendants`] from a scan of every process's parent.
+fn descendants_by_scan(root: i32) -> Vec<i32> {
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     each_process(|pid, f| {
         if let Some(ppid) = f.get(1).and_then(|p| p.parse::<i32>().ok()) {
@@ -453,11 +478,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(d.len(), 2, "the shell and its sleep: {d:?}");
+        let mut scanned = descendants_by_scan(std::process::id() as i32);
+        scanned.retain(|p| d.contains(p));
+        scanned.sort_unstable();
         assert!(pss_kb(pid) > 0);
         let mut marked = marked_processes(home.path(), 424242);
         marked.sort_unstable();
         d.sort_unstable();
         assert_eq!(marked, d);
+        assert_eq!(scanned, d);
         assert!(marked_processes(home.path(), 42424).is_empty());
         let n = kill_remains(home.path(), 424242, None, &[]);
         assert_eq!(n, 2);

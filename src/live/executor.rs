@@ -6,12 +6,8 @@
 //! threads, rewrites its allocation file and signals it. A job whose runner survived a daemon
 //! restart is adopted and polled.
 //!
-//! CPUs: the engine counts CPU *slots* `0..N` (`scheduler --cpus N`); slot `i` runs on the real
-//! CPU id `ids[i mod n]` of the daemon's own affinity mask (`ids`, `n` of them), so a daemon
-//! under `taskset -c 1` or in a cpuset that does not start at 0 pins its jobs to CPUs it may
-//! use, and `--cpus` beyond `n` oversubscribes the real CPUs evenly. A job is given the lowest
-//! free slots whose real CPUs are distinct where it can be. What is recorded (and shown) is the
-//! real ids.
+//! CPUs: the executor hands out CPU slots, each on a real CPU id of the daemon's own affinity
+//! mask ([`CpuSlots`]); what is recorded (and shown) is the real ids.
 //!
 //! Limits: the runner enforces the time limit itself (so it holds while the daemon is down);
 //! the executor's deadline is a backstop at limit + grace + [`BACKSTOP_MARGIN`] on the
@@ -28,6 +24,7 @@
 use super::clock::{TimeBase, Waker};
 use super::contain;
 use super::machine::{process_start, same_process_alive, set_group_affinity};
+use super::slots::CpuSlots;
 use super::store::{Allocated, Reason, ReasonCode};
 use super::syntax::cpu_list;
 use super::{Home, LiveError};
@@ -168,35 +165,13 @@ fn write_alloc_file(path: &Path, job: JobId, cpus: &[usize], generation: u32) {
     }
 }
 
-/// Slots in the order a job keeps them: the lowest on distinct real CPUs, then the rest,
-/// lowest first.
-fn distinct_first(slots: &[usize], real: impl Fn(usize) -> usize) -> Vec<usize> {
-    let mut sorted = slots.to_vec();
-    sorted.sort_unstable();
-    let mut seen = Vec::new();
-    let (mut first, mut rest) = (Vec::new(), Vec::new());
-    for s in sorted {
-        if seen.contains(&real(s)) {
-            rest.push(s);
-        } else {
-            seen.push(real(s));
-            first.push(s);
-        }
-    }
-    first.extend(rest);
-    first
-}
-
 /// Runs each job under a `job-runner` and learns of its end from a reaper thread.
 pub struct ProcessExecutor<L: Ledger> {
     home: Home,
     ledger: L,
     runner: PathBuf,
     running: BTreeMap<JobId, Proc>,
-    /// Per CPU slot, whether it is free.
-    cpu_free: Vec<bool>,
-    /// The real CPU ids slots map to (`ids[slot mod len]`).
-    cpu_ids: Vec<usize>,
+    cpus: CpuSlots,
     gpu_names: Vec<String>,
     finished: Arc<Mutex<Vec<JobId>>>,
     wake: Waker,
@@ -235,8 +210,7 @@ impl<L: Ledger> ProcessExecutor<L> {
             ledger,
             runner,
             running: BTreeMap::new(),
-            cpu_free: vec![true; node.cpus as usize],
-            cpu_ids: (0..node.cpus as usize).collect(),
+            cpus: CpuSlots::new(node.cpus as usize),
             gpu_names,
             finished: Arc::new(Mutex::new(Vec::new())),
             wake,
@@ -251,9 +225,7 @@ impl<L: Ledger> ProcessExecutor<L> {
     ///
     /// [`machine::cpu_ids`]: super::machine::cpu_ids
     pub fn with_cpu_ids(mut self, ids: Vec<usize>) -> Self {
-        if !ids.is_empty() {
-            self.cpu_ids = ids;
-        }
+        self.cpus.set_ids(ids);
         self
     }
 
@@ -267,47 +239,6 @@ impl<L: Ledger> ProcessExecutor<L> {
     pub fn with_rlimit_as(mut self, on: bool) -> Self {
         self.rlimit_as = on;
         self
-    }
-
-    /// The real CPU id of a slot.
-    fn real(&self, slot: usize) -> usize {
-        self.cpu_ids[slot % self.cpu_ids.len().max(1)]
-    }
-
-    /// The real CPU ids of slots, sorted (a real CPU twice where the job is wider than the
-    /// machine).
-    fn real_ids(&self, slots: &[usize]) -> Vec<usize> {
-        let mut ids: Vec<usize> = slots.iter().map(|&s| self.real(s)).collect();
-        ids.sort_unstable();
-        ids
-    }
-
-    /// Takes `n` free slots: the lowest ones on distinct real CPUs first, then the lowest.
-    fn take_cpus(&mut self, n: u32) -> Vec<usize> {
-        self.take_cpus_besides(n, &[])
-    }
-
-    /// Takes `n` free slots for a job that already holds `held`, preferring real CPUs it does
-    /// not run on yet.
-    fn take_cpus_besides(&mut self, n: u32, held: &[usize]) -> Vec<usize> {
-        let n = n as usize;
-        let mut got: Vec<usize> = Vec::with_capacity(n);
-        let mut used: Vec<usize> = held.iter().map(|&s| self.real(s)).collect();
-        for distinct in [true, false] {
-            for slot in 0..self.cpu_free.len() {
-                if got.len() == n {
-                    break;
-                }
-                let real = self.real(slot);
-                if self.cpu_free[slot] && !(distinct && used.contains(&real)) {
-                    self.cpu_free[slot] = false;
-                    got.push(slot);
-                    used.push(real);
-                }
-            }
-        }
-        got.sort_unstable();
-        got
     }
 
     /// The GPU mask of a recorded GPU list (names as this executor hands them out).
@@ -326,8 +257,8 @@ impl<L: Ledger> ProcessExecutor<L> {
         limit: Option<Dur>,
     ) -> Result<(), ExecError> {
         let cpus_n: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let cpus = self.take_cpus(cpus_n);
-        let real = self.real_ids(&cpus);
+        let cpus = self.cpus.take(cpus_n as usize, &[]);
+        let real = self.cpus.real_ids(&cpus);
         let gpus: Vec<String> = alloc
             .iter()
             .flat_map(|s| (0..64).filter(move |b| s.gpu_mask & (1u64 << b) != 0))
@@ -393,43 +324,25 @@ impl<L: Ledger> ProcessExecutor<L> {
         Ok(())
     }
 
-    /// Resizes a running elastic job to `n` CPUs: a shrink gives back its highest CPU ids, a
-    /// growth takes the lowest free ones. The ledger learns the new CPU list first, then
-    /// every thread of the job is pinned to it, the allocation file is rewritten and the
-    /// job's signal (if it asked for one) is sent to its main process.
+    /// Resizes a running elastic job to `n` CPUs: a shrink keeps its lowest slots on distinct
+    /// real CPUs, a growth takes the lowest free ones on CPUs it does not run on yet
+    /// ([`CpuSlots`]). The ledger learns the new CPU list first, then every thread of the job
+    /// is pinned to it, the allocation file is rewritten and the job's signal (if it asked for
+    /// one) is sent to its main process.
     fn resize(&mut self, job: JobId, n: u32) -> Result<(), ExecError> {
-        let Some(have) = self.running.get(&job).map(|p| p.cpus.len()) else {
-            return Ok(());
-        };
-        let n = n as usize;
-        let more = if n > have {
-            let held = self
-                .running
-                .get(&job)
-                .map(|p| p.cpus.clone())
-                .unwrap_or_default();
-            self.take_cpus_besides((n - have) as u32, &held)
-        } else {
-            Vec::new()
-        };
         let Some(p) = self.running.get_mut(&job) else {
             return Ok(());
         };
-        // A shrink keeps the lowest slots on distinct real CPUs and gives back the others.
-        let ids = &self.cpu_ids;
-        let real = |s: usize| ids[s % ids.len().max(1)];
-        let mut order = distinct_first(&p.cpus, real);
-        for c in order.drain(n.min(have)..) {
-            if let Some(f) = self.cpu_free.get_mut(c) {
-                *f = true;
-            }
+        let n = n as usize;
+        if n > p.cpus.len() {
+            let more = self.cpus.take(n - p.cpus.len(), &p.cpus);
+            p.cpus.extend(more);
+            p.cpus.sort_unstable();
+        } else {
+            self.cpus.shrink(&mut p.cpus, n);
         }
-        order.extend(more);
-        order.sort_unstable();
-        p.cpus = order;
         p.generation += 1;
-        let mut real_ids: Vec<usize> = p.cpus.iter().map(|&s| real(s)).collect();
-        real_ids.sort_unstable();
+        let real_ids = self.cpus.real_ids(&p.cpus);
         let pgid = self.ledger.resized(job, &real_ids)?;
         // Before the runner recorded the group, the runner applies the new list itself. A job
         // being stopped (time limit, cancellation) keeps its bookkeeping but is not disturbed.
@@ -459,14 +372,7 @@ impl<L: Ledger> ProcessExecutor<L> {
     /// takes the lowest free slot that runs on it (none where all are taken, as when the
     /// daemon restarts with fewer CPUs).
     pub fn adopt(&mut self, a: Adopted) {
-        let mut slots = Vec::with_capacity(a.cpus.len());
-        for &c in &a.cpus {
-            let slot = (0..self.cpu_free.len()).find(|&s| self.cpu_free[s] && self.real(s) == c);
-            if let Some(s) = slot {
-                self.cpu_free[s] = false;
-                slots.push(s);
-            }
-        }
+        let slots = self.cpus.adopt(&a.cpus);
         self.running.insert(
             a.job,
             Proc {
@@ -576,11 +482,7 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
             if !report.is_some_and(|r| r.done) {
                 self.kill_remains(job);
             }
-            for c in &p.cpus {
-                if let Some(f) = self.cpu_free.get_mut(*c) {
-                    *f = true;
-                }
-            }
+            self.cpus.release(&p.cpus);
             let state = match report {
                 Some(report) => outcome(&report, p.reason).0,
                 None => FinalState::Failed,
@@ -650,104 +552,5 @@ mod tests {
             outcome(&timed_out, Some(FinalState::Cancelled)).0,
             FinalState::Cancelled
         );
-    }
-
-    /// A ledger that records nothing.
-    struct NoLedger;
-
-    impl Ledger for NoLedger {
-        fn allocated(
-            &mut self,
-            _: JobId,
-            _: &[usize],
-            _: &[String],
-        ) -> Result<Allocated, LiveError> {
-            Ok(Allocated {
-                elastic: false,
-                resize_signal: None,
-            })
-        }
-        fn runner_started(&mut self, _: JobId, _: i32, _: Option<i64>) -> Result<(), LiveError> {
-            Ok(())
-        }
-        fn resized(&mut self, _: JobId, _: &[usize]) -> Result<Option<i32>, LiveError> {
-            Ok(None)
-        }
-        fn process_group(&self, _: JobId) -> Option<i32> {
-            None
-        }
-        fn runner_report(&self, _: JobId) -> Option<RunnerReport> {
-            None
-        }
-        fn supervision(&mut self, _: JobId, _: Dur, _: bool) -> Result<(), LiveError> {
-            Ok(())
-        }
-        fn job_cgroups(&self, _: JobId) -> Vec<PathBuf> {
-            Vec::new()
-        }
-        fn pin_failed(&mut self, _: JobId, _: &str) {}
-    }
-
-    fn executor(slots: u32, ids: &[usize]) -> ProcessExecutor<NoLedger> {
-        let node = Node {
-            name: "n".into(),
-            cpus: slots,
-            mem_mb: 0,
-            gpus: 0,
-        };
-        let (tx, _rx) = std::sync::mpsc::channel();
-        ProcessExecutor::new(
-            Home::at("/nonexistent"),
-            NoLedger,
-            PathBuf::from("/bin/false"),
-            &node,
-            Vec::new(),
-            tx,
-            Dur(0),
-        )
-        .with_cpu_ids(ids.to_vec())
-    }
-
-    #[test]
-    fn slots_run_on_the_daemons_cpu_ids() {
-        // A daemon under `taskset -c 1`: one slot, on CPU 1.
-        let mut e = executor(1, &[1]);
-        let s = e.take_cpus(1);
-        assert_eq!(e.real_ids(&s), [1]);
-        // Four slots on CPUs 2 and 5: one-CPU jobs alternate between them.
-        let mut e = executor(4, &[2, 5]);
-        let got: Vec<Vec<usize>> = (0..4).map(|_| e.take_cpus(1)).collect();
-        let real: Vec<Vec<usize>> = got.iter().map(|s| e.real_ids(s)).collect();
-        assert_eq!(real, [[2], [5], [2], [5]]);
-        // Slots 0 and 2 free (both on CPU 2) and 3 (CPU 5): a two-CPU job takes distinct CPUs.
-        for s in [0, 2] {
-            e.cpu_free[s] = true;
-        }
-        e.cpu_free[3] = true;
-        let s = e.take_cpus(2);
-        assert_eq!((s.clone(), e.real_ids(&s)), (vec![0, 3], vec![2, 5]));
-        // Wider than the machine: a CPU twice, listed once.
-        let mut e = executor(4, &[2, 5]);
-        let s = e.take_cpus(3);
-        assert_eq!(e.real_ids(&s), [2, 2, 5]);
-        assert_eq!(cpu_list(&e.real_ids(&s)), "2,5");
-        // An adopted job takes back the slots of its recorded real ids.
-        let mut e = executor(4, &[2, 5]);
-        e.adopt(Adopted {
-            job: JobId(1),
-            runner_pid: 0,
-            runner_start: None,
-            cpus: vec![5],
-            deadline: None,
-            elastic: false,
-            resize_signal: None,
-            generation: 0,
-        });
-        assert_eq!(e.cpu_free, [true, false, true, true]);
-        assert_eq!(
-            distinct_first(&[0, 1, 2, 3], |s| [2, 5][s % 2]),
-            [0, 1, 2, 3]
-        );
-        assert_eq!(distinct_first(&[0, 2, 3], |s| [2, 5][s % 2]), [0, 3, 2]);
     }
 }

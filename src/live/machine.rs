@@ -249,13 +249,15 @@ impl MemEnforcement {
     }
 }
 
-/// Whether a child cgroup can be created under `base` (tried, then removed).
-pub(super) fn can_create_under(base: &Path) -> Result<(), String> {
+/// Whether a child cgroup can be created under `base` (tried, then removed), and whether it
+/// has `cgroup.kill` (cgroup v2 on Linux ≥ 5.14).
+pub(super) fn can_create_under(base: &Path) -> Result<bool, String> {
     let probe = base.join(format!("mini_slurm_probe_{}", std::process::id()));
     std::fs::create_dir(&probe)
         .map_err(|e| format!("cannot create cgroups in {}: {e}", base.display()))?;
+    let kill = probe.join("cgroup.kill").exists();
     let _ = std::fs::remove_dir(&probe);
-    Ok(())
+    Ok(kill)
 }
 
 /// Whether cgroups are disabled (`MINI_SLURM_NO_CGROUP=1` in the scheduler's environment).
@@ -285,7 +287,7 @@ pub fn mem_enforcement() -> MemEnforcement {
                 ));
             } else {
                 match can_create_under(&base) {
-                    Ok(()) => return MemEnforcement::CgroupV2 { base },
+                    Ok(_) => return MemEnforcement::CgroupV2 { base },
                     Err(e) => why.push(e),
                 }
             }
@@ -295,7 +297,7 @@ pub fn mem_enforcement() -> MemEnforcement {
     // cgroup v1: a mounted memory hierarchy.
     match cg.v1_dir("memory") {
         Some(base) => match can_create_under(&base) {
-            Ok(()) => return MemEnforcement::CgroupV1 { base },
+            Ok(_) => return MemEnforcement::CgroupV1 { base },
             Err(e) => why.push(e),
         },
         None => why.push("no cgroup v1 memory hierarchy".to_string()),

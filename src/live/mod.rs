@@ -13,8 +13,9 @@
 //! - [`store`]: the SQLite store, the only place that knows SQL (typed rows and queries).
 //! - [`clock`]: the wall clock, which sleeps until a deadline or an outside event (a client's
 //!   datagram, a job's end).
-//! - [`executor`]: the process executor, which starts a runner per job, picks CPU ids and GPU
-//!   names, enforces time limits and cancellations; what it needs recorded goes through its
+//! - [`executor`]: the process executor, which starts a runner per job, picks CPUs
+//!   ([`slots`]: slots on the real CPU ids of the daemon's mask) and GPU names, relays
+//!   cancellations and backs up time limits; what it needs recorded goes through its
 //!   [`executor::Ledger`], which the daemon implements over the store.
 //! - [`sqlite_store`]: the `driver::Store` over the database (hand-over of pending jobs with
 //!   their dependencies, array limits and admission; starts, ends, cancellations) and the
@@ -46,6 +47,7 @@ pub mod executor;
 pub mod machine;
 mod recovery;
 pub mod runner;
+pub mod slots;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;
