@@ -24,7 +24,7 @@
 
 use super::machine::{
     self, CGROUP_PREFIX, Cgroups, JobCgroup, can_create_under, cgroup_name, each_process,
-    remove_cgroup,
+    remove_cgroup, same_process_alive,
 };
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -424,25 +424,13 @@ pub fn kill_remains(home: &Path, job: i64, pgid: Option<i32>, cgroups: &[PathBuf
         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         signalled.insert(p);
     }
-    while Instant::now() < until && signalled.iter().any(|&p| running(p)) {
+    while Instant::now() < until && signalled.iter().any(|&p| same_process_alive(p, None)) {
         std::thread::sleep(Duration::from_millis(5));
     }
     for d in cgroups.iter().filter(ours) {
         remove_cgroup(d);
     }
     signalled.len()
-}
-
-/// Whether process `pid` exists and is not a zombie.
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .and_then(|i| s.get(i + 2..i + 3))
-                .map(|st| st != "Z")
-        })
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

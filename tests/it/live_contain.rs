@@ -5,7 +5,7 @@
 //! unique to the test (`sleep 3000.<pid><n>`).
 
 use super::live::{BIN, Live, wait_for};
-use mini_slurm::live::machine::Cgroups;
+use mini_slurm::live::machine::{Cgroups, same_process_alive};
 use mini_slurm::live::store::JobRow;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -71,6 +71,22 @@ impl Contained {
         self.l.daemon = Some(child);
         let h = mini_slurm::live::Home::at(self.home());
         wait_for(|| h.daemon_running(), 10, "daemon start");
+    }
+
+    /// A v1 cgroup of `controller` made for this test (removed when it ends), and its parent;
+    /// `None` where this machine has none or it cannot be made.
+    fn v1_cgroup(&mut self, controller: &str) -> Option<(PathBuf, PathBuf)> {
+        let base = Cgroups::read().v1_dir(controller)?;
+        let dir = base.join(format!("mini_slurm_test_{}", marker().replace('.', "_")));
+        std::fs::create_dir(&dir).ok()?;
+        self.cgroups.push(dir.clone());
+        Some((dir, base))
+    }
+
+    /// Starts the daemon (as [`start`](Contained::start)) inside cgroup `dir`.
+    fn start_in(&mut self, dir: &Path, args: &[&str]) {
+        let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", dir.display());
+        self.start(&["sh", "-c", &join, "sh"], args, &[]);
     }
 
     fn stderr(&self) -> String {
@@ -147,17 +163,7 @@ fn procs() -> impl Iterator<Item = i32> {
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(move |&p| p != me)
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rfind(')')
-                        .and_then(|i| s.get(i + 2..i + 3))
-                        .map(|st| st != "Z")
-                })
-                .unwrap_or(false)
-        })
+        .filter(move |&p| p != me && same_process_alive(p, None))
 }
 
 /// Live processes whose command line holds `marker`.
@@ -422,18 +428,12 @@ fn pss_fallback_counts_shared_pages_once() {
 /// A daemon in a memory cgroup limited to 1 GiB schedules 1024 MB, not the machine's memory.
 #[test]
 fn total_memory_respects_the_daemons_cgroup_limit() {
-    let Some(base) = Cgroups::read().v1_dir("memory") else {
-        return skip("no cgroup v1 memory hierarchy");
-    };
-    let dir = base.join(format!("mini_slurm_test_{}", marker().replace('.', "_")));
-    if std::fs::create_dir(&dir).is_err() {
-        return skip("cannot create a v1 memory cgroup");
-    }
     let mut l = Contained::new();
-    l.cgroups.push(dir.clone());
+    let Some((dir, _)) = l.v1_cgroup("memory") else {
+        return skip("no writable cgroup v1 memory hierarchy");
+    };
     std::fs::write(dir.join("memory.limit_in_bytes"), (1u64 << 30).to_string()).unwrap();
-    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", dir.display());
-    l.start(&["sh", "-c", &join, "sh"], &[], &[]);
+    l.start_in(&dir, &[]);
     let meta = l.db().daemon_meta().unwrap();
     assert_eq!(meta.mem_mb, Some(1024));
     assert!(l.stats().contains("Memory:  0 / 1024 MB"), "{}", l.stats());
@@ -447,15 +447,10 @@ fn pinning_failures_are_reported() {
     if ids.len() < 2 {
         return skip("needs two CPUs");
     }
-    let Some(base) = Cgroups::read().v1_dir("cpuset") else {
-        return skip("no cgroup v1 cpuset hierarchy");
-    };
-    let dir = base.join(format!("mini_slurm_test_{}", marker().replace('.', "_")));
-    if std::fs::create_dir(&dir).is_err() {
-        return skip("cannot create a v1 cpuset cgroup");
-    }
     let mut l = Contained::new();
-    l.cgroups.push(dir.clone());
+    let Some((dir, base)) = l.v1_cgroup("cpuset") else {
+        return skip("no writable cgroup v1 cpuset hierarchy");
+    };
     let list = |ids: &[usize]| {
         ids.iter()
             .map(|i| i.to_string())
@@ -465,8 +460,7 @@ fn pinning_failures_are_reported() {
     let mems = std::fs::read_to_string(base.join("cpuset.mems")).unwrap();
     std::fs::write(dir.join("cpuset.mems"), mems.trim()).unwrap();
     std::fs::write(dir.join("cpuset.cpus"), list(&ids[..2])).unwrap();
-    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", dir.display());
-    l.start(&["sh", "-c", &join, "sh"], &["--cpus", "2"], &[]);
+    l.start_in(&dir, &["--cpus", "2"]);
     std::fs::write(dir.join("cpuset.cpus"), ids[0].to_string()).unwrap();
     let j = l.submit(&["--cpus", "2", "--", "true"]);
     assert_eq!(l.wait_state(j, 20).state.name(), "COMPLETED");

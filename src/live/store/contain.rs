@@ -45,14 +45,8 @@ impl Db {
 
     /// The daemon's containment (in words) and the CPU ids it hands out.
     pub fn record_containment(&self, containment: &str, cpu_ids: &str) -> Result<()> {
-        for (key, value) in [("containment", containment), ("cpu_ids", cpu_ids)] {
-            self.exec(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )?;
-        }
-        Ok(())
+        self.set_meta("containment", containment)?;
+        self.set_meta("cpu_ids", cpu_ids)
     }
 
     /// Containment and pinning, for `stats`.

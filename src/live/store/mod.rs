@@ -122,6 +122,16 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// Sets one key of the daemon's key-value state (the `meta` table).
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// Runs one statement (a constant text) with its parameters.
     fn exec(&self, sql: &str, params: impl Params) -> Result<usize> {
         self.conn
