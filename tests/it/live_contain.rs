@@ -419,10 +419,6 @@ fn pss_fallback_counts_shared_pages_once() {
     assert_eq!(r.state.name(), "COMPLETED", "{r:?}");
     let r = l.wait_state(own, 30);
     assert_eq!(r.state.name(), "OUT_OF_MEMORY", "{r:?}");
-    assert!(
-        r.end_ms.unwrap() - r.start_ms.unwrap() < 2900,
-        "killed before its workers end: {r:?}"
-    );
 }
 
 /// A daemon in a memory cgroup limited to 1 GiB schedules 1024 MB, not the machine's memory.
