@@ -11,7 +11,9 @@
 //! Validation messages name the request's fields by their `submit` flags (`--cpus`, ...).
 
 use super::machine;
-use super::store::{DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError};
+use super::store::{
+    ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError,
+};
 use super::syntax::{parse_array, parse_dependency};
 use super::{Home, LiveError, now_ms};
 use crate::ids::{JobId, Names};
@@ -303,6 +305,8 @@ pub struct Stats {
     pub capacity: Capacity,
     /// How memory limits are enforced, in words.
     pub enforcement: String,
+    /// Containment, CPU ids and pinning failures.
+    pub contain: ContainStats,
     pub counts: JobCounts,
     /// The last fault of the database the daemon recovered from.
     pub last_fault: Option<String>,
@@ -316,6 +320,7 @@ impl Stats {
             policy: None,
             capacity: Capacity::of(&DaemonMeta::default()),
             enforcement: machine::mem_enforcement().describe(),
+            contain: ContainStats::default(),
             counts: JobCounts::default(),
             last_fault: None,
         }
@@ -482,6 +487,7 @@ impl Client {
                 .unwrap_or_else(|| machine::mem_enforcement().describe()),
             last_fault: meta.last_fault.clone(),
             policy: meta.policy,
+            contain: self.db.contain_stats()?,
             counts: self.db.job_counts()?,
         })
     }

@@ -1,21 +1,33 @@
 //! The process executor: runs each job on this machine under a `mini-slurm job-runner`.
 //!
-//! On `Start` it picks the job's CPU ids (the lowest free ones) and GPU names, has them
-//! recorded (the runner reads them), starts the runner and a reaper thread blocked in
-//! `waitpid` that wakes the daemon when the runner exits. Time limits and cancellations are a
-//! SIGTERM to the runner (forwarded to the job's group) and a SIGKILL to the group after the
-//! grace period. A resize re-pins an elastic job's threads, rewrites its allocation file and
-//! signals it. A job whose runner survived a daemon restart is adopted and polled.
+//! On `Start` it picks the job's CPUs and GPU names, has them recorded with how the runner is
+//! to supervise the job (the runner reads them), starts the runner and a reaper thread blocked
+//! in `waitpid` that wakes the daemon when the runner exits. A resize re-pins an elastic job's
+//! threads, rewrites its allocation file and signals it. A job whose runner survived a daemon
+//! restart is adopted and polled.
+//!
+//! CPUs: the executor hands out CPU slots, each on a real CPU id of the daemon's own affinity
+//! mask ([`CpuSlots`]); what is recorded (and shown) is the real ids.
+//!
+//! Limits: the runner enforces the time limit itself (so it holds while the daemon is down);
+//! the executor's deadline is a backstop at limit + grace + [`BACKSTOP_MARGIN`] on the
+//! daemon's monotonic time base. A backstop, a cancellation or a preemption is a SIGTERM to the
+//! runner (which signals every process of the job) and a SIGKILL to the job's group after the
+//! grace period. A runner that ended without recording a result (killed, crashed) may have left
+//! the job running: before its CPUs are given to another job, what is left of the job is
+//! killed ([`contain::kill_remains`]: its cgroups, its process group, its environment marker).
 //!
 //! The executor keeps no database: what it needs written down or read back (the allocation,
 //! the runner's pid, the job's process group, what the runner recorded at the end) goes
 //! through its [`Ledger`], which the daemon implements over the store.
 
-use super::clock::Waker;
+use super::clock::{TimeBase, Waker};
+use super::contain;
 use super::machine::{process_start, same_process_alive, set_group_affinity};
+use super::slots::CpuSlots;
 use super::store::{Allocated, Reason, ReasonCode};
 use super::syntax::cpu_list;
-use super::{Home, LiveError, now_ms};
+use super::{Home, LiveError};
 use crate::driver::{Completion, Executor};
 use crate::engine::Command;
 use crate::ids::JobId;
@@ -50,7 +62,20 @@ pub trait Ledger {
     fn process_group(&self, job: JobId) -> Option<i32>;
     /// What the job's runner recorded when the job ended (`None`: nothing can be read).
     fn runner_report(&self, job: JobId) -> Option<RunnerReport>;
+    /// How `job`'s runner is to supervise it, recorded before the runner starts: the grace
+    /// between SIGTERM and SIGKILL at its time limit, and whether to cap its address space
+    /// (RLIMIT_AS) where no memory cgroup limits it.
+    fn supervision(&mut self, job: JobId, kill_wait: Dur, rlimit_as: bool)
+    -> Result<(), LiveError>;
+    /// The cgroups `job`'s runner made for it, as the runner recorded them.
+    fn job_cgroups(&self, job: JobId) -> Vec<PathBuf>;
+    /// `job`'s processes could not be pinned to their CPUs (recorded for `stats`; best effort).
+    fn pin_failed(&mut self, job: JobId, error: &str);
 }
+
+/// How long after a job's time limit and grace the executor stops a job whose runner has not
+/// (the runner enforces the limit itself; this is the backstop).
+pub const BACKSTOP_MARGIN: Dur = Dur(2000);
 
 /// What a runner recorded about its job's end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +83,8 @@ pub struct RunnerReport {
     /// The runner recorded a result at all.
     pub done: bool,
     pub oom: bool,
+    /// The runner stopped the job at its time limit.
+    pub timeout: bool,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
 }
@@ -72,6 +99,9 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
     if let Some(r) = stop {
         return (r, none());
     }
+    if report.timeout {
+        return (FinalState::Timeout, none());
+    }
     if report.oom {
         return (FinalState::OutOfMemory, none());
     }
@@ -85,12 +115,13 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
 struct Proc {
     runner_pid: i32,
     runner_start: Option<i64>,
-    /// When the time limit expires.
+    /// When the backstop of the time limit expires (limit + grace + margin).
     deadline: Option<Time>,
     /// When to SIGKILL the job's group after SIGTERM.
     kill_at: Option<Time>,
     /// Why the daemon is stopping it (TIMEOUT, CANCELLED).
     reason: Option<FinalState>,
+    /// The CPU slots it holds (see the module header).
     cpus: Vec<usize>,
     /// Not our child (re-adopted after a restart): polled instead of waited for.
     adopted: bool,
@@ -109,8 +140,10 @@ pub struct Adopted {
     pub job: JobId,
     pub runner_pid: i32,
     pub runner_start: Option<i64>,
+    /// The real CPU ids it runs on, as recorded.
     pub cpus: Vec<usize>,
-    /// When its time limit expires.
+    /// When its time limit expires (the executor adds the grace and its margin: the runner
+    /// enforces the limit).
     pub deadline: Option<Time>,
     pub elastic: bool,
     pub resize_signal: Option<i32>,
@@ -138,11 +171,13 @@ pub struct ProcessExecutor<L: Ledger> {
     ledger: L,
     runner: PathBuf,
     running: BTreeMap<JobId, Proc>,
-    cpu_free: Vec<bool>,
+    cpus: CpuSlots,
     gpu_names: Vec<String>,
     finished: Arc<Mutex<Vec<JobId>>>,
     wake: Waker,
     kill_wait: Dur,
+    time: TimeBase,
+    rlimit_as: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,26 +210,35 @@ impl<L: Ledger> ProcessExecutor<L> {
             ledger,
             runner,
             running: BTreeMap::new(),
-            cpu_free: vec![true; node.cpus as usize],
+            cpus: CpuSlots::new(node.cpus as usize),
             gpu_names,
             finished: Arc::new(Mutex::new(Vec::new())),
             wake,
             kill_wait,
+            time: TimeBase::new(),
+            rlimit_as: false,
         }
     }
 
-    fn take_cpus(&mut self, n: u32) -> Vec<usize> {
-        let mut got = Vec::with_capacity(n as usize);
-        for (i, f) in self.cpu_free.iter_mut().enumerate() {
-            if got.len() == n as usize {
-                break;
-            }
-            if *f {
-                *f = false;
-                got.push(i);
-            }
-        }
-        got
+    /// The real CPU ids the slots run on (the daemon's affinity mask, [`machine::cpu_ids`]);
+    /// by default slot `i` is CPU `i`.
+    ///
+    /// [`machine::cpu_ids`]: super::machine::cpu_ids
+    pub fn with_cpu_ids(mut self, ids: Vec<usize>) -> Self {
+        self.cpus.set_ids(ids);
+        self
+    }
+
+    /// The time base of deadlines: the daemon clock's (`WallClock::base`).
+    pub fn with_time_base(mut self, time: TimeBase) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// Runners cap their jobs' address space (`scheduler --rlimit-as`).
+    pub fn with_rlimit_as(mut self, on: bool) -> Self {
+        self.rlimit_as = on;
+        self
     }
 
     /// The GPU mask of a recorded GPU list (names as this executor hands them out).
@@ -213,7 +257,8 @@ impl<L: Ledger> ProcessExecutor<L> {
         limit: Option<Dur>,
     ) -> Result<(), ExecError> {
         let cpus_n: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let cpus = self.take_cpus(cpus_n);
+        let cpus = self.cpus.take(cpus_n as usize, &[]);
+        let real = self.cpus.real_ids(&cpus);
         let gpus: Vec<String> = alloc
             .iter()
             .flat_map(|s| (0..64).filter(move |b| s.gpu_mask & (1u64 << b) != 0))
@@ -228,9 +273,11 @@ impl<L: Ledger> ProcessExecutor<L> {
         let Allocated {
             elastic,
             resize_signal,
-        } = self.ledger.allocated(job, &cpus, &gpus)?;
+        } = self.ledger.allocated(job, &real, &gpus)?;
+        self.ledger
+            .supervision(job, self.kill_wait, self.rlimit_as)?;
         if elastic {
-            write_alloc_file(&self.home.alloc_file(id), job, &cpus, 0);
+            write_alloc_file(&self.home.alloc_file(id), job, &real, 0);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -263,7 +310,7 @@ impl<L: Ledger> ProcessExecutor<L> {
             Proc {
                 runner_pid: pid,
                 runner_start: start,
-                deadline: limit.map(|l| now + l),
+                deadline: limit.map(|l| now + l + self.kill_wait + BACKSTOP_MARGIN),
                 kill_at: None,
                 reason: None,
                 cpus,
@@ -277,43 +324,39 @@ impl<L: Ledger> ProcessExecutor<L> {
         Ok(())
     }
 
-    /// Resizes a running elastic job to `n` CPUs: a shrink gives back its highest CPU ids, a
-    /// growth takes the lowest free ones. The ledger learns the new CPU list first, then
-    /// every thread of the job is pinned to it, the allocation file is rewritten and the
-    /// job's signal (if it asked for one) is sent to its main process.
+    /// Resizes a running elastic job to `n` CPUs: a shrink keeps its lowest slots on distinct
+    /// real CPUs, a growth takes the lowest free ones on CPUs it does not run on yet
+    /// ([`CpuSlots`]). The ledger learns the new CPU list first, then every thread of the job
+    /// is pinned to it, the allocation file is rewritten and the job's signal (if it asked for
+    /// one) is sent to its main process.
     fn resize(&mut self, job: JobId, n: u32) -> Result<(), ExecError> {
-        let Some(have) = self.running.get(&job).map(|p| p.cpus.len()) else {
-            return Ok(());
-        };
-        let n = n as usize;
-        let more = if n > have {
-            self.take_cpus((n - have) as u32)
-        } else {
-            Vec::new()
-        };
         let Some(p) = self.running.get_mut(&job) else {
             return Ok(());
         };
-        for c in p.cpus.drain(n.min(have)..) {
-            if let Some(f) = self.cpu_free.get_mut(c) {
-                *f = true;
-            }
+        let n = n as usize;
+        if n > p.cpus.len() {
+            let more = self.cpus.take(n - p.cpus.len(), &p.cpus);
+            p.cpus.extend(more);
+            p.cpus.sort_unstable();
+        } else {
+            self.cpus.shrink(&mut p.cpus, n);
         }
-        p.cpus.extend(more);
-        p.cpus.sort_unstable();
         p.generation += 1;
-        let pgid = self.ledger.resized(job, &p.cpus)?;
+        let real_ids = self.cpus.real_ids(&p.cpus);
+        let pgid = self.ledger.resized(job, &real_ids)?;
         // Before the runner recorded the group, the runner applies the new list itself. A job
         // being stopped (time limit, cancellation) keeps its bookkeeping but is not disturbed.
         let pgid = pgid.filter(|&g| g > 0 && p.reason.is_none());
-        if let Some(g) = pgid {
-            set_group_affinity(g, &p.cpus);
+        if let Some(g) = pgid
+            && let Err(e) = set_group_affinity(g, &real_ids)
+        {
+            self.ledger.pin_failed(job, &e);
         }
         if p.elastic {
             write_alloc_file(
                 &self.home.alloc_file(job.0 as i64),
                 job,
-                &p.cpus,
+                &real_ids,
                 p.generation,
             );
         }
@@ -325,22 +368,20 @@ impl<L: Ledger> ProcessExecutor<L> {
         Ok(())
     }
 
-    /// Takes over a job whose runner survived a daemon restart.
+    /// Takes over a job whose runner survived a daemon restart: each recorded real CPU id
+    /// takes the lowest free slot that runs on it (none where all are taken, as when the
+    /// daemon restarts with fewer CPUs).
     pub fn adopt(&mut self, a: Adopted) {
-        for &c in &a.cpus {
-            if let Some(f) = self.cpu_free.get_mut(c) {
-                *f = false;
-            }
-        }
+        let slots = self.cpus.adopt(&a.cpus);
         self.running.insert(
             a.job,
             Proc {
                 runner_pid: a.runner_pid,
                 runner_start: a.runner_start,
-                deadline: a.deadline,
+                deadline: a.deadline.map(|d| d + self.kill_wait + BACKSTOP_MARGIN),
                 kill_at: None,
                 reason: None,
-                cpus: a.cpus,
+                cpus: slots,
                 adopted: true,
                 preempt: None,
                 elastic: a.elastic,
@@ -348,6 +389,17 @@ impl<L: Ledger> ProcessExecutor<L> {
                 generation: a.generation,
             },
         );
+    }
+
+    /// Kills what is left of `job` whose runner ended without recording a result (also at a
+    /// restart that finds it so): its cgroups, its process group, its environment marker.
+    pub fn kill_remains(&self, job: JobId) {
+        let pgid = self.ledger.process_group(job);
+        let cgroups = self.ledger.job_cgroups(job);
+        let n = contain::kill_remains(&self.home.dir, job.0 as i64, pgid, &cgroups);
+        if n > 0 {
+            eprintln!("mini-slurm: job {job}: its runner died; killed {n} processes left of it");
+        }
     }
 
     /// SIGTERM to the runner (forwarded to the job's group), SIGKILL to the group later.
@@ -424,12 +476,14 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
             let Some(p) = self.running.remove(&job) else {
                 continue;
             };
-            for c in &p.cpus {
-                if let Some(f) = self.cpu_free.get_mut(*c) {
-                    *f = true;
-                }
+            let report = self.ledger.runner_report(job);
+            // A runner that recorded no result may have died with the job still running: what
+            // is left of it goes before its CPUs go to another job.
+            if !report.is_some_and(|r| r.done) {
+                self.kill_remains(job);
             }
-            let state = match self.ledger.runner_report(job) {
+            self.cpus.release(&p.cpus);
+            let state = match report {
                 Some(report) => outcome(&report, p.reason).0,
                 None => FinalState::Failed,
             };
@@ -443,7 +497,7 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
     }
 
     fn next_completion(&self) -> Option<Time> {
-        let now = Time(now_ms());
+        let now = self.time.now();
         self.running
             .values()
             .flat_map(|p| {
@@ -487,5 +541,16 @@ mod tests {
             ..failed
         };
         assert_eq!(outcome(&oom, None).0, FinalState::OutOfMemory);
+        // The runner stopped it at its time limit (the daemon may have been down).
+        let timed_out = RunnerReport {
+            timeout: true,
+            signal: Some(15),
+            ..done
+        };
+        assert_eq!(outcome(&timed_out, None).0, FinalState::Timeout);
+        assert_eq!(
+            outcome(&timed_out, Some(FinalState::Cancelled)).0,
+            FinalState::Cancelled
+        );
     }
 }

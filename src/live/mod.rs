@@ -13,15 +13,17 @@
 //! - [`store`]: the SQLite store, the only place that knows SQL (typed rows and queries).
 //! - [`clock`]: the wall clock, which sleeps until a deadline or an outside event (a client's
 //!   datagram, a job's end).
-//! - [`executor`]: the process executor, which starts a runner per job, picks CPU ids and GPU
-//!   names, enforces time limits and cancellations; what it needs recorded goes through its
+//! - [`executor`]: the process executor, which starts a runner per job, picks CPUs
+//!   ([`slots`]: slots on the real CPU ids of the daemon's mask) and GPU names, relays
+//!   cancellations and backs up time limits; what it needs recorded goes through its
 //!   [`executor::Ledger`], which the daemon implements over the store.
 //! - [`sqlite_store`]: the `driver::Store` over the database (hand-over of pending jobs with
 //!   their dependencies, array limits and admission; starts, ends, cancellations) and the
 //!   executor's ledger.
 //! - [`daemon`]: `run(config)`, the wiring; `recovery.rs`: what a restarted daemon does with
 //!   the jobs recorded running.
-//! - [`runner`]: the per-job supervisor; [`machine`]: what this machine offers;
+//! - [`runner`]: the per-job supervisor; [`contain`]: how a job's processes are kept together
+//!   and all killed at its end; [`machine`]: what this machine offers;
 //!   [`syntax`]: dependencies, arrays, CPU lists, signals.
 //!
 //! Lifecycle of a job: a client inserts it PENDING and wakes the daemon; the store hands it to
@@ -39,11 +41,13 @@
 
 pub mod client;
 pub mod clock;
+pub mod contain;
 pub mod daemon;
 pub mod executor;
 pub mod machine;
 mod recovery;
 pub mod runner;
+pub mod slots;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;

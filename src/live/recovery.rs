@@ -2,7 +2,8 @@
 //! (same pid and start time) and has recorded no result is adopted again, by the engine (its
 //! resources held as recorded), the executor (polled instead of waited for) and the store; a
 //! job that ended meanwhile is finalized from what its runner recorded; a job whose runner
-//! vanished without a record ends FAILED with reason `NodeFail`.
+//! vanished without a record has what is left of it killed and ends FAILED with reason
+//! `NodeFail`.
 
 use super::executor::{Adopted, Ledger, ProcessExecutor};
 use super::machine::same_process_alive;
@@ -31,6 +32,9 @@ pub(super) fn recover<L: Ledger>(
             .runner_pid
             .is_some_and(|p| same_process_alive(p, row.runner_start));
         if row.runner_done || !alive {
+            if !row.runner_done {
+                exec.kill_remains(JobId(row.id as u64));
+            }
             let (state, reason) = final_of(&row);
             store.db().record_end(row.id, state, now_ms(), &reason)?;
             continue;

@@ -464,6 +464,7 @@ pub fn runner_report(row: &JobRow) -> RunnerReport {
     RunnerReport {
         done: row.runner_done,
         oom: row.oom,
+        timeout: row.timed_out,
         exit_code: row.exit_code,
         signal: row.signal,
     }
@@ -498,6 +499,24 @@ impl Ledger for DbLedger {
     }
     fn runner_report(&self, job: JobId) -> Option<RunnerReport> {
         self.row(job).map(|r| runner_report(&r))
+    }
+    fn supervision(
+        &mut self,
+        job: JobId,
+        kill_wait: Dur,
+        rlimit_as: bool,
+    ) -> Result<(), LiveError> {
+        Ok(self
+            .0
+            .record_supervision(job.0 as i64, kill_wait.0, rlimit_as)?)
+    }
+    fn job_cgroups(&self, job: JobId) -> Vec<std::path::PathBuf> {
+        self.row(job)
+            .map(|r| r.cgroups.iter().map(std::path::PathBuf::from).collect())
+            .unwrap_or_default()
+    }
+    fn pin_failed(&mut self, job: JobId, error: &str) {
+        let _ = self.0.record_pin_error(job.0 as i64, error);
     }
 }
 

@@ -115,7 +115,7 @@ fn time_limit_gives_timeout() {
 }
 
 /// A memory hog is killed and reported OUT_OF_MEMORY, whichever enforcement the machine
-/// allows (a memory cgroup where root may create one, else RSS polling); the fallback is
+/// allows (a memory cgroup where root may create one, else PSS polling); the fallback is
 /// exercised everywhere by disabling cgroups.
 #[test]
 fn memory_hog_is_killed_as_out_of_memory() {
@@ -144,7 +144,7 @@ fn memory_hog_is_killed_as_out_of_memory() {
         if !env.is_empty() {
             let out = l.cmd(&["stats"]);
             let stats = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(stats.contains("RSS polling"), "{stats}");
+            assert!(stats.contains("PSS polling"), "{stats}");
         }
     }
 }
@@ -599,7 +599,7 @@ fn qos_levels_order_live_jobs() {
 }
 
 /// The CPUs a process may run on, from /proc (e.g. `0-1`).
-fn cpus_allowed(pid: i32) -> String {
+pub(crate) fn cpus_allowed(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()

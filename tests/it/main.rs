@@ -8,6 +8,7 @@ mod cluster_props;
 mod elastic;
 mod fairshare;
 mod live;
+mod live_contain;
 mod live_faults;
 mod live_util;
 mod pinned;

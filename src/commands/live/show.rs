@@ -96,6 +96,9 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
             format!("(IDX:{})", r.gpu_list)
         }
     ));
+    if let Some(e) = &r.pin_error {
+        s.push_str(&format!("   PinError={e}\n"));
+    }
     if let Some(u) = r.user_cpu_ms {
         s.push_str(&format!(
             "   UserCPU={:.3}s SystemCPU={:.3}s MaxRSS={}K\n",

@@ -31,11 +31,7 @@ impl Db {
         ];
         for (key, value) in fields {
             if let Some(v) = value {
-                self.exec(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![key, v],
-                )?;
+                self.set_meta(key, &v)?;
             }
         }
         Ok(())

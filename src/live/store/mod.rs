@@ -4,10 +4,11 @@
 //!
 //! Everything else reads and writes through typed calls on [`Db`], grouped by who makes them:
 //! `client.rs` (submit, list, cancel, stats, export), `daemon.rs` (hand-over of pending jobs,
-//! starts, ends, cancellations, allocations) and `runner.rs` (the per-job supervisor's own
-//! records). Values always travel as parameters; the SQL texts are constants.
+//! starts, ends, cancellations, allocations), `runner.rs` (the per-job supervisor's own
+//! records) and `contain.rs` (what containment and pinning record, for all three). Values always travel as parameters; the SQL texts are constants.
 
 mod client;
+mod contain;
 mod daemon;
 mod row;
 mod runner;
@@ -15,8 +16,8 @@ mod schema;
 
 pub use daemon::Allocated;
 pub use row::{
-    DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason, ReasonCode,
-    RunnerResult,
+    ContainStats, DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason,
+    ReasonCode, RunnerResult,
 };
 pub use schema::SCHEMA_VERSION;
 
@@ -189,6 +190,16 @@ impl Db {
             .query_row(select_jobs!("id = ?1"), [id], row::job_row)
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// Sets one key of the daemon's key-value state (the `meta` table).
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Runs one statement (a constant text) with its parameters.

@@ -111,6 +111,19 @@ pub struct JobRow {
     /// 0: none; 1: asked by a client (kept until the job's end is recorded; 2, written by
     /// versions before 0.1 once the daemon had relayed it, means the same).
     pub cancel_requested: i64,
+    /// Grace between SIGTERM and SIGKILL the runner gives the job at its time limit.
+    #[serde(skip)]
+    pub kill_wait_ms: Option<i64>,
+    /// The runner caps the job's address space (scheduler `--rlimit-as`).
+    #[serde(skip)]
+    pub rlimit_as: bool,
+    /// The cgroups the runner made for the job (emptied and removed when it ends).
+    #[serde(skip)]
+    pub cgroups: Vec<String>,
+    /// Why the job could not be pinned to its CPUs, if it could not.
+    pub pin_error: Option<String>,
+    /// The runner stopped the job at its time limit.
+    pub timed_out: bool,
 }
 
 fn state_name<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
@@ -280,6 +293,19 @@ pub struct DaemonMeta {
     pub last_fault: Option<String>,
 }
 
+/// What `stats` shows about containment and CPU pinning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainStats {
+    /// How the daemon contains each job's processes, in words.
+    pub containment: Option<String>,
+    /// The CPU ids the daemon hands out (its affinity mask), e.g. `0-1`.
+    pub cpu_ids: Option<String>,
+    /// Jobs that could not be pinned to their CPUs.
+    pub pin_failures: u64,
+    /// The latest of them: its id and why.
+    pub last_pin_error: Option<(i64, String)>,
+}
+
 /// Which jobs a listing returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobFilter {
@@ -320,7 +346,7 @@ macro_rules! job_columns {
          reason, submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, \
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
-         resizes"
+         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out"
     };
 }
 pub(super) use job_columns;
@@ -390,6 +416,16 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         resize_signal: r.get(41)?,
         alloc_cpus: r.get(42)?,
         resizes: r.get(43)?,
+        kill_wait_ms: r.get(44)?,
+        rlimit_as: r.get(45)?,
+        cgroups: r
+            .get::<_, String>(46)?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        pin_error: r.get(47)?,
+        timed_out: r.get(48)?,
     })
 }
 
