@@ -14,7 +14,6 @@ use std::time::Duration;
 /// recorded. (The daemon is paused with SIGSTOP while the first job ends, so that the lock is
 /// taken exactly between the runner's record and the daemon's.)
 #[test]
-#[ignore = "needs the executor's deferred launches (the next step of issue 13)"]
 fn a_locked_database_is_waited_out() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;

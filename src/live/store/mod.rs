@@ -14,7 +14,7 @@ mod row;
 mod runner;
 mod schema;
 
-pub use daemon::Allocated;
+pub use daemon::{Allocated, Launch};
 pub use row::{
     ContainStats, DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason,
     ReasonCode, RunnerResult,

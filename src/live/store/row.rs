@@ -124,6 +124,12 @@ pub struct JobRow {
     pub pin_error: Option<String>,
     /// The runner stopped the job at its time limit.
     pub timed_out: bool,
+    /// The number of the job's current launch: its runner runs the job only if it claims
+    /// this launch while the job is CONFIGURING.
+    pub launch: i64,
+    /// A preemption in progress (`requeue`, `suspend`, `cancel`), recorded before the job is
+    /// stopped.
+    pub preempting: Option<String>,
 }
 
 fn state_name<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
@@ -346,7 +352,7 @@ macro_rules! job_columns {
          reason, submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, \
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
-         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out"
+         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, launch, preempting"
     };
 }
 pub(super) use job_columns;
@@ -426,6 +432,8 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
             .collect(),
         pin_error: r.get(47)?,
         timed_out: r.get(48)?,
+        launch: r.get(49)?,
+        preempting: r.get(50)?,
     })
 }
 
