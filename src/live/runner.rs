@@ -350,8 +350,19 @@ fn build_command(
     };
     let out_path = home.out_log(job.id);
     let err_path = home.err_log(job.id);
-    let out = std::fs::File::create(&out_path).map_err(|e| LiveError::io(&out_path, e))?;
-    let err = std::fs::File::create(&err_path).map_err(|e| LiveError::io(&err_path, e))?;
+    // The job's logs are its owner's alone (0600), like the database.
+    let create = |p: &std::path::Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(p)
+            .map_err(|e| LiveError::io(p, e))
+    };
+    let out = create(&out_path)?;
+    let err = create(&err_path)?;
     let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
     cmd.env_clear()
         .envs(job.env.iter().map(|(k, v)| (k, v)))

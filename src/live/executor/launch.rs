@@ -14,6 +14,7 @@ use crate::model::Slice;
 use crate::time::{Dur, Time};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -120,6 +121,7 @@ impl<L: Ledger> ProcessExecutor<L> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.home.daemon_log())
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null());
