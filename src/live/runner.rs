@@ -5,7 +5,15 @@
 //! itself to the job's CPUs so that the job inherits them (a failure, or a mask the kernel
 //! narrowed, is recorded in the job's row and counted by `stats`), and starts the job in its
 //! own process group (its own session is the runner's) with the job's environment, working
-//! directory and log files, joining its cgroups between fork and exec. A memory limit is a
+//! directory and log files, joining its cgroups between fork and exec.
+//!
+//! A runner started as root (a shared scheduler's) starts a job as its owner: between fork
+//! and exec the job's process takes the owner's supplementary groups (those `initgroups`
+//! would give: `getgrouplist` of the owner's name and the job's gid, looked up before the
+//! fork, since nothing may be looked up or allocated after it), its gid and uid, then enters
+//! the job's working directory and opens the job's output files (`output.rs`) with the
+//! owner's permissions, mode 0600. A job recorded as root's stays root's (only root can
+//! submit one to a shared scheduler). A memory limit is a
 //! cgroup of the job's own where the machine lets us create one — a kernel OOM kill there is
 //! reported OUT_OF_MEMORY; elsewhere the runner sums the PSS of all the job's processes every
 //! 100 ms and kills the job past the limit (also OUT_OF_MEMORY). No address-space limit is set
@@ -22,15 +30,23 @@
 use super::contain::{JobContainer, Join};
 use super::store::{Db, JobRow, RunnerResult};
 use super::syntax::{cpu_list, parse_cpu_list};
-use super::{Home, LiveError, machine, now_ms};
+use super::{Home, LiveError, machine, now_ms, output};
+use nix::fcntl::OFlag;
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
 use nix::sys::signal::{self, SigHandler, Signal, killpg};
+use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{Gid, Pid, Uid, setgid, setpgid, setsid, setuid};
+use nix::unistd::{
+    Gid, Pid, Uid, User, dup2_stderr, dup2_stdout, getgrouplist, setgid, setgroups, setpgid,
+    setsid, setuid,
+};
+use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -100,12 +116,21 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
     let procs = open_joins(&joins)?;
     let fds: Vec<(RawFd, bool)> = procs.iter().map(|(f, r)| (f.as_raw_fd(), *r)).collect();
     let rlimit = job.rlimit_as && !container.has_memory_cgroup();
-    let mut cmd = build_command(home, &job, fds, rlimit)?;
-    let child = match cmd.spawn() {
+    let spawned = Setup::of(home, &job).and_then(|setup| {
+        let what = setup.describe(&job);
+        build_command(home, &job, fds, rlimit, setup)?
+            .spawn()
+            .map_err(|e| format!("cannot run {:?} ({what}): {e}", job.argv))
+    });
+    let child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let msg = format!("mini-slurm: job {id}: cannot run {:?}: {e}\n", job.argv);
-            let _ = std::fs::write(home.err_log(id), msg);
+            // The daemon's log tells the admin; the job's error log its owner, where it is
+            // the home's (a shared scheduler's jobs write their own files).
+            live_log!("mini-slurm: job {id}: {e}");
+            if job.stdout.is_none() && job.stderr.is_none() {
+                let _ = std::fs::write(home.err_log(id), format!("mini-slurm: job {id}: {e}\n"));
+            }
             container.remove();
             record(&db, id, Some(127), None, None, false)?;
             home.notify();
@@ -329,16 +354,81 @@ fn until_recorded<T>(
     }
 }
 
-/// The job's command: its argv (or `/bin/sh -c`), environment, directory and log files; between
-/// fork and exec it takes its own process group, joins its cgroups (`joins`: a `cgroup.procs`
-/// file and whether joining must succeed), caps its address space if `rlimit_as`, drops to the
-/// submitting user and restores default signal handling.
+/// Who a job runs as and where it writes, resolved before the fork: between fork and exec
+/// nothing is looked up or allocated.
+struct Setup {
+    /// The owner to become (uid, gid, supplementary groups): when the runner is root and the
+    /// job is not root's.
+    identity: Option<(Uid, Gid, Vec<Gid>)>,
+    cwd: CString,
+    /// The output files the job opens as its owner: stdout, and stderr where it goes
+    /// elsewhere (`None`: the home's logs, opened by the runner).
+    files: Option<(CString, Option<CString>)>,
+}
+
+impl Setup {
+    fn of(home: &Home, job: &JobRow) -> Result<Setup, String> {
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| format!("{}: a NUL byte", p.display()))
+        };
+        if !Path::new(&job.cwd).is_dir() {
+            return Err(format!("working directory {}: not a directory", job.cwd));
+        }
+        let identity = if Uid::effective().is_root() && job.uid != 0 {
+            let (uid, gid) = (Uid::from_raw(job.uid), Gid::from_raw(job.gid));
+            // The owner's groups, as initgroups(3) sets them; a uid without an entry in the
+            // user database gets its primary group alone.
+            let groups = match User::from_uid(uid) {
+                Ok(Some(u)) => {
+                    let name = CString::new(u.name.clone()).map_err(|e| e.to_string())?;
+                    getgrouplist(&name, gid)
+                        .map_err(|e| format!("the groups of user {}: {e}", u.name))?
+                }
+                _ => vec![gid],
+            };
+            Some((uid, gid, groups))
+        } else {
+            None
+        };
+        let files = if job.stdout.is_some() || job.stderr.is_some() {
+            let (out, err) = output::paths(home, job, &machine::hostname());
+            Some((c(&out)?, if err == out { None } else { Some(c(&err)?) }))
+        } else {
+            None
+        };
+        Ok(Setup {
+            identity,
+            cwd: c(Path::new(&job.cwd))?,
+            files,
+        })
+    }
+
+    /// As whom and where, for a message.
+    fn describe(&self, job: &JobRow) -> String {
+        let who = match &self.identity {
+            Some((uid, ..)) => format!("as uid {uid}"),
+            None => "as the scheduler's user".to_string(),
+        };
+        match &self.files {
+            Some((out, _)) => format!("{who} in {}, output {}", job.cwd, out.to_string_lossy()),
+            None => format!("{who} in {}", job.cwd),
+        }
+    }
+}
+
+/// The job's command: its argv (or `/bin/sh -c`), environment and log files; between fork and
+/// exec it takes its own process group, joins its cgroups (`joins`: a `cgroup.procs` file and
+/// whether joining must succeed), caps its address space if `rlimit_as`, becomes its owner
+/// ([`Setup`]), enters its working directory, opens its output files and restores default
+/// signal handling.
 fn build_command(
     home: &Home,
     job: &JobRow,
     joins: Vec<(RawFd, bool)>,
     rlimit_as: bool,
-) -> Result<Command, LiveError> {
+    setup: Setup,
+) -> Result<Command, String> {
     let mut cmd = if job.shell {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(job.argv.first().map_or("", String::as_str));
@@ -348,21 +438,95 @@ fn build_command(
         c.args(job.argv.iter().skip(1));
         c
     };
-    let out_path = home.out_log(job.id);
-    let err_path = home.err_log(job.id);
-    // The job's logs are its owner's alone (0600), like the database.
-    let create = |p: &std::path::Path| {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(p)
-            .map_err(|e| LiveError::io(p, e))
-    };
-    let out = create(&out_path)?;
-    let err = create(&err_path)?;
+    if setup.files.is_some() {
+        // Opened by the job's process itself, as its owner (see `pre_exec` below).
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    } else {
+        // The home's logs are its owner's alone (0600), like the database.
+        let create = |p: &Path| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
+        cmd.stdout(create(&home.out_log(job.id))?)
+            .stderr(create(&home.err_log(job.id))?);
+    }
+    job_env(&mut cmd, home, job);
+    cmd.stdin(Stdio::null());
+    let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
+    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
+    // (no allocation, no locks): everything it needs was prepared above.
+    unsafe {
+        cmd.pre_exec(move || {
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            join_cgroups(&joins)?;
+            if rlimit_as && mem_bytes > 0 {
+                let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
+                setrlimit(Resource::RLIMIT_AS, cap, cap)?;
+            }
+            if let Some((uid, gid, groups)) = &setup.identity {
+                setgroups(groups)?;
+                setgid(*gid)?;
+                setuid(*uid)?;
+            }
+            nix::unistd::chdir(setup.cwd.as_c_str())?;
+            if let Some((out, err)) = &setup.files {
+                let open = |p: &CString| {
+                    let flags = OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_TRUNC
+                        | OFlag::O_CLOEXEC
+                        | OFlag::O_NOCTTY;
+                    nix::fcntl::open(p.as_c_str(), flags, Mode::from_bits_truncate(0o600))
+                };
+                let fd = open(out)?;
+                dup2_stdout(&fd)?;
+                match err {
+                    Some(e) => dup2_stderr(open(e)?)?,
+                    None => dup2_stderr(&fd)?,
+                }
+            }
+            // Default signal handling for the job, whatever the runner installed.
+            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                let _ = signal::signal(sig, SigHandler::SigDfl);
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+/// Joins the job's cgroups (between fork and exec): writes our pid, formatted without
+/// allocating, to each `cgroup.procs`; a required one must take it.
+fn join_cgroups(joins: &[(RawFd, bool)]) -> std::io::Result<()> {
+    let mut buf = [0u8; 20];
+    let mut n = nix::unistd::getpid().as_raw() as u64;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &(fd, required) in joins {
+        // SAFETY: the fds are the runner's open `cgroup.procs` files, alive until after spawn.
+        let wrote = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, &buf[i..]);
+        if required {
+            wrote?;
+        }
+    }
+    Ok(())
+}
+
+/// The job's environment: as submitted, and what the scheduler tells it.
+fn job_env(cmd: &mut Command, home: &Home, job: &JobRow) {
     let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
     cmd.env_clear()
         .envs(job.env.iter().map(|(k, v)| (k, v)))
@@ -372,11 +536,7 @@ fn build_command(
         .env("MINI_SLURM_CPUS", &job.cpu_list)
         .env("MINI_SLURM_CPUS_ON_NODE", &held)
         .env("OMP_NUM_THREADS", &held)
-        .env("MINI_SLURM_HOME", &home.dir)
-        .current_dir(&job.cwd)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        .env("MINI_SLURM_HOME", &home.dir);
     if let (Some(lo), Some(hi)) = (job.min_cpus, job.max_cpus) {
         cmd.env("MINI_SLURM_ALLOC_FILE", home.alloc_file(job.id))
             .env("MINI_SLURM_MIN_CPUS", lo.to_string())
@@ -391,45 +551,4 @@ fn build_command(
             .env("MINI_SLURM_ARRAY_TASK_ID", t.to_string())
             .env("SLURM_ARRAY_TASK_ID", t.to_string());
     }
-    let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
-    let (uid, gid) = (job.uid, job.gid);
-    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
-    // (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(move || {
-            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            // Join the job's cgroups: write our pid (formatted without allocating).
-            let mut buf = [0u8; 20];
-            let mut n = nix::unistd::getpid().as_raw() as u64;
-            let mut i = buf.len();
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            for &(fd, required) in &joins {
-                let wrote = nix::unistd::write(BorrowedFd::borrow_raw(fd), &buf[i..]);
-                if required {
-                    wrote?;
-                }
-            }
-            if rlimit_as && mem_bytes > 0 {
-                let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
-                setrlimit(Resource::RLIMIT_AS, cap, cap)?;
-            }
-            if Uid::effective().is_root() && uid != 0 {
-                setgid(Gid::from_raw(gid))?;
-                setuid(Uid::from_raw(uid))?;
-            }
-            // Default signal handling for the job, whatever the runner installed.
-            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-                let _ = signal::signal(sig, SigHandler::SigDfl);
-            }
-            Ok(())
-        });
-    }
-    Ok(cmd)
 }

@@ -17,7 +17,7 @@ mod schema;
 pub use daemon::{Allocated, Launch};
 pub use row::{
     ContainStats, DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason,
-    ReasonCode, RunnerResult,
+    ReasonCode, RunnerResult, by_name,
 };
 pub use schema::SCHEMA_VERSION;
 
@@ -238,6 +238,9 @@ mod tests {
             submit_ms: 5,
             elastic: None,
             resize_signal: None,
+            stdout: None,
+            stderr: None,
+            token: None,
         }
     }
 
@@ -287,6 +290,36 @@ mod tests {
             [(JobState::Pending, 3), (JobState::Completed, 1)]
         );
         assert_eq!(db.job_with_env(1).unwrap().unwrap().env, job("a").env);
+    }
+
+    #[test]
+    fn a_submission_sent_twice_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        let once = NewJob {
+            token: Some("t1".into()),
+            stdout: Some("slurm-%j.out".into()),
+            ..job("a")
+        };
+        let first = db.insert_jobs(&once, Some((&[1, 2], None))).unwrap();
+        let again = db.insert_jobs(&once, Some((&[1, 2], None))).unwrap();
+        assert_eq!((first.clone(), again), (vec![1, 2], vec![1, 2]));
+        let other = NewJob {
+            token: Some("t2".into()),
+            ..job("b")
+        };
+        assert_eq!(db.insert_jobs(&other, None).unwrap(), [3]);
+        assert_eq!(db.insert_jobs(&job("c"), None).unwrap(), [4]);
+        assert_eq!(
+            db.insert_jobs(&job("c"), None).unwrap(),
+            [5],
+            "no token: no dedup"
+        );
+        let r = db.job(2).unwrap().unwrap();
+        assert_eq!(
+            (r.stdout.as_deref(), r.stderr),
+            (Some("slurm-%j.out"), None)
+        );
     }
 
     #[test]

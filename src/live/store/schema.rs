@@ -79,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
     // (`requeue`, `suspend` or `cancel`), so a restart finishes what it began.
     "ALTER TABLE jobs ADD COLUMN launch INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE jobs ADD COLUMN preempting TEXT;",
+    // 9: several users: where the job's output goes (sbatch's --output/--error patterns, e.g.
+    // `slurm-%j.out`, relative to its working directory; NULL: the home's logs/), and the
+    // client's submission token, so a submission retried after a lost reply is stored once.
+    "ALTER TABLE jobs ADD COLUMN stdout TEXT;
+     ALTER TABLE jobs ADD COLUMN stderr TEXT;
+     ALTER TABLE jobs ADD COLUMN token TEXT;
+     CREATE INDEX jobs_token ON jobs(token) WHERE token IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
