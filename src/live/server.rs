@@ -207,13 +207,23 @@ pub fn prepare_home(home: &Home, access: &Access) -> Result<(), LiveError> {
             std::fs::create_dir_all(d).map_err(|e| LiveError::io(d, e))?;
         }
     }
-    for p in [home.dir.clone(), logs.clone(), home.db()] {
+    for p in [home.dir.clone(), logs.clone(), home.db(), home.lock()] {
         check_root_owned(&p)?;
     }
     for d in [&home.dir, &logs] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
             .map_err(|e| LiveError::io(d, e))?;
     }
+    // The lock too is root's alone: a user holding a shared lock on it would keep the daemon
+    // from starting.
+    let lock = home.lock();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .and_then(|_| std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| LiveError::io(&lock, e))?;
     let marker = home.multi_user_marker();
     std::fs::write(
         &marker,
