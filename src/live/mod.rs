@@ -72,6 +72,7 @@ pub mod runner;
 pub mod server;
 pub mod service;
 pub mod slots;
+mod spawn;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;

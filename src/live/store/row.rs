@@ -479,6 +479,9 @@ macro_rules! job_columns {
 }
 pub(super) use job_columns;
 
+/// The index of a column selected after [`job_columns`] (the environment, by the runner).
+pub(super) const ENV_COLUMN: usize = 53;
+
 fn decode_error(idx: usize, id: i64, column: &'static str, text: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         idx,

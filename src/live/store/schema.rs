@@ -91,8 +91,14 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// Applies the migrations the database has not seen, in one transaction.
+/// Applies the migrations the database has not seen, in one transaction. A database already
+/// up to date is only read: no write lock is taken (every client, runner and daemon worker
+/// opens the database, and the daemon writes meanwhile).
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let seen: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if seen >= SCHEMA_VERSION as i64 {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {

@@ -28,26 +28,17 @@
 //! daemon.
 
 use super::contain::{JobContainer, Join};
-use super::store::{Db, JobRow, RunnerResult};
+use super::store::{Claimed, Db, JobRow, RunnerResult};
 use super::syntax::{cpu_list, parse_cpu_list};
-use super::{Home, LiveError, machine, now_ms, output};
-use nix::fcntl::OFlag;
+use super::{Home, LiveError, machine, now_ms};
+
+mod start;
+
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
-use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
+use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{self, SigHandler, Signal, killpg};
-use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{
-    Gid, Pid, Uid, User, dup2_stderr, dup2_stdout, getgrouplist, setgid, setgroups, setpgid,
-    setsid, setuid,
-};
-use std::ffi::CString;
-use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use nix::unistd::{Pid, setsid};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -77,27 +68,8 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
     let db = home.open()?;
-    // Claim the launch first: a runner of a launch the daemon has given up on (it died before
-    // this claim, and a restart queued the job again) runs nothing.
-    if let Some(launch) = launch {
-        let me = std::process::id() as i32;
-        let start = machine::process_start(me);
-        if !until_recorded(id, "its launch", || db.claim_launch(id, launch, me, start)) {
-            live_log!("mini-slurm: job {id}: launch {launch} is not current; not running it");
-            return Ok(0);
-        }
-    }
-    let job = match db.job_with_env(id) {
-        Ok(Some(job)) => job,
-        Ok(None) => return Err(LiveError::Other(format!("job {id} does not exist"))),
-        Err(e) => {
-            // A row this runner cannot read (a damaged environment): the job fails with why.
-            let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
-            let _ = std::fs::write(home.err_log(id), msg);
-            record(&db, id, Some(127), None, None, false)?;
-            home.notify();
-            return Ok(0);
-        }
+    let Some(job) = claim(&db, home, id, launch)? else {
+        return Ok(0);
     };
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only reads and writes atomics and calls kill(2).
@@ -114,16 +86,14 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         pin_failed(&db, id, &e);
     }
     let procs = open_joins(&joins)?;
-    let fds: Vec<(RawFd, bool)> = procs.iter().map(|(f, r)| (f.as_raw_fd(), *r)).collect();
     let rlimit = job.rlimit_as && !container.has_memory_cgroup();
-    let spawned = Setup::of(home, &job).and_then(|setup| {
+    let spawned = start::Setup::of(home, &job).and_then(|setup| {
         let what = setup.describe(&job);
-        build_command(home, &job, fds, rlimit, setup)?
-            .spawn()
+        start::start(home, &job, &procs, rlimit, setup)
             .map_err(|e| format!("cannot run {:?} ({what}): {e}", job.argv))
     });
-    let child = match spawned {
-        Ok(c) => c,
+    let pid = match spawned {
+        Ok(pid) => pid,
         Err(e) => {
             // The daemon's log tells the admin; the job's error log its owner, where it is
             // the home's (a shared scheduler's jobs write their own files).
@@ -138,7 +108,6 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         }
     };
     let started = Instant::now();
-    let pid = Pid::from_raw(child.id() as i32);
     JOB_PGID.store(pid.as_raw(), Ordering::SeqCst);
     if TERM_REQUESTED.load(Ordering::SeqCst) {
         let _ = killpg(pid, Signal::SIGTERM);
@@ -196,6 +165,44 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
     record(&db, id, code, sig, usage, oom)?;
     home.notify();
     Ok(0)
+}
+
+/// Claims the launch (a runner of a launch the daemon has given up on — it died before this
+/// claim, and a restart queued the job again — runs nothing) and reads the job with its
+/// environment; `None`: nothing to run (not current, or a row that does not decode, which
+/// fails the job with why).
+fn claim(db: &Db, home: &Home, id: i64, launch: Option<i64>) -> Result<Option<JobRow>, LiveError> {
+    let read = match launch {
+        Some(launch) => {
+            let me = std::process::id() as i32;
+            let start = machine::process_start(me);
+            match until_recorded(id, "its launch", || {
+                db.claim_and_read(id, launch, me, start)
+            }) {
+                Claimed::NotCurrent => {
+                    live_log!(
+                        "mini-slurm: job {id}: launch {launch} is not current; not running it"
+                    );
+                    return Ok(None);
+                }
+                Claimed::Job(job) => Ok(Some(*job)),
+                Claimed::Damaged(e) => Err(e),
+            }
+        }
+        None => db.job_with_env(id),
+    };
+    match read {
+        Ok(Some(job)) => Ok(Some(job)),
+        Ok(None) => Err(LiveError::Other(format!("job {id} does not exist"))),
+        Err(e) => {
+            // A row this runner cannot read (a damaged environment): the job fails with why.
+            let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
+            let _ = std::fs::write(home.err_log(id), msg);
+            record(db, id, Some(127), None, None, false)?;
+            home.notify();
+            Ok(None)
+        }
+    }
 }
 
 /// The limits the monitor keeps.
@@ -289,14 +296,19 @@ fn pin_failed(db: &Db, id: i64, error: &str) {
     let _ = db.record_pin_error(id, error);
 }
 
-/// The `cgroup.procs` files the job writes its pid to, to join; a tracking cgroup that cannot
+/// The cgroups the job joins, opened: each one's `cgroup.procs` and, for a cgroup v2, the
+/// directory the job can be born in ([`spawn`](super::spawn)); a tracking cgroup that cannot
 /// be opened is left out (the subreaper still contains the job).
-fn open_joins(joins: &[Join]) -> Result<Vec<(File, bool)>, LiveError> {
+fn open_joins(joins: &[Join]) -> Result<Vec<start::Joining>, LiveError> {
     let mut out = Vec::with_capacity(joins.len());
     for j in joins {
         let path = j.dir.join("cgroup.procs");
         match std::fs::OpenOptions::new().write(true).open(&path) {
-            Ok(f) => out.push((f, j.required)),
+            Ok(procs) => out.push(start::Joining {
+                procs,
+                required: j.required,
+                v2_dir: start::cgroup2_dir(&j.dir),
+            }),
             Err(e) if j.required => return Err(LiveError::io(&path, e)),
             Err(_) => {}
         }
@@ -351,204 +363,5 @@ fn until_recorded<T>(
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-/// Who a job runs as and where it writes, resolved before the fork: between fork and exec
-/// nothing is looked up or allocated.
-struct Setup {
-    /// The owner to become (uid, gid, supplementary groups): when the runner is root and the
-    /// job is not root's.
-    identity: Option<(Uid, Gid, Vec<Gid>)>,
-    cwd: CString,
-    /// The output files the job opens as its owner: stdout, and stderr where it goes
-    /// elsewhere (`None`: the home's logs, opened by the runner).
-    files: Option<(CString, Option<CString>)>,
-}
-
-impl Setup {
-    fn of(home: &Home, job: &JobRow) -> Result<Setup, String> {
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| format!("{}: a NUL byte", p.display()))
-        };
-        if !Path::new(&job.cwd).is_dir() {
-            return Err(format!("working directory {}: not a directory", job.cwd));
-        }
-        let identity = if Uid::effective().is_root() && job.uid != 0 {
-            let (uid, gid) = (Uid::from_raw(job.uid), Gid::from_raw(job.gid));
-            // The owner's groups, as initgroups(3) sets them; a uid without an entry in the
-            // user database gets its primary group alone.
-            let groups = match User::from_uid(uid) {
-                Ok(Some(u)) => {
-                    let name = CString::new(u.name.clone()).map_err(|e| e.to_string())?;
-                    getgrouplist(&name, gid)
-                        .map_err(|e| format!("the groups of user {}: {e}", u.name))?
-                }
-                _ => vec![gid],
-            };
-            Some((uid, gid, groups))
-        } else {
-            None
-        };
-        let files = if job.stdout.is_some() || job.stderr.is_some() {
-            let (out, err) = output::paths(home, job, &machine::hostname());
-            Some((c(&out)?, if err == out { None } else { Some(c(&err)?) }))
-        } else {
-            None
-        };
-        Ok(Setup {
-            identity,
-            cwd: c(Path::new(&job.cwd))?,
-            files,
-        })
-    }
-
-    /// As whom and where, for a message.
-    fn describe(&self, job: &JobRow) -> String {
-        let who = match &self.identity {
-            Some((uid, ..)) => format!("as uid {uid}"),
-            None => "as the scheduler's user".to_string(),
-        };
-        match &self.files {
-            Some((out, _)) => format!("{who} in {}, output {}", job.cwd, out.to_string_lossy()),
-            None => format!("{who} in {}", job.cwd),
-        }
-    }
-}
-
-/// The job's command: its argv (or `/bin/sh -c`), environment and log files; between fork and
-/// exec it takes its own process group, joins its cgroups (`joins`: a `cgroup.procs` file and
-/// whether joining must succeed), caps its address space if `rlimit_as`, becomes its owner
-/// ([`Setup`]), enters its working directory, opens its output files and restores default
-/// signal handling.
-fn build_command(
-    home: &Home,
-    job: &JobRow,
-    joins: Vec<(RawFd, bool)>,
-    rlimit_as: bool,
-    setup: Setup,
-) -> Result<Command, String> {
-    let mut cmd = if job.shell {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(job.argv.first().map_or("", String::as_str));
-        c
-    } else {
-        let mut c = Command::new(job.argv.first().map_or("true", String::as_str));
-        c.args(job.argv.iter().skip(1));
-        c
-    };
-    if setup.files.is_some() {
-        // Opened by the job's process itself, as its owner (see `pre_exec` below).
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    } else {
-        // The home's logs are its owner's alone (0600), like the database.
-        let create = |p: &Path| {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(p)
-                .map_err(|e| format!("{}: {e}", p.display()))
-        };
-        cmd.stdout(create(&home.out_log(job.id))?)
-            .stderr(create(&home.err_log(job.id))?);
-    }
-    job_env(&mut cmd, home, job);
-    cmd.stdin(Stdio::null());
-    let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
-    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
-    // (no allocation, no locks): everything it needs was prepared above.
-    unsafe {
-        cmd.pre_exec(move || {
-            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            join_cgroups(&joins)?;
-            if rlimit_as && mem_bytes > 0 {
-                let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
-                setrlimit(Resource::RLIMIT_AS, cap, cap)?;
-            }
-            if let Some((uid, gid, groups)) = &setup.identity {
-                setgroups(groups)?;
-                setgid(*gid)?;
-                setuid(*uid)?;
-            }
-            nix::unistd::chdir(setup.cwd.as_c_str())?;
-            if let Some((out, err)) = &setup.files {
-                let open = |p: &CString| {
-                    let flags = OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_TRUNC
-                        | OFlag::O_CLOEXEC
-                        | OFlag::O_NOCTTY;
-                    nix::fcntl::open(p.as_c_str(), flags, Mode::from_bits_truncate(0o600))
-                };
-                let fd = open(out)?;
-                dup2_stdout(&fd)?;
-                match err {
-                    Some(e) => dup2_stderr(open(e)?)?,
-                    None => dup2_stderr(&fd)?,
-                }
-            }
-            // Default signal handling for the job, whatever the runner installed.
-            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-                let _ = signal::signal(sig, SigHandler::SigDfl);
-            }
-            Ok(())
-        });
-    }
-    Ok(cmd)
-}
-
-/// Joins the job's cgroups (between fork and exec): writes our pid, formatted without
-/// allocating, to each `cgroup.procs`; a required one must take it.
-fn join_cgroups(joins: &[(RawFd, bool)]) -> std::io::Result<()> {
-    let mut buf = [0u8; 20];
-    let mut n = nix::unistd::getpid().as_raw() as u64;
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &(fd, required) in joins {
-        // SAFETY: the fds are the runner's open `cgroup.procs` files, alive until after spawn.
-        let wrote = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, &buf[i..]);
-        if required {
-            wrote?;
-        }
-    }
-    Ok(())
-}
-
-/// The job's environment: as submitted, and what the scheduler tells it.
-fn job_env(cmd: &mut Command, home: &Home, job: &JobRow) {
-    let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
-    cmd.env_clear()
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .env("MINI_SLURM_JOB_ID", job.id.to_string())
-        .env("SLURM_JOB_ID", job.id.to_string())
-        .env("MINI_SLURM_JOB_NAME", &job.name)
-        .env("MINI_SLURM_CPUS", &job.cpu_list)
-        .env("MINI_SLURM_CPUS_ON_NODE", &held)
-        .env("OMP_NUM_THREADS", &held)
-        .env("MINI_SLURM_HOME", &home.dir);
-    if let (Some(lo), Some(hi)) = (job.min_cpus, job.max_cpus) {
-        cmd.env("MINI_SLURM_ALLOC_FILE", home.alloc_file(job.id))
-            .env("MINI_SLURM_MIN_CPUS", lo.to_string())
-            .env("MINI_SLURM_MAX_CPUS", hi.to_string());
-    }
-    if job.gpus > 0 {
-        cmd.env("CUDA_VISIBLE_DEVICES", &job.gpu_list)
-            .env("MINI_SLURM_GPUS", &job.gpu_list);
-    }
-    if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
-        cmd.env("MINI_SLURM_ARRAY_JOB_ID", a.to_string())
-            .env("MINI_SLURM_ARRAY_TASK_ID", t.to_string())
-            .env("SLURM_ARRAY_TASK_ID", t.to_string());
     }
 }
