@@ -5,7 +5,8 @@
 //! itself to the job's CPUs so that the job inherits them (a failure, or a mask the kernel
 //! narrowed, is recorded in the job's row and counted by `stats`), and starts the job in its
 //! own process group (its own session is the runner's) with the job's environment, working
-//! directory and log files, joining its cgroups between fork and exec.
+//! directory and log files, born in its cgroup v2 (`spawn.rs`) or joining a v1 cgroup between
+//! fork and exec.
 //!
 //! A runner started as root (a shared scheduler's) starts a job as its owner: between fork
 //! and exec the job's process takes the owner's supplementary groups (those `initgroups`
