@@ -1,0 +1,555 @@
+//! `slurm` — Slurm 22.05's sched/backfill: main scheduler and backfill cycles, whole-node plans, minute limits.
+//!
+//! What `slurmctld` does with `SchedulerType=sched/backfill` and `SelectType=select/cons_tres`,
+//! read from the source of Slurm 22.05.8 (`job_scheduler.c`, `backfill.c`, cons_common's
+//! `_will_run_test`). [`docs/semantics.md` §12](semantics.md) says which behaviours are
+//! modelled exactly, which approximately and which not; [`slurm-fidelity.md`](slurm-fidelity.md)
+//! compares it with a real Slurm.
+//!
+//! **Time limits.** A job's limit is its estimate in whole minutes, rounded up, at least one
+//! (`--time=0:30` runs with 1:00); a job without a requested time gets its partition's
+//! `DefaultTime`, else its `MaxTime`; no limit exceeds `MaxTime`. Plans use limits, never run
+//! times: a running job is expected to end at start + limit.
+//!
+//! **When the schedulers run** (at whole seconds, as `slurmctld`'s 1 s background loop; the
+//! policy asks the engine to wake it then):
+//! - the main scheduler runs at once when a job ends (the epilog-complete path);
+//! - after submissions, at the first whole second at which `batch_sched_delay` seconds have
+//!   passed since the last such run;
+//! - over the whole queue every `sched_interval` seconds;
+//! - a backfill cycle runs every `bf_interval` seconds while anything changed since the last
+//!   one (with jobs waiting, that is every `bf_interval`); after a quiet spell, at the first
+//!   whole second after a change that is `bf_interval` after the last cycle.
+//!
+//! At one instant: completions, arrivals, the main scheduler, then backfill. Cycles take no
+//! time. A cycle after which nothing changed (no submission, end or start) would start nothing
+//! and is skipped (`skip_idle`).
+//!
+//! **Main scheduler.** Jobs in priority order start while they fit now (CPUs, memory and GPUs
+//! free per node, placed by the run's placement strategy). The first job of a partition that
+//! does not fit ends that partition's turn: no later job of it starts in this run, and its nodes
+//! are off limits for jobs of other partitions. A run triggered by an event tests at most
+//! `default_queue_depth` + 1 jobs. It knows nothing of backfill's plans.
+//!
+//! **Backfill cycle.** A time map from now to now + `bf_window`, both rounded down to
+//! `bf_resolution`, holds in each slot the nodes no pending job is planned on. Jobs are taken in
+//! priority order; at most `bf_max_job_test` of them reach the start estimate. For each job:
+//! 1. its usable nodes are its partition's nodes unplanned in every slot from its candidate start
+//!    to start + limit (a plan beginning exactly at its end counts);
+//! 2. its start estimate is now if it fits on them now; otherwise running jobs are taken away in
+//!    order of end, in batches whose window begins 30 s after the first one's end (aligned to
+//!    30 s) and doubles after each batch, and the estimate is the end of the last job of the first
+//!    batch after which it fits (a job past its end counts as ending `kill_wait` later);
+//! 3. if the estimate is now, the job starts;
+//! 4. if a node planned at the candidate start is unplanned before the estimate, the job is tried
+//!    again from that instant; otherwise, if the estimate lies within the window and its nodes
+//!    are free of plans from estimate to estimate + limit (rounded down to `bf_resolution`), those
+//!    **whole nodes** are reserved for it then (else it is tried from its estimate).
+//!
+//! A plan holds whole nodes: a 2-CPU job planned on a 4-CPU node keeps a 1-CPU job off the other
+//! two CPUs for the plan's duration. A job beyond the window, or past `bf_max_job_test`, has no
+//! plan and blocks nothing.
+//!
+//! **Priority.** `basic` (Slurm's `priority/basic`: submission order), `multifactor` (the
+//! multifactor order of `easy[order=multifactor]`, with the weights below; Slurm recomputes it
+//! every `priority_calc_period`, this policy at every pass, and re-plans at least that often) or
+//! `recorded` (the priorities in the trace, larger first).
+//!
+//! **Memory.** `def_mem_per_cpu=none` (default): a job holds the memory it asked for. `0`:
+//! Slurm without `DefMemPerCPU` under `CR_*_Memory` — a job that asked for no memory takes all
+//! of its nodes' memory, so nothing else fits beside it. `N`: N MB per CPU.
+//!
+//! **With `--cluster slurm.conf`** the parameters are read from the file (`SchedulerType`,
+//! `SchedulerParameters`, `PriorityType`, `PriorityWeight*`, `PriorityMaxAge`,
+//! `PriorityDecayHalfLife`, `PriorityCalcPeriod`, `DefMemPerCPU` under `SelectTypeParameters`
+//! with memory, `KillWait`; partitions' `DefaultTime` and `MaxTime`); parameters given in the
+//! spec win. Not modelled: wall-clock limits on cycles (`bf_max_time`, `max_sched_time`,
+//! `bf_yield_*`, so `bf_continue` has no effect), per-user backfill limits, reservations,
+//! features, licences, preemption.
+
+use super::common::Order;
+use super::common::order::params_with_multifactor;
+use super::common::slurm_pass::{Config, MemDefault, Pass};
+use super::{ParamInfo, Params, PolicyError, PolicyInfo};
+use crate::ids::JobId;
+use crate::sched::{Decision, Decisions, Policy, View};
+use crate::time::{Dur, Time};
+
+pub const INFO: PolicyInfo = PolicyInfo {
+    name: "slurm",
+    summary: "Slurm 22.05's sched/backfill: main scheduler on events, backfill every bf_interval with whole-node plans, minute-rounded limits.",
+    source: include_str!("slurm.rs"),
+    params: params_with_multifactor!(PRIORITY; SCHED[0], SCHED[1], SCHED[2], SCHED[3], SCHED[4], SCHED[5], SCHED[6], SCHED[7], SCHED[8], SCHED[9], SCHED[10], SCHED[11]),
+    build,
+};
+
+const PRIORITY: ParamInfo = ParamInfo {
+    name: "priority",
+    default: "basic",
+    help: "`basic`: submission order (PriorityType=priority/basic); `multifactor`: Slurm's multifactor priority (weights below); `recorded`: the trace's priorities",
+};
+
+/// Slurm's scheduling parameters, with their names and defaults.
+const SCHED: [ParamInfo; 12] = [
+    ParamInfo {
+        name: "bf_interval",
+        default: "30",
+        help: "seconds between backfill cycles; -1: no backfill (SchedulerType=sched/builtin)",
+    },
+    ParamInfo {
+        name: "bf_resolution",
+        default: "60",
+        help: "seconds; plans begin and end on multiples of it",
+    },
+    ParamInfo {
+        name: "bf_window",
+        default: "1440",
+        help: "minutes ahead that backfill plans; a job expected to start later gets no plan",
+    },
+    ParamInfo {
+        name: "bf_max_job_test",
+        default: "500",
+        help: "jobs per backfill cycle that get a start estimate",
+    },
+    ParamInfo {
+        name: "bf_node_space_size",
+        default: "bf_max_job_test",
+        help: "time-map records per cycle; planning stops when they run out",
+    },
+    ParamInfo {
+        name: "default_queue_depth",
+        default: "100",
+        help: "jobs an event-triggered main-scheduler run tests, less one",
+    },
+    ParamInfo {
+        name: "sched_interval",
+        default: "60",
+        help: "seconds between main-scheduler runs over the whole queue; -1: the main scheduler never runs",
+    },
+    ParamInfo {
+        name: "batch_sched_delay",
+        default: "3",
+        help: "seconds a submission may wait for the main scheduler, at least since its last run",
+    },
+    ParamInfo {
+        name: "kill_wait",
+        default: "30",
+        help: "seconds a job past its limit is expected to run on (KillWait)",
+    },
+    ParamInfo {
+        name: "def_mem_per_cpu",
+        default: "none",
+        help: "memory of a job that asked for none: `none`, `0` (all of its nodes' memory, Slurm's default under CR_*_Memory) or MB per CPU (DefMemPerCPU)",
+    },
+    ParamInfo {
+        name: "priority_calc_period",
+        default: "5",
+        help: "minutes; with `priority=multifactor` a backfill cycle is re-planned at least this often (PriorityCalcPeriod)",
+    },
+    ParamInfo {
+        name: "skip_idle",
+        default: "yes",
+        help: "`no`: compute every cycle, even those after which nothing changed (slower, the same schedule; for checking the shortcut)",
+    },
+];
+
+fn build(params: &mut Params) -> Result<Box<dyn Policy>, PolicyError> {
+    let order = match params.take("priority").as_deref() {
+        None | Some("basic") | Some("priority/basic") => Order::Queue,
+        Some("multifactor") | Some("priority/multifactor") => Order::multifactor(params)?,
+        Some("recorded") => Order::Priority,
+        Some(v) => {
+            return Err(params.bad(
+                "priority",
+                format!("expected basic, multifactor or recorded, found '{v}'"),
+            ));
+        }
+    };
+    let bf_interval = seconds_or_off(params, "bf_interval", 30)?;
+    let sched_interval = seconds_or_off(params, "sched_interval", 60)?;
+    if bf_interval.is_none() && sched_interval.is_none() {
+        return Err(params.bad(
+            "sched_interval",
+            "with bf_interval=-1 too, nothing would ever start",
+        ));
+    }
+    let bf_max_job_test = count(params, "bf_max_job_test", 500, 1)?;
+    let cfg = Config {
+        bf_resolution: Dur::from_secs(count(params, "bf_resolution", 60, 1)? as i64),
+        bf_window: Dur::from_secs(60 * count(params, "bf_window", 1440, 1)? as i64),
+        bf_max_job_test,
+        bf_node_space_size: count(params, "bf_node_space_size", bf_max_job_test, 2)?,
+        default_queue_depth: count(params, "default_queue_depth", 100, 0)?,
+        kill_wait: Dur::from_secs(count(params, "kill_wait", 30, 0)? as i64),
+        mem_default: match params.take("def_mem_per_cpu").as_deref() {
+            None | Some("none") => MemDefault::AsRequested,
+            Some("0") => MemDefault::WholeNode,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) => MemDefault::PerCpu(n),
+                Err(_) => {
+                    return Err(params.bad(
+                        "def_mem_per_cpu",
+                        format!("expected none or megabytes per CPU, found '{v}'"),
+                    ));
+                }
+            },
+        },
+    };
+    let batch_delay = Dur::from_secs(count(params, "batch_sched_delay", 3, 0)? as i64);
+    let calc = Dur::from_secs(60 * count(params, "priority_calc_period", 5, 1)? as i64);
+    let skip_idle = yes_no(params, "skip_idle", true)?;
+    Ok(Box::new(Slurm {
+        calc_period: matches!(order, Order::Multifactor(_)).then_some(calc),
+        order,
+        cfg,
+        bf_interval,
+        sched_interval,
+        batch_delay,
+        skip_idle,
+        clocks: None,
+        pass: Pass::default(),
+        plan: Vec::new(),
+    }))
+}
+
+fn parse_int(params: &Params, name: &str, v: &str) -> Result<i64, PolicyError> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| params.bad(name, format!("expected a whole number, found '{v}'")))
+}
+
+/// A count ≥ `min`.
+fn count(
+    params: &mut Params,
+    name: &str,
+    default: usize,
+    min: usize,
+) -> Result<usize, PolicyError> {
+    let Some(v) = params.take(name) else {
+        return Ok(default);
+    };
+    let n = parse_int(params, name, &v)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n >= min)
+        .ok_or_else(|| {
+            params.bad(
+                name,
+                format!("expected a whole number ≥ {min}, found '{v}'"),
+            )
+        })
+}
+
+/// Seconds ≥ 1, or -1 for "off".
+fn seconds_or_off(
+    params: &mut Params,
+    name: &str,
+    default: i64,
+) -> Result<Option<Dur>, PolicyError> {
+    let n = match params.take(name) {
+        None => default,
+        Some(v) => parse_int(params, name, &v)?,
+    };
+    match n {
+        -1 => Ok(None),
+        n if n >= 1 => Ok(Some(Dur::from_secs(n))),
+        _ => Err(params.bad(name, format!("expected seconds ≥ 1 or -1, found {n}"))),
+    }
+}
+
+fn yes_no(params: &mut Params, name: &str, default: bool) -> Result<bool, PolicyError> {
+    match params.take(name).as_deref() {
+        None => Ok(default),
+        Some("yes") | Some("true") => Ok(true),
+        Some("no") | Some("false") => Ok(false),
+        Some(v) => Err(params.bad(name, format!("expected yes or no, found '{v}'"))),
+    }
+}
+
+const SECOND: i64 = 1000;
+
+/// The first whole second at or after `t`.
+fn tick_at_or_after(t: Time) -> Time {
+    Time(-((-t.0).div_euclid(SECOND)) * SECOND)
+}
+
+/// The first whole second after `t`.
+fn tick_after(t: Time) -> Time {
+    Time((t.0.div_euclid(SECOND) + 1) * SECOND)
+}
+
+/// When each scheduler last ran, and what changed since: `slurmctld`'s timers.
+#[derive(Clone, Debug)]
+struct Clocks {
+    /// Last main-scheduler run from the background loop (for `batch_sched_delay`).
+    last_sched: Option<Time>,
+    /// Last run over the whole queue.
+    last_full: Time,
+    /// Last backfill cycle, run or skipped.
+    last_bf: Option<Time>,
+    /// When the next backfill cycle is due.
+    bf_next: Time,
+    /// Submissions the main scheduler has not seen yet (`job_sched_cnt`).
+    submitted: bool,
+    /// Something changed since the last cycle (submission, end, start).
+    bf_dirty: bool,
+    /// A run over the whole queue could start something an event-triggered run did not (one
+    /// was cut at `default_queue_depth`, or priorities were recomputed).
+    main_stale: bool,
+    /// The latest instant at which something changed.
+    last_change: Time,
+    /// Jobs waited after the last pass.
+    had_pending: bool,
+    /// Running jobs after the last pass (fewer now: some ended).
+    running: usize,
+    /// The newest queue position seen (a larger one: a submission).
+    newest: Option<u64>,
+    /// Next priority recomputation (multifactor).
+    next_calc: Option<Time>,
+}
+
+pub struct Slurm {
+    order: Order,
+    cfg: Config,
+    bf_interval: Option<Dur>,
+    sched_interval: Option<Dur>,
+    batch_delay: Dur,
+    calc_period: Option<Dur>,
+    skip_idle: bool,
+    clocks: Option<Clocks>,
+    pass: Pass,
+    /// The last cycle's plans, shown again at passes without a cycle (live mode).
+    plan: Vec<(JobId, Time)>,
+}
+
+impl Policy for Slurm {
+    fn usage_half_life(&self) -> Option<Dur> {
+        self.order.half_life()
+    }
+    fn usage_billing(&self) -> crate::sched::usage::Billing {
+        self.order.billing()
+    }
+
+    fn schedule(&mut self, view: &View<'_>, out: &mut Decisions) {
+        let now = view.now;
+        let mut c = self.clocks.take().unwrap_or_else(|| Clocks {
+            last_sched: None,
+            last_full: Time(now.0.div_euclid(SECOND) * SECOND),
+            last_bf: None,
+            bf_next: tick_at_or_after(now),
+            submitted: false,
+            bf_dirty: false,
+            main_stale: false,
+            last_change: now,
+            had_pending: false,
+            running: view.running.len(),
+            newest: None,
+            next_calc: self.calc_period.map(|p| now + p),
+        });
+        self.catch_up(&mut c, now);
+        // What happened since the last pass.
+        let newest = view.pending.last().map(|p| p.seq);
+        let submitted = newest.is_some_and(|s| c.newest.is_none_or(|n| s > n));
+        c.newest = c.newest.max(newest);
+        let ended = view.running.len() < c.running;
+        let tick = now.0.rem_euclid(SECOND) == 0;
+        let full_due = tick
+            && self
+                .sched_interval
+                .is_some_and(|si| now >= c.last_full + si);
+        let batch_due = tick
+            && (c.submitted || submitted)
+            && c.last_sched.is_none_or(|l| now >= l + self.batch_delay);
+        let bf_due = tick && self.bf_interval.is_some() && now == c.bf_next;
+        // A pass nobody planned (a cancellation, a `--switches` wait running out): handled as
+        // an event.
+        let unexpected = !submitted && !ended && !full_due && !batch_due && !bf_due;
+        if submitted || ended || unexpected {
+            c.bf_dirty = true;
+            c.last_change = now;
+        }
+        c.submitted |= submitted;
+        if c.next_calc.is_some_and(|t| now >= t)
+            && let Some(p) = self.calc_period
+        {
+            c.bf_dirty = true;
+            c.main_stale = true;
+            let k = (now - c.next_calc.unwrap_or(now)).0.div_euclid(p.0) + 1;
+            c.next_calc = c.next_calc.map(|t| Time(t.0 + k * p.0));
+        }
+        let main_on = self.sched_interval.is_some();
+        let event_main = main_on && (ended || unexpected);
+        let full_main = full_due && (c.main_stale || c.submitted || !self.skip_idle);
+        let cycle = bf_due && (c.bf_dirty || !self.skip_idle);
+        let mut started = 0;
+        let begun = event_main || full_main || batch_due || (cycle && !view.pending.is_empty());
+        if begun {
+            self.pass.begin(view, &self.cfg, &self.order);
+        }
+        if event_main {
+            started += self.run_main(&mut c, view, false, out);
+        }
+        if full_due {
+            if full_main {
+                started += self.run_main(&mut c, view, true, out);
+                c.main_stale = false;
+            }
+            c.last_full = now;
+            c.last_sched = Some(now);
+            c.submitted = false;
+        } else if batch_due {
+            started += self.run_main(&mut c, view, false, out);
+            c.last_sched = Some(now);
+            c.submitted = false;
+        }
+        let waiting = view.pending.len() > started;
+        if bf_due && let Some(iv) = self.bf_interval {
+            let changed = c.bf_dirty || started > 0;
+            if waiting || changed {
+                // The cycle runs (after a quiet spell with an empty queue, the agent only polls).
+                if waiting && (changed || !self.skip_idle) {
+                    if !begun {
+                        self.pass.begin(view, &self.cfg, &self.order);
+                    }
+                    started += self.run_backfill(view, out);
+                }
+                c.last_bf = Some(now);
+                c.bf_next = now + iv;
+                c.bf_dirty = false;
+            }
+        }
+        if started > 0 {
+            c.bf_dirty = true;
+            c.last_change = now;
+        }
+        if view.want_plan && !(bf_due && waiting) {
+            self.show_plan(view, begun, out);
+        }
+        c.had_pending = view.pending.len() > started;
+        c.running = view.running.len() + started;
+        if let Some(t) = self.next_wake(&c, now) {
+            out.list.push(Decision::WakeAt(t));
+        }
+        self.clocks = Some(c);
+    }
+}
+
+impl Slurm {
+    fn run_main(
+        &mut self,
+        c: &mut Clocks,
+        view: &View<'_>,
+        full: bool,
+        out: &mut Decisions,
+    ) -> usize {
+        let run = self.pass.main(view, &self.cfg, full, out);
+        c.main_stale |= run.cut;
+        run.started
+    }
+
+    fn run_backfill(&mut self, view: &View<'_>, out: &mut Decisions) -> usize {
+        let from = out.list.len();
+        let n = self.pass.backfill(view, &self.cfg, view.want_plan, out);
+        if view.want_plan {
+            self.plan.clear();
+            self.plan
+                .extend(out.list[from..].iter().filter_map(|d| match *d {
+                    Decision::Reserve { job, at, .. } => Some((job, at)),
+                    _ => None,
+                }));
+        }
+        n
+    }
+
+    /// Reports the last cycle's plans of jobs still waiting.
+    fn show_plan(&self, view: &View<'_>, begun: bool, out: &mut Decisions) {
+        if self.plan.is_empty() {
+            return;
+        }
+        let mut ids: Vec<(JobId, u32)> = view
+            .pending
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !begun || self.pass.is_pending(*p as u32))
+            .map(|(p, j)| (j.spec.id, p as u32))
+            .collect();
+        ids.sort_unstable();
+        for &(job, at) in &self.plan {
+            if let Ok(k) = ids.binary_search_by_key(&job, |x| x.0) {
+                out.reserve(ids[k].1, job, at);
+            }
+        }
+    }
+
+    /// Brings the timers to `now`: periodic runs over the whole queue, and backfill cycles,
+    /// that fell between the last pass and now and would have changed nothing.
+    fn catch_up(&self, c: &mut Clocks, now: Time) {
+        if let Some(si) = self.sched_interval
+            && now > c.last_full + si
+        {
+            // Runs at last_full + k·si before now; one exactly at now is due, not caught up.
+            let k = (now - c.last_full).0.saturating_sub(1).div_euclid(si.0);
+            c.last_full = Time(c.last_full.0 + k * si.0);
+            c.last_sched = c.last_sched.max(Some(c.last_full));
+        }
+        let Some(iv) = self.bf_interval else {
+            return;
+        };
+        if c.bf_next >= now {
+            return;
+        }
+        if c.had_pending {
+            // Jobs waited all along: a cycle every interval.
+            let k = crate::sched::ceil_div((now - c.bf_next).0, iv.0);
+            c.last_bf = Some(Time(c.bf_next.0 + (k - 1) * iv.0));
+            c.bf_next = Time(c.bf_next.0 + k * iv.0);
+            return;
+        }
+        // The queue was empty: one more cycle after the last change, then polling every second.
+        if c.last_bf.is_none_or(|l| c.last_change >= l) {
+            let v = c.bf_next.max(tick_at_or_after(c.last_change));
+            if v < now {
+                c.last_bf = Some(v);
+                c.bf_next = v + iv;
+            }
+        }
+        if c.bf_next < now {
+            c.bf_next = tick_at_or_after(now);
+        }
+    }
+
+    /// The next instant a scheduler has something to do.
+    fn next_wake(&self, c: &Clocks, now: Time) -> Option<Time> {
+        let waiting = c.had_pending;
+        let mut wake: Option<Time> = None;
+        let mut at = |t: Time| {
+            if t > now {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
+        if c.submitted && self.sched_interval.is_some() {
+            let mut t = tick_after(now);
+            if let Some(l) = c.last_sched {
+                t = t.max(l + self.batch_delay);
+            }
+            if let Some(si) = self.sched_interval {
+                t = t.min(c.last_full + si);
+            }
+            at(t);
+        }
+        if waiting {
+            if let Some(si) = self.sched_interval
+                && (c.main_stale || !self.skip_idle)
+            {
+                at(c.last_full + si);
+            }
+            if self.bf_interval.is_some() && (c.bf_dirty || !self.skip_idle) {
+                at(c.bf_next);
+            }
+            if let Some(t) = c.next_calc {
+                at(t);
+            }
+        }
+        wake
+    }
+}
