@@ -79,7 +79,7 @@ pub const INFO: PolicyInfo = PolicyInfo {
     name: "slurm",
     summary: "Slurm 22.05's sched/backfill: main scheduler on events, backfill every bf_interval with whole-node plans, minute-rounded limits.",
     source: include_str!("slurm.rs"),
-    params: params_with_multifactor!(PRIORITY; SCHED[0], SCHED[1], SCHED[2], SCHED[3], SCHED[4], SCHED[5], SCHED[6], SCHED[7], SCHED[8], SCHED[9], SCHED[10], SCHED[11]),
+    params: params_with_multifactor!(PRIORITY; SCHED[0], SCHED[1], SCHED[2], SCHED[3], SCHED[4], SCHED[5], SCHED[6], SCHED[7], SCHED[8], SCHED[9], SCHED[10]),
     build,
 };
 
@@ -90,7 +90,7 @@ const PRIORITY: ParamInfo = ParamInfo {
 };
 
 /// Slurm's scheduling parameters, with their names and defaults.
-const SCHED: [ParamInfo; 12] = [
+const SCHED: [ParamInfo; 11] = [
     ParamInfo {
         name: "bf_interval",
         default: "30",
@@ -142,11 +142,6 @@ const SCHED: [ParamInfo; 12] = [
         help: "memory of a job that asked for none: `none`, `0` (all of its nodes' memory, Slurm's default under CR_*_Memory) or MB per CPU (DefMemPerCPU)",
     },
     ParamInfo {
-        name: "priority_calc_period",
-        default: "5",
-        help: "minutes; with `priority=multifactor` a backfill cycle is re-planned at least this often (PriorityCalcPeriod)",
-    },
-    ParamInfo {
         name: "skip_idle",
         default: "yes",
         help: "`no`: compute every cycle, even those after which nothing changed (slower, the same schedule; for checking the shortcut)",
@@ -196,10 +191,9 @@ fn build(params: &mut Params) -> Result<Box<dyn Policy>, PolicyError> {
         },
     };
     let batch_delay = Dur::from_secs(count(params, "batch_sched_delay", 3, 0)? as i64);
-    let calc = Dur::from_secs(60 * count(params, "priority_calc_period", 5, 1)? as i64);
     let skip_idle = yes_no(params, "skip_idle", true)?;
     Ok(Box::new(Slurm {
-        calc_period: matches!(order, Order::Multifactor(_)).then_some(calc),
+        reorders: matches!(order, Order::Multifactor(_)),
         order,
         cfg,
         bf_interval,
@@ -293,6 +287,8 @@ struct Clocks {
     submitted: bool,
     /// Something changed since the last cycle (submission, end, start).
     bf_dirty: bool,
+    /// After the last pass some waiting job fitted the free resources (plans aside).
+    fits_now: bool,
     /// A run over the whole queue could start something an event-triggered run did not (one
     /// was cut at `default_queue_depth`, or priorities were recomputed).
     main_stale: bool,
@@ -304,8 +300,6 @@ struct Clocks {
     running: usize,
     /// The newest queue position seen (a larger one: a submission).
     newest: Option<u64>,
-    /// Next priority recomputation (multifactor).
-    next_calc: Option<Time>,
 }
 
 pub struct Slurm {
@@ -314,7 +308,9 @@ pub struct Slurm {
     bf_interval: Option<Dur>,
     sched_interval: Option<Dur>,
     batch_delay: Dur,
-    calc_period: Option<Dur>,
+    /// The priority order changes with time (multifactor): runs over the whole queue are
+    /// never skipped while jobs wait.
+    reorders: bool,
     skip_idle: bool,
     clocks: Option<Clocks>,
     pass: Pass,
@@ -339,19 +335,21 @@ impl Policy for Slurm {
             bf_next: tick_at_or_after(now),
             submitted: false,
             bf_dirty: false,
+            fits_now: false,
             main_stale: false,
             last_change: now,
             had_pending: false,
             running: view.running.len(),
             newest: None,
-            next_calc: self.calc_period.map(|p| now + p),
         });
         self.catch_up(&mut c, now);
         // What happened since the last pass.
         let newest = view.pending.last().map(|p| p.seq);
         let submitted = newest.is_some_and(|s| c.newest.is_none_or(|n| s > n));
         c.newest = c.newest.max(newest);
-        let ended = view.running.len() < c.running;
+        // Jobs that ended while the queue was empty were not seen (the engine asks no policy
+        // then): nothing could start, so they trigger nothing now.
+        let ended = view.running.len() < c.running && c.had_pending;
         let tick = now.0.rem_euclid(SECOND) == 0;
         let full_due = tick
             && self
@@ -369,20 +367,13 @@ impl Policy for Slurm {
             c.last_change = now;
         }
         c.submitted |= submitted;
-        if c.next_calc.is_some_and(|t| now >= t)
-            && let Some(p) = self.calc_period
-        {
-            c.bf_dirty = true;
-            c.main_stale = true;
-            let k = (now - c.next_calc.unwrap_or(now)).0.div_euclid(p.0) + 1;
-            c.next_calc = c.next_calc.map(|t| Time(t.0 + k * p.0));
-        }
+        c.main_stale |= self.reorders;
         let main_on = self.sched_interval.is_some();
         let event_main = main_on && (ended || unexpected);
         let full_main = full_due && (c.main_stale || c.submitted || !self.skip_idle);
-        let cycle = bf_due && (c.bf_dirty || !self.skip_idle);
+        let cycle = bf_due && (c.bf_dirty || c.fits_now || !self.skip_idle);
         let mut started = 0;
-        let begun = event_main || full_main || batch_due || (cycle && !view.pending.is_empty());
+        let mut begun = event_main || full_main || batch_due || (cycle && !view.pending.is_empty());
         if begun {
             self.pass.begin(view, &self.cfg, &self.order);
         }
@@ -407,9 +398,10 @@ impl Policy for Slurm {
             let changed = c.bf_dirty || started > 0;
             if waiting || changed {
                 // The cycle runs (after a quiet spell with an empty queue, the agent only polls).
-                if waiting && (changed || !self.skip_idle) {
+                if waiting && (changed || c.fits_now || !self.skip_idle) {
                     if !begun {
                         self.pass.begin(view, &self.cfg, &self.order);
+                        begun = true;
                     }
                     started += self.run_backfill(view, out);
                 }
@@ -426,6 +418,10 @@ impl Policy for Slurm {
             self.show_plan(view, begun, out);
         }
         c.had_pending = view.pending.len() > started;
+        c.fits_now = self.skip_idle
+            && c.had_pending
+            && self.bf_interval.is_some()
+            && self.pass.any_fits(view, &self.cfg, begun);
         c.running = view.running.len() + started;
         if let Some(t) = self.next_wake(&c, now) {
             out.list.push(Decision::WakeAt(t));
@@ -543,11 +539,8 @@ impl Slurm {
             {
                 at(c.last_full + si);
             }
-            if self.bf_interval.is_some() && (c.bf_dirty || !self.skip_idle) {
+            if self.bf_interval.is_some() && (c.bf_dirty || c.fits_now || !self.skip_idle) {
                 at(c.bf_next);
-            }
-            if let Some(t) = c.next_calc {
-                at(t);
             }
         }
         wake

@@ -14,5 +14,7 @@ mod props;
 mod reports;
 mod scenarios;
 mod simlib;
+mod slurm_fidelity;
+mod slurm_policy;
 mod util;
 mod workloads;

@@ -131,17 +131,10 @@ impl Pass {
                 .map(|p| Nodes::of(cluster.nodes.len(), p.nodes.iter().copied()))
                 .collect();
         }
-        self.avail.clear();
-        self.avail.extend_from_slice(view.avail);
+        self.free_now(view, cfg);
         self.running.clear();
         self.run_slices.clear();
         for (i, r) in view.running.iter().enumerate() {
-            if r.spec.mem_mb.is_none() {
-                for s in r.alloc.iter() {
-                    let a = &mut self.avail[s.node as usize];
-                    a.mem_mb = a.mem_mb.saturating_sub(cfg.mem_on(cluster, &r.spec, s));
-                }
-            }
             let end = if r.spec.elastic.is_some() {
                 r.end_est
             } else {
@@ -156,11 +149,43 @@ impl Pass {
             self.run_slices.extend_from_slice(&r.alloc);
         }
         self.running.sort_by_key(|r| r.end);
+        order.arrange(view, &mut self.order);
+        drop_limited(view, &mut self.order);
+    }
+
+    /// The free resources now, less the memory default of running jobs that asked for none;
+    /// nothing started yet.
+    fn free_now(&mut self, view: &View<'_>, cfg: &Config) {
+        self.avail.clear();
+        self.avail.extend_from_slice(view.avail);
+        for r in view.running.iter().filter(|r| r.spec.mem_mb.is_none()) {
+            for s in r.alloc.iter() {
+                let a = &mut self.avail[s.node as usize];
+                a.mem_mb = a
+                    .mem_mb
+                    .saturating_sub(cfg.mem_on(view.cluster, &r.spec, s));
+            }
+        }
         self.started.clear();
         self.started.resize(view.pending.len(), false);
         self.usage = PassUsage::default();
-        order.arrange(view, &mut self.order);
-        drop_limited(view, &mut self.order);
+    }
+
+    /// Whether some job still waiting would fit the resources free now, plans aside. When none
+    /// does, a backfill cycle can start nothing (it starts only jobs that fit now). `begun`:
+    /// this pass ran [`Pass::begin`] (the free resources are those after its starts).
+    pub fn any_fits(&mut self, view: &View<'_>, cfg: &Config, begun: bool) -> bool {
+        if !begun {
+            self.free_now(view, cfg);
+        }
+        let free: u64 = self.avail.iter().map(|a| u64::from(a.cpus)).sum();
+        (0..view.pending.len() as u32).any(|pos| {
+            let spec = &view.pending[pos as usize].spec;
+            self.is_pending(pos)
+                && u64::from(spec.cpus) <= free
+                && view.limits.blocked(spec, &self.usage).is_none()
+                && self.place(view, cfg, false, None, spec)
+        })
     }
 
     /// Whether the job at queue position `pos` is still pending in this pass.
