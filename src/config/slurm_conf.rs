@@ -13,7 +13,7 @@
 //! `bf_max_job_test`, `bf_node_space_size`, `default_queue_depth`, `sched_interval`,
 //! `batch_sched_delay`), `PriorityType`, `PriorityWeight{Age,Fairshare,JobSize,Partition,QOS}`
 //! (Slurm's default weight is 0), `PriorityMaxAge`, `PriorityDecayHalfLife`,
-//! `PriorityCalcPeriod`, `PriorityFavorSmall`, `KillWait`, and `DefMemPerCPU` when
+//! `PriorityFavorSmall`, `KillWait`, and `DefMemPerCPU` when
 //! `SelectTypeParameters` makes memory consumable (unset there: a job without a memory
 //! request takes its nodes' memory, `def_mem_per_cpu=0`).
 //!
@@ -49,7 +49,7 @@ const SCHED_PARAMS: [&str; 8] = [
 ];
 
 /// Global keys read as `slurm` policy parameters: (slurm.conf key, parameter, value kind).
-const SCHED_KEYS: [(&str, &str, Kind); 10] = [
+const SCHED_KEYS: [(&str, &str, Kind); 9] = [
     ("priorityweightage", "age", Kind::Number),
     ("priorityweightfairshare", "fairshare", Kind::Number),
     ("priorityweightjobsize", "jobsize", Kind::Number),
@@ -57,7 +57,6 @@ const SCHED_KEYS: [(&str, &str, Kind); 10] = [
     ("priorityweightqos", "qos", Kind::Number),
     ("prioritymaxage", "max_age", Kind::Time),
     ("prioritydecayhalflife", "half_life", Kind::Time),
-    ("prioritycalcperiod", "priority_calc_period", Kind::Number),
     ("priorityfavorsmall", "favor_small", Kind::YesNo),
     ("killwait", "kill_wait", Kind::Number),
 ];
@@ -329,6 +328,13 @@ impl Reader {
                     )));
                 }
             },
+            "selecttype" => match v {
+                "select/cons_tres" | "select/cons_res" => {}
+                _ => {
+                    self.ignored
+                        .insert(format!("SelectType={v} (whole-node allocation)"));
+                }
+            },
             "selecttypeparameters" => {
                 self.memory = v.split(',').any(|p| {
                     p.trim().to_ascii_lowercase().ends_with("_memory")
@@ -552,6 +558,89 @@ mod tests {
         );
         let e = p("ClusterName=x\n").err().unwrap();
         assert!(e.to_string().contains("no NodeName"), "{e}");
+    }
+
+    #[test]
+    fn scheduling_lines_become_slurm_policy_parameters() {
+        let c = p("SchedulerType=sched/backfill\n\
+                   SchedulerParameters=bf_interval=1,sched_min_interval=0,batch_sched_delay=0,bf_continue\n\
+                   SelectType=select/cons_tres\n\
+                   SelectTypeParameters=CR_Core_Memory\n\
+                   DefMemPerCPU=100\n\
+                   PriorityType=priority/multifactor\n\
+                   PriorityWeightAge=500\n\
+                   PriorityMaxAge=1-0\n\
+                   PriorityFavorSmall=YES\n\
+                   KillWait=5\n\
+                   NodeName=n0 CPUs=4 RealMemory=8000\n\
+                   PartitionName=p Nodes=n0 DefaultTime=30 MaxTime=2:00:00\n")
+        .unwrap();
+        let kv: Vec<String> = c
+            .scheduler
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            kv.join(","),
+            "priority=multifactor,fairshare=0,jobsize=0,partition=0,qos=0,def_mem_per_cpu=100,\
+             bf_interval=1,batch_sched_delay=0,age=500,max_age=1-0,favor_small=yes,kill_wait=5"
+        );
+        assert_eq!(c.partitions[0].default_time, Some(Dur::from_secs(1800)));
+        assert_eq!(c.partitions[0].max_time, Some(Dur::from_secs(7200)));
+        let note = &c.notes[0];
+        assert!(
+            note.contains("SchedulerParameters … sched_min_interval"),
+            "{note}"
+        );
+        assert!(note.contains("SchedulerParameters … bf_continue"), "{note}");
+        assert!(
+            !note.contains("PriorityType") && !note.contains("KillWait"),
+            "{note}"
+        );
+        // Memory not consumable: no memory default; builtin: no backfill.
+        let c = p("SchedulerType=sched/builtin\nSelectTypeParameters=CR_Core\nDefMemPerCPU=100\nNodeName=n0 CPUs=4\n").unwrap();
+        assert_eq!(c.scheduler, [("bf_interval".to_string(), "-1".to_string())]);
+        // Memory consumable without DefMemPerCPU: a job without memory takes its nodes' memory.
+        let c = p("SelectTypeParameters=CR_CPU_Memory\nNodeName=n0 CPUs=4\n").unwrap();
+        assert_eq!(
+            c.scheduler,
+            [("def_mem_per_cpu".to_string(), "0".to_string())]
+        );
+        let c = p("SelectType=select/linear\nNodeName=n0 CPUs=4\n").unwrap();
+        assert!(c.notes[0].contains("select/linear"), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn bad_scheduling_values_name_the_line() {
+        for (text, msg) in [
+            (
+                "SchedulerParameters=bf_interval=often\n",
+                "slurm.conf:1: SchedulerParameters: bf_interval: expected a whole number, found 'often'",
+            ),
+            (
+                "\nPriorityType=priority/fancy\n",
+                "slurm.conf:2: PriorityType: expected priority/basic or priority/multifactor, found 'priority/fancy'",
+            ),
+            (
+                "PriorityWeightAge=-3\n",
+                "slurm.conf:1: PriorityWeightAge: expected a number ≥ 0, found '-3'",
+            ),
+            (
+                "DefMemPerCPU=lots\n",
+                "slurm.conf:1: DefMemPerCPU: expected megabytes, found 'lots'",
+            ),
+            (
+                "SchedulerType=sched/wiki\n",
+                "slurm.conf:1: SchedulerType: expected sched/backfill or sched/builtin, found 'sched/wiki'",
+            ),
+            (
+                "NodeName=n0 CPUs=4\nPartitionName=p Nodes=n0 DefaultTime=soon\n",
+                "slurm.conf:2: DefaultTime: expected minutes, [D-]HH:MM:SS or UNLIMITED, found 'soon'",
+            ),
+        ] {
+            let text = format!("{text}NodeName=z9 CPUs=1\n");
+            assert_eq!(p(&text).err().unwrap().to_string(), msg);
+        }
     }
 
     #[test]

@@ -2,28 +2,29 @@
 //!
 //! What `slurmctld` does with `SchedulerType=sched/backfill` and `SelectType=select/cons_tres`,
 //! read from the source of Slurm 22.05.8 (`job_scheduler.c`, `backfill.c`, cons_common's
-//! `_will_run_test`). [`docs/semantics.md` §12](semantics.md) says which behaviours are
-//! modelled exactly, which approximately and which not; [`slurm-fidelity.md`](slurm-fidelity.md)
-//! compares it with a real Slurm.
+//! `_will_run_test`). `docs/semantics.md` §12 says which behaviours are modelled exactly, which
+//! approximately and which not; `docs/slurm-fidelity.md` compares the policy with a real Slurm.
 //!
 //! **Time limits.** A job's limit is its estimate in whole minutes, rounded up, at least one
 //! (`--time=0:30` runs with 1:00); a job without a requested time gets its partition's
 //! `DefaultTime`, else its `MaxTime`; no limit exceeds `MaxTime`. Plans use limits, never run
 //! times: a running job is expected to end at start + limit.
 //!
-//! **When the schedulers run** (at whole seconds, as `slurmctld`'s 1 s background loop; the
-//! policy asks the engine to wake it then):
-//! - the main scheduler runs at once when a job ends (the epilog-complete path);
-//! - after submissions, at the first whole second at which `batch_sched_delay` seconds have
-//!   passed since the last such run;
+//! **When the schedulers run** — at whole seconds, as `slurmctld`'s 1 s background loop; the
+//! policy asks the engine to wake it then:
+//! - the main scheduler runs after submissions and job ends, at the first whole second at
+//!   which `batch_sched_delay` seconds have passed since its last run (as measured on Slurm
+//!   22.05.8: the run its source makes when a node's epilog completes is not the one that
+//!   starts the next job);
 //! - over the whole queue every `sched_interval` seconds;
 //! - a backfill cycle runs every `bf_interval` seconds while anything changed since the last
 //!   one (with jobs waiting, that is every `bf_interval`); after a quiet spell, at the first
 //!   whole second after a change that is `bf_interval` after the last cycle.
 //!
-//! At one instant: completions, arrivals, the main scheduler, then backfill. Cycles take no
-//! time. A cycle after which nothing changed (no submission, end or start) would start nothing
-//! and is skipped (`skip_idle`).
+//! At one instant: completions, arrivals, the main scheduler, then backfill. Runs take no
+//! time. A cycle is computed only when it could start a job — something changed since the last
+//! one, or a waiting job fits the free resources now, plans aside (`skip_idle=no` computes them
+//! all; a property test checks that the schedules are the same).
 //!
 //! **Main scheduler.** Jobs in priority order start while they fit now (CPUs, memory and GPUs
 //! free per node, placed by the run's placement strategy). The first job of a partition that
@@ -48,12 +49,12 @@
 //!
 //! A plan holds whole nodes: a 2-CPU job planned on a 4-CPU node keeps a 1-CPU job off the other
 //! two CPUs for the plan's duration. A job beyond the window, or past `bf_max_job_test`, has no
-//! plan and blocks nothing.
+//! plan and blocks nothing. Plans are rebuilt from nothing at every cycle.
 //!
 //! **Priority.** `basic` (Slurm's `priority/basic`: submission order), `multifactor` (the
-//! multifactor order of `easy[order=multifactor]`, with the weights below; Slurm recomputes it
-//! every `priority_calc_period`, this policy at every pass, and re-plans at least that often) or
-//! `recorded` (the priorities in the trace, larger first).
+//! multifactor order of `easy[order=multifactor]`, with the weights below, computed at every
+//! pass where Slurm recomputes it every `PriorityCalcPeriod`) or `recorded` (the priorities in
+//! the trace, larger first).
 //!
 //! **Memory.** `def_mem_per_cpu=none` (default): a job holds the memory it asked for. `0`:
 //! Slurm without `DefMemPerCPU` under `CR_*_Memory` — a job that asked for no memory takes all
@@ -61,11 +62,11 @@
 //!
 //! **With `--cluster slurm.conf`** the parameters are read from the file (`SchedulerType`,
 //! `SchedulerParameters`, `PriorityType`, `PriorityWeight*`, `PriorityMaxAge`,
-//! `PriorityDecayHalfLife`, `PriorityCalcPeriod`, `DefMemPerCPU` under `SelectTypeParameters`
+//! `PriorityDecayHalfLife`, `PriorityFavorSmall`, `DefMemPerCPU` under `SelectTypeParameters`
 //! with memory, `KillWait`; partitions' `DefaultTime` and `MaxTime`); parameters given in the
 //! spec win. Not modelled: wall-clock limits on cycles (`bf_max_time`, `max_sched_time`,
-//! `bf_yield_*`, so `bf_continue` has no effect), per-user backfill limits, reservations,
-//! features, licences, preemption.
+//! `bf_yield_*`, so `bf_continue` has no effect), per-user backfill limits, partition
+//! `PriorityTier`, reservations, features, licences, preemption.
 
 use super::common::Order;
 use super::common::order::params_with_multifactor;
@@ -355,30 +356,28 @@ impl Policy for Slurm {
             && self
                 .sched_interval
                 .is_some_and(|si| now >= c.last_full + si);
-        let batch_due = tick
-            && (c.submitted || submitted)
-            && c.last_sched.is_none_or(|l| now >= l + self.batch_delay);
+        let sched_ok = c.last_sched.is_none_or(|l| now >= l + self.batch_delay);
         let bf_due = tick && self.bf_interval.is_some() && now == c.bf_next;
         // A pass nobody planned (a cancellation, a `--switches` wait running out): handled as
         // an event.
-        let unexpected = !submitted && !ended && !full_due && !batch_due && !bf_due;
+        let unexpected =
+            !(submitted || ended || full_due || bf_due || (tick && c.submitted && sched_ok));
         if submitted || ended || unexpected {
+            // Slurm counts the event for its background loop (`job_sched_cnt`): submissions,
+            // and ends too — measured on Slurm 22.05.8, the run that follows an end is that
+            // loop's, gated by `batch_sched_delay` (semantics §12).
+            c.submitted = true;
             c.bf_dirty = true;
             c.last_change = now;
         }
-        c.submitted |= submitted;
         c.main_stale |= self.reorders;
-        let main_on = self.sched_interval.is_some();
-        let event_main = main_on && (ended || unexpected);
+        let batch_due = tick && c.submitted && sched_ok && self.sched_interval.is_some();
         let full_main = full_due && (c.main_stale || c.submitted || !self.skip_idle);
         let cycle = bf_due && (c.bf_dirty || c.fits_now || !self.skip_idle);
         let mut started = 0;
-        let mut begun = event_main || full_main || batch_due || (cycle && !view.pending.is_empty());
+        let mut begun = full_main || batch_due || (cycle && !view.pending.is_empty());
         if begun {
             self.pass.begin(view, &self.cfg, &self.order);
-        }
-        if event_main {
-            started += self.run_main(&mut c, view, false, out);
         }
         if full_due {
             if full_main {

@@ -16,5 +16,6 @@ mod scenarios;
 mod simlib;
 mod slurm_fidelity;
 mod slurm_policy;
+mod slurm_replay;
 mod util;
 mod workloads;

@@ -27,19 +27,19 @@ const TOLERANCE_MS: i64 = 1250;
 
 /// One job: submitted `at` seconds into the scenario, `cpus` CPUs on one node, `--time=time`,
 /// running `sleep` seconds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct J {
     pub at: u32,
     pub cpus: u32,
-    pub time: &'static str,
+    pub time: String,
     pub sleep: u32,
 }
 
-const fn j(at: u32, cpus: u32, time: &'static str, sleep: u32) -> J {
+pub fn j(at: u32, cpus: u32, time: &str, sleep: u32) -> J {
     J {
         at,
         cpus,
-        time,
+        time: time.to_string(),
         sleep,
     }
 }
@@ -404,7 +404,7 @@ pub fn simulate(jobs: &[J], recs: &[Record], conf: &Path, spec: &str) -> Vec<i64
             secs(r.submit - base),
             secs(r.release - r.start),
             job.cpus,
-            time_secs(job.time)
+            time_secs(&job.time)
         ));
     }
     std::fs::write(&trace, &csv).expect("trace written");

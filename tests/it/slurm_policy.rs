@@ -37,13 +37,14 @@ fn on_procs(n: u32) -> impl FnOnce(&mut Setup) {
 const HEAD: &str = "id,submit,runtime,cpus,walltime,user\n";
 
 #[test]
-fn the_main_scheduler_runs_at_whole_seconds_after_batch_sched_delay_and_at_once_on_an_end() {
+fn the_main_scheduler_runs_at_whole_seconds_after_batch_sched_delay() {
     let dir = tempfile::tempdir().unwrap();
     let csv = format!(
         "{HEAD}1,10,20,4,60,u\n2,11,5,1,60,u\n3,11.5,5,1,60,u\n4,12,5,4,60,u\n5,40.25,5,1,60,u\n"
     );
     let p = prepare(dir.path(), &csv, on_procs(4));
-    // 1 at once (no earlier run); 5 at the first whole second after its submission.
+    // 1 at once (no earlier run); 2 and 3 when 1 ends (the last run, at 13, was long before);
+    // 4 when they end; 5 at the first whole second after its submission.
     let s = starts_of(&p, "slurm");
     assert_eq!(&s[..1], [10.0]);
     assert_eq!(s[3], 35.0, "{s:?}");
@@ -51,8 +52,21 @@ fn the_main_scheduler_runs_at_whole_seconds_after_batch_sched_delay_and_at_once_
         s[4], 41.0,
         "at the next whole second, not when 4 ended: {s:?}"
     );
-    // 2 and 3 start the instant 1 ends; 4 the instant they end.
     assert_eq!(&s[1..3], [30.0, 30.0], "{s:?}");
+}
+
+#[test]
+fn after_an_end_the_main_scheduler_also_waits_for_batch_sched_delay() {
+    // Measured on Slurm 22.05.8 (docs/slurm-fidelity.md): 1 ends one second after the run
+    // that started it, and 2 starts when batch_sched_delay (3 s) has passed since that run.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = format!("{HEAD}1,0,1,4,60,u\n2,0,1,4,60,u\n");
+    let p = prepare(dir.path(), &csv, on_procs(4));
+    assert_eq!(starts_of(&p, "slurm"), [0.0, 3.0]);
+    assert_eq!(starts_of(&p, "slurm[batch_sched_delay=0]"), [0.0, 1.0]);
+    let csv = format!("{HEAD}1,0,1.5,4,60,u\n2,0,1,4,60,u\n");
+    let p = prepare(dir.path(), &csv, on_procs(4));
+    assert_eq!(starts_of(&p, "slurm[batch_sched_delay=0]"), [0.0, 2.0]);
 }
 
 #[test]

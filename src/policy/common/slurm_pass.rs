@@ -12,7 +12,7 @@
 
 use super::node_space::{NodeSpace, Nodes, floor_to};
 use super::{Order, drop_limited};
-use crate::model::{Avail, Cluster, JobSpec, Slice};
+use crate::model::{Avail, Cluster, JobSpec, Request, Slice};
 use crate::sched::limits::PassUsage;
 use crate::sched::{Decisions, View, ceil_div};
 use crate::time::{Dur, Time};
@@ -108,6 +108,8 @@ pub struct Pass {
     chosen: Nodes,
     /// The priority order of this pass.
     pub order: Vec<u32>,
+    /// Requests found not to fit now: (partition, no memory asked, request).
+    unfit: Vec<(u32, bool, Request)>,
 }
 
 /// What a main-scheduler run did.
@@ -178,14 +180,42 @@ impl Pass {
         if !begun {
             self.free_now(view, cfg);
         }
+        self.unfit.clear();
+        (0..view.pending.len() as u32).any(|pos| self.fits_now(view, cfg, pos))
+    }
+
+    /// Whether the waiting job at `pos` fits the free resources now, plans aside. Requests
+    /// found not to fit are remembered in `self.unfit` (clear it when resources change).
+    fn fits_now(&mut self, view: &View<'_>, cfg: &Config, pos: u32) -> bool {
+        let spec = &view.pending[pos as usize].spec;
+        if !self.is_pending(pos) || view.limits.blocked(spec, &self.usage).is_some() {
+            return false;
+        }
+        let key = (
+            spec.partition,
+            spec.mem_mb.is_none(),
+            spec.request_at(view.now),
+        );
+        if self.unfit.contains(&key) {
+            return false;
+        }
         let free: u64 = self.avail.iter().map(|a| u64::from(a.cpus)).sum();
-        (0..view.pending.len() as u32).any(|pos| {
-            let spec = &view.pending[pos as usize].spec;
-            self.is_pending(pos)
-                && u64::from(spec.cpus) <= free
-                && view.limits.blocked(spec, &self.usage).is_none()
-                && self.place(view, cfg, false, None, spec)
-        })
+        if u64::from(spec.cpus) <= free && self.place(view, cfg, false, None, spec) {
+            return true;
+        }
+        self.unfit.push(key);
+        false
+    }
+
+    /// One past the last position of `order` whose job fits now, plans aside: no job after it
+    /// can start in this cycle (a cycle only starts jobs that fit now, and starts only take
+    /// resources), so planning can stop there.
+    fn fitting_end(&mut self, view: &View<'_>, cfg: &Config, order: &[u32]) -> usize {
+        self.unfit.clear();
+        (0..order.len())
+            .rev()
+            .find(|&k| self.fits_now(view, cfg, order[k]))
+            .map_or(0, |k| k + 1)
     }
 
     /// Whether the job at queue position `pos` is still pending in this pass.
@@ -320,7 +350,14 @@ impl Pass {
         let mut tested = 0;
         let mut started = 0;
         let order = std::mem::take(&mut self.order);
-        'jobs: for &pos in &order {
+        // Plans after the last job that fits now change no start; they are made only when
+        // asked for.
+        let end = if plan {
+            order.len()
+        } else {
+            self.fitting_end(view, cfg, &order)
+        };
+        'jobs: for &pos in &order[..end] {
             if !self.is_pending(pos) {
                 continue;
             }
