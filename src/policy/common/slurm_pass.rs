@@ -110,7 +110,17 @@ pub struct Pass {
     pub order: Vec<u32>,
     /// Requests found not to fit now: (partition, no memory asked, request).
     unfit: Vec<(u32, bool, Request)>,
+    /// Start estimates of this cycle since its last start: (request key, nodes, estimate,
+    /// range of `memo_slices`).
+    memo: Vec<(Key, Nodes, Option<Time>, usize, usize)>,
+    memo_slices: Vec<Slice>,
 }
+
+/// What a start estimate depends on besides the state: partition, no memory asked, request.
+type Key = (u32, bool, Request);
+
+/// Estimates remembered per cycle at most (then forgotten and started afresh).
+const MEMO: usize = 64;
 
 /// What a main-scheduler run did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -284,6 +294,7 @@ impl Pass {
         );
         self.run_slices.extend_from_slice(&self.slices);
         self.started[pos as usize] = true;
+        self.forget();
         self.usage.take(spec);
         out.start(pos, spec.id, &self.slices);
     }
@@ -347,6 +358,7 @@ impl Pass {
         let cluster = view.cluster;
         let up = Nodes::of(cluster.nodes.len(), 0..cluster.nodes.len() as u32);
         self.map.reset(now, cfg.bf_window, cfg.bf_resolution, &up);
+        self.forget();
         let mut tested = 0;
         let mut started = 0;
         let order = std::mem::take(&mut self.order);
@@ -388,7 +400,7 @@ impl Pass {
                     counted = true;
                 }
                 let mask = std::mem::take(&mut self.mask);
-                let t = self.will_run(view, cfg, &mask, spec);
+                let t = self.estimate(view, cfg, &mask, spec);
                 self.mask = mask;
                 let Some(t) = t else {
                     continue;
@@ -430,6 +442,47 @@ impl Pass {
         }
         self.order = order;
         started
+    }
+
+    /// [`Pass::will_run`], remembered: within a cycle and between two starts the estimate
+    /// depends only on the request and the nodes, and jobs of one size ask it again and again.
+    fn estimate(
+        &mut self,
+        view: &View<'_>,
+        cfg: &Config,
+        mask: &Nodes,
+        spec: &JobSpec,
+    ) -> Option<Time> {
+        let key = (
+            spec.partition,
+            spec.mem_mb.is_none(),
+            spec.request_at(view.now),
+        );
+        if let Some(&(_, _, t, from, len)) = self.memo.iter().find(|m| m.0 == key && m.1 == *mask) {
+            self.slices.clear();
+            self.slices
+                .extend_from_slice(&self.memo_slices[from..from + len]);
+            return t;
+        }
+        let t = self.will_run(view, cfg, mask, spec);
+        if self.memo.len() >= MEMO {
+            self.forget();
+        }
+        self.memo.push((
+            key,
+            mask.clone(),
+            t,
+            self.memo_slices.len(),
+            self.slices.len(),
+        ));
+        self.memo_slices.extend_from_slice(&self.slices);
+        t
+    }
+
+    /// Forgets the remembered estimates (the running jobs changed).
+    fn forget(&mut self) {
+        self.memo.clear();
+        self.memo_slices.clear();
     }
 
     /// Slurm's start-time estimate (`_will_run_test`) on the nodes in `mask`: now if the job
