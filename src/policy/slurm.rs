@@ -80,7 +80,7 @@ pub const INFO: PolicyInfo = PolicyInfo {
     name: "slurm",
     summary: "Slurm 22.05's sched/backfill: main scheduler on events, backfill every bf_interval with whole-node plans, minute-rounded limits.",
     source: include_str!("slurm.rs"),
-    params: params_with_multifactor!(PRIORITY; SCHED[0], SCHED[1], SCHED[2], SCHED[3], SCHED[4], SCHED[5], SCHED[6], SCHED[7], SCHED[8], SCHED[9], SCHED[10]),
+    params: params_with_multifactor!(PRIORITY; SCHED[0], SCHED[1], SCHED[2], SCHED[3], SCHED[4], SCHED[5], SCHED[6], SCHED[7], SCHED[8], SCHED[9], SCHED[10], SCHED[11]),
     build,
 };
 
@@ -91,7 +91,7 @@ const PRIORITY: ParamInfo = ParamInfo {
 };
 
 /// Slurm's scheduling parameters, with their names and defaults.
-const SCHED: [ParamInfo; 11] = [
+const SCHED: [ParamInfo; 12] = [
     ParamInfo {
         name: "bf_interval",
         default: "30",
@@ -141,6 +141,11 @@ const SCHED: [ParamInfo; 11] = [
         name: "def_mem_per_cpu",
         default: "none",
         help: "memory of a job that asked for none: `none`, `0` (all of its nodes' memory, Slurm's default under CR_*_Memory) or MB per CPU (DefMemPerCPU)",
+    },
+    ParamInfo {
+        name: "bf_phase",
+        default: "0",
+        help: "milliseconds after each whole second at which backfill cycles fall (not a Slurm parameter: Slurm's backfill thread ticks on its own phase within the main loop's second; for replaying a real Slurm's log)",
     },
     ParamInfo {
         name: "skip_idle",
@@ -193,6 +198,18 @@ fn build(params: &mut Params) -> Result<Box<dyn Policy>, PolicyError> {
     };
     let batch_delay = Dur::from_secs(count(params, "batch_sched_delay", 3, 0)? as i64);
     let skip_idle = yes_no(params, "skip_idle", true)?;
+    let bf_phase = match params.take("bf_phase") {
+        None => 0,
+        Some(v) => parse_int(params, "bf_phase", &v)
+            .ok()
+            .filter(|ms| (0..SECOND).contains(ms))
+            .ok_or_else(|| {
+                params.bad(
+                    "bf_phase",
+                    format!("expected milliseconds 0–999, found '{v}'"),
+                )
+            })?,
+    };
     Ok(Box::new(Slurm {
         reorders: matches!(order, Order::Multifactor(_)),
         order,
@@ -201,6 +218,7 @@ fn build(params: &mut Params) -> Result<Box<dyn Policy>, PolicyError> {
         sched_interval,
         batch_delay,
         skip_idle,
+        bf_phase: Dur(bf_phase),
         clocks: None,
         pass: Pass::default(),
         plan: Vec::new(),
@@ -313,6 +331,8 @@ pub struct Slurm {
     /// never skipped while jobs wait.
     reorders: bool,
     skip_idle: bool,
+    /// Backfill cycles fall at whole seconds plus this.
+    bf_phase: Dur,
     clocks: Option<Clocks>,
     pass: Pass,
     /// The last cycle's plans, shown again at passes without a cycle (live mode).
@@ -333,7 +353,7 @@ impl Policy for Slurm {
             last_sched: None,
             last_full: Time(now.0.div_euclid(SECOND) * SECOND),
             last_bf: None,
-            bf_next: tick_at_or_after(now),
+            bf_next: self.bf_tick_at_or_after(now),
             submitted: false,
             bf_dirty: false,
             fits_now: false,
@@ -357,7 +377,7 @@ impl Policy for Slurm {
                 .sched_interval
                 .is_some_and(|si| now >= c.last_full + si);
         let sched_ok = c.last_sched.is_none_or(|l| now >= l + self.batch_delay);
-        let bf_due = tick && self.bf_interval.is_some() && now == c.bf_next;
+        let bf_due = self.bf_interval.is_some() && now == c.bf_next;
         // A pass nobody planned (a cancellation, a `--switches` wait running out): handled as
         // an event.
         let unexpected =
@@ -430,6 +450,11 @@ impl Policy for Slurm {
 }
 
 impl Slurm {
+    /// The first backfill tick (whole second plus `bf_phase`) at or after `t`.
+    fn bf_tick_at_or_after(&self, t: Time) -> Time {
+        tick_at_or_after(Time(t.0 - self.bf_phase.0)) + self.bf_phase
+    }
+
     fn run_main(
         &mut self,
         c: &mut Clocks,
@@ -502,14 +527,14 @@ impl Slurm {
         }
         // The queue was empty: one more cycle after the last change, then polling every second.
         if c.last_bf.is_none_or(|l| c.last_change >= l) {
-            let v = c.bf_next.max(tick_at_or_after(c.last_change));
+            let v = c.bf_next.max(self.bf_tick_at_or_after(c.last_change));
             if v < now {
                 c.last_bf = Some(v);
                 c.bf_next = v + iv;
             }
         }
         if c.bf_next < now {
-            c.bf_next = tick_at_or_after(now);
+            c.bf_next = self.bf_tick_at_or_after(now);
         }
     }
 

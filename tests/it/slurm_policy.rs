@@ -90,6 +90,11 @@ fn backfill_runs_every_bf_interval_and_only_then_starts_a_job_behind_a_blocked_o
     let p = prepare(dir.path(), &csv, on_procs(4));
     assert_eq!(starts_of(&p, "slurm"), [0.0, 100.0, 30.0]);
     assert_eq!(starts_of(&p, "slurm[bf_interval=5]"), [0.0, 100.0, 5.0]);
+    // Cycles at whole seconds plus bf_phase.
+    assert_eq!(
+        starts_of(&p, "slurm[bf_interval=5,bf_phase=250]"),
+        [0.0, 100.0, 5.25]
+    );
     assert_eq!(starts_of(&p, "easy"), [0.0, 100.0, 2.0]);
     // Without backfill it waits for the head.
     assert_eq!(starts_of(&p, "slurm[bf_interval=-1]"), [0.0, 100.0, 110.0]);
@@ -145,6 +150,27 @@ fn limits_are_whole_minutes_rounded_up() {
     assert_eq!(
         starts_of(&p, "slurm[bf_interval=1,batch_sched_delay=0]"),
         [0.0, 50.0, 55.0]
+    );
+}
+
+#[test]
+fn the_start_estimate_is_the_end_of_the_last_job_of_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 (3 CPUs) fits once 1 ends (limit end 60), but 2's limit end (120) falls in the same
+    // batch (within 30 s of 90, the 30 s boundary after 60): Slurm plans 3 at 120, so 4 (1 CPU,
+    // 1 minute) is backfilled at once. Planned at 60, 3 would hold 4 back.
+    let csv = format!("{HEAD}1,0,50,2,60,u\n2,0,100,1,120,u\n3,1,10,3,60,u\n4,1,10,1,60,u\n");
+    let p = prepare(dir.path(), &csv, on_procs(4));
+    assert_eq!(
+        starts_of(&p, "slurm[bf_interval=1,batch_sched_delay=0]"),
+        [0.0, 0.0, 50.0, 1.0]
+    );
+    // With 2's limit at 3 minutes (beyond the batch), 3 is planned at 60 and 4 waits.
+    let csv = format!("{HEAD}1,0,50,2,60,u\n2,0,100,1,180,u\n3,1,10,3,60,u\n4,1,10,1,60,u\n");
+    let p = prepare(dir.path(), &csv, on_procs(4));
+    assert_eq!(
+        starts_of(&p, "slurm[bf_interval=1,batch_sched_delay=0]"),
+        [0.0, 0.0, 50.0, 60.0]
     );
 }
 
@@ -300,7 +326,7 @@ proptest! {
         for params in [
             "",
             "bf_interval=7,batch_sched_delay=0,bf_resolution=30,",
-            "priority=multifactor,bf_interval=11,sched_interval=45,",
+            "priority=multifactor,bf_interval=11,sched_interval=45,bf_phase=400,",
         ] {
             let lazy = starts_of(&p, &format!("slurm[{params}skip_idle=yes]"));
             let every = starts_of(&p, &format!("slurm[{params}skip_idle=no]"));

@@ -46,7 +46,7 @@ fn metrics(jobs: &[crate::slurm_fidelity::J], recs: &[Record], starts: &[i64]) -
     let mut work = 0.0;
     let mut last = first;
     for ((job, r), &s) in jobs.iter().zip(recs).zip(starts) {
-        let run = r.release - r.start;
+        let run = r.done - r.start;
         wait += (s - r.submit) as f64 / 1000.0;
         work += run as f64 / 1000.0 * f64::from(job.cpus);
         last = last.max(s + run);

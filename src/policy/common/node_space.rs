@@ -24,6 +24,10 @@ impl Nodes {
     pub fn empty(n: usize) -> Nodes {
         Nodes(vec![0; n.div_ceil(64)])
     }
+    /// Every one of `n` nodes.
+    pub fn all(n: usize) -> Nodes {
+        Nodes::of(n, 0..n as u32)
+    }
     /// The set of `nodes` over `n` nodes.
     pub fn of(n: usize, nodes: impl IntoIterator<Item = u32>) -> Nodes {
         let mut s = Nodes::empty(n);

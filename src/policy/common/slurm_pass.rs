@@ -312,7 +312,7 @@ impl Pass {
     ) -> MainRun {
         let cluster = view.cluster;
         let mut failed = vec![false; cluster.partitions.len()];
-        let mut usable = Nodes::of(cluster.nodes.len(), 0..cluster.nodes.len() as u32);
+        let mut usable = Nodes::all(cluster.nodes.len());
         let mut run = MainRun::default();
         let mut depth = 0;
         let order = std::mem::take(&mut self.order);
@@ -356,7 +356,7 @@ impl Pass {
     ) -> usize {
         let now = view.now;
         let cluster = view.cluster;
-        let up = Nodes::of(cluster.nodes.len(), 0..cluster.nodes.len() as u32);
+        let up = Nodes::all(cluster.nodes.len());
         self.map.reset(now, cfg.bf_window, cfg.bf_resolution, &up);
         self.forget();
         let mut tested = 0;
@@ -575,5 +575,67 @@ impl Pass {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::JobId;
+    use crate::model::{Node, Partition};
+
+    #[test]
+    fn limits_are_minutes_with_partition_defaults_and_caps() {
+        let node = Node {
+            name: "n0".into(),
+            cpus: 4,
+            mem_mb: 0,
+            gpus: 0,
+        };
+        let part = |default_time, max_time| Partition {
+            name: "p".into(),
+            nodes: vec![0],
+            max_time,
+            default_time,
+            max_nodes: None,
+            default: true,
+        };
+        let cfg = Config {
+            bf_resolution: Dur::from_secs(60),
+            bf_window: Dur::from_secs(86_400),
+            bf_max_job_test: 500,
+            bf_node_space_size: 500,
+            default_queue_depth: 100,
+            kill_wait: Dur::from_secs(30),
+            mem_default: MemDefault::AsRequested,
+        };
+        let mins = |c: &Cluster, est: i64, requested: bool| {
+            let mut s = JobSpec::new(JobId(1), Time::ZERO, 1, Dur::from_secs(est));
+            s.requested_time = requested.then_some(Dur::from_secs(est));
+            cfg.limit(c, &s).0 / 60_000
+        };
+        let c = Cluster::new(vec![node.clone()], vec![part(None, None)], vec![]).unwrap();
+        assert_eq!(
+            [
+                mins(&c, 0, true),
+                mins(&c, 30, true),
+                mins(&c, 60, true),
+                mins(&c, 61, true)
+            ],
+            [1, 1, 1, 2]
+        );
+        assert_eq!(
+            mins(&c, 300, false),
+            5,
+            "no DefaultTime or MaxTime: the estimate"
+        );
+        let c = Cluster::new(
+            vec![node],
+            vec![part(Some(Dur::from_secs(600)), Some(Dur::from_secs(3600)))],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(mins(&c, 300, false), 10, "DefaultTime");
+        assert_eq!(mins(&c, 7200, true), 60, "MaxTime caps");
     }
 }
