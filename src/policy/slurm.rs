@@ -10,8 +10,9 @@
 //! `DefaultTime`, else its `MaxTime`; no limit exceeds `MaxTime`. Plans use limits, never run
 //! times: a running job is expected to end at start + limit.
 //!
-//! **When the schedulers run** — at whole seconds, as `slurmctld`'s 1 s background loop; the
-//! policy asks the engine to wake it then:
+//! **When the schedulers run** — at whole seconds, as `slurmctld`'s 1 s background loop
+//! (backfill cycles `bf_phase` milliseconds later, as its own thread's phase); the policy asks
+//! the engine to wake it then:
 //! - the main scheduler runs after submissions and job ends, at the first whole second at
 //!   which `batch_sched_delay` seconds have passed since its last run (as measured on Slurm
 //!   22.05.8: the run its source makes when a node's epilog completes is not the one that

@@ -437,8 +437,9 @@ pub fn added_differences(recs: &[Record], sim: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// The comparison of one scenario as Markdown, and whether it passes.
-pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64]) -> (String, bool) {
+/// The comparison of one scenario as Markdown, and whether it passes; `easy` (the starts
+/// under `easy`, for contrast) is shown, not judged.
+pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64], easy: &[i64]) -> (String, bool) {
     let t0 = recs.iter().map(|r| r.submit).min().unwrap_or(0);
     let real: Vec<i64> = recs.iter().map(|r| r.start).collect();
     let (ro, so) = (order(&real), order(sim));
@@ -452,20 +453,22 @@ pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64]) -> (String, bool) {
     let worst_added = added.iter().map(|d| d.abs()).max().unwrap_or(0);
     let ok = ro == so && worst_added <= TOLERANCE_MS;
     let s1 = |ms: i64| format!("{:.1}", ms as f64 / 1000.0);
+    let mut what = s.what.to_string();
+    if let Some(c) = what.get_mut(..1) {
+        c.make_ascii_uppercase();
+    }
     let mut md = format!(
-        "### `{}`\n\n{}.\n\nStart order — real: {:?}; simulated: {:?}. Largest difference added by one decision: {} s (largest start difference: {} s).\n\n",
+        "### `{}`\n\n{what}.\n\nStart order — real: {ro:?}; simulated: {so:?} (`easy`: {:?}). Largest difference added by one decision: {} s (largest start difference: {} s).\n\n",
         s.name,
-        s.what,
-        ro,
-        so,
+        order(easy),
         s1(worst_added),
         s1(worst)
     );
     if s.jobs.len() <= 12 || std::env::var_os("MINI_SLURM_FIDELITY_ALL").is_some() {
-        md.push_str("| job | CPUs | `--time` | sleep | submit | real start | simulated start | added | started by |\n|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| job | CPUs | `--time` | sleep | submit | real start | simulated start | added | started by | `easy` |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for (k, (job, r)) in s.jobs.iter().zip(recs).enumerate() {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 k + 1,
                 job.cpus,
                 job.time,
@@ -474,7 +477,8 @@ pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64]) -> (String, bool) {
                 s1(r.start - t0),
                 s1(sim[k] - t0),
                 s1(added[k]),
-                if r.backfilled { "backfill" } else { "main" }
+                if r.backfilled { "backfill" } else { "main" },
+                s1(easy[k] - t0)
             ));
         }
         md.push('\n');
@@ -503,7 +507,8 @@ fn the_local_slurm_and_the_simulation_agree() {
         }
         let recs = run_real(&s).unwrap_or_else(|e| panic!("{e}"));
         let sim = simulate(&s.jobs, &recs, &conf, "slurm");
-        let (md, ok) = compare(&s, &recs, &sim);
+        let easy = simulate(&s.jobs, &recs, &conf, "easy");
+        let (md, ok) = compare(&s, &recs, &sim, &easy);
         eprintln!("{md}");
         report.push_str(&md);
         if !ok {
