@@ -1,8 +1,8 @@
 //! The `slurm` policy in simulation, case by case: when its schedulers run (cycles), the
 //! behaviours that set it apart from EASY (plans for every waiting job, whole-node plans,
 //! minute limits), its parameters (`default_queue_depth`, `bf_max_job_test`, `bf_window`,
-//! `def_mem_per_cpu`), `--cluster slurm.conf` setting them, and the cycle-skipping shortcut
-//! against computing every cycle.
+//! `def_mem_per_cpu`), `--cluster slurm.conf` setting them, the cycle-skipping shortcut
+//! against computing every cycle, and the policy as the live daemon's default.
 
 use mini_slurm::sim::{Prepared, Setup};
 use proptest::prelude::*;
@@ -333,4 +333,34 @@ proptest! {
             prop_assert_eq!(lazy, every, "{}", params);
         }
     }
+}
+
+/// The live daemon's default policy is `slurm`: a 1-CPU job with a 5-minute limit is not
+/// started beside a running 2-CPU job while a 3-CPU job waits (its plan holds the whole node),
+/// though `easy` would start it at once; the two start together when the 2-CPU job ends, at
+/// the main scheduler's next run (`batch_sched_delay`, 3 s by default).
+#[test]
+fn the_live_daemons_default_policy_is_slurm() {
+    use crate::live_util::Live;
+    let mut l = Live::new();
+    // A first start records the machine; the jobs are queued while no daemon runs, so they all
+    // meet in its first pass.
+    l.start_as_given(&["--cpus", "4"], &[]);
+    l.stop();
+    let a = l.submit(&["--cpus", "2", "--time", "1:00", "--", "sleep", "1"]);
+    let b = l.submit(&["--cpus", "3", "--time", "1:00", "--", "sleep", "0.2"]);
+    let c = l.submit(&["--cpus", "1", "--time", "5:00", "--", "sleep", "0.2"]);
+    l.start_as_given(&["--cpus", "4"], &[]);
+    let stats = String::from_utf8_lossy(&l.cmd(&["stats"]).stdout).to_string();
+    assert!(stats.contains("policy slurm"), "{stats}");
+    let [a, b, c] = [a, b, c].map(|id| {
+        let r = l.wait_state(id, 30);
+        assert_eq!(r.state.name(), "COMPLETED", "{r:?}");
+        r
+    });
+    let (a_end, b_start, c_start) = (a.end_ms.unwrap(), b.start_ms.unwrap(), c.start_ms.unwrap());
+    assert!(
+        a_end <= b_start && a_end <= c_start,
+        "the 3-CPU job's plan held the node until the 2-CPU job ended (ms): end {a_end}, starts {b_start} and {c_start}"
+    );
 }
