@@ -10,19 +10,22 @@
 //! longer to launch shifts nothing. Its clock follows the sub-second phases of Slurm's two
 //! scheduler loops ([`simulate`]).
 //!
-//! Scenarios leave slack around decisions: each one is decided by time *limits* (whole
-//! minutes), and the ends that free resources are seconds apart, so that whether a decision
-//! falls in one cycle or the next changes no later decision. Real Slurm is not deterministic
-//! below a cycle: which of two ends 30 ms apart a cycle sees first is a race, and a burst of
-//! jobs with mixed limits meets such races (docs/slurm-fidelity.md shows one); the burst here
-//! gives every job the same limit, so that every plan reaches every later job and the order is
-//! the main scheduler's. docs/slurm-fidelity.md has the scenarios and a run's numbers.
+//! Scenarios leave slack around decisions ([`scenarios`]): each is decided by time *limits*
+//! (whole minutes) in the cycles after its later jobs arrive, a second or more before the jobs
+//! they wait for end; after that, every start follows from plans that reach every later job,
+//! so a load-delayed end or a cycle's drift shifts starts by a cycle but changes no order, and
+//! the check allows one cycle per decision. Real Slurm is not deterministic below a cycle: which
+//! of two ends 30 ms apart a cycle sees first is a race, and a burst of jobs with mixed limits
+//! meets such races (docs/slurm-fidelity.md shows one); the burst here gives every job the same
+//! limit, so that every plan reaches every later job and the order is the queue's.
 //!
-//! Skipped when no Slurm answers (`sinfo` fails) unless `CI=true`. The scenarios run one after
-//! another (one machine), under a lock file so that two test runs on one host do not mix their
-//! jobs; they take about three minutes. `MINI_SLURM_FIDELITY_OUT=FILE` writes the comparison as
-//! Markdown (`MINI_SLURM_FIDELITY_ALL=1`: every job's row), `MINI_SLURM_FIDELITY_ONLY=NAME` runs
-//! one scenario, `MINI_SLURM_FIDELITY_KEEP=DIR` keeps the simulated traces.
+//! Skipped when no Slurm answers (`sinfo` fails) unless `CI=true`, where it fails. The
+//! scenarios run one after another (one node), holding [`REAL_SLURM_LOCK`] for the whole test so
+//! that no other test's Slurm jobs (this branch's or the Slurm executor's) share the node; they
+//! take about 40 s on a loaded 2-core machine. It cancels only the jobs it submitted.
+//! `MINI_SLURM_FIDELITY_OUT=FILE` writes the comparison as Markdown
+//! (`MINI_SLURM_FIDELITY_ALL=1`: every job's row), `MINI_SLURM_FIDELITY_ONLY=NAME` runs one
+//! scenario, `MINI_SLURM_FIDELITY_KEEP=DIR` keeps the simulated traces.
 
 use mini_slurm::sim::Setup;
 use std::path::{Path, PathBuf};
@@ -59,76 +62,73 @@ pub struct Scenario {
     pub jobs: Vec<J>,
 }
 
-/// The scenarios, on one node of 4 CPUs (tests/data/slurm/slurm.conf).
+/// The scenarios, on one node of 4 CPUs (tests/data/slurm/slurm.conf). Each is decided by
+/// limits in the cycles after the later jobs arrive (at 1 s), while the first jobs run (3 s, so
+/// at least a second of slack); from then on every start follows from plans that reach every
+/// later job, so when an end falls against a cycle shifts starts by a cycle but changes no
+/// order. The other jobs run `sleep 0`, which keeps the test short (under a minute).
 pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "head-blocking",
             what: "the main scheduler stops at the first job that does not fit: the 1-CPU jobs behind the 4-CPU job wait, though CPUs are free, because their limits reach its plan",
             jobs: vec![
-                j(0, 3, "1", 8),
-                j(1, 4, "1", 4),
-                j(1, 1, "1", 3),
-                j(1, 1, "2", 3),
+                j(0, 3, "1", 3),
+                j(1, 4, "1", 0),
+                j(1, 1, "1", 0),
+                j(1, 1, "2", 0),
             ],
         },
         Scenario {
             name: "narrow-backfill",
             what: "a 1-CPU job whose limit ends before the blocked 4-CPU job's plan (the 5-minute limit of the running job) is backfilled at once",
-            jobs: vec![j(0, 3, "5", 8), j(1, 4, "1", 3), j(1, 1, "1", 3)],
+            jobs: vec![j(0, 3, "5", 3), j(1, 4, "1", 0), j(1, 1, "1", 0)],
         },
         Scenario {
             name: "held-by-later-plan",
-            what: "Slurm plans every waiting job: the 10-minute 1-CPU job (EASY would start it: it ends before the head's shadow time) is held by the plan of the 3-CPU job behind the head",
+            what: "Slurm plans every waiting job: the 5-minute 1-CPU job (EASY starts it at once: it ends before the head's shadow time, the 10-minute limit) is held by the plan of the 3-CPU job behind the head, at the 2-minute limit",
             jobs: vec![
-                j(0, 2, "2", 6),
-                j(0, 1, "10", 12),
-                j(1, 4, "1", 3),
-                j(1, 3, "1", 3),
-                j(1, 1, "5", 3),
+                j(0, 2, "2", 3),
+                j(0, 1, "10", 3),
+                j(1, 4, "1", 0),
+                j(1, 3, "1", 0),
+                j(1, 1, "5", 0),
             ],
         },
         Scenario {
             name: "several-plans",
-            what: "three wide jobs planned one after another; short narrow jobs start where no plan is reached",
+            what: "three wide jobs planned one after another, each plan holding the whole node: the narrow 1-minute jobs never end before the next plan, so they wait their turn (EASY backfills job 5 beside job 2)",
             jobs: vec![
-                j(0, 4, "1", 5),
-                j(1, 3, "1", 3),
-                j(1, 4, "1", 3),
-                j(1, 2, "1", 3),
-                j(1, 1, "1", 2),
-                j(1, 1, "3", 2),
+                j(0, 4, "1", 3),
+                j(1, 3, "1", 0),
+                j(1, 4, "1", 0),
+                j(1, 2, "1", 0),
+                j(1, 1, "1", 0),
+                j(1, 1, "3", 0),
             ],
         },
         Scenario {
             name: "whole-node-plan",
             what: "a 1-CPU job is not backfilled beside a running 2-CPU job, though the planned 3-CPU job would leave a CPU free: its plan holds the whole node",
-            jobs: vec![j(0, 2, "1", 8), j(1, 3, "1", 3), j(1, 1, "5", 3)],
+            jobs: vec![j(0, 2, "1", 3), j(1, 3, "1", 0), j(1, 1, "5", 0)],
         },
         Scenario {
             name: "minute-rounding",
             what: "--time=1:30 runs with 2:00 and --time=0:40 with 1:00: the plan of the 4-CPU job is at the 2-minute end, so the 1-CPU job is backfilled (with 1:30 it would meet the plan)",
-            jobs: vec![j(0, 3, "1:30", 8), j(1, 4, "0:30", 3), j(1, 1, "0:40", 3)],
+            jobs: vec![j(0, 3, "1:30", 3), j(1, 4, "0:30", 0), j(1, 1, "0:40", 0)],
         },
         Scenario {
-            name: "burst-60",
-            what: "60 jobs submitted at once, 1–4 CPUs, 1–3 s runs, all with 1-minute limits: every plan reaches the window of every later job, so nothing is backfilled past a waiting job and the main scheduler starts them in order as CPUs free up (EASY would backfill the narrow ones on its extra CPUs)",
-            jobs: burst(60),
+            name: "burst-52",
+            what: "52 jobs submitted at once, 1–4 CPUs, `sleep 0`, all with 1-minute limits: every plan reaches the window of every later job, so nothing is backfilled past a waiting job and the schedulers start them in order as CPUs free up, a few per cycle (EASY backfills the narrow ones on its extra CPUs)",
+            jobs: burst(52),
         },
     ]
 }
 
-/// `n` jobs in one burst, sizes and run times from a fixed pattern.
+/// `n` jobs in one burst, sizes from a fixed pattern, each `sleep 0`.
 fn burst(n: u32) -> Vec<J> {
     (0..n)
-        .map(|i| {
-            j(
-                0,
-                [1, 2, 1, 3, 1, 2, 4, 1][(i % 8) as usize],
-                "1",
-                1 + (i * 5) % 3,
-            )
-        })
+        .map(|i| j(0, [1, 2, 1, 3, 1, 2, 4, 1][(i % 8) as usize], "1", 0))
         .collect()
 }
 
@@ -163,6 +163,24 @@ fn slurm(cmd: &str, args: &[&str]) -> Result<String, String> {
 /// Whether a Slurm answers here.
 pub fn slurm_answers() -> bool {
     slurm("sinfo", &["-h", "-o", "%t"]).is_ok()
+}
+
+/// The lock file of every test that uses the real Slurm, on this branch and others (the Slurm
+/// executor's): each holds an exclusive `flock(2)` on it for its whole run, as
+/// `flock /tmp/mini-slurm-real-slurm.lock CMD` would, so that their jobs never share the node.
+pub const REAL_SLURM_LOCK: &str = "/tmp/mini-slurm-real-slurm.lock";
+
+/// Takes [`REAL_SLURM_LOCK`] (waiting for whoever holds it); released when the file is dropped.
+pub fn real_slurm_lock() -> std::fs::File {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(REAL_SLURM_LOCK)
+        .unwrap_or_else(|e| panic!("{REAL_SLURM_LOCK}: {e}"));
+    // std's File::lock is flock(LOCK_EX) on Linux: the same lock as flock(1)'s.
+    file.lock()
+        .unwrap_or_else(|e| panic!("{REAL_SLURM_LOCK}: {e}"));
+    file
 }
 
 /// The running Slurm's configuration file.
@@ -494,9 +512,7 @@ fn the_local_slurm_and_the_simulation_agree() {
         eprintln!("skipped: no local Slurm (sinfo failed)");
         return;
     }
-    let lock = std::fs::File::create(std::env::temp_dir().join("mini-slurm-fidelity.lock"))
-        .expect("lock file");
-    lock.lock().expect("lock taken");
+    let _lock = real_slurm_lock();
     let conf = slurm_conf();
     let mut report = String::new();
     let mut failed = Vec::new();
@@ -505,7 +521,13 @@ fn the_local_slurm_and_the_simulation_agree() {
         if only.as_ref().is_some_and(|o| o != s.name) {
             continue;
         }
+        let t = Instant::now();
         let recs = run_real(&s).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "{}: {:.1} s on the real Slurm",
+            s.name,
+            t.elapsed().as_secs_f64()
+        );
         let sim = simulate(&s.jobs, &recs, &conf, "slurm");
         let easy = simulate(&s.jobs, &recs, &conf, "easy");
         let (md, ok) = compare(&s, &recs, &sim, &easy);

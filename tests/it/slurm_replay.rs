@@ -9,7 +9,9 @@
 //! overestimate the compressed run times about fiftyfold), processors × 4 / 100 rounded up (the
 //! 100-node SP2 onto 4 CPUs).
 
-use crate::slurm_fidelity::{Record, Scenario, j, run_real, simulate, slurm_answers, slurm_conf};
+use crate::slurm_fidelity::{
+    Record, Scenario, j, real_slurm_lock, run_real, simulate, slurm_answers, slurm_conf,
+};
 
 const FIRST: usize = 1000;
 const JOBS: usize = 200;
@@ -59,9 +61,7 @@ fn metrics(jobs: &[crate::slurm_fidelity::J], recs: &[Record], starts: &[i64]) -
 #[ignore = "eight minutes on the local Slurm; run by hand for docs/slurm-fidelity.md"]
 fn slurm_replay_of_a_kth_excerpt() {
     assert!(slurm_answers(), "no local Slurm answers (sinfo failed)");
-    let lock = std::fs::File::create(std::env::temp_dir().join("mini-slurm-fidelity.lock"))
-        .expect("lock file");
-    lock.lock().expect("lock taken");
+    let _lock = real_slurm_lock();
     let s = Scenario {
         name: "kth-replay",
         what: "200 KTH SP2 jobs, compressed",
