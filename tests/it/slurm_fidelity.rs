@@ -455,18 +455,27 @@ pub fn added_differences(recs: &[Record], sim: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// The comparison of one scenario as Markdown, and whether it passes; `easy` (the starts
-/// under `easy`, for contrast) is shown, not judged.
-pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64], easy: &[i64]) -> (String, bool) {
+/// The starts of a scenario's other simulations, shown for contrast, not judged: under `easy`,
+/// and under `slurm` with both schedulers on one phase (`bf_phase=0`).
+pub struct Contrast {
+    pub easy: Vec<i64>,
+    pub one_phase: Vec<i64>,
+}
+
+/// The comparison of one scenario as Markdown, and whether it passes.
+pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64], other: &Contrast) -> (String, bool) {
+    let easy = &other.easy;
     let t0 = recs.iter().map(|r| r.submit).min().unwrap_or(0);
     let real: Vec<i64> = recs.iter().map(|r| r.start).collect();
     let (ro, so) = (order(&real), order(sim));
-    let worst = real
-        .iter()
-        .zip(sim)
-        .map(|(a, b)| (a - b).abs())
-        .max()
-        .unwrap_or(0);
+    let largest = |sim: &[i64]| {
+        real.iter()
+            .zip(sim)
+            .map(|(a, b)| (a - b).abs())
+            .max()
+            .unwrap_or(0)
+    };
+    let worst = largest(sim);
     let added = added_differences(recs, sim);
     let worst_added = added.iter().map(|d| d.abs()).max().unwrap_or(0);
     let ok = ro == so && worst_added <= TOLERANCE_MS;
@@ -476,11 +485,12 @@ pub fn compare(s: &Scenario, recs: &[Record], sim: &[i64], easy: &[i64]) -> (Str
         c.make_ascii_uppercase();
     }
     let mut md = format!(
-        "### `{}`\n\n{what}.\n\nStart order — real: {ro:?}; simulated: {so:?} (`easy`: {:?}). Largest difference added by one decision: {} s (largest start difference: {} s).\n\n",
+        "### `{}`\n\n{what}.\n\nStart order — real: {ro:?}; simulated: {so:?} (`easy`: {:?}). Largest difference added by one decision: {} s (largest start difference: {} s; with `bf_phase=0`: {} s).\n\n",
         s.name,
         order(easy),
         s1(worst_added),
-        s1(worst)
+        s1(worst),
+        s1(largest(&other.one_phase))
     );
     if s.jobs.len() <= 12 || std::env::var_os("MINI_SLURM_FIDELITY_ALL").is_some() {
         md.push_str("| job | CPUs | `--time` | sleep | submit | real start | simulated start | added | started by | `easy` |\n|---|---|---|---|---|---|---|---|---|---|\n");
@@ -529,8 +539,11 @@ fn the_local_slurm_and_the_simulation_agree() {
             t.elapsed().as_secs_f64()
         );
         let sim = simulate(&s.jobs, &recs, &conf, "slurm");
-        let easy = simulate(&s.jobs, &recs, &conf, "easy");
-        let (md, ok) = compare(&s, &recs, &sim, &easy);
+        let other = Contrast {
+            easy: simulate(&s.jobs, &recs, &conf, "easy"),
+            one_phase: simulate(&s.jobs, &recs, &conf, "slurm[bf_phase=0]"),
+        };
+        let (md, ok) = compare(&s, &recs, &sim, &other);
         eprintln!("{md}");
         report.push_str(&md);
         if !ok {

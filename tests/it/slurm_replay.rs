@@ -74,7 +74,9 @@ fn slurm_replay_of_a_kth_excerpt() {
         "| run | mean wait (s) | deviation | utilization | deviation |\n|---|---|---|---|---|\n| real Slurm 22.05.8 | {w0:.1} | | {:.1} % | |\n",
         u0 * 100.0
     );
-    for spec in ["slurm", "easy", "conservative", "fcfs"] {
+    // `slurm[bf_phase=0]`: both of Slurm's schedulers on one phase, to show what the phase
+    // offset read from the log is worth.
+    for spec in ["slurm", "slurm[bf_phase=0]", "easy", "conservative", "fcfs"] {
         let sim = simulate(&s.jobs, &recs, &slurm_conf(), spec);
         let (w, u) = metrics(&s.jobs, &recs, &sim);
         md.push_str(&format!(
