@@ -70,6 +70,9 @@ pub struct ClusterOptions {
 /// The cluster plus the notes gathered while reading its files (ignored keys, ...).
 pub struct Built {
     pub cluster: Cluster,
+    /// Parameters of the `slurm` policy read from a `slurm.conf` (`SchedulerParameters`,
+    /// `PriorityType`, ...), in the policy's names; empty without a file.
+    pub scheduler: Vec<(String, String)>,
     pub notes: Vec<String>,
 }
 
@@ -79,6 +82,7 @@ pub fn build_cluster(
     trace_procs: impl FnOnce(Option<u32>) -> Result<u32, String>,
 ) -> Result<Built, ConfigError> {
     let mut notes = Vec::new();
+    let mut scheduler = Vec::new();
     let (nodes, partitions) = if let Some(path) = &opts.cluster {
         for (flag, given) in [
             ("--procs", opts.procs.is_some()),
@@ -96,6 +100,7 @@ pub fn build_cluster(
         let text = read(path)?;
         let conf = slurm_conf::parse(&text, path)?;
         notes.extend(conf.notes);
+        scheduler = conf.scheduler;
         (conf.nodes, conf.partitions)
     } else {
         let (n, cpus) = match (opts.nodes, opts.cpus_per_node) {
@@ -156,7 +161,11 @@ pub fn build_cluster(
         Some(p) => ConfigError::file(p, e.to_string()),
         None => ConfigError::usage(e.to_string()),
     })?;
-    Ok(Built { cluster, notes })
+    Ok(Built {
+        cluster,
+        scheduler,
+        notes,
+    })
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

@@ -1,11 +1,24 @@
-//! The hardware lines of Slurm's `slurm.conf`: `NodeName=…` and `PartitionName=…`.
+//! The hardware lines of Slurm's `slurm.conf` (`NodeName=…` and `PartitionName=…`) and the
+//! scheduling lines the `slurm` policy models.
 //!
 //! Understood: `NodeName` (a hostlist, or `DEFAULT` for defaults of later lines) with `CPUs`
 //! (or `Procs`, else `Boards × Sockets × CoresPerSocket × ThreadsPerCore`), `RealMemory` (MB)
 //! and `Gres=gpu:N` / `gpu:TYPE:N`; `PartitionName` (or `DEFAULT`) with `Nodes` (hostlist or
-//! `ALL`), `Default=YES|NO`, `MaxTime` (`UNLIMITED`/`INFINITE`, minutes, or Slurm's time
-//! syntax) and `MaxNodes` (`UNLIMITED` or a count). Other keys of these lines, and every other
-//! line (`ClusterName=…`, `SchedulerType=…`, ...), are ignored with a note.
+//! `ALL`), `Default=YES|NO`, `MaxTime` and `DefaultTime` (`UNLIMITED`/`INFINITE`, minutes, or
+//! Slurm's time syntax) and `MaxNodes` (`UNLIMITED` or a count).
+//!
+//! Scheduling lines become parameters of the `slurm` policy, under its own names
+//! ([`SlurmConf::scheduler`]): `SchedulerType` (`sched/builtin` turns backfill off), the
+//! modelled `SchedulerParameters` (`bf_interval`, `bf_resolution`, `bf_window`,
+//! `bf_max_job_test`, `bf_node_space_size`, `default_queue_depth`, `sched_interval`,
+//! `batch_sched_delay`), `PriorityType`, `PriorityWeight{Age,Fairshare,JobSize,Partition,QOS}`
+//! (Slurm's default weight is 0), `PriorityMaxAge`, `PriorityDecayHalfLife`,
+//! `PriorityFavorSmall`, `KillWait`, and `DefMemPerCPU` when
+//! `SelectTypeParameters` makes memory consumable (unset there: a job without a memory
+//! request takes its nodes' memory, `def_mem_per_cpu=0`).
+//!
+//! Other keys of these lines, `SchedulerParameters` options not modelled, and every other line
+//! (`ClusterName=…`, ...), are ignored with a note.
 
 use super::{ConfigError, logical_lines, pairs};
 use crate::model::hostlist;
@@ -17,7 +30,42 @@ use std::path::Path;
 pub struct SlurmConf {
     pub nodes: Vec<Node>,
     pub partitions: Vec<Partition>,
+    /// Parameters of the `slurm` policy, `(name, value)` in the policy's own names, in the
+    /// order the file gave them.
+    pub scheduler: Vec<(String, String)>,
     pub notes: Vec<String>,
+}
+
+/// `SchedulerParameters` options the `slurm` policy models: whole numbers, same names.
+const SCHED_PARAMS: [&str; 8] = [
+    "bf_interval",
+    "bf_resolution",
+    "bf_window",
+    "bf_max_job_test",
+    "bf_node_space_size",
+    "default_queue_depth",
+    "sched_interval",
+    "batch_sched_delay",
+];
+
+/// Global keys read as `slurm` policy parameters: (slurm.conf key, parameter, value kind).
+const SCHED_KEYS: [(&str, &str, Kind); 9] = [
+    ("priorityweightage", "age", Kind::Number),
+    ("priorityweightfairshare", "fairshare", Kind::Number),
+    ("priorityweightjobsize", "jobsize", Kind::Number),
+    ("priorityweightpartition", "partition", Kind::Number),
+    ("priorityweightqos", "qos", Kind::Number),
+    ("prioritymaxage", "max_age", Kind::Time),
+    ("prioritydecayhalflife", "half_life", Kind::Time),
+    ("priorityfavorsmall", "favor_small", Kind::YesNo),
+    ("killwait", "kill_wait", Kind::Number),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Number,
+    Time,
+    YesNo,
 }
 
 /// Node keys we read, and keys Slurm defines for node lines that do not change the model.
@@ -37,12 +85,11 @@ const NODE_QUIET: [&str; 14] = [
     "cpubind",
     "bcastaddr",
 ];
-const PART_QUIET: [&str; 12] = [
+const PART_QUIET: [&str; 11] = [
     "state",
     "oversubscribe",
     "priorityjobfactor",
     "prioritytier",
-    "defaulttime",
     "allowgroups",
     "allowaccounts",
     "allowqos",
@@ -66,6 +113,7 @@ struct NodeDefaults {
 #[derive(Clone, Default)]
 struct PartDefaults {
     max_time: Option<Option<Dur>>,
+    default_time: Option<Option<Dur>>,
     max_nodes: Option<Option<u32>>,
     nodes: Option<String>,
 }
@@ -83,7 +131,9 @@ pub fn parse(text: &str, path: &Path) -> Result<SlurmConf, ConfigError> {
             "nodename" => r.node_line(value, &kv[1..], &err)?,
             "partitionname" => r.partition_line(line, value, &kv[1..], &err)?,
             _ => {
-                r.ignored.insert(first.clone());
+                for (k, v) in &kv {
+                    r.global(k, v, &err)?;
+                }
             }
         }
     }
@@ -104,6 +154,12 @@ struct Reader {
     part_def: PartDefaults,
     /// Each partition's line and node list, resolved once every node is known.
     part_nodes: Vec<(u64, String)>,
+    scheduler: Vec<(String, String)>,
+    /// `SelectTypeParameters` makes memory consumable.
+    memory: bool,
+    def_mem_per_cpu: Option<String>,
+    /// `PriorityType=priority/multifactor`.
+    multifactor: bool,
 }
 
 impl Reader {
@@ -189,7 +245,10 @@ impl Reader {
                         }
                     }
                 }
-                "maxtime" => d.max_time = Some(parse_max_time(v).map_err(err)?),
+                "maxtime" => d.max_time = Some(parse_max_time("MaxTime", v).map_err(err)?),
+                "defaulttime" => {
+                    d.default_time = Some(parse_max_time("DefaultTime", v).map_err(err)?)
+                }
                 "maxnodes" => {
                     d.max_nodes = Some(if is_unlimited(v) {
                         None
@@ -222,15 +281,131 @@ impl Reader {
             name: value.to_string(),
             nodes: Vec::new(),
             max_time: d.max_time.flatten(),
+            default_time: d.default_time.flatten(),
             max_nodes: d.max_nodes.flatten(),
             default,
         });
         Ok(())
     }
 
+    /// A global `Key=Value`: a scheduling key the `slurm` policy models, or one ignored.
+    fn global(&mut self, key: &str, v: &str, err: LineErr) -> Result<(), ConfigError> {
+        let lower = key.to_ascii_lowercase();
+        let mut push = |name: &str, value: String| self.scheduler.push((name.to_string(), value));
+        match lower.as_str() {
+            "schedulertype" => match v {
+                "sched/backfill" => {}
+                "sched/builtin" => push("bf_interval", "-1".into()),
+                _ => {
+                    return Err(err(format!(
+                        "SchedulerType: expected sched/backfill or sched/builtin, found '{v}'"
+                    )));
+                }
+            },
+            "schedulerparameters" => {
+                for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                    let (k, val) = item.split_once('=').unwrap_or((item, ""));
+                    let k = k.trim().to_ascii_lowercase();
+                    if !SCHED_PARAMS.contains(&k.as_str()) {
+                        self.ignored.insert(format!("SchedulerParameters … {k}"));
+                        continue;
+                    }
+                    let val = val.trim();
+                    if val.parse::<i64>().is_err() {
+                        return Err(err(format!(
+                            "SchedulerParameters: {k}: expected a whole number, found '{val}'"
+                        )));
+                    }
+                    self.scheduler.push((k, val.to_string()));
+                }
+            }
+            "prioritytype" => match v {
+                "priority/basic" => self.multifactor = false,
+                "priority/multifactor" => self.multifactor = true,
+                _ => {
+                    return Err(err(format!(
+                        "PriorityType: expected priority/basic or priority/multifactor, found '{v}'"
+                    )));
+                }
+            },
+            "selecttype" => match v {
+                "select/cons_tres" | "select/cons_res" => {}
+                _ => {
+                    self.ignored
+                        .insert(format!("SelectType={v} (whole-node allocation)"));
+                }
+            },
+            "selecttypeparameters" => {
+                self.memory = v.split(',').any(|p| {
+                    p.trim().to_ascii_lowercase().ends_with("_memory")
+                        || p.trim().eq_ignore_ascii_case("CR_Memory")
+                });
+            }
+            "defmempercpu" => {
+                v.parse::<u64>()
+                    .map_err(|_| err(format!("DefMemPerCPU: expected megabytes, found '{v}'")))?;
+                self.def_mem_per_cpu = Some(v.to_string());
+            }
+            k => match SCHED_KEYS.iter().find(|(name, _, _)| *name == k) {
+                Some(&(_, param, kind)) => {
+                    let ok = match kind {
+                        Kind::Number => v.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0),
+                        Kind::Time => parse_duration(v, 60_000).is_ok(),
+                        Kind::YesNo => matches!(v.to_ascii_uppercase().as_str(), "YES" | "NO"),
+                    };
+                    if !ok {
+                        let what = match kind {
+                            Kind::Number => "a number ≥ 0",
+                            Kind::Time => "minutes or [D-]HH:MM:SS",
+                            Kind::YesNo => "YES or NO",
+                        };
+                        return Err(err(format!("{key}: expected {what}, found '{v}'")));
+                    }
+                    let value = match kind {
+                        Kind::YesNo => v.to_ascii_lowercase(),
+                        _ => v.to_string(),
+                    };
+                    push(param, value);
+                }
+                None => {
+                    self.ignored.insert(key.to_string());
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// The `slurm` policy's parameters from the scheduling keys read: the priority source
+    /// (with Slurm's weights, 0 unless given), the memory default, then the rest as given.
+    fn scheduler_params(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.multifactor {
+            out.push(("priority".to_string(), "multifactor".to_string()));
+            for w in ["age", "fairshare", "jobsize", "partition", "qos"] {
+                if !self.scheduler.iter().any(|(k, _)| k == w) {
+                    out.push((w.to_string(), "0".to_string()));
+                }
+            }
+        }
+        if self.memory {
+            let d = self
+                .def_mem_per_cpu
+                .clone()
+                .unwrap_or_else(|| "0".to_string());
+            out.push(("def_mem_per_cpu".to_string(), d));
+        }
+        // A key given twice: the last one counts, as in Slurm.
+        for (k, v) in &self.scheduler {
+            out.retain(|(o, _)| o != k);
+            out.push((k.clone(), v.clone()));
+        }
+        out
+    }
+
     /// After the last line: at least one node, the partitions' node lists resolved (`ALL` or
     /// hostlists of known nodes), and one note listing what was ignored.
     fn finish(self, path: &Path) -> Result<SlurmConf, ConfigError> {
+        let scheduler = self.scheduler_params();
         let Reader {
             nodes,
             mut partitions,
@@ -273,6 +448,7 @@ impl Reader {
         Ok(SlurmConf {
             nodes,
             partitions,
+            scheduler,
             notes,
         })
     }
@@ -282,14 +458,15 @@ fn is_unlimited(v: &str) -> bool {
     v.eq_ignore_ascii_case("UNLIMITED") || v.eq_ignore_ascii_case("INFINITE")
 }
 
-/// `MaxTime`: `UNLIMITED`/`INFINITE`, a number of minutes, or `[D-]HH:MM:SS`.
-fn parse_max_time(v: &str) -> Result<Option<Dur>, String> {
+/// `MaxTime` or `DefaultTime`: `UNLIMITED`/`INFINITE`, a number of minutes, or
+/// `[D-]HH:MM:SS`.
+fn parse_max_time(key: &str, v: &str) -> Result<Option<Dur>, String> {
     if is_unlimited(v) {
         return Ok(None);
     }
     parse_duration(v, 60_000)
         .map(Some)
-        .map_err(|_| format!("MaxTime: expected minutes, [D-]HH:MM:SS or UNLIMITED, found '{v}'"))
+        .map_err(|_| format!("{key}: expected minutes, [D-]HH:MM:SS or UNLIMITED, found '{v}'"))
 }
 
 /// The GPU count of a `Gres=` value: `gpu:4`, `gpu:a100:4`, `gpu:2,mps:100`; other resources
@@ -381,6 +558,89 @@ mod tests {
         );
         let e = p("ClusterName=x\n").err().unwrap();
         assert!(e.to_string().contains("no NodeName"), "{e}");
+    }
+
+    #[test]
+    fn scheduling_lines_become_slurm_policy_parameters() {
+        let c = p("SchedulerType=sched/backfill\n\
+                   SchedulerParameters=bf_interval=1,sched_min_interval=0,batch_sched_delay=0,bf_continue\n\
+                   SelectType=select/cons_tres\n\
+                   SelectTypeParameters=CR_Core_Memory\n\
+                   DefMemPerCPU=100\n\
+                   PriorityType=priority/multifactor\n\
+                   PriorityWeightAge=500\n\
+                   PriorityMaxAge=1-0\n\
+                   PriorityFavorSmall=YES\n\
+                   KillWait=5\n\
+                   NodeName=n0 CPUs=4 RealMemory=8000\n\
+                   PartitionName=p Nodes=n0 DefaultTime=30 MaxTime=2:00:00\n")
+        .unwrap();
+        let kv: Vec<String> = c
+            .scheduler
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            kv.join(","),
+            "priority=multifactor,fairshare=0,jobsize=0,partition=0,qos=0,def_mem_per_cpu=100,\
+             bf_interval=1,batch_sched_delay=0,age=500,max_age=1-0,favor_small=yes,kill_wait=5"
+        );
+        assert_eq!(c.partitions[0].default_time, Some(Dur::from_secs(1800)));
+        assert_eq!(c.partitions[0].max_time, Some(Dur::from_secs(7200)));
+        let note = &c.notes[0];
+        assert!(
+            note.contains("SchedulerParameters … sched_min_interval"),
+            "{note}"
+        );
+        assert!(note.contains("SchedulerParameters … bf_continue"), "{note}");
+        assert!(
+            !note.contains("PriorityType") && !note.contains("KillWait"),
+            "{note}"
+        );
+        // Memory not consumable: no memory default; builtin: no backfill.
+        let c = p("SchedulerType=sched/builtin\nSelectTypeParameters=CR_Core\nDefMemPerCPU=100\nNodeName=n0 CPUs=4\n").unwrap();
+        assert_eq!(c.scheduler, [("bf_interval".to_string(), "-1".to_string())]);
+        // Memory consumable without DefMemPerCPU: a job without memory takes its nodes' memory.
+        let c = p("SelectTypeParameters=CR_CPU_Memory\nNodeName=n0 CPUs=4\n").unwrap();
+        assert_eq!(
+            c.scheduler,
+            [("def_mem_per_cpu".to_string(), "0".to_string())]
+        );
+        let c = p("SelectType=select/linear\nNodeName=n0 CPUs=4\n").unwrap();
+        assert!(c.notes[0].contains("select/linear"), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn bad_scheduling_values_name_the_line() {
+        for (text, msg) in [
+            (
+                "SchedulerParameters=bf_interval=often\n",
+                "slurm.conf:1: SchedulerParameters: bf_interval: expected a whole number, found 'often'",
+            ),
+            (
+                "\nPriorityType=priority/fancy\n",
+                "slurm.conf:2: PriorityType: expected priority/basic or priority/multifactor, found 'priority/fancy'",
+            ),
+            (
+                "PriorityWeightAge=-3\n",
+                "slurm.conf:1: PriorityWeightAge: expected a number ≥ 0, found '-3'",
+            ),
+            (
+                "DefMemPerCPU=lots\n",
+                "slurm.conf:1: DefMemPerCPU: expected megabytes, found 'lots'",
+            ),
+            (
+                "SchedulerType=sched/wiki\n",
+                "slurm.conf:1: SchedulerType: expected sched/backfill or sched/builtin, found 'sched/wiki'",
+            ),
+            (
+                "NodeName=n0 CPUs=4\nPartitionName=p Nodes=n0 DefaultTime=soon\n",
+                "slurm.conf:2: DefaultTime: expected minutes, [D-]HH:MM:SS or UNLIMITED, found 'soon'",
+            ),
+        ] {
+            let text = format!("{text}NodeName=z9 CPUs=1\n");
+            assert_eq!(p(&text).err().unwrap().to_string(), msg);
+        }
     }
 
     #[test]

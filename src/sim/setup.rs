@@ -12,6 +12,7 @@ use crate::driver::{NoObserver, Observer};
 use crate::ids::Names;
 use crate::metrics::{RunInfo, SimResult, Summary};
 use crate::model::{AssocConfig, EstimateMode, Speedup};
+use crate::policy::PolicySpec;
 use crate::sched::limits::Limits;
 use crate::sched::placement;
 use crate::time::Dur;
@@ -117,6 +118,15 @@ impl Setup {
         for n in built.notes {
             notices(Notice::Note(n));
         }
+        let scheduler = built.scheduler;
+        if let (Some(path), false) = (&self.machine.cluster, scheduler.is_empty()) {
+            let kv: Vec<String> = scheduler.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            notices(Notice::Note(format!(
+                "{}: scheduling parameters of the `slurm` policy: {} (parameters in the policy spec win)",
+                path.display(),
+                kv.join(",")
+            )));
+        }
         self.transform(&mut workload, built.cluster.total_cpus())?;
         if let Some(n) = ignore_memory(&mut workload, &built.cluster) {
             notices(Notice::Note(format!(
@@ -157,6 +167,7 @@ impl Setup {
             names: workload.names,
             assoc,
             placement: placement_name,
+            scheduler,
         })
     }
 
@@ -262,6 +273,8 @@ pub struct Prepared {
     pub assoc: Option<AssocConfig>,
     /// The placement strategy's name (the default resolved).
     pub placement: String,
+    /// The `slurm` policy's parameters from the cluster's `slurm.conf` (empty without one).
+    pub scheduler: Vec<(String, String)>,
 }
 
 /// One simulation's outcome: every job's record and the summary metrics.
@@ -278,8 +291,12 @@ impl Prepared {
 
     /// [`Prepared::run`], with `observer` called after every engine step (a progress bar).
     pub fn run_observed(&self, spec: &str, observer: &mut dyn Observer) -> Result<Run, SimError> {
-        let (policy, parsed) = crate::policy::build(spec).map_err(SimError::Policy)?;
-        let canonical = parsed.canonical();
+        let (policy, _) =
+            crate::policy::build(&self.effective_spec(spec)?).map_err(SimError::Policy)?;
+        // Outputs name the policy as the user gave it; the file's parameters are in its note.
+        let canonical = PolicySpec::parse(spec)
+            .map_err(SimError::Policy)?
+            .canonical();
         let placement = placement::by_name(&self.placement).ok_or_else(|| unknown(""))?;
         let cfg = SimConfig {
             policy,
@@ -296,6 +313,19 @@ impl Prepared {
             })?;
         let summary = self.summary(&canonical, &result);
         Ok(Run { result, summary })
+    }
+
+    /// The spec a run builds: for the `slurm` policy, the scheduling parameters of the
+    /// cluster's `slurm.conf` below the spec's own (a parameter given in the spec wins).
+    pub fn effective_spec(&self, spec: &str) -> Result<String, SimError> {
+        let mut parsed = PolicySpec::parse(spec).map_err(SimError::Policy)?;
+        if parsed.name != crate::policy::slurm::INFO.name || self.scheduler.is_empty() {
+            return Ok(spec.to_string());
+        }
+        for (k, v) in &self.scheduler {
+            parsed.params.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Ok(parsed.canonical())
     }
 
     /// The summary of `result`, a run under the policy `canonical`.

@@ -18,5 +18,8 @@ mod props;
 mod reports;
 mod scenarios;
 mod simlib;
+mod slurm_fidelity;
+mod slurm_policy;
+mod slurm_replay;
 mod util;
 mod workloads;

@@ -28,7 +28,7 @@ pub struct SchedulerArgs {
     #[arg(long, value_name = "N")]
     gpus: Option<u32>,
     /// Scheduling policy spec (see `mini-slurm policies`)
-    #[arg(long, default_value = "easy[order=priority]", value_name = "SPEC")]
+    #[arg(long, default_value = "slurm[priority=recorded]", value_name = "SPEC")]
     policy: String,
     /// Longest sleep between looks at the database, in seconds (submissions and job exits wake the daemon at once)
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
