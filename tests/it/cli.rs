@@ -414,7 +414,9 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
     assert!(err.contains("skipped 4 of 6 jobs"), "{err}");
     // The reason names the resource, with the first job it hit.
     assert!(
-        err.contains("3 cannot_run_in_partition: e.g. job 2: CPUs: it asks 24, its partition has 16"),
+        err.contains(
+            "3 cannot_run_in_partition: e.g. job 2: CPUs: it asks 24, its partition has 16"
+        ),
         "{err}"
     );
     let s: serde_json::Value =
