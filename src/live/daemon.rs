@@ -1,12 +1,14 @@
 //! The live daemon: `run(config)` plugs a wall clock, a process executor and the SQLite store
 //! into the same engine and driver loop as the simulator. Wiring only: each part lives in its
-//! own file (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`).
+//! own file (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`, `server.rs`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
 use super::executor::ProcessExecutor;
 use super::machine::{cpu_ids, mem_enforcement};
 use super::recovery::recover;
+use super::server;
+use super::service::Access;
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
 use super::store::DaemonMeta;
 use super::syntax::cpu_list;
@@ -46,6 +48,8 @@ pub struct DaemonConfig {
     /// Cap each job's address space (RLIMIT_AS = 2 × its memory + 512 MB) where no memory
     /// cgroup limits it (`scheduler --rlimit-as`).
     pub rlimit_as: bool,
+    /// Who may connect and do what (`scheduler --multi-user`, `--max-priority`).
+    pub access: Access,
 }
 
 impl DaemonConfig {
@@ -89,6 +93,7 @@ fn lock(home: &Home) -> Result<nix::fcntl::Flock<std::fs::File>, LiveError> {
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
 pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
     let home = &cfg.home;
+    server::prepare_home(home, &cfg.access)?;
     let db = home.open()?;
     let _lock = lock(home)?;
     let [node] = cfg.cluster.nodes.as_slice() else {
@@ -106,8 +111,9 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         )));
     }
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.socket();
+    let sock_path = home.wake_socket();
     listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, waker.clone())?;
     let (policy, spec) =
         policy::build(&cfg.policy).map_err(|e| LiveError::Other(format!("--policy: {e}")))?;
     let mut engine = Engine::new(
