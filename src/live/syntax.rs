@@ -53,8 +53,13 @@ pub fn parse_dependency(s: &str) -> Result<Vec<(DepKind, i64)>, String> {
     Ok(out)
 }
 
+/// The most tasks one array may have (Slurm's default `MaxArraySize` is 1001 task ids, 0-1000;
+/// mini-slurm allows task ids up to 100000 and this many tasks in all).
+pub const MAX_ARRAY_TASKS: usize = 10_001;
+
 /// Parses Slurm's `--array`: `0-15`, `1,3,5-7`, `0-99%4`, `0-10:2`. Returns the task ids and
-/// the limit of simultaneously running tasks.
+/// the limit of simultaneously running tasks. At most [`MAX_ARRAY_TASKS`] tasks with ids up to
+/// 100000, counted before anything is expanded.
 pub fn parse_array(s: &str) -> Result<(Vec<i64>, Option<i64>), String> {
     let bad =
         || format!("invalid array spec '{s}' (expected e.g. 0-15, 1,3,5-7, 0-99%4 or 0-10:2)");
@@ -77,8 +82,14 @@ pub fn parse_array(s: &str) -> Result<(Vec<i64>, Option<i64>), String> {
         let (a, b) = range.split_once('-').unwrap_or((range, range));
         let a: i64 = a.trim().parse().ok().filter(|&x| x >= 0).ok_or_else(bad)?;
         let b: i64 = b.trim().parse().ok().filter(|&x| x >= a).ok_or_else(bad)?;
-        if b - a > 100_000 {
-            return Err(format!("array spec '{s}' has more than 100000 tasks"));
+        if b > 100_000 {
+            return Err(format!("array spec '{s}': task ids go up to 100000"));
+        }
+        let n = ((b - a) / step + 1) as usize;
+        if ids.len() + n > MAX_ARRAY_TASKS {
+            return Err(format!(
+                "array spec '{s}' has more than {MAX_ARRAY_TASKS} tasks"
+            ));
         }
         ids.extend((a..=b).step_by(step as usize));
     }
@@ -88,6 +99,42 @@ pub fn parse_array(s: &str) -> Result<(Vec<i64>, Option<i64>), String> {
         return Err(bad());
     }
     Ok((ids, limit))
+}
+
+/// A job as users name it: `J` (a job, or a whole array by its first task's id) or `J_T` (task
+/// `T` of array `J`), as `squeue` prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobRef {
+    pub id: i64,
+    pub task: Option<i64>,
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JobRef, String> {
+        let bad =
+            || format!("invalid job id '{s}' (expected e.g. 4, or 4_2 for task 2 of array 4)");
+        let num = |x: &str| x.parse::<i64>().ok().filter(|&n| n >= 0).ok_or_else(bad);
+        match s.split_once('_') {
+            Some((j, t)) => Ok(JobRef {
+                id: num(j)?,
+                task: Some(num(t)?),
+            }),
+            None => Ok(JobRef {
+                id: num(s)?,
+                task: None,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.task {
+            Some(t) => write!(f, "{}_{t}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
 }
 
 /// CPU ids from a list such as `0-3,6`.

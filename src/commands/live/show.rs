@@ -4,21 +4,36 @@ use super::{HIDDEN, existing_client, exit_code_str, failed, input, time_limit, u
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
+use mini_slurm::live::syntax::JobRef;
 use mini_slurm::live::{Home, machine, now_ms, output};
 use mini_slurm::time::{Dur, fmt_slurm_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// The job id
+    /// The job id: `J` (a job, or every task of array J) or `J_T` (task T of array J)
     #[arg(value_name = "JOB_ID")]
-    id: i64,
+    id: JobRef,
 }
 
 pub fn run(a: ShowArgs) -> CliResult {
     let missing = || input(anyhow!("job {} does not exist", a.id));
     let mut c = existing_client()?.ok_or_else(missing)?;
-    let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
-    print!("{}", show_text(c.home(), &r, now_ms()));
+    let ids = c.resolve(a.id).map_err(failed)?;
+    if ids.is_empty() {
+        return Err(missing());
+    }
+    let now = now_ms();
+    let mut out = String::new();
+    for (i, (id, _)) in ids.into_iter().enumerate() {
+        // A task that ended and left between the two reads is simply not shown.
+        if let Some(r) = c.job(id).map_err(failed)? {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&show_text(c.home(), &r, now));
+        }
+    }
+    print!("{out}");
     Ok(())
 }
 
