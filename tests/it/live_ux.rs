@@ -64,3 +64,85 @@ fn array_ids_in_show_and_cancel_and_cancel_of_a_whole_array() {
     assert_eq!(o.status.code(), Some(2));
     assert!(out(&o).1.contains("invalid job id '4_x'"), "{}", out(&o).1);
 }
+
+#[test]
+fn show_uses_slurm_time_format_group_names_and_unlimited_memory() {
+    let l = Live::new();
+    let j = l.submit(&["--", "true"]);
+    let (so, _) = out(&l.cmd(&["show", &j.to_string()]));
+    let submit = so
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("SubmitTime="))
+        .unwrap_or_default()
+        .to_string();
+    // YYYY-MM-DDTHH:MM:SS, nothing after it on the line.
+    let b = submit.as_bytes();
+    assert!(
+        b.len() == 19 && b[4] == b'-' && b[10] == b'T' && b[13] == b':',
+        "{so}"
+    );
+    assert!(so.contains("StartTime=Unknown EndTime=Unknown\n"), "{so}");
+    let gid = nix::unistd::getgid();
+    let group = nix::unistd::Group::from_gid(gid).unwrap().unwrap().name;
+    assert!(so.contains(&format!("GroupId={group}({gid})")), "{so}");
+    assert!(so.contains(" Mem=UNLIMITED "), "{so}");
+    let j = l.submit(&["--mem", "2G", "--", "true"]);
+    let (so, _) = out(&l.cmd(&["show", &j.to_string()]));
+    assert!(so.contains(" Mem=2048M "), "{so}");
+}
+
+#[test]
+fn stop_ends_the_daemon_and_a_second_daemon_refuses_before_starting() {
+    let mut l = Live::new();
+    let o = l.cmd(&["stop"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).1.contains("no scheduler runs for"), "{}", out(&o).1);
+    l.start(&["--cpus", "1"]);
+    crate::live_util::wait_for(
+        || l.home().join("daemon.lock").exists() && l.cmd(&["stats"]).status.success(),
+        10,
+        "the daemon",
+    );
+    let o = l.cmd(&["scheduler", "--cpus", "1"]);
+    let (_, se) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{se}");
+    assert!(se.contains("a scheduler already runs for"), "{se}");
+    assert!(!se.contains("Starting"), "refused before starting: {se}");
+    let o = l.cmd(&["stop"]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(so.starts_with("Scheduler stopped (pid "), "{so}");
+    assert!(!l.daemon_alive(), "the daemon exited");
+}
+
+#[test]
+fn the_seeds_clean_up_steps_empty_the_queue() {
+    // The default home (no MINI_SLURM_HOME) under a HOME of the test's own.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::live_util::BIN)
+            .args(args)
+            .env_remove("MINI_SLURM_HOME")
+            .env("HOME", home)
+            .current_dir(home)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["submit", "--", "true"]).status.success());
+    assert!(
+        home.join(".mini_slurm.db").is_file(),
+        "a real file at the seeds' path"
+    );
+    assert!(home.join(".mini_slurm_logs").is_dir());
+    let (so, _) = out(&run(&["queue", "-H"]));
+    assert_eq!(so.lines().count(), 1, "{so}");
+    // rm ~/.mini_slurm.db; rm -rf ~/.mini_slurm_logs
+    std::fs::remove_file(home.join(".mini_slurm.db")).unwrap();
+    std::fs::remove_dir_all(home.join(".mini_slurm_logs")).unwrap();
+    let (so, _) = out(&run(&["queue", "--all", "-H"]));
+    assert_eq!(so, "", "the queue is empty");
+    // A new submission starts from a new database (not one revived from the old WAL).
+    let (so, se) = out(&run(&["submit", "--parsable", "--", "true"]));
+    assert_eq!(so.trim(), "1", "{se}");
+}

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod scheduler;
 pub mod show;
 pub mod stats;
+pub mod stop;
 pub mod submit;
 
 use super::CliError;

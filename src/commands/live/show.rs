@@ -1,6 +1,6 @@
 //! `mini-slurm show ID`: one job's details, as `scontrol show job`.
 
-use super::{HIDDEN, existing_client, exit_code_str, failed, input, time_limit, utc};
+use super::{HIDDEN, existing_client, exit_code_str, failed, input, iso_time, time_limit};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
@@ -37,8 +37,17 @@ pub fn run(a: ShowArgs) -> CliResult {
     Ok(())
 }
 
+/// The name of group `gid` (its number when the system has no such group), as `scontrol`
+/// prints `GroupId=name(gid)`.
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
 fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
-    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), utc);
+    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), iso_time);
     let run = r.start_ms.map_or(0, |s| r.end_ms.unwrap_or(now) - s);
     let wait = r.start_ms.unwrap_or(now) - r.submit_ms;
     let mut s = format!("JobId={} JobName={}\n", r.id, r.name);
@@ -50,9 +59,10 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   UserId={}({}) GroupId={} Priority={} Nice={} QOS={} Partition={}\n",
+        "   UserId={}({}) GroupId={}({}) Priority={} Nice={} QOS={} Partition={}\n",
         r.user,
         r.uid,
+        group_name(r.gid),
         r.gid,
         r.priority,
         r.nice,
@@ -72,8 +82,8 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         exit_code_str(r.exit_code, r.signal)
     ));
     s.push_str(&format!(
-        "   SubmitTime={} StartTime={} EndTime={} (UTC)\n",
-        utc(r.submit_ms),
+        "   SubmitTime={} StartTime={} EndTime={}\n",
+        iso_time(r.submit_ms),
         t(r.start_ms),
         t(r.end_ms)
     ));
@@ -94,7 +104,7 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   NumCPUs={} CPU_IDs={} Mem={}M Gres=gpu:{}{}\n",
+        "   NumCPUs={} CPU_IDs={} Mem={} Gres=gpu:{}{}\n",
         r.alloc_cpus
             .filter(|_| r.start_ms.is_some())
             .unwrap_or(r.cpus),
@@ -103,7 +113,13 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         } else {
             &r.cpu_list
         },
-        r.mem_mb,
+        // No request: no limit, as scontrol prints a job without --mem on a node without
+        // memory accounting.
+        if r.mem_mb == 0 {
+            "UNLIMITED".to_string()
+        } else {
+            format!("{}M", r.mem_mb)
+        },
         r.gpus,
         if r.gpu_list.is_empty() {
             String::new()
