@@ -146,3 +146,56 @@ fn the_seeds_clean_up_steps_empty_the_queue() {
     let (so, se) = out(&run(&["submit", "--parsable", "--", "true"]));
     assert_eq!(so.trim(), "1", "{se}");
 }
+
+#[test]
+fn history_lists_ended_jobs_in_a_window_and_read_verbs_speak_json() {
+    let l = Live::new();
+    let a = l.submit(&["--", "true"]);
+    let b = l.submit(&["--name", "keep", "--", "true"]);
+    assert!(l.cmd(&["cancel", &a.to_string()]).status.success());
+    // Ended today: listed by default (since midnight UTC), with sacct's columns.
+    let o = l.cmd(&["history"]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    let lines: Vec<&str> = so.lines().collect();
+    assert!(lines[0].split_whitespace().eq([
+        "JobID",
+        "JobName",
+        "Partition",
+        "User",
+        "AllocCPUS",
+        "Start",
+        "End",
+        "Elapsed",
+        "State",
+        "ExitCode"
+    ]));
+    assert_eq!(lines.len(), 3, "header, rule, one job: {so}");
+    assert!(lines[2].trim_start().starts_with(&format!("{a} ")), "{so}");
+    assert!(lines[2].contains("CANCELLED"), "{so}");
+    // A window before the job ended: nothing; a state filter that excludes it: nothing.
+    let (so, _) = out(&l.cmd(&["history", "-n", "-S", "2000-01-01", "-E", "2000-01-02"]));
+    assert_eq!(so, "");
+    let (so, _) = out(&l.cmd(&["history", "-n", "-S", "now-1hours", "--state", "COMPLETED"]));
+    assert_eq!(so, "");
+    let o = l.cmd(&["history", "-S", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        out(&o).1.contains("--starttime: invalid time 'yesterday'"),
+        "{}",
+        out(&o).1
+    );
+    // --json on history, show and stats.
+    let (so, _) = out(&l.cmd(&["history", "--json", "-S", "now-1days"]));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v[0]["id"], a);
+    assert_eq!(v[0]["state"], "CANCELLED");
+    let (so, _) = out(&l.cmd(&["show", "--json", &b.to_string()]));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v[0]["name"], "keep");
+    assert_eq!(v[0]["state"], "PENDING");
+    let (so, _) = out(&l.cmd(&["stats", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v["stats"]["daemon_running"], false);
+    assert_eq!(v["stats"]["counts"]["total"], 2);
+}

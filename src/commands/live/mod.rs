@@ -7,6 +7,7 @@
 pub mod cancel;
 pub mod export_trace;
 pub mod format;
+pub mod history;
 pub mod job_runner;
 pub mod queue;
 pub mod scheduler;

@@ -13,6 +13,9 @@ pub struct ShowArgs {
     /// The job id: `J` (a job, or every task of array J) or `J_T` (task T of array J)
     #[arg(value_name = "JOB_ID")]
     id: JobRef,
+    /// JSON output: a list of jobs with the fields of `queue --json`
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: ShowArgs) -> CliResult {
@@ -23,17 +26,19 @@ pub fn run(a: ShowArgs) -> CliResult {
         return Err(missing());
     }
     let now = now_ms();
-    let mut out = String::new();
-    for (i, (id, _)) in ids.into_iter().enumerate() {
-        // A task that ended and left between the two reads is simply not shown.
+    let mut rows = Vec::new();
+    for (id, _) in ids {
+        // A job removed between the two reads is simply not shown.
         if let Some(r) = c.job(id).map_err(failed)? {
-            if i > 0 {
-                out.push('\n');
-            }
-            out.push_str(&show_text(c.home(), &r, now));
+            rows.push(r);
         }
     }
-    print!("{out}");
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(failed)?);
+        return Ok(());
+    }
+    let texts: Vec<String> = rows.iter().map(|r| show_text(c.home(), r, now)).collect();
+    print!("{}", texts.join("\n"));
     Ok(())
 }
 
