@@ -128,6 +128,14 @@ impl Setup {
             )));
         }
         self.transform(&mut workload, built.cluster.total_cpus())?;
+        if let Some(n) = ignore_memory(&mut workload, &built.cluster) {
+            notices(Notice::Note(format!(
+                "the machine has no memory (a processor count, or nodes without --mem-per-node): \
+                 the memory requests of {n} job{} are ignored; give the nodes memory \
+                 (--mem-per-node, or RealMemory in a slurm.conf) to simulate them",
+                if n == 1 { "" } else { "s" }
+            )));
+        }
         let mut jobs = workload.prepare(
             &built.cluster,
             placement.as_ref(),
@@ -145,6 +153,12 @@ impl Setup {
         // The trace's own records are no longer needed: give their memory back before simulating.
         workload.jobs = Vec::new();
         if jobs.skipped_total() > 0 {
+            if jobs.jobs.is_empty() {
+                return Err(SimError::AllSkipped {
+                    trace: self.trace.clone(),
+                    detail: skipped_note(&jobs),
+                });
+            }
             notices(Notice::Note(skipped_note(&jobs)));
         }
         Ok(Prepared {
@@ -194,11 +208,34 @@ fn unknown(name: &str) -> SimError {
     }
 }
 
-/// "skipped N of M jobs (n reason, ...)".
+/// On a machine whose nodes have no memory, memory is not modelled: jobs' memory requests are
+/// dropped (rather than every such job skipped). Returns how many jobs had one, if any.
+fn ignore_memory(workload: &mut Workload, cluster: &crate::model::Cluster) -> Option<usize> {
+    if cluster.nodes.iter().any(|n| n.mem_mb > 0) {
+        return None;
+    }
+    let mut n = 0;
+    for j in workload.jobs.iter_mut() {
+        if j.mem_mb.is_some_and(|m| m > 0) {
+            j.mem_mb = None;
+            n += 1;
+        }
+    }
+    (n > 0).then_some(n)
+}
+
+/// "skipped N of M jobs (n reason: e.g. job 3: why, ...)".
 fn skipped_note(jobs: &SimJobs) -> String {
     let parts: Vec<String> = SkipReason::ALL
         .iter()
-        .filter_map(|r| jobs.skipped.get(r).map(|n| format!("{} {}", n, r.key())))
+        .filter_map(|r| {
+            jobs.skipped
+                .get(r)
+                .map(|n| match jobs.skip_examples.get(r) {
+                    Some(e) => format!("{} {}: e.g. {e}", n, r.key()),
+                    None => format!("{} {}", n, r.key()),
+                })
+        })
         .collect();
     format!(
         "skipped {} of {} jobs ({})",

@@ -151,6 +151,7 @@ fn build_jobs(g: &Gen, cluster: &Cluster, placement: &str) -> SimJobs {
         cluster: cluster.clone(),
         jobs,
         skipped: BTreeMap::new(),
+        skip_examples: BTreeMap::new(),
     }
 }
 

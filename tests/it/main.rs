@@ -13,6 +13,7 @@ mod live_crash;
 mod live_faults;
 mod live_multi;
 mod live_util;
+mod live_ux;
 mod pinned;
 mod preempt;
 mod props;

@@ -139,6 +139,14 @@ pub fn run(a: SchedulerArgs) -> CliResult {
     } else {
         Home::personal_from_env()
     };
+    // Refuse before saying anything else: a second daemon must not print "Starting".
+    if home.daemon_running() {
+        return Err(input(anyhow!(
+            "a scheduler already runs for {} (lock {}); stop it first with 'mini-slurm stop'",
+            home.dir.display(),
+            home.lock().display()
+        )));
+    }
     let cfg = config(a, &home)?;
     for sig in [
         nix::sys::signal::Signal::SIGINT,
