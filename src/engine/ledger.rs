@@ -158,25 +158,27 @@ impl Scratch {
     /// Takes a checked allocation, choosing the lowest free GPU indices on each node; returns
     /// the allocation with its GPU masks.
     pub fn take(&mut self, l: &Ledger, slices: &[Slice], mem_mb: u64) -> Arc<[Slice]> {
-        let mut out: Vec<Slice> = Vec::with_capacity(slices.len());
-        for s in slices {
-            let t = self.entry(l, s.node);
-            t.avail.cpus -= s.cpus;
-            t.avail.mem_mb -= mem_mb;
-            t.avail.gpus -= s.gpus;
-            let mut mask = 0u64;
-            for _ in 0..s.gpus {
-                let bit = t.gpu_free & t.gpu_free.wrapping_neg();
-                mask |= bit;
-                t.gpu_free &= !bit;
-            }
-            self.free -= u64::from(s.cpus);
-            out.push(Slice {
-                gpu_mask: mask,
-                ..*s
-            });
-        }
-        out.into()
+        // Collected straight into the `Arc` (one allocation: the iterator's length is known).
+        slices
+            .iter()
+            .map(|s| {
+                let t = self.entry(l, s.node);
+                t.avail.cpus -= s.cpus;
+                t.avail.mem_mb -= mem_mb;
+                t.avail.gpus -= s.gpus;
+                let mut mask = 0u64;
+                for _ in 0..s.gpus {
+                    let bit = t.gpu_free & t.gpu_free.wrapping_neg();
+                    mask |= bit;
+                    t.gpu_free &= !bit;
+                }
+                self.free -= u64::from(s.cpus);
+                Slice {
+                    gpu_mask: mask,
+                    ..*s
+                }
+            })
+            .collect()
     }
 
     /// Writes what the pass took into the ledger and starts empty again.
