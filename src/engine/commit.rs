@@ -404,8 +404,7 @@ impl Engine {
         self.wake_after(now, d, &staged.started_mask);
         self.update_reasons(d, &staged.started_mask);
         self.plan.append(&mut staged.reserved);
-        self.pending
-            .remove_started(&staged.started_pos, &staged.started_mask);
+        self.pending.remove_started(&staged.started_pos);
     }
 }
 

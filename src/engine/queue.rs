@@ -6,8 +6,8 @@
 //! a little further). Removing them from a `Vec` shifts the whole queue behind them: on an
 //! overloaded trace, where the queue grows to hundreds of thousands of jobs, that made every
 //! pass cost the whole queue. Here the live jobs are `buf[head..]`: the started jobs are
-//! swapped to the front of the part up to the deepest of them, the others keeping their order,
-//! and `head` moves past them. The dead prefix is dropped once it is as long as the rest, so
+//! gathered at the front of the part up to the deepest of them (rotations of the runs between
+//! them), the others keeping their order, and `head` moves past them. The dead prefix is dropped once it is as long as the rest, so
 //! each removal costs O(1) amortized on top of the swaps.
 
 use crate::sched::PendingJob;
@@ -24,6 +24,8 @@ const COMPACT_AT: usize = 4;
 pub(super) struct Queue {
     buf: Vec<PendingJob>,
     head: usize,
+    /// A buffer: the started positions, sorted.
+    sorted: Vec<u32>,
 }
 
 impl Queue {
@@ -36,24 +38,30 @@ impl Queue {
         self.buf.remove(self.head + i)
     }
 
-    /// Removes the jobs at the positions in `started` (each marked in `mask`), keeping the order
-    /// of the others. Costs O(the deepest position) plus amortized O(1) per job removed.
-    pub(super) fn remove_started(&mut self, started: &[u32], mask: &[bool]) {
-        let Some(&deepest) = started.iter().max() else {
+    /// Removes the jobs at the positions in `started` (distinct), keeping the order of the
+    /// others. Costs O(the deepest position) plus amortized O(1) per job removed.
+    pub(super) fn remove_started(&mut self, started: &[u32]) {
+        if started.is_empty() {
             return;
-        };
-        let deepest = deepest as usize;
-        // Move the survivors in [0, deepest] to its end, in order; the started ones end up in
-        // front of them.
-        let live = &mut self.buf[self.head..];
-        let mut w = deepest;
-        for i in (0..=deepest).rev() {
-            if !mask[i] {
-                live.swap(i, w);
-                w = w.wrapping_sub(1);
-            }
         }
-        self.head += started.len();
+        let mut sorted = std::mem::take(&mut self.sorted);
+        sorted.clear();
+        sorted.extend_from_slice(started);
+        sorted.sort_unstable();
+        // Gather the started jobs into one block, right to left: the survivors between each
+        // started job and the block move past the block (slice rotations: moves of whole runs).
+        let live = &mut self.buf[self.head..];
+        let deepest = sorted[sorted.len() - 1] as usize;
+        let (mut from, mut to) = (deepest, deepest + 1);
+        for &p in sorted.iter().rev().skip(1) {
+            let p = p as usize;
+            let gap = from - p - 1;
+            live[p + 1..to].rotate_left(gap);
+            (from, to) = (p, to - gap);
+        }
+        live[..to].rotate_left(from);
+        self.head += sorted.len();
+        self.sorted = sorted;
         if self.head >= COMPACT_AT && self.head * 2 >= self.buf.len() {
             self.buf.drain(..self.head);
             self.head = 0;
@@ -120,7 +128,11 @@ mod tests {
                 for &p in &started {
                     mask[p as usize] = true;
                 }
-                q.remove_started(&started, &mask);
+                // In decision order, not sorted.
+                let mut order = started.clone();
+                let k = arrivals % order.len().max(1);
+                order.rotate_left(k);
+                q.remove_started(&order);
                 let mut i = 0;
                 naive.retain(|_| {
                     i += 1;

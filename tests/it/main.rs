@@ -7,6 +7,7 @@ mod cli;
 mod cluster_props;
 mod elastic;
 mod fairshare;
+mod incremental;
 mod live;
 mod pinned;
 mod preempt;

@@ -3,6 +3,7 @@
 
 pub mod elastic;
 pub mod fairshare;
+pub mod incremental;
 pub mod node_profile;
 pub mod order;
 pub mod preempt;
