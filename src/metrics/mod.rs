@@ -59,7 +59,8 @@ pub struct Stats {
 
 impl Stats {
     pub fn of(mut v: Vec<f64>) -> Stats {
-        v.sort_by(f64::total_cmp);
+        // Values equal under `total_cmp` are the same bits: an unstable sort gives the same.
+        v.sort_unstable_by(f64::total_cmp);
         let mean = if v.is_empty() {
             0.0
         } else {
