@@ -3,7 +3,7 @@
 mod commands;
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use commands::CliError;
 use std::process::ExitCode;
 
@@ -48,6 +48,10 @@ enum Command {
     Stats(commands::live::stats::StatsArgs),
     /// Write the finished jobs as a CSV trace the simulator replays
     ExportTrace(commands::live::export_trace::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(commands::docs::CompletionsArgs),
+    /// Print the man page, or write one per command with --out DIR
+    Man(commands::docs::ManArgs),
     /// Supervise one job (started by the scheduler)
     #[command(hide = true)]
     JobRunner(commands::live::job_runner::RunnerArgs),
@@ -58,6 +62,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return clap_error(e),
     };
+    if !matches!(cli.command, Command::Scheduler(_) | Command::JobRunner(_)) {
+        // A closed pipe (`mini-slurm policies | head`) ends the command quietly, as it does
+        // any Unix filter, instead of a panic in println!. The daemon and the job runner keep
+        // Rust's default (the error is returned to the writer), as servers should.
+        // SAFETY: called before any other thread exists; resets one signal's disposition.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     let result = match cli.command {
         Command::Sim(a) => commands::sim::run(*a),
         Command::Policies(a) => commands::policies::run(a),
@@ -73,6 +89,8 @@ fn main() -> ExitCode {
         Command::Cancel(a) => commands::live::cancel::run(a),
         Command::Stats(a) => commands::live::stats::run(a),
         Command::ExportTrace(a) => commands::live::export_trace::run(a),
+        Command::Completions(a) => commands::docs::completions(a, Cli::command()),
+        Command::Man(a) => commands::docs::man(a, Cli::command()),
         Command::JobRunner(a) => commands::live::job_runner::run(a),
     };
     match result {
@@ -88,7 +106,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Help and version go to stdout with status 0; usage errors become one line on stderr, status 2.
+/// Help and version go to stdout with status 0; usage errors go to stderr, status 2, as two lines
+/// (see [`usage_error_text`]).
 fn clap_error(e: clap::Error) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -102,14 +121,50 @@ fn clap_error(e: clap::Error) -> ExitCode {
             }
         }
         _ => {
-            let text = e.render().to_string();
-            let first: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            eprintln!("{}", first.join(" "));
+            eprintln!("{}", usage_error_text(&e.render().to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// clap's usage error, compacted: the error with its tip on one line ("did you mean..."), then
+/// the usage line of the command.
+fn usage_error_text(rendered: &str) -> String {
+    let paragraphs: Vec<String> = rendered
+        .split("\n\n")
+        .map(|p| {
+            p.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut first = paragraphs.first().cloned().unwrap_or_default();
+    let tips = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "));
+    for tip in tips {
+        first.push_str(&format!("; tip: {tip}"));
+    }
+    match paragraphs.iter().find(|p| p.starts_with("Usage: ")) {
+        Some(usage) => format!("{first}\n{usage} (see --help)"),
+        None => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usage_errors_keep_the_tip_and_the_usage() {
+        let rendered = "error: unexpected argument '--polcy' found\n\n  tip: a similar argument \
+                        exists: '--policy'\n\nUsage: mini-slurm sim --trace <PATH> --policy <SPEC>\n\n\
+                        For more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_error_text(rendered),
+            "error: unexpected argument '--polcy' found; tip: a similar argument exists: '--policy'\n\
+             Usage: mini-slurm sim --trace <PATH> --policy <SPEC> (see --help)"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod compare;
+pub mod docs;
 pub mod experiment;
 pub mod live;
 pub mod plot;

@@ -11,7 +11,9 @@
 //! Validation messages name the request's fields by their `submit` flags (`--cpus`, ...).
 
 use super::machine;
-use super::store::{DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError};
+use super::store::{
+    ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError,
+};
 use super::syntax::{parse_array, parse_dependency};
 use super::{Home, LiveError, now_ms};
 use crate::ids::{JobId, Names};
@@ -77,7 +79,7 @@ pub struct Submission {
     pub resize_signal: Option<i32>,
     pub owner: Owner,
     pub cwd: String,
-    pub env: Vec<(String, String)>,
+    pub env: super::store::Env,
 }
 
 /// A submission that passed the checks that need no database.
@@ -303,10 +305,27 @@ pub struct Stats {
     pub capacity: Capacity,
     /// How memory limits are enforced, in words.
     pub enforcement: String,
+    /// Containment, CPU ids and pinning failures.
+    pub contain: ContainStats,
     pub counts: JobCounts,
+    /// The last fault of the database the daemon recovered from.
+    pub last_fault: Option<String>,
 }
 
 impl Stats {
+    /// What `stats` says of a home without a database (no job was ever submitted there).
+    pub fn without_database() -> Stats {
+        Stats {
+            daemon_running: false,
+            policy: None,
+            capacity: Capacity::of(&DaemonMeta::default()),
+            enforcement: machine::mem_enforcement().describe(),
+            contain: ContainStats::default(),
+            counts: JobCounts::default(),
+            last_fault: None,
+        }
+    }
+
     /// Mean wait and run time of finished jobs, in seconds.
     pub fn means_s(&self) -> Option<(f64, f64)> {
         let c = &self.counts;
@@ -368,6 +387,14 @@ impl Client {
         })
     }
 
+    /// Opens a home's database if it has one, creating nothing: what read-only commands use.
+    pub fn open_existing(home: &Home) -> Result<Option<Client>, LiveError> {
+        Ok(home.open_existing()?.map(|db| Client {
+            db,
+            home: home.clone(),
+        }))
+    }
+
     pub fn home(&self) -> &Home {
         &self.home
     }
@@ -423,11 +450,15 @@ impl Client {
                     self.db.cancel_pending_now(id, now_ms())?;
                     CancelOutcome::Cancelled
                 }
-                JobState::Pending | JobState::Running => {
+                JobState::Pending | JobState::Configuring | JobState::Running => {
                     self.db.request_cancel(id)?;
-                    if r.state == JobState::Running
+                    // Without a daemon, the runner is told directly — only if the recorded pid
+                    // is still that runner (same start time), never a process that reused it.
+                    if r.state.is_started()
                         && !daemon
                         && let Some(pid) = r.runner_pid
+                        && r.runner_start.is_some()
+                        && machine::same_process_alive(pid, r.runner_start)
                     {
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(pid),
@@ -454,7 +485,9 @@ impl Client {
                 .enforcement
                 .clone()
                 .unwrap_or_else(|| machine::mem_enforcement().describe()),
+            last_fault: meta.last_fault.clone(),
             policy: meta.policy,
+            contain: self.db.contain_stats()?,
             counts: self.db.job_counts()?,
         })
     }

@@ -3,11 +3,13 @@
 //! own file (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`).
 
 use super::clock::{WallClock, listen};
+use super::contain::containment;
 use super::executor::ProcessExecutor;
-use super::machine::mem_enforcement;
+use super::machine::{cpu_ids, mem_enforcement};
 use super::recovery::recover;
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
 use super::store::DaemonMeta;
+use super::syntax::cpu_list;
 use super::{Home, LiveError, now_ms};
 use crate::driver::{self, NoObserver};
 use crate::engine::Engine;
@@ -41,6 +43,9 @@ pub struct DaemonConfig {
     pub limits: Limits,
     /// An accounts file (fair-share tree, QOS levels): its path and text.
     pub accounts: Option<(PathBuf, String)>,
+    /// Cap each job's address space (RLIMIT_AS = 2 × its memory + 512 MB) where no memory
+    /// cgroup limits it (`scheduler --rlimit-as`).
+    pub rlimit_as: bool,
 }
 
 impl DaemonConfig {
@@ -50,6 +55,17 @@ impl DaemonConfig {
         let cpus = n.iter().map(|n| n.cpus).sum();
         (cpus, n.iter().map(|n| n.mem_mb).sum(), self.gpus.len())
     }
+}
+
+/// How memory limits are enforced, in words (with `--rlimit-as`, the address-space cap too).
+pub fn mem_description(rlimit_as: bool) -> String {
+    let mut s = mem_enforcement().describe();
+    if rlimit_as {
+        s.push_str(
+            "; RLIMIT_AS = 2 × limit + 512 MB where no memory cgroup limits the job (--rlimit-as)",
+        );
+    }
+    s
 }
 
 /// Holds this home's lock for the daemon's lifetime: one daemon per home.
@@ -115,8 +131,11 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         policy: Some(spec.canonical()),
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),
-        enforcement: Some(mem_enforcement().describe()),
+        enforcement: Some(mem_description(cfg.rlimit_as)),
+        last_fault: None,
     })?;
+    let ids = cpu_ids();
+    db.record_containment(&containment().describe(), &cpu_list(&ids))?;
     let mut exec = ProcessExecutor::new(
         home.clone(),
         DbLedger(home.open()?),
@@ -125,7 +144,10 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         cfg.gpus.clone(),
         waker,
         Dur(cfg.kill_wait.as_millis() as i64),
-    );
+    )
+    .with_cpu_ids(ids)
+    .with_time_base(clock.base())
+    .with_rlimit_as(cfg.rlimit_as);
     let mut store = SqliteStore::new(
         db,
         cfg.cluster.clone(),

@@ -13,15 +13,17 @@
 //! - [`store`]: the SQLite store, the only place that knows SQL (typed rows and queries).
 //! - [`clock`]: the wall clock, which sleeps until a deadline or an outside event (a client's
 //!   datagram, a job's end).
-//! - [`executor`]: the process executor, which starts a runner per job, picks CPU ids and GPU
-//!   names, enforces time limits and cancellations; what it needs recorded goes through its
+//! - [`executor`]: the process executor, which starts a runner per job, picks CPUs
+//!   ([`slots`]: slots on the real CPU ids of the daemon's mask) and GPU names, relays
+//!   cancellations and backs up time limits; what it needs recorded goes through its
 //!   [`executor::Ledger`], which the daemon implements over the store.
 //! - [`sqlite_store`]: the `driver::Store` over the database (hand-over of pending jobs with
 //!   their dependencies, array limits and admission; starts, ends, cancellations) and the
 //!   executor's ledger.
 //! - [`daemon`]: `run(config)`, the wiring; `recovery.rs`: what a restarted daemon does with
 //!   the jobs recorded running.
-//! - [`runner`]: the per-job supervisor; [`machine`]: what this machine offers;
+//! - [`runner`]: the per-job supervisor; [`contain`]: how a job's processes are kept together
+//!   and all killed at its end; [`machine`]: what this machine offers;
 //!   [`syntax`]: dependencies, arrays, CPU lists, signals.
 //!
 //! Lifecycle of a job: a client inserts it PENDING and wakes the daemon; the store hands it to
@@ -37,13 +39,26 @@
 //! time) and finalizes those that ended meanwhile; a job whose runner vanished without a record
 //! ends FAILED with reason `NodeFail`.
 
+/// Writes one line on stderr, never failing: the daemon and the runners keep working when
+/// their log cannot be written (a full disk), where `eprintln!` would panic. (Defined before
+/// the submodules, which use it by name.)
+macro_rules! live_log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod client;
 pub mod clock;
+pub mod contain;
 pub mod daemon;
 pub mod executor;
+pub mod failpoint;
 pub mod machine;
 mod recovery;
 pub mod runner;
+pub mod slots;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;
@@ -107,10 +122,42 @@ impl Home {
         self.dir.join("daemon.log")
     }
 
-    /// Creates the directory tree and opens the database.
+    /// Creates the directory tree (owner only: 0700) and opens the database (0600: it holds
+    /// every job's environment).
     pub fn open(&self) -> Result<store::Db, LiveError> {
-        std::fs::create_dir_all(self.logs()).map_err(|e| LiveError::io(&self.dir, e))?;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        for d in [&self.dir, &self.logs()] {
+            if !d.is_dir() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(d)
+                    .map_err(|e| LiveError::io(d, e))?;
+            }
+        }
+        if self.legacy.is_some() {
+            // The default home is ours by construction: tighten one an older version made 0755.
+            for d in [&self.dir, &self.logs()] {
+                if let Ok(m) = std::fs::metadata(d)
+                    && m.permissions().mode() & 0o077 != 0
+                {
+                    let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
+                }
+            }
+        }
         let db = store::Db::open(&self.db())?;
+        // SQLite creates files with the process's umask: narrow them to the owner.
+        for f in [
+            self.db(),
+            self.dir.join("jobs.db-wal"),
+            self.dir.join("jobs.db-shm"),
+        ] {
+            if let Ok(m) = std::fs::metadata(&f)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600));
+            }
+        }
         if let Some(home) = &self.legacy {
             // Best effort: the seeds' documents `cat ~/.mini_slurm_logs/job_1.out`.
             for (link, target) in [
@@ -123,6 +170,11 @@ impl Home {
             }
         }
         Ok(db)
+    }
+
+    /// Opens the database if this home has one, creating nothing (read-only commands).
+    pub fn open_existing(&self) -> Result<Option<store::Db>, LiveError> {
+        Ok(store::Db::open_existing(&self.db())?)
     }
 
     /// Wakes the daemon, if one listens (best effort).

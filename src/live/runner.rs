@@ -1,113 +1,147 @@
 //! The job runner (`mini-slurm job-runner --job ID`): the supervisor the daemon starts for each
 //! job, as Slurm's slurmstepd.
 //!
-//! It starts the job in its own process group (its own session is the runner's), with the
-//! job's environment, working directory, log files, CPU affinity and memory limit, and waits
-//! for it. SIGTERM or SIGINT to the runner is forwarded to the job's whole process group. A
-//! memory limit is a cgroup of the job's own (v2 `memory.max`, or v1 `memory.limit_in_bytes`)
-//! where the machine lets us create one — a kernel OOM kill there is reported OUT_OF_MEMORY;
-//! elsewhere the runner polls the group's resident memory every 100 ms and kills the group
-//! past the limit (also OUT_OF_MEMORY), with RLIMIT_AS as a backstop. When the job ends it kills whatever is left of the group
-//! (so no process outlives its job), records the exit status and resource usage in the
-//! database, and wakes the daemon.
+//! It makes itself a child subreaper and creates the job's cgroups ([`super::contain`]), pins
+//! itself to the job's CPUs so that the job inherits them (a failure, or a mask the kernel
+//! narrowed, is recorded in the job's row and counted by `stats`), and starts the job in its
+//! own process group (its own session is the runner's) with the job's environment, working
+//! directory and log files, joining its cgroups between fork and exec. A memory limit is a
+//! cgroup of the job's own where the machine lets us create one — a kernel OOM kill there is
+//! reported OUT_OF_MEMORY; elsewhere the runner sums the PSS of all the job's processes every
+//! 100 ms and kills the job past the limit (also OUT_OF_MEMORY). No address-space limit is set
+//! unless the scheduler was started with `--rlimit-as`.
+//!
+//! A monitor thread keeps the job's limits on the monotonic clock, so they hold while the
+//! daemon is down: at the time limit SIGTERM to every process of the job and SIGKILL after the
+//! grace (`--kill-wait`), recorded as TIMEOUT; SIGTERM, SIGINT or SIGHUP to the runner (a
+//! cancellation, a preemption) starts the same sequence. When the job's main process ends the
+//! runner kills and reaps whatever is left of the job (no process outlives its job), removes
+//! its cgroups, records the exit status and resource usage in the database, and wakes the
+//! daemon.
 
+use super::contain::{JobContainer, Join};
 use super::store::{Db, JobRow, RunnerResult};
-use super::syntax::parse_cpu_list;
+use super::syntax::{cpu_list, parse_cpu_list};
 use super::{Home, LiveError, machine, now_ms};
-use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
 use nix::sys::signal::{self, SigHandler, Signal, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, setgid, setpgid, setsid, setuid};
+use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
 
 /// The job's process group, for the signal handler (0 until the job is started).
 static JOB_PGID: AtomicI32 = AtomicI32::new(0);
-/// A termination request that arrived before the job was started.
-static TERM_PENDING: AtomicBool = AtomicBool::new(false);
+/// A termination request (SIGTERM, SIGINT or SIGHUP to the runner), acted on by the monitor.
+static TERM_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// The grace between SIGTERM and SIGKILL when the job's row has none (the scheduler's default).
+const DEFAULT_KILL_WAIT_MS: i64 = 5000;
+/// How often the monitor polls memory and termination requests.
+const TICK: Duration = Duration::from_millis(100);
 
 extern "C" fn forward(_sig: i32) {
+    TERM_REQUESTED.store(true, Ordering::SeqCst);
     let pgid = JOB_PGID.load(Ordering::SeqCst);
     if pgid > 0 {
-        // kill(2) is async-signal-safe.
+        // kill(2) is async-signal-safe; the monitor signals the job's other processes.
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-    } else {
-        TERM_PENDING.store(true, Ordering::SeqCst);
     }
 }
 
 /// Runs job `id` to its end and records the result. Returns the runner's exit status.
-pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
+pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> {
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
     let db = home.open()?;
-    let job = db
-        .job_with_env(id)?
-        .ok_or_else(|| LiveError::Other(format!("job {id} does not exist")))?;
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        // SAFETY: the handler only reads and writes atomics and calls kill(2).
-        unsafe {
-            let _ = signal::signal(sig, SigHandler::Handler(forward));
+    // Claim the launch first: a runner of a launch the daemon has given up on (it died before
+    // this claim, and a restart queued the job again) runs nothing.
+    if let Some(launch) = launch {
+        let me = std::process::id() as i32;
+        let start = machine::process_start(me);
+        if !until_recorded(id, "its launch", || db.claim_launch(id, launch, me, start)) {
+            live_log!("mini-slurm: job {id}: launch {launch} is not current; not running it");
+            return Ok(0);
         }
     }
-    // A memory cgroup of its own when the machine offers one; else RLIMIT_AS and polling.
-    let cgroup = (job.mem_mb > 0)
-        .then(|| machine::JobCgroup::create(&machine::mem_enforcement(), id, job.mem_mb << 20))
-        .flatten();
-    let procs = match &cgroup {
-        Some(cg) => Some(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(cg.procs())
-                .map_err(|e| LiveError::io(&cg.procs(), e))?,
-        ),
-        None => None,
-    };
-    let mut cmd = build_command(home, &job, procs.as_ref().map(|f| f.as_raw_fd()))?;
-    let child = match cmd.spawn() {
-        Ok(c) => c,
+    let job = match db.job_with_env(id) {
+        Ok(Some(job)) => job,
+        Ok(None) => return Err(LiveError::Other(format!("job {id} does not exist"))),
         Err(e) => {
-            let msg = format!("mini-slurm: job {id}: cannot run {:?}: {e}\n", job.argv);
+            // A row this runner cannot read (a damaged environment): the job fails with why.
+            let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
             let _ = std::fs::write(home.err_log(id), msg);
             record(&db, id, Some(127), None, None, false)?;
             home.notify();
             return Ok(0);
         }
     };
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler only reads and writes atomics and calls kill(2).
+        unsafe {
+            let _ = signal::signal(sig, SigHandler::Handler(forward));
+        }
+    }
+    // Subreaper, cgroups (recorded before the job starts, for the daemon if we die), CPUs.
+    let container = Arc::new(JobContainer::create(id, job.mem_mb << 20));
+    let joins = container.joins();
+    let dirs: Vec<String> = joins.iter().map(|j| j.dir.display().to_string()).collect();
+    db.record_job_cgroups(id, &dirs)?;
+    if let Err(e) = pin_self(&parse_cpu_list(&job.cpu_list)) {
+        pin_failed(&db, id, &e);
+    }
+    let procs = open_joins(&joins)?;
+    let fds: Vec<(RawFd, bool)> = procs.iter().map(|(f, r)| (f.as_raw_fd(), *r)).collect();
+    let rlimit = job.rlimit_as && !container.has_memory_cgroup();
+    let mut cmd = build_command(home, &job, fds, rlimit)?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("mini-slurm: job {id}: cannot run {:?}: {e}\n", job.argv);
+            let _ = std::fs::write(home.err_log(id), msg);
+            container.remove();
+            record(&db, id, Some(127), None, None, false)?;
+            home.notify();
+            return Ok(0);
+        }
+    };
+    let started = Instant::now();
     let pid = Pid::from_raw(child.id() as i32);
     JOB_PGID.store(pid.as_raw(), Ordering::SeqCst);
-    if TERM_PENDING.load(Ordering::SeqCst) {
+    if TERM_REQUESTED.load(Ordering::SeqCst) {
         let _ = killpg(pid, Signal::SIGTERM);
     }
     // The group is recorded, then the CPU list read again: an elastic job resized since this
     // runner read its row is pinned here (the daemon pins it itself once it sees the group).
-    let now_cpus = db.record_job_group(id, pid.as_raw())?;
-    if now_cpus != job.cpu_list {
-        machine::set_group_affinity(pid.as_raw(), &parse_cpu_list(&now_cpus));
+    let now_cpus = until_recorded(id, "its process group", || {
+        db.record_job_group(id, pid.as_raw())
+    });
+    if now_cpus != job.cpu_list
+        && let Err(e) = machine::set_group_affinity(pid.as_raw(), &parse_cpu_list(&now_cpus))
+    {
+        pin_failed(&db, id, &e);
     }
     drop(procs);
-    // Memory watcher, where no cgroup limits the job.
-    let done = Arc::new(AtomicBool::new(false));
-    let oom = Arc::new(AtomicBool::new(false));
-    let watcher = (job.mem_mb > 0 && cgroup.is_none()).then(|| {
-        let (done, oom) = (Arc::clone(&done), Arc::clone(&oom));
-        let limit_kb = job.mem_mb * 1024;
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                if machine::group_rss_kb(pid.as_raw()) > limit_kb {
-                    oom.store(true, Ordering::SeqCst);
-                    let _ = killpg(pid, Signal::SIGKILL);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    });
+    let limits = Limits {
+        deadline: job
+            .time_limit_ms
+            .map(|l| started + Duration::from_millis(l.max(0) as u64)),
+        grace: Duration::from_millis(job.kill_wait_ms.unwrap_or(DEFAULT_KILL_WAIT_MS).max(0) as u64),
+        mem_kb: (job.mem_mb > 0 && !container.has_memory_cgroup()).then_some(job.mem_mb * 1024),
+    };
+    let flags = Arc::new(Flags::default());
+    let (ended, ended_rx) = channel::<()>();
+    let monitor = {
+        let (c, f) = (Arc::clone(&container), Arc::clone(&flags));
+        std::thread::spawn(move || monitor(&c, pid.as_raw(), &limits, &f, &ended_rx))
+    };
     let status = loop {
         match waitpid(pid, None) {
             Ok(s) => break s,
@@ -115,18 +149,12 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
             Err(e) => return Err(LiveError::Other(format!("waiting for job {id}: {e}"))),
         }
     };
-    done.store(true, Ordering::SeqCst);
+    drop(ended);
+    let _ = monitor.join();
     // Nothing of the job outlives it.
-    let _ = killpg(pid, Signal::SIGKILL);
-    if let Some(w) = watcher {
-        let _ = w.join();
-    }
-    if let Some(cg) = &cgroup {
-        if cg.oom_killed() {
-            oom.store(true, Ordering::SeqCst);
-        }
-        cg.remove();
-    }
+    container.kill_all(pid.as_raw());
+    let oom = flags.oom.load(Ordering::SeqCst) || container.oom_killed();
+    container.remove();
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).ok();
     let (code, sig) = match status {
         WaitStatus::Exited(_, c) => (Some(c), None),
@@ -137,9 +165,118 @@ pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
         let ms = |t: nix::sys::time::TimeVal| t.tv_sec() * 1000 + t.tv_usec() / 1000;
         (ms(u.user_time()), ms(u.system_time()), u.max_rss())
     });
-    record(&db, id, code, sig, usage, oom.load(Ordering::SeqCst))?;
+    if flags.timed_out.load(Ordering::SeqCst) {
+        db.record_timed_out(id)?;
+    }
+    record(&db, id, code, sig, usage, oom)?;
     home.notify();
     Ok(0)
+}
+
+/// The limits the monitor keeps.
+struct Limits {
+    /// When the time limit expires (monotonic).
+    deadline: Option<Instant>,
+    /// Between SIGTERM and SIGKILL.
+    grace: Duration,
+    /// The memory limit, where no cgroup enforces it (PSS, kB).
+    mem_kb: Option<u64>,
+}
+
+/// What the monitor found.
+#[derive(Default)]
+struct Flags {
+    oom: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+/// Keeps the job's limits until its main process has ended (`ended` disconnects): the time
+/// limit and termination requests (SIGTERM to every process of the job, SIGKILL after the
+/// grace) and, where no cgroup does, the memory limit (SIGKILL past it).
+fn monitor(c: &JobContainer, pgid: i32, lim: &Limits, flags: &Flags, ended: &Receiver<()>) {
+    let mut kill_at: Option<Instant> = None;
+    let mut stopping = false;
+    let mut killed = false;
+    loop {
+        let now = Instant::now();
+        if !stopping {
+            let timeout = lim.deadline.is_some_and(|d| now >= d);
+            if timeout || TERM_REQUESTED.load(Ordering::SeqCst) {
+                flags.timed_out.store(timeout, Ordering::SeqCst);
+                stopping = true;
+                c.signal(pgid, Signal::SIGTERM);
+                kill_at = Some(now + lim.grace);
+            }
+        }
+        if !killed && kill_at.is_some_and(|k| now >= k) {
+            killed = true;
+            c.signal(pgid, Signal::SIGKILL);
+        }
+        if !killed && lim.mem_kb.is_some_and(|l| c.pss_kb() > l) {
+            killed = true;
+            flags.oom.store(true, Ordering::SeqCst);
+            c.signal(pgid, Signal::SIGKILL);
+        }
+        let next = [
+            lim.deadline.filter(|_| !stopping),
+            kill_at.filter(|_| !killed),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| t.saturating_duration_since(now))
+        .fold(TICK, Duration::min);
+        match ended.recv_timeout(next) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Pins the runner (and so the job it starts) to `cpus`, and checks that the kernel kept them
+/// all (it narrows a mask to the CPUs of the runner's cpuset without an error).
+fn pin_self(cpus: &[usize]) -> Result<(), String> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let me = Pid::from_raw(0);
+    sched_setaffinity(me, &machine::cpu_set(cpus))
+        .map_err(|e| format!("cannot pin to CPUs {}: {e}", cpu_list(cpus)))?;
+    let got = sched_getaffinity(me).map_err(|e| format!("sched_getaffinity: {e}"))?;
+    let got: Vec<usize> = (0..CpuSet::count())
+        .filter(|&i| got.is_set(i).unwrap_or(false))
+        .collect();
+    let mut want = cpus.to_vec();
+    want.sort_unstable();
+    want.dedup();
+    if got != want {
+        return Err(format!(
+            "asked for CPUs {}, the kernel allows {}",
+            cpu_list(&want),
+            cpu_list(&got)
+        ));
+    }
+    Ok(())
+}
+
+/// Records (and logs to the daemon's log) that the job could not be pinned to its CPUs.
+fn pin_failed(db: &Db, id: i64, error: &str) {
+    live_log!("mini-slurm: job {id}: {error}");
+    let _ = db.record_pin_error(id, error);
+}
+
+/// The `cgroup.procs` files the job writes its pid to, to join; a tracking cgroup that cannot
+/// be opened is left out (the subreaper still contains the job).
+fn open_joins(joins: &[Join]) -> Result<Vec<(File, bool)>, LiveError> {
+    let mut out = Vec::with_capacity(joins.len());
+    for j in joins {
+        let path = j.dir.join("cgroup.procs");
+        match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(f) => out.push((f, j.required)),
+            Err(e) if j.required => return Err(LiveError::io(&path, e)),
+            Err(_) => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Records how the job ended, with the time now.
@@ -158,13 +295,49 @@ fn record(
         usage,
         oom,
     };
-    Ok(db.record_runner_result(id, &result)?)
+    until_recorded(id, "its result", || db.record_runner_result(id, &result));
+    Ok(())
 }
 
+/// Retries a write the database refuses (locked past its timeout, disk full, an I/O error)
+/// until it lands, with back-off up to 5 s: the runner outlives the fault rather than lose what
+/// only it knows; the daemon sees the job running until then.
+fn until_recorded<T>(
+    id: i64,
+    what: &str,
+    mut write: impl FnMut() -> crate::live::store::Result<T>,
+) -> T {
+    let mut wait = Duration::from_millis(50);
+    let mut told = false;
+    loop {
+        match write() {
+            Ok(v) => {
+                if told {
+                    live_log!("mini-slurm: job {id}: {what} recorded");
+                }
+                return v;
+            }
+            Err(e) => {
+                if !told {
+                    live_log!("mini-slurm: job {id}: cannot record {what} yet: {e} (retrying)");
+                    told = true;
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The job's command: its argv (or `/bin/sh -c`), environment, directory and log files; between
+/// fork and exec it takes its own process group, joins its cgroups (`joins`: a `cgroup.procs`
+/// file and whether joining must succeed), caps its address space if `rlimit_as`, drops to the
+/// submitting user and restores default signal handling.
 fn build_command(
     home: &Home,
     job: &JobRow,
-    cgroup_procs: Option<RawFd>,
+    joins: Vec<(RawFd, bool)>,
+    rlimit_as: bool,
 ) -> Result<Command, LiveError> {
     let mut cmd = if job.shell {
         let mut c = Command::new("/bin/sh");
@@ -177,11 +350,22 @@ fn build_command(
     };
     let out_path = home.out_log(job.id);
     let err_path = home.err_log(job.id);
-    let out = std::fs::File::create(&out_path).map_err(|e| LiveError::io(&out_path, e))?;
-    let err = std::fs::File::create(&err_path).map_err(|e| LiveError::io(&err_path, e))?;
+    // The job's logs are its owner's alone (0600), like the database.
+    let create = |p: &std::path::Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(p)
+            .map_err(|e| LiveError::io(p, e))
+    };
+    let out = create(&out_path)?;
+    let err = create(&err_path)?;
     let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
     cmd.env_clear()
-        .envs(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .env("MINI_SLURM_JOB_ID", job.id.to_string())
         .env("SLURM_JOB_ID", job.id.to_string())
         .env("MINI_SLURM_JOB_NAME", &job.name)
@@ -207,36 +391,32 @@ fn build_command(
             .env("MINI_SLURM_ARRAY_TASK_ID", t.to_string())
             .env("SLURM_ARRAY_TASK_ID", t.to_string());
     }
-    let cpus = parse_cpu_list(&job.cpu_list);
     let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
     let (uid, gid) = (job.uid, job.gid);
     // SAFETY: the closure runs in the child between fork and exec and only makes system calls
-    // (no allocation beyond the CpuSet on the stack, no locks).
+    // (no allocation, no locks).
     unsafe {
         cmd.pre_exec(move || {
             setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            if !cpus.is_empty() {
-                let mut set = CpuSet::new();
-                for &c in &cpus {
-                    let _ = set.set(c);
+            // Join the job's cgroups: write our pid (formatted without allocating).
+            let mut buf = [0u8; 20];
+            let mut n = nix::unistd::getpid().as_raw() as u64;
+            let mut i = buf.len();
+            loop {
+                i -= 1;
+                buf[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
                 }
-                let _ = sched_setaffinity(Pid::from_raw(0), &set);
             }
-            if let Some(fd) = cgroup_procs {
-                // Join the job's memory cgroup: write our pid (formatted without allocating).
-                let mut buf = [0u8; 20];
-                let mut n = nix::unistd::getpid().as_raw() as u64;
-                let mut i = buf.len();
-                loop {
-                    i -= 1;
-                    buf[i] = b'0' + (n % 10) as u8;
-                    n /= 10;
-                    if n == 0 {
-                        break;
-                    }
+            for &(fd, required) in &joins {
+                let wrote = nix::unistd::write(BorrowedFd::borrow_raw(fd), &buf[i..]);
+                if required {
+                    wrote?;
                 }
-                nix::unistd::write(BorrowedFd::borrow_raw(fd), &buf[i..])?;
-            } else if mem_bytes > 0 {
+            }
+            if rlimit_as && mem_bytes > 0 {
                 let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
                 setrlimit(Resource::RLIMIT_AS, cap, cap)?;
             }

@@ -102,13 +102,13 @@ pub fn parse_cpu_list(s: &str) -> Vec<usize> {
     out
 }
 
-/// A CPU list such as `0-3,6` from sorted CPU ids.
+/// A CPU list such as `0-3,6` from sorted CPU ids (an id repeated is listed once).
 pub fn cpu_list(cpus: &[usize]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     while i < cpus.len() {
         let start = cpus[i];
-        while i + 1 < cpus.len() && cpus[i + 1] == cpus[i] + 1 {
+        while i + 1 < cpus.len() && (cpus[i + 1] == cpus[i] + 1 || cpus[i + 1] == cpus[i]) {
             i += 1;
         }
         out.push(if start == cpus[i] {
@@ -175,6 +175,7 @@ mod tests {
     #[test]
     fn cpu_lists_and_signals() {
         assert_eq!(cpu_list(&[0, 1, 2, 3, 6]), "0-3,6");
+        assert_eq!(cpu_list(&[0, 0, 1, 1, 3, 3]), "0-1,3");
         assert_eq!(parse_cpu_list("0-3,6"), [0, 1, 2, 3, 6]);
         assert_eq!(parse_signal("usr1"), parse_signal("SIGUSR1"));
         assert!(parse_signal("NOPE").is_err());

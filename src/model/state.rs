@@ -56,6 +56,10 @@ named_enum! {
     /// Where a job is in its life.
     pub enum JobState {
         Pending => "PENDING",
+        /// Started by the engine, its supervisor being launched (live mode; Slurm's
+        /// CONFIGURING: resources allocated, not yet in use). Written before the launch, so
+        /// a crash in between is found and resolved on restart.
+        Configuring => "CONFIGURING",
         Running => "RUNNING",
         Completed => "COMPLETED",
         Failed => "FAILED",
@@ -68,14 +72,36 @@ named_enum! {
 }
 
 impl JobState {
-    /// Pending or running: not over yet.
+    /// Pending, configuring or running: not over yet.
     pub fn is_active(self) -> bool {
-        matches!(self, JobState::Pending | JobState::Running)
+        matches!(
+            self,
+            JobState::Pending | JobState::Configuring | JobState::Running
+        )
+    }
+    /// Holding resources: configuring or running.
+    pub fn is_started(self) -> bool {
+        matches!(self, JobState::Configuring | JobState::Running)
+    }
+    /// Slurm's short code (`squeue`'s `ST` column).
+    pub fn short(self) -> &'static str {
+        match self {
+            JobState::Pending => "PD",
+            JobState::Configuring => "CF",
+            JobState::Running => "R",
+            JobState::Completed => "CD",
+            JobState::Failed => "F",
+            JobState::Timeout => "TO",
+            JobState::Cancelled => "CA",
+            JobState::Preempted => "PR",
+            JobState::OutOfMemory => "OOM",
+            JobState::NodeFail => "NF",
+        }
     }
     /// The final state, for a job that is over.
     pub fn final_state(self) -> Option<FinalState> {
         Some(match self {
-            JobState::Pending | JobState::Running => return None,
+            JobState::Pending | JobState::Configuring | JobState::Running => return None,
             JobState::Completed => FinalState::Completed,
             JobState::Failed => FinalState::Failed,
             JobState::Timeout => FinalState::Timeout,

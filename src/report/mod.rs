@@ -98,8 +98,11 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-/// Draws the series' legend in the upper right corner, on a light box.
-fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<(), ChartError>
+/// Draws the series' legend at `pos`, on a light box.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Result<(), ChartError>
 where
     DB: DrawingBackend + 'a,
     CT: plotters::coord::CoordTranslate,
@@ -108,9 +111,75 @@ where
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(pos)
         .draw()
         .map_err(|e| ChartError(e.to_string()))
+}
+
+/// The size of a legend of `labels` as fractions of the plot area of a 720 × 440 chart
+/// (about 630 × 330 pixels): a line per label, about 7 pixels per character.
+fn legend_box<'a>(labels: impl Iterator<Item = &'a str>) -> (f64, f64) {
+    let (mut n, mut chars) = (0usize, 0usize);
+    for l in labels {
+        n += 1;
+        chars = chars.max(l.chars().count());
+    }
+    let w = (36.0 + 7.0 * chars as f64) / 630.0;
+    let h = (12.0 + 20.0 * n as f64) / 330.0;
+    (w.min(1.0), h.min(0.9))
+}
+
+/// Where a legend of size `(w, h)` covers the least data: the corner of the plot whose box
+/// holds the fewest of `points` (given as fractions of the plot, 0..1 on both axes, y up), and
+/// that count. Ties go to the upper right, then upper left, lower right, lower left.
+fn legend_corner(points: &[(f64, f64)], (w, h): (f64, f64)) -> (SeriesLabelPosition, usize) {
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 1.0 - w, 1.0 - h),
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0 - h),
+        (SeriesLabelPosition::LowerRight, 1.0 - w, 0.0),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+    ];
+    let mut best: Option<(SeriesLabelPosition, usize)> = None;
+    for (pos, x0, y0) in corners {
+        let inside = points
+            .iter()
+            .filter(|(x, y)| *x >= x0 && *x <= x0 + w && *y >= y0 && *y <= y0 + h)
+            .count();
+        if best.as_ref().is_none_or(|b| inside < b.1) {
+            best = Some((pos, inside));
+        }
+    }
+    best.unwrap_or((SeriesLabelPosition::UpperRight, 0))
+}
+
+/// The points of line series as fractions of the plot `(x0..x1, y0..y1)` (log10 of y on a log
+/// scale), each segment sampled so that a line crossing a corner counts there too.
+fn plot_fractions(series: &[Series], x: (f64, f64), y: (f64, f64), log: bool) -> Vec<(f64, f64)> {
+    let fy = |v: f64| {
+        if log {
+            (v.max(y.0).log10() - y.0.log10()) / (y.1.log10() - y.0.log10())
+        } else {
+            (v - y.0) / (y.1 - y.0)
+        }
+    };
+    let fx = |v: f64| (v - x.0) / (x.1 - x.0);
+    let mut out = Vec::new();
+    for s in series {
+        for w in s.points.windows(2) {
+            for k in 0..8 {
+                let t = f64::from(k) / 8.0;
+                let (px, py) = (
+                    w[0].0 + (w[1].0 - w[0].0) * t,
+                    w[0].1 + (w[1].1 - w[0].1) * t,
+                );
+                out.push((fx(px), fy(py)));
+            }
+        }
+        if let Some(p) = s.points.last() {
+            out.push((fx(p.0), fy(p.1)));
+        }
+    }
+    out
 }
 
 /// A line chart (with point markers and a legend) as an SVG document; points are drawn in x
@@ -207,6 +276,27 @@ fn line_chart_err_on<DB: DrawingBackend>(
         .chain(pts().map(|p| p.1))
         .fold(f64::MAX, f64::min);
     let log = !errors.is_empty() && positive_min > 0.0 && hi / positive_min >= 100.0;
+    // The legend goes where it hides the least data; if every corner holds some, the y axis
+    // grows upwards by the legend's height, which stays empty for it.
+    let (x_range, (y0, y1)) = (
+        (x0 - pad, x1 + pad),
+        if log {
+            (positive_min / 1.5, hi * 1.5)
+        } else {
+            (lo, top)
+        },
+    );
+    let boxed = legend_box(series.iter().map(|s| s.name.as_str()));
+    let (mut pos, covered) = legend_corner(&plot_fractions(series, x_range, (y0, y1), log), boxed);
+    let mut y1 = y1;
+    if covered > 0 {
+        pos = SeriesLabelPosition::UpperRight;
+        y1 = if log {
+            y0 * (y1 / y0).powf(1.0 / (1.0 - boxed.1))
+        } else {
+            y0 + (y1 - y0) / (1.0 - boxed.1)
+        };
+    }
     let y_desc = if log {
         format!("{y_label} (log scale)")
     } else {
@@ -244,7 +334,7 @@ fn line_chart_err_on<DB: DrawingBackend>(
                         .map_err(|e| err(&e))?;
                 }
             }
-            legend(&mut $chart)?;
+            legend(&mut $chart, pos.clone())?;
         }};
     }
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -258,15 +348,12 @@ fn line_chart_err_on<DB: DrawingBackend>(
     };
     if log {
         let mut chart = builder()
-            .build_cartesian_2d(
-                (x0 - pad)..(x1 + pad),
-                (positive_min / 1.5..hi * 1.5).log_scale(),
-            )
+            .build_cartesian_2d(x_range.0..x_range.1, (y0..y1).log_scale())
             .map_err(|e| err(&e))?;
         draw!(chart);
     } else {
         let mut chart = builder()
-            .build_cartesian_2d((x0 - pad)..(x1 + pad), lo..top)
+            .build_cartesian_2d(x_range.0..x_range.1, y0..y1)
             .map_err(|e| err(&e))?;
         draw!(chart);
     }
@@ -319,46 +406,90 @@ fn bar_chart_on<DB: DrawingBackend>(
     if categories.is_empty() || series.is_empty() {
         return Err(ChartError("no bars to draw".into()));
     }
-    let top = series
-        .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.12 } else { 1.0 };
+    let values = || series.iter().flat_map(|s| s.1.iter().copied());
+    let max = values().fold(0.0f64, f64::max);
+    let min_positive = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
+    // Bars spread over two orders of magnitude or more (FCFS beside backfilling) go on a log
+    // scale, where the small ones stay visible; the top band is left empty for the legend.
+    let log = max > 0.0 && min_positive < f64::MAX && max / min_positive >= 100.0;
+    let (_, legend_h) = legend_box(series.iter().map(|s| s.0.as_str()));
+    let room = 1.0 / (1.0 - legend_h - 0.04);
+    let (floor, top) = if log {
+        let floor = min_positive / 2.0;
+        (floor, floor * (max / floor).powf(room))
+    } else if max > 0.0 {
+        (0.0, max * room)
+    } else {
+        (0.0, 1.0)
+    };
     let n = categories.len();
     let k = series.len() as f64;
     {
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(54)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..n as f64, 0f64..top)
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|e| err(&e))?;
-        let width = 0.8 / k;
-        for (si, (name, vals)) in series.iter().enumerate() {
-            let color = PALETTE[si % PALETTE.len()];
-            chart
-                .draw_series(vals.iter().enumerate().map(|(ci, v)| {
-                    let x0 = ci as f64 + 0.1 + si as f64 * width;
-                    Rectangle::new([(x0, 0.0), (x0 + width * 0.95, *v)], color.filled())
-                }))
-                .map_err(|e| err(&e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
-                });
+        let builder = || {
+            let mut b = ChartBuilder::on(&root);
+            b.caption(title, ("sans-serif", 20))
+                .margin(14)
+                .x_label_area_size(54)
+                .y_label_area_size(64);
+            b
+        };
+        let y_desc = if log {
+            format!("{y_label} (log scale)")
+        } else {
+            y_label.to_string()
+        };
+        macro_rules! bars {
+            ($chart:ident) => {{
+                $chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_labels(0)
+                    .x_desc(x_label)
+                    .y_desc(y_desc.as_str())
+                    .axis_desc_style(("sans-serif", 15))
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                let width = 0.8 / k;
+                for (si, (name, vals)) in series.iter().enumerate() {
+                    let color = PALETTE[si % PALETTE.len()];
+                    $chart
+                        .draw_series(vals.iter().enumerate().map(|(ci, v)| {
+                            let x0 = ci as f64 + 0.1 + si as f64 * width;
+                            Rectangle::new(
+                                [(x0, floor), (x0 + width * 0.95, v.max(floor))],
+                                color.filled(),
+                            )
+                        }))
+                        .map_err(|e| err(&e))?
+                        .label(name.as_str())
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
+                        });
+                }
+                legend(&mut $chart, SeriesLabelPosition::UpperRight)?;
+            }};
         }
-        legend(&mut chart)?;
+        // Where each category's name goes: under its group of bars.
+        let at: Vec<(i32, i32)> = if log {
+            let mut chart = builder()
+                .build_cartesian_2d(0f64..n as f64, (floor..top).log_scale())
+                .map_err(|e| err(&e))?;
+            let at = (0..n)
+                .map(|i| chart.backend_coord(&(i as f64 + 0.5, floor)))
+                .collect();
+            bars!(chart);
+            at
+        } else {
+            let mut chart = builder()
+                .build_cartesian_2d(0f64..n as f64, floor..top)
+                .map_err(|e| err(&e))?;
+            let at = (0..n)
+                .map(|i| chart.backend_coord(&(i as f64 + 0.5, floor)))
+                .collect();
+            bars!(chart);
+            at
+        };
         // Category names under their groups, drawn on the whole picture (below the plot).
         let style = ("sans-serif", 12).into_font().color(&BLACK).pos(
             plotters::style::text_anchor::Pos::new(
@@ -366,8 +497,7 @@ fn bar_chart_on<DB: DrawingBackend>(
                 plotters::style::text_anchor::VPos::Top,
             ),
         );
-        for (i, c) in categories.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        for (c, (px, py)) in categories.iter().zip(at) {
             root.draw(&Text::new(c.clone(), (px, py + 6), style.clone()))
                 .map_err(|e| err(&e))?;
         }
@@ -405,12 +535,21 @@ fn gantt_chart_on<DB: DrawingBackend>(
     {
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let hours = (window_s / 3600.0).max(1e-3);
+        // With a legend, an empty band above the top processor holds it.
+        let rows = f64::from(procs.max(1));
+        let top = if by_user {
+            rows
+        } else {
+            let (_, h) =
+                legend_box(["backfilled (started before a job ahead of it)"; 2].into_iter());
+            rows / (1.0 - h - 0.04)
+        };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..hours, 0f64..f64::from(procs.max(1)))
+            .build_cartesian_2d(0f64..hours, 0f64..top)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
@@ -465,7 +604,7 @@ fn gantt_chart_on<DB: DrawingBackend>(
                         Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
                     });
             }
-            legend(&mut chart)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         root.present().map_err(|e| err(&e))?;
     }
@@ -537,6 +676,76 @@ mod tests {
             line_chart_svg("Bounded slowdown", "elastic fraction", "mean bsld", &s).unwrap()
         );
         assert!(line_chart_svg("t", "x", "y", &[]).is_err());
+    }
+
+    #[test]
+    fn legends_go_where_they_hide_the_least_data() {
+        let w = legend_box(["fcfs", "easy"].into_iter());
+        assert!(w.0 > 0.05 && w.0 < 0.3 && w.1 > 0.1 && w.1 < 0.2, "{w:?}");
+        // A cumulative distribution rises from the lower left to the upper right: the upper
+        // left is free.
+        let cdf = [Series {
+            name: "easy".into(),
+            points: (0..=100)
+                .map(|i| (f64::from(i), (f64::from(i) / 10.0).min(1.0)))
+                .collect(),
+        }];
+        let f = plot_fractions(&cdf, (0.0, 100.0), (0.0, 1.0), false);
+        let (pos, n) = legend_corner(&f, (0.2, 0.2));
+        assert!(
+            matches!(
+                pos,
+                SeriesLabelPosition::UpperLeft | SeriesLabelPosition::LowerRight
+            ),
+            "{pos:?}"
+        );
+        assert_eq!(n, 0);
+        // A line along the top: a lower corner.
+        let flat = [Series {
+            name: "x".into(),
+            points: vec![(0.0, 0.95), (1.0, 0.95)],
+        }];
+        let (pos, n) = legend_corner(
+            &plot_fractions(&flat, (0.0, 1.0), (0.0, 1.0), false),
+            (0.2, 0.2),
+        );
+        assert!(matches!(pos, SeriesLabelPosition::LowerRight), "{pos:?}");
+        assert_eq!(n, 0);
+        // Lines through every corner: none is free, so the chart makes room above.
+        let cross = [
+            Series {
+                name: "a".into(),
+                points: vec![(0.0, 0.0), (1.0, 1.0)],
+            },
+            Series {
+                name: "b".into(),
+                points: vec![(0.0, 1.0), (1.0, 0.0)],
+            },
+        ];
+        let (_, n) = legend_corner(
+            &plot_fractions(&cross, (0.0, 1.0), (0.0, 1.0), false),
+            (0.2, 0.2),
+        );
+        assert!(n > 0);
+        let svg = line_chart_svg("t", "x", "y", &cross).unwrap();
+        assert!(svg.contains("<svg"));
+    }
+
+    #[test]
+    fn bars_spread_over_orders_of_magnitude_get_a_log_axis() {
+        let cats = vec!["mean wait".to_string()];
+        let wide = vec![
+            ("fcfs".to_string(), vec![50_000.0]),
+            ("easy".to_string(), vec![120.0]),
+        ];
+        let svg = svg_text(bar_chart(Format::Svg, "t", "", "s", &cats, &wide).unwrap()).unwrap();
+        assert!(svg.contains("s (log scale)"), "log axis");
+        let close = vec![
+            ("fcfs".to_string(), vec![500.0]),
+            ("easy".to_string(), vec![120.0]),
+        ];
+        let svg = svg_text(bar_chart(Format::Svg, "t", "", "s", &cats, &close).unwrap()).unwrap();
+        assert!(!svg.contains("log scale"));
     }
 
     #[test]

@@ -19,11 +19,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Exit 2, exactly one line on stderr containing every `needle`.
+/// Exit 2, exactly one error line on stderr containing every `needle` (a usage error adds the
+/// command's usage line).
 fn assert_input_error(o: &Output, needles: &[&str]) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert!(
+        lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("Usage: ")),
+        "one line: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "{n:?} not in {err:?}");
     }
@@ -667,4 +672,173 @@ fn plot_draws_a_metric_against_a_parameter() {
         &summaries[0],
     ]);
     assert_input_error(&o, &["--x no_such.field", "summary.json"]);
+}
+
+/// A mistyped flag is a usage error with clap's suggestion and the command's usage line.
+#[test]
+fn mistyped_flags_get_a_suggestion_and_the_usage() {
+    let o = run(&["sim", "--polcy", "easy", "--trace", "x.swf"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "unexpected argument '--polcy' found; tip: a similar argument exists: '--policy'"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("\nUsage: mini-slurm sim "), "{err}");
+}
+
+/// Output into a closed pipe (`mini-slurm policies | head`) ends the command quietly (SIGPIPE,
+/// as any Unix filter), never with a panic.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["policies"][..],
+        &["policies", "--markdown"],
+        &["queue", "--all", "--json"],
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = bin()
+            .args(args)
+            .env("MINI_SLURM_HOME", tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away before anything is written
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            o.status.signal() == Some(13) || o.status.success(),
+            "{args:?}: {:?} {err}",
+            o.status
+        );
+    }
+}
+
+/// Shell completions and man pages come from the same definitions as `--help`.
+#[test]
+fn completions_and_man_pages() {
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef mini-slurm"),
+        ("fish", "complete -c mini-slurm"),
+    ] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(needle) && text.contains("policy"), "{shell}");
+    }
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+    let o = run(&["man"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH mini-slurm 1"));
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["man", "--out", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sim = std::fs::read_to_string(tmp.path().join("mini-slurm-sim.1")).unwrap();
+    assert!(sim.contains("\\-\\-policy"), "{sim}");
+    assert!(tmp.path().join("mini-slurm-submit.1").exists());
+    assert!(
+        !tmp.path().join("mini-slurm-job-runner.1").exists(),
+        "hidden commands have none"
+    );
+}
+
+/// A mistyped `submit` option is refused (exit 2, with the suggestion) and nothing is stored;
+/// options after the command belong to the command; `--job-name` is Slurm's name for `-J`.
+#[test]
+fn submit_refuses_unknown_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    let submit = |args: &[&str]| {
+        bin()
+            .arg("submit")
+            .args(args)
+            .env("MINI_SLURM_HOME", &home)
+            .output()
+            .unwrap()
+    };
+    let o = submit(&["--cpu", "2", "echo t"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a similar argument exists: '--cpus'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!home.join("jobs.db").exists(), "nothing stored");
+    let o = submit(&[
+        "--parsable",
+        "--job-name",
+        "train",
+        "python3",
+        "x.py",
+        "--epochs",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q = bin()
+        .args(["queue", "--json"])
+        .env("MINI_SLURM_HOME", &home)
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "train");
+    assert_eq!(
+        rows[0]["argv"],
+        serde_json::json!(["python3", "x.py", "--epochs", "10"])
+    );
+}
+
+/// `queue` prints squeue's default columns, takes squeue's `--format` language, keeps the wide
+/// table under `--long`; `submit` warns when no scheduler runs.
+#[test]
+fn queue_formats_like_squeue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    let cmd = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env("MINI_SLURM_HOME", &home)
+            .output()
+            .unwrap()
+    };
+    let o = cmd(&["submit", "--time", "5", "-J", "train", "--", "sleep", "100"]);
+    assert!(
+        stderr(&o).contains("warning: no scheduler runs for"),
+        "{}",
+        stderr(&o)
+    );
+    cmd(&["submit", "--array", "0-1", "-J", "sweep", "echo t"]);
+    let out = |o: Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let q = out(cmd(&["queue"]));
+    let lines: Vec<&str> = q.lines().collect();
+    assert_eq!(
+        lines[0],
+        "             JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)"
+    );
+    assert!(
+        lines[1].trim_start().starts_with("1 ") && lines[1].ends_with("(Resources)"),
+        "{q}"
+    );
+    assert!(
+        lines[2].trim_start().starts_with("2_0 ") && lines[2].contains(" PD "),
+        "{q}"
+    );
+    assert!(lines.iter().all(|l| l.len() < 100), "compact: {q}");
+    let q = out(cmd(&["queue", "--noheader", "-o", "%i|%j|%T|%l|%C"]));
+    assert_eq!(
+        q,
+        "1|train|PENDING|00:05:00|1\n2_0|sweep|PENDING|UNLIMITED|1\n2_1|sweep|PENDING|UNLIMITED|1\n"
+    );
+    let q = out(cmd(&["queue", "--long"]));
+    assert!(
+        q.starts_with("   JOBID NAME ") && q.contains("MEM(MB)"),
+        "{q}"
+    );
+    let o = cmd(&["queue", "-o", "%z"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--format: unknown field '%z'"));
 }

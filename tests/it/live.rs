@@ -1,135 +1,10 @@
 //! Live mode with real processes: a daemon per test in its own temporary home.
 
-use mini_slurm::live::Home;
-use mini_slurm::live::store::{Db, JobFilter, JobRow};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use crate::live_util::{BIN, Live, assert_completed_in_order, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mini-slurm");
-
-struct Live {
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
-}
-
-impl Live {
-    fn new() -> Live {
-        Live {
-            dir: tempfile::tempdir().unwrap(),
-            daemon: None,
-        }
-    }
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .env("MINI_SLURM_HOME", self.home())
-            .current_dir(self.home())
-            .output()
-            .unwrap()
-    }
-    /// Submits and returns the job id.
-    fn submit(&self, args: &[&str]) -> i64 {
-        let mut a = vec!["submit", "--parsable"];
-        a.extend_from_slice(args);
-        let o = self.cmd(&a);
-        assert!(
-            o.status.success(),
-            "submit {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-    }
-    fn start(&mut self, args: &[&str]) {
-        self.start_with(args, &[]);
-    }
-    fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
-        let mut a = vec!["scheduler", "--poll-interval", "0.2", "--kill-wait", "1"];
-        a.extend_from_slice(args);
-        let child = Command::new(BIN)
-            .args(&a)
-            .envs(env.iter().copied())
-            .env("MINI_SLURM_HOME", self.home())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-        let h = Home::at(self.home());
-        wait_for(|| h.daemon_running(), 10, "daemon start");
-    }
-    fn stop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(d.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = d.wait();
-        }
-    }
-    fn kill9(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-    }
-    fn db(&self) -> Db {
-        Db::open(&Home::at(self.home()).db()).unwrap()
-    }
-    fn array_tasks(&self) -> Vec<JobRow> {
-        let all = self.db().jobs(&JobFilter::default()).unwrap();
-        all.into_iter()
-            .filter(|r| r.array_job_id.is_some())
-            .collect()
-    }
-    fn job(&self, id: i64) -> JobRow {
-        self.db().job(id).unwrap().unwrap()
-    }
-    fn wait_state(&self, id: i64, secs: u64) -> JobRow {
-        wait_for(
-            || !matches!(self.job(id).state.name(), "PENDING" | "RUNNING"),
-            secs,
-            &format!("job {id} to end"),
-        );
-        self.job(id)
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Waits for the jobs to complete and checks they started in the given order.
-fn assert_completed_in_order(l: &Live, ids: &[i64], what: &str) {
-    let starts: Vec<i64> = ids
-        .iter()
-        .map(|&id| {
-            let r = l.wait_state(id, 20);
-            assert_eq!(r.state.name(), "COMPLETED", "{r:?}");
-            r.start_ms.unwrap()
-        })
-        .collect();
-    assert!(
-        starts.windows(2).all(|w| w[0] < w[1]),
-        "start times by {what}: {starts:?}"
-    );
-}
-
-fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use mini_slurm::live::store::{JobFilter, JobRow};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 #[test]
 fn jobs_complete_fail_and_log() {
@@ -240,7 +115,7 @@ fn time_limit_gives_timeout() {
 }
 
 /// A memory hog is killed and reported OUT_OF_MEMORY, whichever enforcement the machine
-/// allows (a memory cgroup where root may create one, else RSS polling); the fallback is
+/// allows (a memory cgroup where root may create one, else PSS polling); the fallback is
 /// exercised everywhere by disabling cgroups.
 #[test]
 fn memory_hog_is_killed_as_out_of_memory() {
@@ -269,7 +144,7 @@ fn memory_hog_is_killed_as_out_of_memory() {
         if !env.is_empty() {
             let out = l.cmd(&["stats"]);
             let stats = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(stats.contains("RSS polling"), "{stats}");
+            assert!(stats.contains("PSS polling"), "{stats}");
         }
     }
 }
@@ -724,7 +599,7 @@ fn qos_levels_order_live_jobs() {
 }
 
 /// The CPUs a process may run on, from /proc (e.g. `0-1`).
-fn cpus_allowed(pid: i32) -> String {
+pub(crate) fn cpus_allowed(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -811,6 +686,13 @@ fn elastic_job_shrinks_for_a_new_job_and_grows_back() {
         "the allocation file",
     );
     assert_eq!(cpus_allowed(pgid), "0-1");
+    // The job prints what it sees every 50 ms: let it see its grown allocation before it stops.
+    let out_log = l.home().join(format!("logs/job_{el}.out"));
+    wait_for(
+        || std::fs::read_to_string(&out_log).is_ok_and(|s| s.contains("0-1 cpu_list=0-1\n")),
+        10,
+        "the job to see its grown allocation",
+    );
     std::fs::write(l.home().join("stop"), "").unwrap();
     let r = l.wait_state(el, 20);
     assert_eq!((r.state.name(), r.resizes), ("COMPLETED", 2), "{r:?}");

@@ -157,7 +157,12 @@ fn options_fail_as_the_same_flags_do() {
         let o = run(&argv);
         assert_eq!(o.status.code(), Some(2));
         let cli = String::from_utf8_lossy(&o.stderr);
-        let cli = cli.trim_end().trim_start_matches("error: ");
+        // The error line (a usage error adds the command's usage line after it).
+        let cli = cli
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
         let mut ours = vec!["--trace".to_string(), trace.clone()];
         ours.extend(args.iter().map(|a| a.to_string()));
         let lib = apply_args(&mut Setup::new("-"), &ours).err().unwrap();

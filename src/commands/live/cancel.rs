@@ -1,6 +1,6 @@
 //! `mini-slurm cancel ID...`: cancel pending or running jobs.
 
-use super::{client, failed};
+use super::{existing_client, failed, input};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::client::CancelOutcome;
@@ -13,13 +13,20 @@ pub struct CancelArgs {
 }
 
 pub fn run(a: CancelArgs) -> CliResult {
-    let outcomes = client()?.cancel(&a.ids).map_err(failed)?;
-    let mut bad = 0;
+    let outcomes = match existing_client()? {
+        Some(c) => c.cancel(&a.ids).map_err(failed)?,
+        None => a
+            .ids
+            .iter()
+            .map(|&i| (i, CancelOutcome::NoSuchJob))
+            .collect(),
+    };
+    let (mut bad, mut unknown) = (0, 0);
     for (id, o) in outcomes {
         match o {
             CancelOutcome::NoSuchJob => {
                 eprintln!("error: job {id} does not exist");
-                bad += 1;
+                unknown += 1;
             }
             CancelOutcome::Cancelled => println!("Cancelled job {id}"),
             CancelOutcome::Cancelling => println!("Cancelling job {id}"),
@@ -28,6 +35,13 @@ pub fn run(a: CancelArgs) -> CliResult {
                 bad += 1;
             }
         }
+    }
+    if unknown > 0 {
+        // A wrong id is bad input (exit 2), as for `show`.
+        return Err(input(anyhow!(
+            "{} job(s) could not be cancelled ({unknown} unknown)",
+            bad + unknown
+        )));
     }
     if bad > 0 {
         return Err(failed(anyhow!("{bad} job(s) could not be cancelled")));

@@ -1,7 +1,7 @@
 //! `mini-slurm export-trace --out FILE`: the finished jobs as a CSV trace the simulator
 //! replays, written by the one CSV trace writer (`trace::write::write_csv`), atomically.
 
-use super::{client, failed};
+use super::{existing_client, failed};
 use crate::commands::CliResult;
 use anyhow::Context;
 use std::io::Write;
@@ -14,7 +14,10 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> CliResult {
-    let workload = client()?.finished_workload().map_err(failed)?;
+    let workload = match existing_client()? {
+        Some(c) => c.finished_workload().map_err(failed)?,
+        None => mini_slurm::trace::Workload::default(),
+    };
     let tmp = a.out.with_extension("csv.tmp");
     let write = || -> anyhow::Result<()> {
         let mut f = std::io::BufWriter::new(

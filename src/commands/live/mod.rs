@@ -5,6 +5,7 @@
 
 pub mod cancel;
 pub mod export_trace;
+pub mod format;
 pub mod job_runner;
 pub mod queue;
 pub mod scheduler;
@@ -24,9 +25,16 @@ fn failed(e: impl Into<anyhow::Error>) -> CliError {
     CliError::Failed(e.into())
 }
 
-/// The client of `$MINI_SLURM_HOME` (creating it if needed).
+/// The client of `$MINI_SLURM_HOME` (creating it if needed): for commands that change
+/// something (`submit`).
 fn client() -> Result<Client, CliError> {
     Client::open(&Home::from_env()).map_err(failed)
+}
+
+/// The client of `$MINI_SLURM_HOME` if it has a database: read-only commands (and `cancel`,
+/// which has nothing to cancel without one) create nothing.
+fn existing_client() -> Result<Option<Client>, CliError> {
+    Client::open_existing(&Home::from_env()).map_err(failed)
 }
 
 /// Slurm's exit code display, `code:signal`.
@@ -42,6 +50,11 @@ fn secs(ms: i64) -> String {
 /// A time limit in Slurm's format, `UNLIMITED` without one.
 fn time_limit(ms: Option<i64>) -> String {
     ms.map_or("UNLIMITED".to_string(), |l| fmt_slurm_duration(Dur(l)))
+}
+
+/// Slurm's time format, `YYYY-MM-DDTHH:MM:SS` (UTC), which scripts split on `T`.
+fn iso_time(ms: i64) -> String {
+    utc(ms).replacen(' ', "T", 1)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
@@ -74,6 +87,7 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00");
         assert_eq!(utc(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03");
         assert_eq!(secs(-5), "0.0");
         assert_eq!(exit_code_str(Some(1), None), "1:0");

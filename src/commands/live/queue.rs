@@ -1,6 +1,7 @@
 //! `mini-slurm queue`: the job queue, as `squeue` (or JSON).
 
-use super::{client, exit_code_str, failed, input, secs, time_limit, utc};
+use super::format::{self, Format, job_label};
+use super::{existing_client, exit_code_str, failed, input, secs, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::client::queue_filter;
@@ -22,26 +23,64 @@ pub struct QueueArgs {
     /// JSON output
     #[arg(long)]
     json: bool,
+    /// Output format in squeue's language, e.g. '%.18i %.8j %.2t %.10M %R' (default: squeue's
+    /// own, '%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R')
+    #[arg(long, short = 'o', value_name = "FORMAT", conflicts_with = "long")]
+    format: Option<String>,
+    /// The wide table: state, CPUs, memory, GPUs, priority, elastic range, submit time, wait,
+    /// run time, limit, reason or exit code, command
+    #[arg(long, short = 'l')]
+    long: bool,
+    /// No header line
+    #[arg(long, short = 'H', alias = "noheader")]
+    no_header: bool,
 }
 
 pub fn run(a: QueueArgs) -> CliResult {
     let filter = queue_filter(a.status.as_deref(), a.user, a.all)
         .map_err(|e| input(anyhow!("--status: {e}")))?;
-    let rows = client()?.queue(&filter).map_err(failed)?;
+    let rows = match existing_client()? {
+        Some(c) => c.queue(&filter).map_err(failed)?,
+        None => Vec::new(),
+    };
     if a.json {
         let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
         println!("{s}");
         return Ok(());
     }
-    print!("{}", queue_table(&rows, now_ms()));
+    let now = now_ms();
+    if a.long {
+        let table = queue_table(&rows, now);
+        let skip = usize::from(a.no_header);
+        for line in table.lines().skip(skip) {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let spec = a.format.as_deref().unwrap_or(format::DEFAULT);
+    let fmt = Format::parse(spec).map_err(|e| input(anyhow!("--format: {e}")))?;
+    let node = mini_slurm::live::machine::hostname();
+    let top = top_pending(&rows);
+    let mut out = String::new();
+    if !a.no_header {
+        out.push_str(&fmt.header());
+        out.push('\n');
+    }
+    for r in &rows {
+        out.push_str(&fmt.row(r, &node, now, &reason_or_exit(r, top)));
+        out.push('\n');
+    }
+    print!("{out}");
     Ok(())
 }
 
-fn job_label(r: &JobRow) -> String {
-    match (r.array_job_id, r.array_task_id) {
-        (Some(a), Some(t)) => format!("{a}_{t}"),
-        _ => r.id.to_string(),
-    }
+/// The pending job that waits for resources rather than behind others: the highest priority,
+/// then the oldest.
+fn top_pending(rows: &[JobRow]) -> Option<i64> {
+    rows.iter()
+        .filter(|r| r.state == JobState::Pending && r.reason.is_none())
+        .max_by_key(|r| (r.priority, std::cmp::Reverse(r.id)))
+        .map(|r| r.id)
 }
 
 /// What the REASON/EXIT column says: a pending job without a recorded reason waits for
@@ -56,18 +95,14 @@ fn reason_or_exit(r: &JobRow, top: Option<i64>) -> String {
                 "Priority".to_string()
             }
         }
-        JobState::Pending | JobState::Running => r.reason.to_string(),
+        JobState::Pending | JobState::Configuring | JobState::Running => r.reason.to_string(),
         _ => exit_code_str(r.exit_code, r.signal),
     }
 }
 
-/// The queue table: squeue's columns plus the seeds' (memory, wait, run time).
+/// The wide table (`--long`): the seeds' columns (memory, wait, run time) and more.
 fn queue_table(rows: &[JobRow], now: i64) -> String {
-    let top = rows
-        .iter()
-        .filter(|r| r.state == JobState::Pending && r.reason.is_none())
-        .max_by_key(|r| (r.priority, std::cmp::Reverse(r.id)))
-        .map(|r| r.id);
+    let top = top_pending(rows);
     let mut out = String::new();
     out.push_str(&format!(
         "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:>9} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",

@@ -3,7 +3,9 @@
 use super::{failed, input};
 use crate::commands::CliResult;
 use anyhow::anyhow;
-use mini_slurm::live::daemon::{DaemonConfig, run as run_daemon};
+use mini_slurm::live::contain::containment;
+use mini_slurm::live::daemon::{DaemonConfig, mem_description, run as run_daemon};
+use mini_slurm::live::syntax::cpu_list;
 use mini_slurm::live::{Home, LiveError, machine};
 use mini_slurm::model::parse_mem_mb;
 use mini_slurm::sched::limits::{Limit, Limits};
@@ -40,6 +42,9 @@ pub struct SchedulerArgs {
     /// Accounts file: fair-share tree and QOS levels (`qos NAME priority=N`), as for `sim --accounts`
     #[arg(long, value_name = "FILE")]
     accounts: Option<std::path::PathBuf>,
+    /// Also cap each job's address space (RLIMIT_AS = 2 × its --mem + 512 MB) where no memory cgroup limits it; breaks jobs that reserve address space (CUDA, JVMs)
+    #[arg(long)]
+    rlimit_as: bool,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -88,6 +93,15 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
         }
     };
     let cpus = a.cpus.unwrap_or(detected.cpus);
+    let ids = machine::cpu_ids();
+    if cpus as usize > ids.len() {
+        eprintln!(
+            "[mini-slurm] warning: --cpus {cpus} is more than the {} CPUs this scheduler may use (ids {}): jobs share them, CPU slot i runs on the i-th of them modulo {}",
+            ids.len(),
+            cpu_list(&ids),
+            ids.len()
+        );
+    }
     let mem_mb = a.mem.unwrap_or(detected.mem_mb);
     let cluster = machine::local_cluster(cpus, mem_mb, gpus.len() as u32)
         .map_err(|e| input(anyhow!("{e}")))?;
@@ -104,6 +118,7 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             user: a.user_limit.unwrap_or_default(),
             account: Default::default(),
         },
+        rlimit_as: a.rlimit_as,
     })
 }
 
@@ -126,9 +141,14 @@ pub fn run(a: SchedulerArgs) -> CliResult {
         home.dir.display()
     );
     eprintln!(
-        "[mini-slurm] memory enforcement: {}",
-        machine::mem_enforcement().describe()
+        "[mini-slurm] CPU ids: {} (the scheduler's affinity mask)",
+        cpu_list(&machine::cpu_ids())
     );
+    eprintln!(
+        "[mini-slurm] memory enforcement: {}",
+        mem_description(cfg.rlimit_as)
+    );
+    eprintln!("[mini-slurm] containment: {}", containment().describe());
     let flag = Arc::new(AtomicBool::new(false));
     let watcher = {
         let flag = Arc::clone(&flag);

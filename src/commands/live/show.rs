@@ -1,6 +1,6 @@
 //! `mini-slurm show ID`: one job's details, as `scontrol show job`.
 
-use super::{client, exit_code_str, failed, time_limit, utc};
+use super::{existing_client, exit_code_str, failed, input, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
@@ -15,10 +15,9 @@ pub struct ShowArgs {
 }
 
 pub fn run(a: ShowArgs) -> CliResult {
-    let c = client()?;
-    let Some(r) = c.job(a.id).map_err(failed)? else {
-        return Err(failed(anyhow!("job {} does not exist", a.id)));
-    };
+    let missing = || input(anyhow!("job {} does not exist", a.id));
+    let c = existing_client()?.ok_or_else(missing)?;
+    let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
     print!("{}", show_text(c.home(), &r, now_ms()));
     Ok(())
 }
@@ -97,6 +96,9 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
             format!("(IDX:{})", r.gpu_list)
         }
     ));
+    if let Some(e) = &r.pin_error {
+        s.push_str(&format!("   PinError={e}\n"));
+    }
     if let Some(u) = r.user_cpu_ms {
         s.push_str(&format!(
             "   UserCPU={:.3}s SystemCPU={:.3}s MaxRSS={}K\n",

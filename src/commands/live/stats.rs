@@ -1,7 +1,12 @@
 //! `mini-slurm stats`: capacity, usage, enforcement and job metrics.
 
-use super::{client, failed};
+use super::{existing_client, failed};
 use crate::commands::CliResult;
+use mini_slurm::live::Home;
+use mini_slurm::live::client::Stats;
+use mini_slurm::live::contain::containment;
+use mini_slurm::live::machine::cpu_ids;
+use mini_slurm::live::syntax::{cpu_list, parse_cpu_list};
 use mini_slurm::model::parse_mem_mb;
 
 #[derive(clap::Args, Debug)]
@@ -15,8 +20,11 @@ pub struct StatsArgs {
 }
 
 pub fn run(a: StatsArgs) -> CliResult {
-    let c = client()?;
-    let s = c.stats().map_err(failed)?;
+    let home = Home::from_env();
+    let s = match existing_client()? {
+        Some(c) => c.stats().map_err(failed)?,
+        None => Stats::without_database(),
+    };
     let cpus = a.total_cpus.unwrap_or(s.capacity.cpus);
     let mem = a.total_mem.unwrap_or(s.capacity.mem_mb);
     let gpus = s.capacity.gpus;
@@ -33,17 +41,26 @@ pub fn run(a: StatsArgs) -> CliResult {
             .as_ref()
             .map_or(String::new(), |p| format!(", policy {p}"))
     ));
-    out.push_str(&format!("Home: {}\n\n", c.home().dir.display()));
+    out.push_str(&format!("Home: {}\n\n", home.dir.display()));
     out.push_str(&format!("CPUs:    {used_cpus} / {cpus} in use\n"));
     out.push_str(&format!("Memory:  {used_mem} / {mem} MB reserved\n"));
     out.push_str(&format!("GPUs:    {used_gpus} / {gpus} in use\n"));
+    out.push_str("Enforcement:\n");
+    out.push_str(&format!("  CPUs:        {}\n", cpu_line(&s, cpus)));
+    out.push_str(&format!("  memory:      {}\n", s.enforcement));
     out.push_str(&format!(
-        "Enforcement: CPU affinity (sched_setaffinity) per job; memory: {}\n\n",
-        s.enforcement
+        "  containment: {}\n\n",
+        s.contain
+            .containment
+            .clone()
+            .unwrap_or_else(|| containment().describe())
     ));
     out.push_str(&format!("Jobs: {} total\n", s.counts.total));
     for (st, n) in &s.counts.by_state {
         out.push_str(&format!("  {:<14} {n}\n", st.name()));
+    }
+    if let Some(f) = &s.last_fault {
+        out.push_str(&format!("Last database fault: {f}\n"));
     }
     if let Some((wait, run)) = s.means_s() {
         out.push_str(&format!(
@@ -53,4 +70,29 @@ pub fn run(a: StatsArgs) -> CliResult {
     }
     print!("{out}");
     Ok(())
+}
+
+/// CPU pinning in one line: the real CPU ids jobs are pinned to, whether `cpus` scheduled CPUs
+/// oversubscribe them, and the pinning failures.
+fn cpu_line(s: &Stats, cpus: u32) -> String {
+    let c = &s.contain;
+    let ids = c.cpu_ids.as_deref().map_or_else(cpu_ids, parse_cpu_list);
+    let mut line = format!(
+        "affinity (sched_setaffinity) per job to CPU ids {} (the scheduler's mask)",
+        cpu_list(&ids)
+    );
+    if cpus as usize > ids.len() {
+        line.push_str(&format!(
+            ", oversubscribed: {cpus} CPUs scheduled on {}",
+            ids.len()
+        ));
+    }
+    match &c.last_pin_error {
+        None => line.push_str("; pinning failures: 0"),
+        Some((job, e)) => line.push_str(&format!(
+            "; pinning failures: {} (latest: job {job}: {e})",
+            c.pin_failures
+        )),
+    }
+    line
 }

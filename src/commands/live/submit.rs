@@ -46,7 +46,7 @@ pub struct SubmitArgs {
     #[arg(long, short = 'p', value_name = "NAME")]
     partition: Option<String>,
     /// Job name (default: the command's first word)
-    #[arg(long, short = 'J', value_name = "NAME")]
+    #[arg(long, short = 'J', visible_alias = "job-name", value_name = "NAME")]
     name: Option<String>,
     /// Print only the job id
     #[arg(long)]
@@ -64,13 +64,21 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "SIG", value_parser = parse_signal)]
     resize_signal: Option<i32>,
     /// The command: several words run as given; one word with spaces runs under /bin/sh -c
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+/// The working directory, which the job runs in; refused (exit 2) if it is not UTF-8, since
+/// the store keeps it as text.
+fn current_dir() -> Result<String, CliError> {
+    let dir = std::env::current_dir()
+        .map_err(|e| failed(anyhow::anyhow!("cannot read the working directory: {e}")))?;
+    dir.to_str().map(String::from).ok_or_else(|| {
+        input(anyhow::anyhow!(
+            "the working directory {} is not valid UTF-8; submit from a directory whose path is",
+            dir.display()
+        ))
+    })
 }
 
 fn submit_error(e: SubmitError) -> CliError {
@@ -99,14 +107,19 @@ pub fn run(a: SubmitArgs) -> CliResult {
         max_cpus: a.max_cpus,
         resize_signal: a.resize_signal,
         owner: Owner::current(),
-        cwd: std::env::current_dir()
-            .map_err(failed)?
-            .display()
-            .to_string(),
-        env: std::env::vars().collect(),
+        cwd: current_dir()?,
+        // Any bytes: a Unix environment need not be UTF-8, and the job gets it as it was.
+        env: std::env::vars_os().collect(),
     };
     let job = request.validate().map_err(submit_error)?;
-    let ids = client()?.submit(&job).map_err(submit_error)?.ids;
+    let mut c = client()?;
+    let ids = c.submit(&job).map_err(submit_error)?.ids;
+    if !c.home().daemon_running() {
+        eprintln!(
+            "warning: no scheduler runs for {}: the job waits until one starts (mini-slurm scheduler)",
+            c.home().dir.display()
+        );
+    }
     let (Some(&id), Some(&last)) = (ids.first(), ids.last()) else {
         return Err(failed(anyhow::anyhow!("no job was stored")));
     };

@@ -14,7 +14,7 @@ impl Db {
         array: Option<(&[i64], Option<i64>)>,
     ) -> Result<Vec<i64>> {
         let argv = serde_json::to_string(&job.argv).unwrap_or_default();
-        let env = serde_json::to_string(&job.env).unwrap_or_default();
+        let env = super::row::encode_env(&job.env);
         let tasks: Vec<Option<i64>> = match array {
             Some((t, _)) => t.iter().map(|&x| Some(x)).collect(),
             None => vec![None],
@@ -107,7 +107,7 @@ impl Db {
     /// pending.
     pub fn cancel_pending_now(&self, id: i64, now_ms: i64) -> Result<bool> {
         let n = self.exec(
-            "UPDATE jobs SET state = ?1, end_ms = ?2, cancel_requested = 2
+            "UPDATE jobs SET state = ?1, end_ms = ?2, cancel_requested = 1
              WHERE id = ?3 AND state = ?4",
             params![
                 JobState::Cancelled.name(),
@@ -143,6 +143,7 @@ impl Db {
                 "pid" => m.pid = v.parse().ok(),
                 "started_ms" => m.started_ms = v.parse().ok(),
                 "enforcement" => m.enforcement = Some(v),
+                "last_fault" => m.last_fault = Some(v),
                 _ => {}
             }
         }

@@ -4,22 +4,24 @@
 //!
 //! Everything else reads and writes through typed calls on [`Db`], grouped by who makes them:
 //! `client.rs` (submit, list, cancel, stats, export), `daemon.rs` (hand-over of pending jobs,
-//! starts, ends, cancellations, allocations) and `runner.rs` (the per-job supervisor's own
-//! records). Values always travel as parameters; the SQL texts are constants.
+//! starts, ends, cancellations, allocations), `runner.rs` (the per-job supervisor's own
+//! records) and `contain.rs` (what containment and pinning record, for all three). Values always travel as parameters; the SQL texts are constants.
 
 mod client;
+mod contain;
 mod daemon;
 mod row;
 mod runner;
 mod schema;
 
-pub use daemon::Allocated;
+pub use daemon::{Allocated, Launch};
 pub use row::{
-    DaemonMeta, DecodeError, JobCounts, JobFilter, JobRow, NewJob, Reason, ReasonCode, RunnerResult,
+    ContainStats, DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason,
+    ReasonCode, RunnerResult,
 };
 pub use schema::SCHEMA_VERSION;
 
-use rusqlite::{Connection, OptionalExtension, Params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,6 +50,23 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How long a statement waits for another connection's lock before it fails with "database is
+/// locked": 30 s, or `$MINI_SLURM_BUSY_TIMEOUT_MS` (the daemon retries what fails, so a short
+/// wait only makes it retry sooner).
+fn busy_timeout() -> Duration {
+    std::env::var("MINI_SLURM_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
+
+/// A stored job whose row does not decode: its id, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRow {
+    pub id: i64,
+    pub why: String,
+}
+
 /// `SELECT` of whole job rows; `$where` is a constant condition on parameters.
 macro_rules! select_jobs {
     ($where:literal) => {
@@ -65,12 +84,26 @@ use select_jobs;
 impl Db {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Db> {
+        Db::open_with(path, OpenFlags::default())
+    }
+
+    /// Opens the database at `path` if it exists (migrating it if needed); `None` if there is
+    /// none: read-only commands create nothing.
+    pub fn open_existing(path: &Path) -> Result<Option<Db>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        Db::open_with(path, flags).map(Some)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Db> {
         let sqlite = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
-        let mut conn = Connection::open(path).map_err(sqlite)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(sqlite)?;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+        conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -112,12 +145,61 @@ impl Db {
         run().map_err(|e| self.err(e))
     }
 
+    /// Job rows of a `select_jobs!` query, each on its own: a row that does not decode is
+    /// returned apart (its id and why) instead of failing the whole query, so one damaged row
+    /// cannot stop the daemon or hide the other jobs.
+    fn rows_each(&self, sql: &str, params: impl Params) -> Result<(Vec<JobRow>, Vec<BadRow>)> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut rows = st.query(params).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            match row::job_row(r) {
+                Ok(j) => good.push(j),
+                Err(e) => {
+                    let id = r.get::<_, i64>(0).unwrap_or(-1);
+                    bad.push(BadRow {
+                        id,
+                        why: self.err(e).to_string(),
+                    });
+                }
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// Fails a job whose row does not decode, with the reason: its state and reason are
+    /// rewritten (the only columns needed to see it ended), the rest is left for inspection.
+    pub fn fail_bad_row(&self, bad: &BadRow, at_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET state = ?1, reason = ?2, end_ms = COALESCE(end_ms, ?3)
+             WHERE id = ?4",
+            params![
+                crate::model::JobState::Failed.name(),
+                Reason::bad_row(&bad.why).to_string(),
+                at_ms,
+                bad.id
+            ],
+        )?;
+        Ok(())
+    }
+
     /// One job.
     pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
         self.conn
             .query_row(select_jobs!("id = ?1"), [id], row::job_row)
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// Sets one key of the daemon's key-value state (the `meta` table).
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Runs one statement (a constant text) with its parameters.
@@ -177,8 +259,8 @@ mod tests {
         );
         // The daemon's hand-over: newer than the cursor, or held back before.
         let ids = |rows: Vec<JobRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(db.pending_arrivals(2, &[1]).unwrap()), [1, 3, 4]);
-        assert_eq!(ids(db.pending_arrivals(4, &[]).unwrap()), [] as [i64; 0]);
+        assert_eq!(ids(db.pending_arrivals(2, &[1]).unwrap().0), [1, 3, 4]);
+        assert_eq!(ids(db.pending_arrivals(4, &[]).unwrap().0), [] as [i64; 0]);
         db.record_start(1, 100).unwrap();
         db.set_reason(2, &Reason::with(PendingReason::ReqNodeNotAvail, "why"))
             .unwrap();
@@ -205,6 +287,41 @@ mod tests {
             [(JobState::Pending, 3), (JobState::Completed, 1)]
         );
         assert_eq!(db.job_with_env(1).unwrap().unwrap().env, job("a").env);
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_set_apart_and_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        for n in ["a", "b", "c"] {
+            db.insert_jobs(&job(n), None).unwrap();
+        }
+        // A damaged argv (job 2) and an unknown state (job 3).
+        db.exec("UPDATE jobs SET argv = '{oops' WHERE id = 2", [])
+            .unwrap();
+        db.exec("UPDATE jobs SET state = 'PENDING ' WHERE id = 3", [])
+            .unwrap();
+        let (good, bad) = db.pending_arrivals(0, &[]).unwrap();
+        assert_eq!(good.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(bad.iter().map(|b| b.id).collect::<Vec<_>>(), [2]);
+        assert!(bad[0].why.contains("argv"), "{bad:?}");
+        db.fail_bad_row(&bad[0], 9).unwrap();
+        let (_, bad_after) = db.pending_arrivals(0, &[]).unwrap();
+        assert!(bad_after.is_empty(), "failed rows leave the queue");
+        // The failed row is FAILED with the reason, though its argv still does not decode.
+        let state: String = db
+            .conn
+            .query_row(
+                "SELECT state || ' ' || reason FROM jobs WHERE id = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(state.starts_with("FAILED JobLaunchFailure ("), "{state}");
+        // An empty command is no command: never replaced by a default.
+        db.exec("UPDATE jobs SET argv = '[]' WHERE id = 1", [])
+            .unwrap();
+        assert!(db.job(1).is_err());
     }
 
     #[test]

@@ -7,7 +7,52 @@
 
 use crate::model::{JobState, PendingReason};
 use rusqlite::types::Type;
+use serde_json::Value;
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// A job's environment, as it was submitted: any bytes (Unix environments need not be UTF-8).
+pub type Env = Vec<(OsString, OsString)>;
+
+/// The `env` column: a JSON array of `[name, value]` pairs, each a string when it is UTF-8
+/// (what every earlier version wrote) and an array of byte values otherwise.
+pub fn encode_env(env: &Env) -> String {
+    let part = |s: &OsString| match s.to_str() {
+        Some(t) => Value::String(t.to_string()),
+        None => Value::Array(s.as_bytes().iter().map(|&b| Value::from(b)).collect()),
+    };
+    let pairs: Vec<Value> = env
+        .iter()
+        .map(|(k, v)| Value::Array(vec![part(k), part(v)]))
+        .collect();
+    Value::Array(pairs).to_string()
+}
+
+/// Reads the `env` column back; `None` if it is not what [`encode_env`] writes.
+pub fn decode_env(text: &str) -> Option<Env> {
+    let part = |v: &Value| -> Option<OsString> {
+        match v {
+            Value::String(s) => Some(OsString::from(s)),
+            Value::Array(b) => b
+                .iter()
+                .map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .map(OsString::from_vec),
+            _ => None,
+        }
+    };
+    let Value::Array(pairs) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    pairs
+        .iter()
+        .map(|p| match p.as_array()?.as_slice() {
+            [k, v] => Some((part(k)?, part(v)?)),
+            _ => None,
+        })
+        .collect()
+}
 
 /// A job as stored.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -22,7 +67,7 @@ pub struct JobRow {
     pub cwd: String,
     /// Not loaded with the row (it is large); the runner reads it with its job.
     #[serde(skip)]
-    pub env: Vec<(String, String)>,
+    pub env: Env,
     pub cpus: u32,
     pub mem_mb: u64,
     pub gpus: u32,
@@ -63,8 +108,28 @@ pub struct JobRow {
     pub max_rss_kb: Option<i64>,
     pub oom: bool,
     pub runner_done: bool,
-    /// 0: none; 1: asked by a client; 2: relayed to the daemon (or done by the client).
+    /// 0: none; 1: asked by a client (kept until the job's end is recorded; 2, written by
+    /// versions before 0.1 once the daemon had relayed it, means the same).
     pub cancel_requested: i64,
+    /// Grace between SIGTERM and SIGKILL the runner gives the job at its time limit.
+    #[serde(skip)]
+    pub kill_wait_ms: Option<i64>,
+    /// The runner caps the job's address space (scheduler `--rlimit-as`).
+    #[serde(skip)]
+    pub rlimit_as: bool,
+    /// The cgroups the runner made for the job (emptied and removed when it ends).
+    #[serde(skip)]
+    pub cgroups: Vec<String>,
+    /// Why the job could not be pinned to its CPUs, if it could not.
+    pub pin_error: Option<String>,
+    /// The runner stopped the job at its time limit.
+    pub timed_out: bool,
+    /// The number of the job's current launch: its runner runs the job only if it claims
+    /// this launch while the job is CONFIGURING.
+    pub launch: i64,
+    /// A preemption in progress (`requeue`, `suspend`, `cancel`), recorded before the job is
+    /// stopped.
+    pub preempting: Option<String>,
 }
 
 fn state_name<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
@@ -81,7 +146,7 @@ pub struct NewJob {
     pub argv: Vec<String>,
     pub shell: bool,
     pub cwd: String,
-    pub env: Vec<(String, String)>,
+    pub env: Env,
     pub cpus: u32,
     pub mem_mb: u64,
     pub gpus: u32,
@@ -106,6 +171,9 @@ pub enum ReasonCode {
     NonZeroExitCode,
     /// The job's runner ended without recording a result (shown as `NodeFail: why`).
     NodeFail,
+    /// The job could not be launched: its stored row does not decode (a damaged or
+    /// hand-edited database), so it is failed rather than run with a guessed command.
+    JobLaunchFailure,
 }
 
 impl ReasonCode {
@@ -115,12 +183,14 @@ impl ReasonCode {
             ReasonCode::Pending(r) => r.name(),
             ReasonCode::NonZeroExitCode => "NonZeroExitCode",
             ReasonCode::NodeFail => "NodeFail",
+            ReasonCode::JobLaunchFailure => "JobLaunchFailure",
         }
     }
     pub fn from_name(s: &str) -> Option<ReasonCode> {
         match s {
             "NonZeroExitCode" => Some(ReasonCode::NonZeroExitCode),
             "NodeFail" => Some(ReasonCode::NodeFail),
+            "JobLaunchFailure" => Some(ReasonCode::JobLaunchFailure),
             _ => PendingReason::from_name(s).map(ReasonCode::Pending),
         }
     }
@@ -156,6 +226,13 @@ impl Reason {
         Reason {
             code: ReasonCode::NodeFail,
             detail: Some("the job's runner ended without recording it".into()),
+        }
+    }
+    /// A job whose stored row could not be read.
+    pub fn bad_row(why: impl Into<String>) -> Reason {
+        Reason {
+            code: ReasonCode::JobLaunchFailure,
+            detail: Some(why.into()),
         }
     }
     pub fn is_none(&self) -> bool {
@@ -218,6 +295,21 @@ pub struct DaemonMeta {
     pub started_ms: Option<i64>,
     /// How memory limits are enforced, in words.
     pub enforcement: Option<String>,
+    /// The last fault of the database the daemon recovered from, in words.
+    pub last_fault: Option<String>,
+}
+
+/// What `stats` shows about containment and CPU pinning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainStats {
+    /// How the daemon contains each job's processes, in words.
+    pub containment: Option<String>,
+    /// The CPU ids the daemon hands out (its affinity mask), e.g. `0-1`.
+    pub cpu_ids: Option<String>,
+    /// Jobs that could not be pinned to their CPUs.
+    pub pin_failures: u64,
+    /// The latest of them: its id and why.
+    pub last_pin_error: Option<(i64, String)>,
 }
 
 /// Which jobs a listing returns.
@@ -260,7 +352,7 @@ macro_rules! job_columns {
          reason, submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, \
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
-         resizes"
+         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, launch, preempting"
     };
 }
 pub(super) use job_columns;
@@ -287,7 +379,10 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         user: r.get(2)?,
         uid: r.get(3)?,
         gid: r.get(4)?,
-        argv: serde_json::from_str(&argv).unwrap_or_default(),
+        argv: match serde_json::from_str::<Vec<String>>(&argv) {
+            Ok(a) if !a.is_empty() => a,
+            _ => return Err(decode_error(5, id, "argv", argv)),
+        },
         shell: r.get(6)?,
         cwd: r.get(7)?,
         env: Vec::new(),
@@ -327,12 +422,42 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         resize_signal: r.get(41)?,
         alloc_cpus: r.get(42)?,
         resizes: r.get(43)?,
+        kill_wait_ms: r.get(44)?,
+        rlimit_as: r.get(45)?,
+        cgroups: r
+            .get::<_, String>(46)?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        pin_error: r.get(47)?,
+        timed_out: r.get(48)?,
+        launch: r.get(49)?,
+        preempting: r.get(50)?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environments_keep_their_bytes() {
+        let env: Env = vec![
+            ("PATH".into(), "/bin".into()),
+            ("LATIN1".into(), OsString::from_vec(vec![b'c', 0xe9])),
+            (OsString::from_vec(vec![0xff]), "".into()),
+        ];
+        let text = encode_env(&env);
+        assert_eq!(decode_env(&text), Some(env));
+        // What earlier versions wrote reads back too.
+        assert_eq!(
+            decode_env(r#"[["K","V"]]"#),
+            Some(vec![("K".into(), "V".into())])
+        );
+        assert_eq!(decode_env("[[1]]"), None);
+        assert_eq!(decode_env("not json"), None);
+    }
 
     #[test]
     fn reasons_read_back_as_written() {
@@ -346,6 +471,7 @@ mod tests {
             "Requeued",
             "NonZeroExitCode",
             "NodeFail: the job's runner ended without recording it",
+            "JobLaunchFailure (cannot decode job 4's argv)",
         ] {
             let r = Reason::parse(text).unwrap();
             assert_eq!(r.to_string(), text);

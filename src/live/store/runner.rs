@@ -2,7 +2,7 @@
 //! result it records when the job has ended, which is what makes a daemon crash harmless.
 
 use super::row::{JobRow, RunnerResult};
-use super::{Db, Result};
+use super::{Db, Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 impl Db {
@@ -16,10 +16,42 @@ impl Db {
             .query_row("SELECT env FROM jobs WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        job.env = text
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        // An environment that does not decode is a damaged row: the job must not run with a
+        // guessed one.
+        job.env = match text.as_deref().map(super::row::decode_env) {
+            Some(Some(env)) => env,
+            _ => {
+                return Err(StoreError::Decode {
+                    path: self.path.clone(),
+                    source: super::DecodeError {
+                        id,
+                        column: "env",
+                        text: text.unwrap_or_default().chars().take(80).collect(),
+                    },
+                });
+            }
+        };
         Ok(Some(job))
+    }
+
+    /// The runner claims launch `launch` of job `id` (its own pid and start time), turning it
+    /// RUNNING; false if that launch is not the job's current one, or no longer CONFIGURING
+    /// (the daemon restarted and queued the job again, or it was cancelled): such a runner
+    /// exits without running anything, so a job never runs twice.
+    pub fn claim_launch(&self, id: i64, launch: i64, pid: i32, start: Option<i64>) -> Result<bool> {
+        let n = self.exec(
+            "UPDATE jobs SET state = ?1, runner_pid = ?2, runner_start = ?3
+             WHERE id = ?4 AND launch = ?5 AND state = ?6",
+            params![
+                crate::model::JobState::Running.name(),
+                pid,
+                start,
+                id,
+                launch,
+                crate::model::JobState::Configuring.name()
+            ],
+        )?;
+        Ok(n > 0)
     }
 
     /// The job's process group, once started. Returns the job's CPU list as it is now: an

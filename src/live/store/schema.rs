@@ -65,6 +65,20 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE jobs ADD COLUMN resize_signal INTEGER;
      ALTER TABLE jobs ADD COLUMN alloc_cpus INTEGER;
      ALTER TABLE jobs ADD COLUMN resizes INTEGER NOT NULL DEFAULT 0;",
+    // 7: containment and limits kept by the runner: the grace between SIGTERM and SIGKILL and
+    // whether to set RLIMIT_AS (recorded at each start), the cgroups the runner made for the
+    // job (newline-separated paths), why it could not be pinned to its CPUs, and whether the
+    // runner stopped it at its time limit.
+    "ALTER TABLE jobs ADD COLUMN kill_wait_ms INTEGER;
+     ALTER TABLE jobs ADD COLUMN rlimit_as INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE jobs ADD COLUMN cgroups TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN pin_error TEXT;
+     ALTER TABLE jobs ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0;",
+    // 8: crash safety: the number of the job's current launch (a runner claims its launch, so
+    // a stale runner of an earlier one never runs the job), and the preemption in progress
+    // (`requeue`, `suspend` or `cancel`), so a restart finishes what it began.
+    "ALTER TABLE jobs ADD COLUMN launch INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE jobs ADD COLUMN preempting TEXT;",
 ];
 
 /// The schema version this build writes.

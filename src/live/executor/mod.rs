@@ -1,44 +1,53 @@
 //! The process executor: runs each job on this machine under a `mini-slurm job-runner`.
 //!
-//! On `Start` it picks the job's CPU ids (the lowest free ones) and GPU names, has them
-//! recorded (the runner reads them), starts the runner and a reaper thread blocked in
-//! `waitpid` that wakes the daemon when the runner exits. Time limits and cancellations are a
-//! SIGTERM to the runner (forwarded to the job's group) and a SIGKILL to the group after the
-//! grace period. A resize re-pins an elastic job's threads, rewrites its allocation file and
-//! signals it. A job whose runner survived a daemon restart is adopted and polled.
+//! On `Start` it picks the job's CPUs and GPU names, has them recorded with how the runner is
+//! to supervise the job (the runner reads them), starts the runner and a reaper thread blocked
+//! in `waitpid` that wakes the daemon when the runner exits. A resize re-pins an elastic job's
+//! threads, rewrites its allocation file and signals it. A job whose runner survived a daemon
+//! restart is adopted and polled.
+//!
+//! CPUs: the executor hands out CPU slots, each on a real CPU id of the daemon's own affinity
+//! mask ([`CpuSlots`]); what is recorded (and shown) is the real ids.
+//!
+//! Limits: the runner enforces the time limit itself (so it holds while the daemon is down);
+//! the executor's deadline is a backstop at limit + grace + [`BACKSTOP_MARGIN`] on the
+//! daemon's monotonic time base. A backstop, a cancellation or a preemption is a SIGTERM to the
+//! runner (which signals every process of the job) and a SIGKILL to the job's group after the
+//! grace period. A runner that ended without recording a result (killed, crashed) may have left
+//! the job running: before its CPUs are given to another job, what is left of the job is
+//! killed ([`contain::kill_remains`]: its cgroups, its process group, its environment marker).
 //!
 //! The executor keeps no database: what it needs written down or read back (the allocation,
 //! the runner's pid, the job's process group, what the runner recorded at the end) goes
 //! through its [`Ledger`], which the daemon implements over the store.
 
-use super::clock::Waker;
-use super::machine::{process_start, same_process_alive, set_group_affinity};
-use super::store::{Allocated, Reason, ReasonCode};
+use super::clock::{TimeBase, Waker};
+use super::contain;
+use super::failpoint;
+use super::machine::{same_process_alive, set_group_affinity};
+use super::slots::CpuSlots;
+use super::store::{Allocated, Launch, Reason, ReasonCode};
 use super::syntax::cpu_list;
-use super::{Home, LiveError, now_ms};
+use super::{Home, LiveError};
 use crate::driver::{Completion, Executor};
 use crate::engine::Command;
 use crate::ids::JobId;
-use crate::model::{FinalState, Node, PreemptMode, Slice};
+use crate::model::{FinalState, Node, PreemptMode};
 use crate::time::{Dur, Time};
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+
+mod launch;
 
 /// What the executor needs recorded about the processes it runs, and read back.
 pub trait Ledger {
-    /// The CPU ids and GPU names `job` is about to start on, recorded before its runner starts
-    /// (the runner reads them).
-    fn allocated(
-        &mut self,
-        job: JobId,
-        cpus: &[usize],
-        gpus: &[String],
-    ) -> Result<Allocated, LiveError>;
+    /// `job` is about to be launched (CONFIGURING), recorded before its runner is forked: its
+    /// CPU ids, GPU names and supervision, which the runner reads, and the launch number the
+    /// runner must claim.
+    fn launching(&mut self, job: JobId, launch: &Launch<'_>) -> Result<Allocated, LiveError>;
     /// The runner started for `job`: its pid and start time.
     fn runner_started(&mut self, job: JobId, pid: i32, start: Option<i64>)
     -> Result<(), LiveError>;
@@ -50,7 +59,24 @@ pub trait Ledger {
     fn process_group(&self, job: JobId) -> Option<i32>;
     /// What the job's runner recorded when the job ended (`None`: nothing can be read).
     fn runner_report(&self, job: JobId) -> Option<RunnerReport>;
+    /// A preemption of `job` begins (recorded before it is stopped, so that a restart
+    /// finishes it).
+    fn preempting(&mut self, job: JobId, mode: PreemptMode) -> Result<(), LiveError>;
+    /// A job the engine does not hold (adopted beyond this daemon's CPUs after a restart)
+    /// ended: its end is recorded here, since no completion goes to the engine.
+    fn unmanaged_ended(&mut self, job: JobId, state: FinalState, reason: &Reason);
+    /// Whether a client asked to cancel `job` (read for jobs the engine does not hold, whose
+    /// cancellations the engine cannot relay).
+    fn cancel_requested(&self, job: JobId) -> bool;
+    /// The cgroups `job`'s runner made for it, as the runner recorded them.
+    fn job_cgroups(&self, job: JobId) -> Vec<PathBuf>;
+    /// `job`'s processes could not be pinned to their CPUs (recorded for `stats`; best effort).
+    fn pin_failed(&mut self, job: JobId, error: &str);
 }
+
+/// How long after a job's time limit and grace the executor stops a job whose runner has not
+/// (the runner enforces the limit itself; this is the backstop).
+pub const BACKSTOP_MARGIN: Dur = Dur(2000);
 
 /// What a runner recorded about its job's end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +84,8 @@ pub struct RunnerReport {
     /// The runner recorded a result at all.
     pub done: bool,
     pub oom: bool,
+    /// The runner stopped the job at its time limit.
+    pub timeout: bool,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
 }
@@ -72,6 +100,9 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
     if let Some(r) = stop {
         return (r, none());
     }
+    if report.timeout {
+        return (FinalState::Timeout, none());
+    }
     if report.oom {
         return (FinalState::OutOfMemory, none());
     }
@@ -85,12 +116,13 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
 struct Proc {
     runner_pid: i32,
     runner_start: Option<i64>,
-    /// When the time limit expires.
+    /// When the backstop of the time limit expires (limit + grace + margin).
     deadline: Option<Time>,
     /// When to SIGKILL the job's group after SIGTERM.
     kill_at: Option<Time>,
     /// Why the daemon is stopping it (TIMEOUT, CANCELLED).
     reason: Option<FinalState>,
+    /// The CPU slots it holds (see the module header).
     cpus: Vec<usize>,
     /// Not our child (re-adopted after a restart): polled instead of waited for.
     adopted: bool,
@@ -101,6 +133,9 @@ struct Proc {
     resize_signal: Option<i32>,
     /// Resizes so far (the allocation file's `generation`).
     generation: u32,
+    /// Held by the engine (false: adopted after a restart beyond this daemon's CPUs; it runs
+    /// on, over-committing the machine, and its end is recorded without the engine).
+    managed: bool,
 }
 
 /// A job whose runner survived a daemon restart, as recorded.
@@ -109,13 +144,17 @@ pub struct Adopted {
     pub job: JobId,
     pub runner_pid: i32,
     pub runner_start: Option<i64>,
+    /// The real CPU ids it runs on, as recorded.
     pub cpus: Vec<usize>,
-    /// When its time limit expires.
+    /// When its time limit expires (the executor adds the grace and its margin: the runner
+    /// enforces the limit).
     pub deadline: Option<Time>,
     pub elastic: bool,
     pub resize_signal: Option<i32>,
     /// Resizes so far.
     pub generation: u32,
+    /// Held by the engine (see [`Proc`]'s field of the same name).
+    pub managed: bool,
 }
 
 /// Writes an elastic job's allocation file through a temporary name, so a job never reads a
@@ -138,11 +177,17 @@ pub struct ProcessExecutor<L: Ledger> {
     ledger: L,
     runner: PathBuf,
     running: BTreeMap<JobId, Proc>,
-    cpu_free: Vec<bool>,
+    cpus: CpuSlots,
     gpu_names: Vec<String>,
     finished: Arc<Mutex<Vec<JobId>>>,
     wake: Waker,
     kill_wait: Dur,
+    time: TimeBase,
+    rlimit_as: bool,
+    /// Starts not carried out yet (see `launch.rs`), by job.
+    retries: BTreeMap<JobId, launch::Retry>,
+    /// Jobs stopped before their launch succeeded: their completions, due now.
+    stopped_unlaunched: Vec<Completion>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,26 +220,37 @@ impl<L: Ledger> ProcessExecutor<L> {
             ledger,
             runner,
             running: BTreeMap::new(),
-            cpu_free: vec![true; node.cpus as usize],
+            cpus: CpuSlots::new(node.cpus as usize),
             gpu_names,
             finished: Arc::new(Mutex::new(Vec::new())),
             wake,
             kill_wait,
+            time: TimeBase::new(),
+            rlimit_as: false,
+            retries: BTreeMap::new(),
+            stopped_unlaunched: Vec::new(),
         }
     }
 
-    fn take_cpus(&mut self, n: u32) -> Vec<usize> {
-        let mut got = Vec::with_capacity(n as usize);
-        for (i, f) in self.cpu_free.iter_mut().enumerate() {
-            if got.len() == n as usize {
-                break;
-            }
-            if *f {
-                *f = false;
-                got.push(i);
-            }
-        }
-        got
+    /// The real CPU ids the slots run on (the daemon's affinity mask, [`machine::cpu_ids`]);
+    /// by default slot `i` is CPU `i`.
+    ///
+    /// [`machine::cpu_ids`]: super::machine::cpu_ids
+    pub fn with_cpu_ids(mut self, ids: Vec<usize>) -> Self {
+        self.cpus.set_ids(ids);
+        self
+    }
+
+    /// The time base of deadlines: the daemon clock's (`WallClock::base`).
+    pub fn with_time_base(mut self, time: TimeBase) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// Runners cap their jobs' address space (`scheduler --rlimit-as`).
+    pub fn with_rlimit_as(mut self, on: bool) -> Self {
+        self.rlimit_as = on;
+        self
     }
 
     /// The GPU mask of a recorded GPU list (names as this executor hands them out).
@@ -205,115 +261,39 @@ impl<L: Ledger> ProcessExecutor<L> {
             .fold(0u64, |m, b| m | (1 << b))
     }
 
-    fn spawn(
-        &mut self,
-        now: Time,
-        job: JobId,
-        alloc: &[Slice],
-        limit: Option<Dur>,
-    ) -> Result<(), ExecError> {
-        let cpus_n: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let cpus = self.take_cpus(cpus_n);
-        let gpus: Vec<String> = alloc
-            .iter()
-            .flat_map(|s| (0..64).filter(move |b| s.gpu_mask & (1u64 << b) != 0))
-            .map(|b| {
-                self.gpu_names
-                    .get(b as usize)
-                    .cloned()
-                    .unwrap_or_else(|| b.to_string())
-            })
-            .collect();
-        let id = job.0 as i64;
-        let Allocated {
-            elastic,
-            resize_signal,
-        } = self.ledger.allocated(job, &cpus, &gpus)?;
-        if elastic {
-            write_alloc_file(&self.home.alloc_file(id), job, &cpus, 0);
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home.daemon_log())
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null());
-        let child = std::process::Command::new(&self.runner)
-            .args(["job-runner", "--job", &id.to_string()])
-            .env("MINI_SLURM_HOME", &self.home.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|source| ExecError::Spawn { job, source })?;
-        let pid = child.id() as i32;
-        drop(child);
-        let start = process_start(pid);
-        self.ledger.runner_started(job, pid, start)?;
-        let (finished, wake) = (Arc::clone(&self.finished), self.wake.clone());
-        std::thread::spawn(move || {
-            while let Err(nix::errno::Errno::EINTR) = waitpid(Pid::from_raw(pid), None) {}
-            if let Ok(mut f) = finished.lock() {
-                f.push(job);
-            }
-            let _ = wake.send(());
-        });
-        self.running.insert(
-            job,
-            Proc {
-                runner_pid: pid,
-                runner_start: start,
-                deadline: limit.map(|l| now + l),
-                kill_at: None,
-                reason: None,
-                cpus,
-                adopted: false,
-                preempt: None,
-                elastic,
-                resize_signal,
-                generation: 0,
-            },
-        );
-        Ok(())
-    }
-
-    /// Resizes a running elastic job to `n` CPUs: a shrink gives back its highest CPU ids, a
-    /// growth takes the lowest free ones. The ledger learns the new CPU list first, then
-    /// every thread of the job is pinned to it, the allocation file is rewritten and the
-    /// job's signal (if it asked for one) is sent to its main process.
+    /// Resizes a running elastic job to `n` CPUs: a shrink keeps its lowest slots on distinct
+    /// real CPUs, a growth takes the lowest free ones on CPUs it does not run on yet
+    /// ([`CpuSlots`]). The ledger learns the new CPU list first, then every thread of the job
+    /// is pinned to it, the allocation file is rewritten and the job's signal (if it asked for
+    /// one) is sent to its main process.
     fn resize(&mut self, job: JobId, n: u32) -> Result<(), ExecError> {
-        let Some(have) = self.running.get(&job).map(|p| p.cpus.len()) else {
-            return Ok(());
-        };
-        let n = n as usize;
-        let more = if n > have {
-            self.take_cpus((n - have) as u32)
-        } else {
-            Vec::new()
-        };
         let Some(p) = self.running.get_mut(&job) else {
             return Ok(());
         };
-        for c in p.cpus.drain(n.min(have)..) {
-            if let Some(f) = self.cpu_free.get_mut(c) {
-                *f = true;
-            }
+        let n = n as usize;
+        if n > p.cpus.len() {
+            let more = self.cpus.take(n - p.cpus.len(), &p.cpus);
+            p.cpus.extend(more);
+            p.cpus.sort_unstable();
+        } else {
+            self.cpus.shrink(&mut p.cpus, n);
         }
-        p.cpus.extend(more);
-        p.cpus.sort_unstable();
         p.generation += 1;
-        let pgid = self.ledger.resized(job, &p.cpus)?;
+        let real_ids = self.cpus.real_ids(&p.cpus);
+        let pgid = self.ledger.resized(job, &real_ids)?;
         // Before the runner recorded the group, the runner applies the new list itself. A job
         // being stopped (time limit, cancellation) keeps its bookkeeping but is not disturbed.
         let pgid = pgid.filter(|&g| g > 0 && p.reason.is_none());
-        if let Some(g) = pgid {
-            set_group_affinity(g, &p.cpus);
+        if let Some(g) = pgid
+            && let Err(e) = set_group_affinity(g, &real_ids)
+        {
+            self.ledger.pin_failed(job, &e);
         }
         if p.elastic {
             write_alloc_file(
                 &self.home.alloc_file(job.0 as i64),
                 job,
-                &p.cpus,
+                &real_ids,
                 p.generation,
             );
         }
@@ -325,33 +305,60 @@ impl<L: Ledger> ProcessExecutor<L> {
         Ok(())
     }
 
-    /// Takes over a job whose runner survived a daemon restart.
+    /// Takes over a job whose runner survived a daemon restart: each recorded real CPU id
+    /// takes the lowest free slot that runs on it (none where all are taken, as when the
+    /// daemon restarts with fewer CPUs).
     pub fn adopt(&mut self, a: Adopted) {
-        for &c in &a.cpus {
-            if let Some(f) = self.cpu_free.get_mut(c) {
-                *f = false;
-            }
-        }
+        // A job the engine does not hold takes no slot: the engine schedules the daemon's
+        // CPUs as if it were not there (the machine is over-committed until it ends).
+        let slots = if a.managed {
+            self.cpus.adopt(&a.cpus)
+        } else {
+            Vec::new()
+        };
         self.running.insert(
             a.job,
             Proc {
                 runner_pid: a.runner_pid,
                 runner_start: a.runner_start,
-                deadline: a.deadline,
+                deadline: a.deadline.map(|d| d + self.kill_wait + BACKSTOP_MARGIN),
                 kill_at: None,
                 reason: None,
-                cpus: a.cpus,
+                cpus: slots,
                 adopted: true,
                 preempt: None,
                 elastic: a.elastic,
                 resize_signal: a.resize_signal,
                 generation: a.generation,
+                managed: a.managed,
             },
         );
     }
 
-    /// SIGTERM to the runner (forwarded to the job's group), SIGKILL to the group later.
-    fn stop(&mut self, now: Time, job: JobId, reason: FinalState) {
+    /// Kills what is left of `job` whose runner ended without recording a result (also at a
+    /// restart that finds it so): its cgroups, its process group, its environment marker.
+    pub fn kill_remains(&self, job: JobId) {
+        let pgid = self.ledger.process_group(job);
+        let cgroups = self.ledger.job_cgroups(job);
+        let n = contain::kill_remains(&self.home.dir, job.0 as i64, pgid, &cgroups);
+        if n > 0 {
+            live_log!("mini-slurm: job {job}: its runner died; killed {n} processes left of it");
+        }
+    }
+
+    /// SIGTERM to the runner (forwarded to the job's group), SIGKILL to the group later. A
+    /// job whose launch is still being retried just ends (it never ran).
+    fn stop(&mut self, now: Time, job: JobId, reason: FinalState, preempt: Option<PreemptMode>) {
+        if let Some(r) = self.retries.remove(&job) {
+            self.cpus.release(&r.slots);
+            self.stopped_unlaunched.push(Completion {
+                job,
+                at: now,
+                state: reason,
+                preempted: preempt,
+            });
+            return;
+        }
         let kill_wait = self.kill_wait;
         if let Some(p) = self.running.get_mut(&job) {
             if p.reason.is_none() {
@@ -373,9 +380,13 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 alloc,
                 time_limit,
                 ..
-            } => self.spawn(now, *job, alloc, *time_limit),
+            } => {
+                self.start(now, *job, alloc, *time_limit);
+                Ok(())
+            }
             Command::Cancel { job, running: true } => {
-                self.stop(now, *job, FinalState::Cancelled);
+                self.stop(now, *job, FinalState::Cancelled, None);
+                failpoint::hit("cancel:signalled");
                 Ok(())
             }
             Command::Cancel { .. } => Ok(()),
@@ -384,13 +395,32 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 if let Some(p) = self.running.get_mut(job) {
                     p.preempt = Some(*mode);
                 }
-                self.stop(now, *job, FinalState::Preempted);
+                // Recorded before the job is stopped: a restart finishes the preemption.
+                if let Err(e) = self.ledger.preempting(*job, *mode) {
+                    live_log!("mini-slurm: job {job}: cannot record its preemption: {e}");
+                }
+                failpoint::hit("requeue:marked");
+                self.stop(now, *job, FinalState::Preempted, Some(*mode));
                 Ok(())
             }
         }
     }
 
     fn take_completions(&mut self, now: Time, out: &mut Vec<Completion>) {
+        out.append(&mut self.stopped_unlaunched);
+        self.retry_launches(now);
+        // Cancellations of jobs the engine does not hold come straight from the ledger.
+        let unmanaged: Vec<JobId> = self
+            .running
+            .iter()
+            .filter(|(_, p)| !p.managed && p.reason.is_none())
+            .map(|(j, _)| *j)
+            .collect();
+        for j in unmanaged {
+            if self.ledger.cancel_requested(j) {
+                self.stop(now, j, FinalState::Cancelled, None);
+            }
+        }
         // Time limits, and SIGKILL after the grace period.
         let due: Vec<JobId> = self
             .running
@@ -399,7 +429,7 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
             .map(|(j, _)| *j)
             .collect();
         for j in due {
-            self.stop(now, j, FinalState::Timeout);
+            self.stop(now, j, FinalState::Timeout, None);
         }
         for (job, p) in self.running.iter_mut() {
             if p.kill_at.is_some_and(|k| k <= now) {
@@ -424,15 +454,26 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
             let Some(p) = self.running.remove(&job) else {
                 continue;
             };
-            for c in &p.cpus {
-                if let Some(f) = self.cpu_free.get_mut(*c) {
-                    *f = true;
-                }
+            let report = self.ledger.runner_report(job);
+            // A runner that recorded no result may have died with the job still running: what
+            // is left of it goes before its CPUs go to another job.
+            if !report.is_some_and(|r| r.done) {
+                self.kill_remains(job);
             }
-            let state = match self.ledger.runner_report(job) {
-                Some(report) => outcome(&report, p.reason).0,
-                None => FinalState::Failed,
+            self.cpus.release(&p.cpus);
+            let (state, reason) = match report {
+                Some(report) => outcome(&report, p.reason),
+                None => (FinalState::Failed, Reason::runner_lost()),
             };
+            if !p.managed {
+                self.ledger.unmanaged_ended(job, state, &reason);
+                continue;
+            }
+            failpoint::hit(if p.preempt.is_some() {
+                "requeue:reaped"
+            } else {
+                "end:reaped"
+            });
             out.push(Completion {
                 job,
                 at: now,
@@ -443,7 +484,9 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
     }
 
     fn next_completion(&self) -> Option<Time> {
-        let now = Time(now_ms());
+        let now = self.time.now();
+        let retries = self.retries.values().map(|r| r.at);
+        let stopped = (!self.stopped_unlaunched.is_empty()).then_some(now);
         self.running
             .values()
             .flat_map(|p| {
@@ -454,6 +497,8 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 ]
             })
             .flatten()
+            .chain(retries)
+            .chain(stopped)
             .min()
     }
 }
@@ -487,5 +532,16 @@ mod tests {
             ..failed
         };
         assert_eq!(outcome(&oom, None).0, FinalState::OutOfMemory);
+        // The runner stopped it at its time limit (the daemon may have been down).
+        let timed_out = RunnerReport {
+            timeout: true,
+            signal: Some(15),
+            ..done
+        };
+        assert_eq!(outcome(&timed_out, None).0, FinalState::Timeout);
+        assert_eq!(
+            outcome(&timed_out, Some(FinalState::Cancelled)).0,
+            FinalState::Cancelled
+        );
     }
 }
