@@ -241,3 +241,84 @@ impl Store for MemStore<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JobTruth;
+    use crate::time::Dur;
+
+    fn jobs(ids: &[u64]) -> Vec<(Arc<JobSpec>, JobTruth)> {
+        ids.iter()
+            .map(|&id| {
+                let spec = JobSpec::new(JobId(id), Time::ZERO, 1, Dur(1));
+                (Arc::new(spec), JobTruth::new(Dur(1)))
+            })
+            .collect()
+    }
+
+    /// Both forms find every job at its position and nothing else.
+    #[test]
+    fn the_index_finds_jobs_by_id_dense_or_sparse() {
+        for (ids, dense) in [
+            (vec![7, 5, 9, 6], true),
+            (vec![3, 1_000_000_000, 12, 400_000], false),
+        ] {
+            let w = jobs(&ids);
+            let index = JobIndex::new(&w);
+            assert_eq!(matches!(index, JobIndex::Dense { .. }), dense, "{ids:?}");
+            for (i, &id) in ids.iter().enumerate() {
+                assert_eq!(index.get(JobId(id)), Some(i), "{ids:?}: {id}");
+            }
+            for id in [0, 4, 8, 10, 13, u64::MAX] {
+                assert_eq!(index.get(JobId(id)), None, "{ids:?}: {id}");
+            }
+        }
+        assert_eq!(JobIndex::new(&[]).get(JobId(1)), None);
+    }
+
+    /// Results only once every job has started and ended.
+    #[test]
+    fn results_need_every_job_ended() {
+        let w = jobs(&[1, 2]);
+        let index = JobIndex::new(&w);
+        let mut store = MemStore::new(&w, &index);
+        let alloc: Arc<[Slice]> = Arc::from([Slice::new(0, 1, 0)]);
+        for (job, at) in [(1, 10), (2, 20)] {
+            let start = Command::Start {
+                job: JobId(job),
+                alloc: Arc::clone(&alloc),
+                leaf_switches: 1,
+                waited_for: PendingReason::Resources,
+                cpus: 1,
+                time_limit: None,
+            };
+            store.record_start(Time(at), &start).unwrap();
+        }
+        let end = |job, at| Completion {
+            job: JobId(job),
+            at: Time(at),
+            state: FinalState::Completed,
+            preempted: None,
+        };
+        store.record_end(&end(1, 15)).unwrap();
+        assert!(matches!(
+            store.record_end(&end(3, 15)),
+            Err(MemStoreError::UnknownJob(JobId(3)))
+        ));
+        let mut two = MemStore::new(&w, &index);
+        two.record_end(&end(1, 15)).unwrap();
+        assert!(
+            two.into_results().is_none(),
+            "job 1 never started, job 2 never ended"
+        );
+        store.record_end(&end(2, 50)).unwrap();
+        let r = store.into_results().unwrap();
+        assert_eq!(
+            (r[0].start, r[0].finish, r[0].cpu_ms),
+            (Time(10), Time(15), 5)
+        );
+        assert_eq!((r[1].busy, r[1].cpu_ms), (Dur(30), 30));
+        assert_eq!(r[1].pending_reason, PendingReason::Resources);
+    }
+}
