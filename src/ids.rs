@@ -105,16 +105,6 @@ impl Names {
         Sym(i)
     }
 
-    /// [`Names::intern`] with a one-entry cache: consecutive records often repeat a name.
-    pub fn intern_cached(&mut self, name: &str, last: &mut Option<Sym>) -> Sym {
-        if let Some(sym) = last.filter(|s| self.get(*s) == name) {
-            return sym;
-        }
-        let sym = self.intern(name);
-        *last = Some(sym);
-        sym
-    }
-
     pub fn get(&self, s: Sym) -> &str {
         self.names.get(s.0 as usize).map_or("", String::as_str)
     }

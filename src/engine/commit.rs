@@ -28,7 +28,10 @@ pub(super) struct Staged {
     preempted: Vec<(usize, PreemptMode, Time)>,
     /// Reservations reported: (job, planned start).
     reserved: Vec<(JobId, Time)>,
-    /// Queue positions started by this pass.
+    /// Queue positions started by this pass, in decision order.
+    started_pos: Vec<u32>,
+    /// `started_mask[p]`: position p is started by this pass. At least as long as the queue,
+    /// and all false between passes (only the entries set are cleared: no O(queue) per pass).
     started_mask: Vec<bool>,
     /// What the pass's starts hold against the limits so far.
     pass_usage: PassUsage,
@@ -40,9 +43,17 @@ impl Staged {
         self.started.clear();
         self.preempted.clear();
         self.reserved.clear();
-        self.started_mask.clear();
-        self.started_mask.resize(pending, false);
+        if self.started_mask.len() < pending {
+            self.started_mask.resize(pending, false);
+        }
         self.pass_usage.clear();
+    }
+
+    /// Unmarks the started positions (the mask is all false again).
+    fn unmark(&mut self) {
+        for p in self.started_pos.drain(..) {
+            self.started_mask[p as usize] = false;
+        }
     }
 }
 
@@ -83,6 +94,7 @@ impl Engine {
         } else {
             self.scratch.reset();
         }
+        staged.unmark();
         self.staged = Some(staged);
         self.decisions = decisions;
         result
@@ -252,6 +264,7 @@ impl Engine {
             .scratch
             .take(&self.ledger, slices, spec.mem_mb.unwrap_or(0));
         staged.started_mask[p] = true;
+        staged.started_pos.push(pos);
         staged.started.push((pos, alloc));
         Ok(())
     }
@@ -391,15 +404,7 @@ impl Engine {
         self.wake_after(now, d, &staged.started_mask);
         self.update_reasons(d, &staged.started_mask);
         self.plan.append(&mut staged.reserved);
-        if started > 0 {
-            let mask = &staged.started_mask;
-            let mut i = 0;
-            self.pending.retain(|_| {
-                let keep = !mask[i];
-                i += 1;
-                keep
-            });
-        }
+        self.pending.remove_started(&staged.started_pos);
     }
 }
 

@@ -8,6 +8,7 @@
 //! overlay costs O(nodes touched) per pass, not O(nodes), so a 1,024-node cluster pays nothing
 //! for the nodes a pass does not use.
 
+use crate::ids::FastMap;
 use crate::model::{Avail, Cluster, Slice};
 use std::sync::Arc;
 
@@ -99,6 +100,8 @@ pub struct Scratch {
     slot: Vec<u32>,
     touched: Vec<Touched>,
     free: u64,
+    /// One-node allocations without GPUs by (node, CPUs), shared by every job of that shape.
+    shared: FastMap<(u32, u32), Arc<[Slice]>>,
 }
 
 impl Scratch {
@@ -158,25 +161,43 @@ impl Scratch {
     /// Takes a checked allocation, choosing the lowest free GPU indices on each node; returns
     /// the allocation with its GPU masks.
     pub fn take(&mut self, l: &Ledger, slices: &[Slice], mem_mb: u64) -> Arc<[Slice]> {
-        let mut out: Vec<Slice> = Vec::with_capacity(slices.len());
-        for s in slices {
+        // One node, no GPU (nearly every job of a trace): the same allocation for every job of
+        // that shape, shared (a million jobs would otherwise hold a million of them).
+        if let [s] = slices
+            && s.gpus == 0
+        {
             let t = self.entry(l, s.node);
             t.avail.cpus -= s.cpus;
             t.avail.mem_mb -= mem_mb;
-            t.avail.gpus -= s.gpus;
-            let mut mask = 0u64;
-            for _ in 0..s.gpus {
-                let bit = t.gpu_free & t.gpu_free.wrapping_neg();
-                mask |= bit;
-                t.gpu_free &= !bit;
-            }
             self.free -= u64::from(s.cpus);
-            out.push(Slice {
-                gpu_mask: mask,
-                ..*s
-            });
+            let one = Slice { gpu_mask: 0, ..*s };
+            return Arc::clone(
+                self.shared
+                    .entry((s.node, s.cpus))
+                    .or_insert_with(|| Arc::from([one])),
+            );
         }
-        out.into()
+        // Collected straight into the `Arc` (one allocation: the iterator's length is known).
+        slices
+            .iter()
+            .map(|s| {
+                let t = self.entry(l, s.node);
+                t.avail.cpus -= s.cpus;
+                t.avail.mem_mb -= mem_mb;
+                t.avail.gpus -= s.gpus;
+                let mut mask = 0u64;
+                for _ in 0..s.gpus {
+                    let bit = t.gpu_free & t.gpu_free.wrapping_neg();
+                    mask |= bit;
+                    t.gpu_free &= !bit;
+                }
+                self.free -= u64::from(s.cpus);
+                Slice {
+                    gpu_mask: mask,
+                    ..*s
+                }
+            })
+            .collect()
     }
 
     /// Writes what the pass took into the ledger and starts empty again.

@@ -15,6 +15,7 @@ mod commit;
 mod events;
 mod invariants;
 mod ledger;
+mod queue;
 
 pub use events::{Command, EngineError, Event};
 
@@ -41,7 +42,7 @@ pub struct Engine {
     scratch: Scratch,
     /// What the current pass will change (kept to reuse its buffers).
     staged: Option<Box<Staged>>,
-    pending: Vec<PendingJob>,
+    pending: queue::Queue,
     running: Vec<RunningJob>,
     /// Decayed usage per user and account, kept when the policy asks for it (fair-share).
     usage: Option<UsageLedger>,
@@ -87,7 +88,7 @@ impl Engine {
             staged: None,
             cluster,
             placement,
-            pending: Vec::new(),
+            pending: queue::Queue::default(),
             running: Vec::new(),
             policy,
             policy_name: policy_name.to_string(),

@@ -13,21 +13,20 @@
 //! order statistics (NumPy's default), so the median of an even count is the mean of the two
 //! middle values.
 
+mod jobs_csv;
 mod result;
 
 use crate::stats::percentile;
 
+pub use jobs_csv::{JOBS_CSV_COLUMNS, write_jobs_csv};
 pub use result::{ElasticWork, JobResult, SimResult};
 
 use crate::ids::Names;
-use crate::model::Cluster;
-use crate::time::{Dur, fmt_millis};
-use crate::trace::write::csv_field;
+use crate::time::Dur;
 use crate::trace::{SimJobs, SkipReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write;
 
 /// τ of the bounded slowdown, in seconds.
 pub const BSLD_TAU_SECS: f64 = 10.0;
@@ -60,7 +59,8 @@ pub struct Stats {
 
 impl Stats {
     pub fn of(mut v: Vec<f64>) -> Stats {
-        v.sort_by(f64::total_cmp);
+        // Values equal under `total_cmp` are the same bits: an unstable sort gives the same.
+        v.sort_unstable_by(f64::total_cmp);
         let mean = if v.is_empty() {
             0.0
         } else {
@@ -504,95 +504,6 @@ impl Summary {
         }
         s
     }
-}
-
-/// The columns of `jobs.csv`, in order (Batsim's names first).
-pub const JOBS_CSV_COLUMNS: [&str; 26] = [
-    "job_id",
-    "submission_time",
-    "requested_number_of_resources",
-    "requested_time",
-    "starting_time",
-    "execution_time",
-    "finish_time",
-    "waiting_time",
-    "turnaround_time",
-    "stretch",
-    "final_state",
-    "user",
-    "group",
-    "estimate",
-    "bounded_slowdown",
-    "priority",
-    "partition",
-    "allocated_resources",
-    "leaf_switches",
-    "allocation",
-    "pending_reason",
-    "preemptions",
-    "lost_cpu_seconds",
-    "elastic_range",
-    "resizes",
-    "cpu_seconds",
-];
-
-/// Writes `jobs.csv`: one row per simulated job, sorted by id. `requested_time` is the user's
-/// requested time, or the run time when none was given (the `requested` estimate); `estimate`
-/// is what the policy planned with under the run's estimate mode.
-pub fn write_jobs_csv(
-    w: &mut dyn Write,
-    result: &SimResult,
-    names: &Names,
-    cluster: &Cluster,
-) -> std::io::Result<()> {
-    let mut line = String::with_capacity(160);
-    line.push_str(&JOBS_CSV_COLUMNS.join(","));
-    line.push('\n');
-    w.write_all(line.as_bytes())?;
-    for j in &result.jobs {
-        line.clear();
-        let s = &j.spec;
-        let requested = s.requested_time.filter(|d| d.0 > 0).unwrap_or(j.runtime);
-        let _ = write!(
-            line,
-            "{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{}",
-            s.id,
-            fmt_millis(s.submit.0),
-            s.cpus,
-            fmt_millis(requested.0),
-            fmt_millis(j.start.0),
-            fmt_millis(j.execution().0),
-            fmt_millis(j.finish.0),
-            fmt_millis(j.wait().0),
-            fmt_millis(j.turnaround().0),
-            slowdown(j),
-            j.state,
-            csv_field(names.get(s.user)),
-            csv_field(names.get(s.account)),
-            fmt_millis(s.estimate.0),
-            bounded_slowdown(j, BSLD_TAU_SECS),
-            s.priority,
-            csv_field(
-                cluster
-                    .partitions
-                    .get(s.partition as usize)
-                    .map_or("", |p| p.name.as_str())
-            ),
-            csv_field(&cluster.hostlist(&j.alloc)),
-            j.leaf_switches,
-            csv_field(&cluster.allocation_detail(&j.alloc)),
-            j.pending_reason,
-            j.preemptions,
-            fmt_millis(j.lost_cpu_ms),
-            s.elastic
-                .map_or(String::new(), |e| format!("{}-{}", e.min, e.max)),
-            j.resizes,
-            fmt_millis(j.cpu_ms),
-        );
-        line.push('\n');
-        w.write_all(line.as_bytes())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -339,6 +339,19 @@ impl Cluster {
 
     /// Number of distinct leaf switches an allocation spans (0 without a topology).
     pub fn leaves_spanned(&self, slices: &[Slice]) -> u32 {
+        let leaf = |s: &Slice| self.node_leaf[s.node as usize];
+        // Few slices (nearly every job): count without allocating.
+        if slices.len() <= 16 {
+            let mut n = 0;
+            for (i, s) in slices.iter().enumerate() {
+                if let Some(l) = leaf(s)
+                    && !slices[..i].iter().any(|t| leaf(t) == Some(l))
+                {
+                    n += 1;
+                }
+            }
+            return n;
+        }
         let mut leaves: Vec<u32> = slices
             .iter()
             .filter_map(|s| self.node_leaf[s.node as usize])

@@ -105,7 +105,7 @@ impl Conservative {
                 free -= u64::from(j.cpus);
                 let one = [Slice::new(0, j.cpus, 0)];
                 out.start(pos, j.id, &one);
-                extra.take(j);
+                view.limits.count(&mut extra, j);
             } else {
                 out.reserve(pos, j.id, at);
             }
@@ -148,7 +148,7 @@ impl Conservative {
                 take(&mut self.avail, &self.slices, req.mem_mb);
                 free -= u64::from(req.cpus);
                 out.start(pos, j.id, &self.slices);
-                extra.take(j);
+                view.limits.count(&mut extra, j);
             } else {
                 out.reserve(pos, j.id, at);
             }

@@ -187,7 +187,7 @@ impl Policy for Easy {
             take(&mut self.avail, &self.slices, req.mem_mb);
             free -= u64::from(req.cpus);
             out.start(pos, j.spec.id, &self.slices);
-            extra.take(&j.spec);
+            view.limits.count(&mut extra, &j.spec);
             self.releases.push((
                 now + j.spec.estimate,
                 IN_PASS + k as u64,
@@ -270,7 +270,7 @@ impl Policy for Easy {
             take(&mut self.avail, &self.slices, req.mem_mb);
             free -= u64::from(req.cpus);
             out.start(pos, j.spec.id, &self.slices);
-            extra.take(&j.spec);
+            view.limits.count(&mut extra, &j.spec);
         }
     }
 }

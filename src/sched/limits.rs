@@ -172,6 +172,14 @@ impl LimitState {
         self.unlimited
     }
 
+    /// Adds `spec` to what a pass's earlier starts hold (`extra`), when there are limits to
+    /// hold it against (without, nothing to count: no allocation in every pass).
+    pub fn count(&self, extra: &mut PassUsage, spec: &JobSpec) {
+        if !self.unlimited {
+            extra.take(spec);
+        }
+    }
+
     /// Counts a started job (nothing to count without limits).
     pub fn start(&mut self, spec: &JobSpec) {
         if self.is_unlimited() {

@@ -159,7 +159,37 @@ impl Placement for FirstFit {
 
 pub struct BestFit;
 
+/// Buffers the strategies reuse from call to call (placement runs for every job a policy
+/// considers, many times per pass): one set per thread, so that strategies stay `&self` and
+/// shareable, and no call allocates.
+#[derive(Default)]
+struct Buffers {
+    /// `best_fit`'s node order.
+    order: Vec<u32>,
+    /// `tree`: candidate flags per node (all false between calls), eligible free CPUs per
+    /// switch, a switch's candidate nodes, the switches of a level, a switch's leaves.
+    member: Vec<bool>,
+    free: Vec<u64>,
+    nodes: Vec<u32>,
+    at: Vec<usize>,
+    leaves: Vec<u32>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
 fn best_fit(avail: &[Avail], candidates: &[u32], req: &Request, out: &mut Vec<Slice>) -> bool {
+    BUFFERS.with_borrow_mut(|b| best_fit_in(avail, candidates, req, out, &mut b.order))
+}
+
+fn best_fit_in(
+    avail: &[Avail],
+    candidates: &[u32],
+    req: &Request,
+    out: &mut Vec<Slice>,
+    order: &mut Vec<u32>,
+) -> bool {
     if let [n] = candidates {
         return single(avail, *n, req, out);
     }
@@ -181,17 +211,19 @@ fn best_fit(avail: &[Avail], candidates: &[u32], req: &Request, out: &mut Vec<Sl
             return false;
         }
     }
-    let mut order: Vec<u32> = candidates
-        .iter()
-        .copied()
-        .filter(|&n| eligible(&avail[n as usize], req))
-        .collect();
+    order.clear();
+    order.extend(
+        candidates
+            .iter()
+            .copied()
+            .filter(|&n| eligible(&avail[n as usize], req)),
+    );
     if req.nodes.is_some() {
         order.sort_unstable_by_key(|&n| (avail[n as usize].cpus, n));
     } else {
         order.sort_unstable_by_key(|&n| (std::cmp::Reverse(avail[n as usize].cpus), n));
     }
-    fill(avail, &order, req, out)
+    fill(avail, order, req, out)
 }
 
 impl Placement for BestFit {
@@ -226,82 +258,114 @@ impl Placement for Tree {
         req: &Request,
         out: &mut Vec<Slice>,
     ) -> bool {
-        if c.switches.is_empty() {
-            return best_fit(avail, candidates, req, out);
-        }
-        // Which nodes are candidates, and the eligible free CPUs under every switch.
-        let all = candidates.len() == c.nodes.len();
-        let mut member = Vec::new();
-        if !all {
-            member = vec![false; c.nodes.len()];
-            for &n in candidates {
-                member[n as usize] = true;
+        BUFFERS.with_borrow_mut(|b| {
+            if c.switches.is_empty() {
+                return best_fit_in(avail, candidates, req, out, &mut b.order);
             }
-        }
-        let is_cand = |n: u32| all || member[n as usize];
-        let mut free = vec![0u64; c.switches.len()];
-        for &n in candidates {
-            let a = &avail[n as usize];
-            if let (true, Some(l)) = (eligible(a, req), c.node_leaf[n as usize]) {
-                free[l as usize] += u64::from(a.cpus);
-            }
-        }
-        let total: u64 = (0..c.switches.len())
-            .filter(|&s| c.switches[s].is_leaf())
-            .map(|s| free[s])
-            .sum();
-        if total < u64::from(req.cpus) {
-            return false;
-        }
-        let max_level = c.switches.iter().map(|s| s.level).max().unwrap_or(0);
-        for level in 1..=max_level {
-            for s in 0..c.switches.len() {
-                if c.switches[s].level == level {
-                    free[s] = c.switches[s]
-                        .children
-                        .iter()
-                        .map(|&ch| free[ch as usize])
-                        .sum();
+            // Which nodes are candidates (flags cleared again before returning).
+            let all = candidates.len() == c.nodes.len();
+            if !all {
+                b.member.resize(c.nodes.len(), false);
+                for &n in candidates {
+                    b.member[n as usize] = true;
                 }
             }
-        }
-        let mut nodes = Vec::new();
-        for level in 0..=max_level {
-            // Switches at this level that might hold the job, tightest first.
-            let mut at: Vec<usize> = (0..c.switches.len())
-                .filter(|&s| c.switches[s].level == level && free[s] >= u64::from(req.cpus))
-                .collect();
-            at.sort_unstable_by_key(|&s| (free[s], s));
-            for s in at {
-                nodes.clear();
-                if level == 0 {
-                    nodes.extend(c.switches[s].nodes.iter().copied().filter(|&n| is_cand(n)));
-                    if best_fit(avail, &nodes, req, out) {
-                        return true; // one leaf: always within a leaf limit
-                    }
-                } else {
-                    let mut leaves = Vec::new();
-                    collect_leaves(c, s, &mut leaves);
-                    leaves.sort_unstable_by_key(|&l| (std::cmp::Reverse(free[l as usize]), l));
-                    for l in leaves {
-                        nodes.extend(
-                            c.switches[l as usize]
-                                .nodes
-                                .iter()
-                                .copied()
-                                .filter(|&n| is_cand(n)),
-                        );
-                    }
-                    let start = out.len();
-                    let ok = fill(avail, &nodes, req, out);
-                    if within_leaves(c, req, out, start, ok) {
-                        return true;
-                    }
+            let ok = tree_place(c, avail, candidates, all, req, out, b);
+            if !all {
+                for &n in candidates {
+                    b.member[n as usize] = false;
                 }
             }
-        }
-        false
+            ok
+        })
     }
+}
+
+/// `tree` on a cluster with switches (see the module header); `b.member` flags the candidates
+/// unless `all` nodes are.
+fn tree_place(
+    c: &Cluster,
+    avail: &[Avail],
+    candidates: &[u32],
+    all: bool,
+    req: &Request,
+    out: &mut Vec<Slice>,
+    b: &mut Buffers,
+) -> bool {
+    let Buffers {
+        order,
+        member,
+        free,
+        nodes,
+        at,
+        leaves,
+    } = b;
+    let is_cand = |n: u32| all || member[n as usize];
+    // The eligible free CPUs under every switch.
+    free.clear();
+    free.resize(c.switches.len(), 0);
+    for &n in candidates {
+        let a = &avail[n as usize];
+        if let (true, Some(l)) = (eligible(a, req), c.node_leaf[n as usize]) {
+            free[l as usize] += u64::from(a.cpus);
+        }
+    }
+    let total: u64 = (0..c.switches.len())
+        .filter(|&s| c.switches[s].is_leaf())
+        .map(|s| free[s])
+        .sum();
+    if total < u64::from(req.cpus) {
+        return false;
+    }
+    let max_level = c.switches.iter().map(|s| s.level).max().unwrap_or(0);
+    for level in 1..=max_level {
+        for s in 0..c.switches.len() {
+            if c.switches[s].level == level {
+                free[s] = c.switches[s]
+                    .children
+                    .iter()
+                    .map(|&ch| free[ch as usize])
+                    .sum();
+            }
+        }
+    }
+    for level in 0..=max_level {
+        // Switches at this level that might hold the job, tightest first.
+        at.clear();
+        at.extend(
+            (0..c.switches.len())
+                .filter(|&s| c.switches[s].level == level && free[s] >= u64::from(req.cpus)),
+        );
+        at.sort_unstable_by_key(|&s| (free[s], s));
+        for &s in at.iter() {
+            nodes.clear();
+            if level == 0 {
+                nodes.extend(c.switches[s].nodes.iter().copied().filter(|&n| is_cand(n)));
+                if best_fit_in(avail, nodes, req, out, order) {
+                    return true; // one leaf: always within a leaf limit
+                }
+            } else {
+                leaves.clear();
+                collect_leaves(c, s, leaves);
+                leaves.sort_unstable_by_key(|&l| (std::cmp::Reverse(free[l as usize]), l));
+                for &l in leaves.iter() {
+                    nodes.extend(
+                        c.switches[l as usize]
+                            .nodes
+                            .iter()
+                            .copied()
+                            .filter(|&n| is_cand(n)),
+                    );
+                }
+                let start = out.len();
+                let ok = fill(avail, nodes, req, out);
+                if within_leaves(c, req, out, start, ok) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 /// The leaf switches below switch `s`.

@@ -6,17 +6,21 @@ use crate::driver::{Completion, Executor};
 use crate::engine::Command;
 use crate::ids::{FastMap, JobId};
 use crate::metrics::ElasticWork;
-use crate::model::{FinalState, JobTruth, PreemptMode};
+use crate::model::{FinalState, JobSpec, JobTruth, PreemptMode};
+use crate::sim::store::JobIndex;
 use crate::time::{Dur, Time};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 /// Runs jobs on virtual time: each ends after its true run time — stretched by the topology
 /// penalty when it spans several leaf switches — or at its time limit (TIMEOUT) when one is
 /// set and shorter.
-#[derive(Debug, Default)]
-pub struct SimExecutor {
-    truth: FastMap<JobId, JobTruth>,
+#[derive(Debug)]
+pub struct SimExecutor<'a> {
+    /// The jobs with their truth, found by id through `index`.
+    jobs: &'a [(Arc<JobSpec>, JobTruth)],
+    index: &'a JobIndex,
     /// Extra run time per additional leaf switch spanned, in thousandths of the run time.
     span_penalty_permille: u32,
     /// (end, entry id, job, state), earliest first; entries superseded by a preemption are
@@ -38,13 +42,29 @@ pub enum SimExecError {
     UnknownJob(JobId),
 }
 
-impl SimExecutor {
-    pub fn new(truth: FastMap<JobId, JobTruth>, span_penalty_permille: u32) -> SimExecutor {
+impl<'a> SimExecutor<'a> {
+    /// An executor for `jobs` (found by id through `index`).
+    pub fn new(
+        jobs: &'a [(Arc<JobSpec>, JobTruth)],
+        index: &'a JobIndex,
+        span_penalty_permille: u32,
+    ) -> SimExecutor<'a> {
         SimExecutor {
-            truth,
+            jobs,
+            index,
             span_penalty_permille,
-            ..SimExecutor::default()
+            ends: BinaryHeap::new(),
+            started: 0,
+            live: FastMap::default(),
+            remaining: FastMap::default(),
+            work: FastMap::default(),
+            elastic: FastMap::default(),
         }
+    }
+
+    fn truth(&self, job: JobId) -> Option<&'a JobTruth> {
+        let jobs = self.jobs;
+        self.index.get(job).map(|i| &jobs[i].1)
     }
 
     /// Declares a job elastic, with the CPU count its work is defined at (its requested size).
@@ -99,7 +119,7 @@ impl Segment {
     }
 }
 
-impl Executor for SimExecutor {
+impl Executor for SimExecutor<'_> {
     type Error = SimExecError;
 
     fn apply(&mut self, now: Time, cmd: &Command) -> Result<(), SimExecError> {
@@ -113,7 +133,7 @@ impl Executor for SimExecutor {
                 cpus: procs,
                 ..
             } => {
-                let t = *self.truth.get(&job).ok_or(SimExecError::UnknownJob(job))?;
+                let t = *self.truth(job).ok_or(SimExecError::UnknownJob(job))?;
                 // A suspended job resumes with its remaining work.
                 let left = if self.remaining.is_empty() {
                     None
@@ -168,11 +188,10 @@ impl Executor for SimExecutor {
                 self.started += 1;
             }
             Command::Resize { job, cpus, .. } => {
-                let (Some(seg), Some(&p), Some(t)) = (
-                    self.live.get_mut(&job),
-                    self.elastic.get(&job),
-                    self.truth.get(&job),
-                ) else {
+                let t = self.truth(job);
+                let (Some(seg), Some(&p), Some(t)) =
+                    (self.live.get_mut(&job), self.elastic.get(&job), t)
+                else {
                     return Err(SimExecError::UnknownJob(job));
                 };
                 let done = seg.done_by(now);

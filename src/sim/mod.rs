@@ -22,19 +22,17 @@ pub use error::SimError;
 pub use executor::{SimExecError, SimExecutor, stretch};
 pub use experiment::{Experiment, ExperimentError};
 pub use setup::{Notice, Prepared, Run, Setup};
-pub use store::{MemStore, MemStoreError, Outcome};
+pub use store::{JobIndex, MemStore, MemStoreError};
 
 use crate::driver::{self, Clock, DriverError, Observer};
 use crate::engine::Engine;
-use crate::ids::{FastMap, JobId};
-use crate::metrics::{ElasticWork, JobResult, SimResult};
-use crate::model::JobTruth;
+use crate::ids::JobId;
+use crate::metrics::{ElasticWork, SimResult};
 use crate::sched::Policy;
 use crate::sched::limits::Limits;
 use crate::sched::placement::Placement;
-use crate::time::{Dur, Time};
+use crate::time::Time;
 use crate::trace::SimJobs;
-use std::sync::Arc;
 
 /// A clock that jumps to the next deadline.
 #[derive(Debug, Default)]
@@ -94,7 +92,7 @@ pub fn simulate(
     observer: &mut dyn Observer,
 ) -> Result<SimResult, DriverError> {
     let policy_name = cfg.policy_name;
-    let truth: FastMap<JobId, JobTruth> = jobs.jobs.iter().map(|(s, t)| (s.id, *t)).collect();
+    let index = JobIndex::new(&jobs.jobs);
     let start = jobs.jobs.first().map_or(Time::ZERO, |j| j.0.submit);
     let mut engine = Engine::new(jobs.cluster.clone(), cfg.placement, cfg.policy, policy_name);
     engine.set_limits(cfg.limits);
@@ -102,41 +100,24 @@ pub fn simulate(
         engine.set_associations(a);
     }
     let mut clock = VirtualClock::starting_at(start);
-    let mut exec = SimExecutor::new(truth, cfg.span_penalty_permille);
+    let mut exec = SimExecutor::new(&jobs.jobs, &index, cfg.span_penalty_permille);
     for (s, _) in &jobs.jobs {
         if s.elastic.is_some() {
             exec.set_elastic(s.id, s.cpus);
         }
     }
-    let mut store = MemStore::new(&jobs.jobs);
+    let mut store = MemStore::new(&jobs.jobs, &index);
     driver::run(&mut engine, &mut clock, &mut exec, &mut store, observer)?;
-    let mut out = Vec::with_capacity(jobs.jobs.len());
-    for ((spec, truth), o) in jobs.jobs.iter().zip(std::mem::take(&mut store.outcomes)) {
-        // The driver only returns Ok once every job has ended.
-        let (Some(start), Some(finish), Some(state)) = (o.start, o.finish, o.state) else {
-            return Err(DriverError::Stalled {
-                now: clock.now(),
-                pending: engine.pending().len(),
-                policy: policy_name.to_string(),
-            });
-        };
-        out.push(JobResult {
-            spec: Arc::clone(spec),
-            runtime: truth.runtime,
-            start,
-            finish,
-            state,
-            alloc: o.alloc,
-            leaf_switches: o.leaf_switches,
-            pending_reason: o.waited_for,
-            preemptions: o.preemptions,
-            busy: Dur(o.busy_ms),
-            lost_cpu_ms: o.lost_cpu_ms,
-            cpu_ms: o.cpu_ms,
-            resizes: o.resizes,
+    // The driver only returns Ok once every job has ended.
+    let Some(mut out) = store.into_results() else {
+        return Err(DriverError::Stalled {
+            now: clock.now(),
+            pending: engine.pending().len(),
+            policy: policy_name.to_string(),
         });
-    }
-    out.sort_by_key(|j| j.spec.id);
+    };
+    // Ids are unique (traces refuse duplicates): no need for a stable sort.
+    out.sort_unstable_by_key(|j| j.spec.id);
     let mut elastic_work: Vec<(JobId, ElasticWork)> =
         exec.elastic_work().iter().map(|(j, w)| (*j, *w)).collect();
     elastic_work.sort_unstable_by_key(|w| w.0);

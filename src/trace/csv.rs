@@ -13,8 +13,8 @@
 //! one before the header of the form `# MaxProcs: N` gives the machine size. Full reference:
 //! `docs/trace-formats.md`.
 
-use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
-use crate::ids::{FastMap, JobId, Names};
+use super::{TraceError, TraceErrorKind, TraceJob, UniqueIds, Workload, read_all};
+use crate::ids::{JobId, Names};
 use crate::model::parse_mem_mb;
 use crate::time::{Dur, MS_PER_SEC, Time, parse_duration, parse_secs_to_millis};
 use std::io::BufRead;
@@ -117,7 +117,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         return Err(err(Some(1), missing("cpus")));
     }
     let mut names = Names::default();
-    let mut seen: FastMap<JobId, u64> = FastMap::default();
+    let mut seen = UniqueIds::default();
     let mut record = ::csv::StringRecord::new();
     loop {
         let more = match rdr.read_record(&mut record) {
@@ -143,7 +143,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         };
         match row.job(&mut names) {
             Ok(job) => {
-                check_unique(&mut seen, job.id, line, path)?;
+                seen.check(&w.jobs, job.id, line, path)?;
                 w.jobs.push(job);
             }
             Err(_) if lenient => w.malformed_lines.push(line),

@@ -271,8 +271,11 @@ impl Workload {
             };
             jobs.push((Arc::new(spec), truth));
         }
-        // Queue order: submit time, then position in the file (a stable sort).
-        jobs.sort_by_key(|(s, _)| s.submit);
+        // Queue order: submit time, then position in the file (a stable sort; most traces are
+        // in order already, and a stable sort would still take a buffer of half the jobs).
+        if !jobs.is_sorted_by_key(|(s, _)| s.submit) {
+            jobs.sort_by_key(|(s, _)| s.submit);
+        }
         SimJobs {
             cluster: cluster.clone(),
             jobs,
@@ -451,20 +454,45 @@ pub enum TraceErrorKind {
     Empty,
 }
 
-/// Rejects a job id seen before. `seen` maps id → first line.
-pub(crate) fn check_unique(
-    seen: &mut FastMap<JobId, u64>,
-    id: JobId,
-    line: u64,
-    path: &Path,
-) -> Result<(), TraceError> {
-    if let Some(&first) = seen.get(&id) {
-        return Err(TraceError::new(
-            path,
-            Some(line),
-            TraceErrorKind::DuplicateId { id, first },
-        ));
+/// Rejects a job id seen before, naming the line it was first seen on. Traces mostly number
+/// their jobs in increasing order: while every id exceeds the largest so far no set is needed;
+/// the first id that does not builds the set (id → first line) from the jobs accepted so far.
+#[derive(Debug, Default)]
+pub(crate) struct UniqueIds {
+    max: Option<JobId>,
+    seen: Option<FastMap<JobId, u64>>,
+}
+
+impl UniqueIds {
+    /// Checks `id` (on `line`) against `accepted`, the jobs accepted before it.
+    pub(crate) fn check(
+        &mut self,
+        accepted: &[TraceJob],
+        id: JobId,
+        line: u64,
+        path: &Path,
+    ) -> Result<(), TraceError> {
+        if self.seen.is_none() {
+            if self.max.is_none_or(|m| id > m) {
+                self.max = Some(id);
+                return Ok(());
+            }
+            let mut seen = FastMap::default();
+            seen.reserve(accepted.len());
+            for j in accepted {
+                seen.entry(j.id).or_insert(j.line);
+            }
+            self.seen = Some(seen);
+        }
+        let seen = self.seen.get_or_insert_with(FastMap::default);
+        if let Some(&first) = seen.get(&id) {
+            return Err(TraceError::new(
+                path,
+                Some(line),
+                TraceErrorKind::DuplicateId { id, first },
+            ));
+        }
+        seen.insert(id, line);
+        Ok(())
     }
-    seen.insert(id, line);
-    Ok(())
 }

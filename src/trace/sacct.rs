@@ -27,8 +27,8 @@
 //! - Submit times are seconds since the Unix epoch. `Partition` is kept as an attribute, but as
 //!   with SWF the jobs run in the cluster's default partition.
 
-use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
-use crate::ids::{FastMap, JobId, Names};
+use super::{TraceError, TraceErrorKind, TraceJob, UniqueIds, Workload, read_all};
+use crate::ids::{JobId, Names};
 use crate::model::parse_mem_mb;
 use crate::time::{Dur, Time, parse_duration};
 use std::io::BufRead;
@@ -137,7 +137,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         ..Workload::default()
     };
     let mut names = Names::default();
-    let mut seen: FastMap<JobId, u64> = FastMap::default();
+    let mut seen = UniqueIds::default();
     let (mut never_ran, mut still_running) = (0u64, 0u64);
     for (i, raw) in lines {
         let line = i as u64 + 1;
@@ -151,7 +151,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         };
         match row.parse(&cols, &mut names) {
             Ok(Parsed::Job(job)) => {
-                check_unique(&mut seen, job.id, line, path)?;
+                seen.check(&w.jobs, job.id, line, path)?;
                 w.jobs.push(job);
             }
             Ok(Parsed::Step) => {}

@@ -4,8 +4,8 @@
 //! with `;` are header or comment lines. The header fields `MaxProcs` (else `MaxNodes`) give
 //! the machine size. See `docs/trace-formats.md` for which fields the simulator uses.
 
-use super::{TraceError, TraceErrorKind, TraceJob, Workload, check_unique, read_all};
-use crate::ids::{FastMap, JobId, Names};
+use super::{TraceError, TraceErrorKind, TraceJob, UniqueIds, Workload, read_all};
+use crate::ids::{JobId, Names, Sym};
 use crate::time::{Dur, Time, parse_trimmed_secs};
 
 use std::io::BufRead;
@@ -43,9 +43,12 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
     };
     let mut max_procs = None;
     let mut max_nodes = None;
-    let mut seen: FastMap<JobId, u64> = FastMap::default();
+    let mut seen = UniqueIds::default();
     let mut names = Names::default();
-    let mut cache: NameCache = [None; 4];
+    let mut cache = NameCache::default();
+    // One job per line at most: no reallocation while reading.
+    w.jobs
+        .reserve(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
     for (i, raw) in text.lines().enumerate() {
         let line_no = i as u64 + 1;
         let line = raw.trim();
@@ -62,7 +65,7 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
         }
         match parse_line(line, line_no, path, &mut names, &mut cache) {
             Ok(job) => {
-                check_unique(&mut seen, job.id, line_no, path)?;
+                seen.check(&w.jobs, job.id, line_no, path)?;
                 w.jobs.push(job);
             }
             Err(e) if lenient => {
@@ -85,8 +88,101 @@ pub(crate) fn header_value(comment: &str, key: &str) -> Option<u32> {
     u32::try_from(v).ok().filter(|&v| v > 0)
 }
 
-/// The last name seen per interned field (user, group, queue, partition).
-type NameCache = [Option<crate::ids::Sym>; 4];
+/// Interned names of the four name fields (user, group, queue, partition). SWF names are
+/// numbers: a small one written plainly (`-1`, `0`, `17`, not `017`) is found by its value in a
+/// table per field; anything else goes through [`Names`]. Either way the symbols are the ones
+/// [`Names::intern`] gives, in the same order.
+#[derive(Default)]
+struct NameCache {
+    /// Per field: symbol + 1 by value + 1 (`-1` at 0), 0 when not seen yet.
+    small: [Vec<u32>; 4],
+}
+
+/// Values up to this (exclusive) are looked up by value.
+const SMALL_NAMES: usize = 100_000;
+
+impl NameCache {
+    fn intern(&mut self, names: &mut Names, field: usize, text: &str) -> Sym {
+        let b = text.as_bytes();
+        let slot = if b == b"-1" {
+            Some(0)
+        } else if !b.is_empty()
+            && b.len() <= 5
+            && (b.len() == 1 || b[0] != b'0')
+            && b.iter().all(u8::is_ascii_digit)
+        {
+            Some(
+                b.iter()
+                    .fold(0usize, |v, &c| v * 10 + usize::from(c - b'0'))
+                    + 1,
+            )
+        } else {
+            None
+        };
+        let Some(slot) = slot.filter(|&s| s <= SMALL_NAMES) else {
+            return names.intern(text);
+        };
+        let table = &mut self.small[field];
+        if table.len() <= slot {
+            table.resize(slot + 1, 0);
+        }
+        match table[slot] {
+            0 => {
+                let sym = names.intern(text);
+                table[slot] = sym.0 + 1;
+                sym
+            }
+            s => Sym(s - 1),
+        }
+    }
+}
+
+/// Splits `line` at ASCII whitespace, keeping the first 18 fields in `fields`, and returns how
+/// many fields there are and a mask of the kept fields still to parse. The hot loop of reading
+/// a trace: plain integers (`-1`, `86400`, up to 15 digits: nearly every field) are parsed on
+/// the way into `ms`, in milliseconds, exactly as [`parse_trimmed_secs`] would; the others
+/// (decimals, exponents, garbage) are left to it.
+fn split_fields<'l>(line: &'l str, fields: &mut [&'l str; 18], ms: &mut [i64; 18]) -> (usize, u32) {
+    let b = line.as_bytes();
+    let (mut n, mut complex) = (0, 0u32);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c <= b' ' && c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let neg = c == b'-';
+        i += usize::from(neg);
+        let digits_from = i;
+        let mut v: i64 = 0;
+        let mut plain = true;
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d < 10 {
+                v = v.wrapping_mul(10).wrapping_add(i64::from(d));
+            } else if c <= b' ' && c.is_ascii_whitespace() {
+                break;
+            } else {
+                plain = false;
+            }
+            i += 1;
+        }
+        if n < 18 {
+            // Both ends are at ASCII bytes (or the end), so this is a char boundary.
+            fields[n] = &line[start..i];
+            let digits = i - digits_from;
+            if plain && (1..=15).contains(&digits) {
+                ms[n] = if neg { -v * 1000 } else { v * 1000 };
+            } else {
+                complex |= 1 << n;
+            }
+        }
+        n += 1;
+    }
+    (n, complex)
+}
 
 fn parse_line(
     line: &str,
@@ -96,26 +192,8 @@ fn parse_line(
     cache: &mut NameCache,
 ) -> Result<TraceJob, TraceError> {
     let mut fields: [&str; 18] = [""; 18];
-    let mut n = 0;
-    // Split at ASCII whitespace, byte by byte (the hot loop of reading a trace).
-    let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while i < b.len() && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if start < i {
-            if n < 18 {
-                // Both ends are at ASCII bytes, so this is a char boundary.
-                fields[n] = &line[start..i];
-            }
-            n += 1;
-        }
-    }
+    let mut ms = [0i64; 18];
+    let (n, complex) = split_fields(line, &mut fields, &mut ms);
     if n != 18 {
         return Err(TraceError::new(
             path,
@@ -124,8 +202,8 @@ fn parse_line(
         ));
     }
     // Every field must be numeric, used or not: a non-numeric one means the line is not SWF.
-    let mut ms = [0i64; 18];
-    for (k, f) in fields.iter().enumerate() {
+    for k in (0..18).filter(|k| complex & (1 << k) != 0) {
+        let f = fields[k];
         ms[k] = parse_trimmed_secs(f).ok_or_else(|| {
             TraceError::new(
                 path,
@@ -133,7 +211,7 @@ fn parse_line(
                 TraceErrorKind::NotNumeric {
                     field: k + 1,
                     name: FIELD_NAMES[k],
-                    value: (*f).to_string(),
+                    value: f.to_string(),
                 },
             )
         })?;
@@ -175,10 +253,10 @@ fn parse_line(
         procs,
         requested,
         priority: 0,
-        user: names.intern_cached(fields[11], &mut cache[0]),
-        group: names.intern_cached(fields[12], &mut cache[1]),
-        queue: names.intern_cached(fields[14], &mut cache[2]),
-        partition: names.intern_cached(fields[15], &mut cache[3]),
+        user: cache.intern(names, 0, fields[11]),
+        group: cache.intern(names, 1, fields[12]),
+        queue: cache.intern(names, 2, fields[14]),
+        partition: cache.intern(names, 3, fields[15]),
         nodes: None,
         mem_mb: None,
         gpus: 0,
@@ -243,6 +321,103 @@ mod tests {
         .unwrap();
         assert_eq!(w.malformed_lines, vec![1]);
         assert_eq!(w.jobs.len(), 1);
+    }
+
+    /// The fields and values as the reader found them before the one-pass scanner: split at
+    /// ASCII whitespace, then [`parse_trimmed_secs`] on each.
+    fn reference_split(line: &str) -> (usize, Vec<String>, Vec<Option<i64>>) {
+        let fields: Vec<&str> = line
+            .split(|c: char| c.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
+            .collect();
+        let kept: Vec<&str> = fields.iter().take(18).copied().collect();
+        let values = kept.iter().map(|f| parse_trimmed_secs(f)).collect();
+        (
+            fields.len(),
+            kept.iter().map(|f| f.to_string()).collect(),
+            values,
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_scanner_splits_and_parses_as_before(
+            tokens in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "-1", "0", "7", "86400", "-", "--1", "+5", "1.5", "-0.25", "2e3", "1e400",
+                    "123456789012345", "1234567890123456", "99999999999999999999", "x", "1a",
+                    "é", "\u{a0}", " ", "  ", "\t", "\r", "\x0c", "\x0b", ".", "-.5",
+                ]),
+                0..40,
+            ),
+        ) {
+            let line: String = tokens.concat();
+            let (n_ref, fields_ref, values_ref) = reference_split(&line);
+            let mut fields = [""; 18];
+            let mut ms = [0i64; 18];
+            let (n, complex) = split_fields(&line, &mut fields, &mut ms);
+            proptest::prop_assert_eq!(n, n_ref);
+            for k in 0..n.min(18) {
+                proptest::prop_assert_eq!(fields[k], fields_ref[k].as_str());
+                let v = if complex & (1 << k) != 0 { parse_trimmed_secs(fields[k]) } else { Some(ms[k]) };
+                proptest::prop_assert_eq!(v, values_ref[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_interned_in_order_of_first_appearance() {
+        let line = |id, user: &str, group: &str| {
+            format!("{id} 0 -1 10 2 -1 -1 2 10 -1 1 {user} {group} -1 1 -1 -1 -1\n")
+        };
+        let text: String = [
+            line(1, "7", "-1"),
+            line(2, "007", "7"),
+            line(3, "100000", "99999"),
+            line(4, "-1", "007"),
+            line(5, "7", "100000"),
+        ]
+        .concat();
+        let w = read_str(&text, false).unwrap();
+        let mut want = Names::default();
+        let syms: Vec<(Sym, Sym, Sym)> = [
+            ("7", "-1"),
+            ("007", "7"),
+            ("100000", "99999"),
+            ("-1", "007"),
+            ("7", "100000"),
+        ]
+        .iter()
+        .map(|(u, g)| {
+            let (u, g) = (want.intern(u), want.intern(g));
+            let (q, p) = (want.intern("-1"), want.intern("1"));
+            assert_eq!((q, p), (want.intern("-1"), want.intern("1")));
+            (u, g, p)
+        })
+        .collect();
+        let got: Vec<(Sym, Sym, Sym)> = w.jobs.iter().map(|j| (j.user, j.group, j.queue)).collect();
+        assert_eq!(got, syms);
+        for j in &w.jobs {
+            assert_eq!(w.names.get(j.user), want.get(j.user));
+            assert_eq!(w.names.get(j.group), want.get(j.group));
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_errors_in_any_order() {
+        let line = |id| format!("{id} 0 -1 10 2 -1 -1 2 10 -1 1 1 1 -1 -1 -1 -1 -1\n");
+        let text = [line(5), line(9), line(3), line(9)].concat();
+        let e = read_str(&text, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.swf:4: duplicate job id 9 (first seen on line 2)"
+        );
+        let text = [line(5), line(3), line(4), line(5)].concat();
+        let e = read_str(&text, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.swf:4: duplicate job id 5 (first seen on line 1)"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod cluster_props;
 mod elastic;
 mod fairshare;
+mod incremental;
 mod live;
 mod live_contain;
 mod live_crash;

@@ -4,6 +4,7 @@
 
 pub mod elastic;
 pub mod fairshare;
+pub mod incremental;
 pub mod node_profile;
 pub mod node_space;
 pub mod order;
@@ -110,7 +111,7 @@ impl Strict {
             take(&mut self.avail, &self.slices, req.mem_mb);
             free -= u64::from(req.cpus);
             out.start(pos, j.spec.id, &self.slices);
-            extra.take(&j.spec);
+            view.limits.count(&mut extra, &j.spec);
             n += 1;
         }
         n

@@ -8,7 +8,7 @@
 //! Larger runs first; ties by submit time, then job id.
 
 use crate::ids::Sym;
-use crate::model::AssocTree;
+use crate::model::{AssocTree, JobSpec};
 use crate::policy::{ParamInfo, Params, PolicyError};
 use crate::sched::PendingJob;
 use crate::sched::View;
@@ -274,10 +274,11 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
             own[i] += c;
         }
     }
-    let norm: Vec<f64> = own
-        .iter()
-        .map(|&v| if total > 0.0 { v / total } else { 0.0 })
-        .collect();
+    // Normalised in place (the usage of each user over everyone's).
+    let mut norm = own;
+    for v in &mut norm {
+        *v = if total > 0.0 { *v / total } else { 0.0 };
+    }
     // A file with only `qos` lines configures no tree: `tree` decides as without a file.
     if let Some(cfg) = view.assoc.filter(|c| c.has_tree()) {
         // The configured tree; users it does not list are added as AssocConfig says.
@@ -312,7 +313,10 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
     if !m.accounts {
         // Flat: every known user holds an equal share, S = 1/N; F = 2^(−U/S).
         let n = users.len().max(1) as f64;
-        return norm.iter().map(|u| (-u * n).exp2()).collect();
+        for u in &mut norm {
+            *u = (-*u * n).exp2();
+        }
+        return norm;
     }
     // Accounts under the root with equal shares; users equal within their account.
     let mut tree = AssocTree::default();
@@ -341,10 +345,62 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
     user_idx.iter().map(|&i| f[i]).collect()
 }
 
-/// The multifactor priority of every pending job.
-fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
-    // The known users: those with a job waiting or running, in order of first appearance;
-    // `slot[sym]` is a user's position in `users`.
+/// What a pass's multifactor priorities share: the fair-share factor of every known user (by
+/// `slot[user]`), the machine size and the QOS normalisation.
+pub struct PassFactors<'v> {
+    pub fs: Vec<f64>,
+    pub slot: Vec<u32>,
+    pub total: f64,
+    pub qos: Option<(&'v crate::model::AssocConfig, u32)>,
+}
+
+impl<'v> PassFactors<'v> {
+    /// The factors of a pass: `users` are the known users (user, account) in order of first
+    /// appearance — running jobs first, then pending ones in queue order —, `slot[sym]` a
+    /// user's position in it (`u32::MAX` for others).
+    pub fn new(
+        m: &Multifactor,
+        view: &View<'v>,
+        users: &[(Sym, Sym)],
+        slot: Vec<u32>,
+    ) -> PassFactors<'v> {
+        let fs = if m.w_fairshare > 0.0 {
+            fair_share_factors(m, view, users)
+        } else {
+            vec![0.0; users.len()]
+        };
+        PassFactors {
+            fs,
+            slot,
+            total: view.cluster.total_cpus().max(1) as f64,
+            // QOS levels, normalised by the largest, when the QOS factor counts.
+            qos: view
+                .assoc
+                .filter(|_| m.w_qos > 0.0)
+                .map(|a| (a, a.qos_max())),
+        }
+    }
+
+    /// The multifactor priority of a pending job at `now` (one formula for every caller, so
+    /// that each computes the very same number).
+    pub fn priority(&self, m: &Multifactor, now: crate::time::Time, s: &JobSpec) -> f64 {
+        let age = ((now - s.submit).0.max(0) as f64 / m.max_age.0 as f64).min(1.0);
+        let f = self.fs[self.slot[s.user.0 as usize] as usize];
+        let size = if m.favor_small {
+            1.0 - (f64::from(s.cpus) - 1.0) / self.total
+        } else {
+            f64::from(s.cpus) / self.total
+        };
+        let q = self.qos.map_or(0.0, |(a, max)| a.qos_factor(s.qos, max));
+        m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition + m.w_qos * q
+            - f64::from(s.nice)
+    }
+}
+
+/// The known users: those with a job running or waiting, in order of first appearance
+/// (running jobs, then the queue), with their account there; and `slot[sym]`, a user's
+/// position among them (`u32::MAX` for others).
+pub fn known_users(view: &View<'_>) -> (Vec<(Sym, Sym)>, Vec<u32>) {
     let mut users: Vec<(Sym, Sym)> = Vec::new();
     let mut slot: Vec<u32> = Vec::new();
     let specs = view
@@ -362,31 +418,15 @@ fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
             users.push((s.user, s.account));
         }
     }
-    let fs = if m.w_fairshare > 0.0 {
-        fair_share_factors(m, view, &users)
-    } else {
-        vec![0.0; users.len()]
-    };
-    let total = view.cluster.total_cpus().max(1) as f64;
-    // QOS levels, normalised by the largest, when the QOS factor counts.
-    let qos = view
-        .assoc
-        .filter(|_| m.w_qos > 0.0)
-        .map(|a| (a, a.qos_max()));
+    (users, slot)
+}
+
+/// The multifactor priority of every pending job.
+fn multifactor_priorities(m: &Multifactor, view: &View<'_>) -> Vec<f64> {
+    let (users, slot) = known_users(view);
+    let factors = PassFactors::new(m, view, &users, slot);
     view.pending
         .iter()
-        .map(|p| {
-            let s = &p.spec;
-            let age = ((view.now - s.submit).0.max(0) as f64 / m.max_age.0 as f64).min(1.0);
-            let f = fs[slot[s.user.0 as usize] as usize];
-            let size = if m.favor_small {
-                1.0 - (f64::from(s.cpus) - 1.0) / total
-            } else {
-                f64::from(s.cpus) / total
-            };
-            let q = qos.map_or(0.0, |(a, max)| a.qos_factor(s.qos, max));
-            m.w_age * age + m.w_fairshare * f + m.w_jobsize * size + m.w_partition + m.w_qos * q
-                - f64::from(s.nice)
-        })
+        .map(|p| factors.priority(m, view.now, &p.spec))
         .collect()
 }

@@ -7,6 +7,10 @@
 //! semantics §5, a hold at τ is taken into account only by a later job whose interval
 //! `[s, s+e)` has `s < τ < s+e`; a job starting exactly at τ is not blocked by it, and a
 //! zero-length job checks only the step function at its instant.
+//!
+//! Conservative backfilling asks it for the earliest fit of every job it plans: one forward
+//! walk from `from` that moves the candidate start past each step too short for the job (a
+//! test compares it with the candidate-by-candidate search it replaced, on random plans).
 
 use crate::sched::RunningJob;
 use crate::time::{Dur, Time};
@@ -87,22 +91,28 @@ impl Profile {
             }
             return *self.times.last().unwrap_or(&from);
         }
+        let n = self.times.len();
+        // One forward walk: the candidate start `s` (in step `i`) moves past every step too
+        // short for the job, to the next step with enough, until a window fits.
         let mut s = from;
+        let mut i = self.seg(s);
         'candidates: loop {
             let end = s + est;
-            let mut i = self.seg(s);
-            while i < self.times.len() && self.times[i] < end {
-                if self.avail[i] < need {
-                    match self.times.get(i + 1) {
-                        Some(&next) => {
-                            s = next;
-                            continue 'candidates;
-                        }
-                        // The last step never ends: the job can never fit (procs > total).
-                        None => return Time::MAX,
+            let mut k = i;
+            while k < n && self.times[k] < end {
+                if self.avail[k] < need {
+                    k += 1;
+                    while k < n && self.avail[k] < need {
+                        k += 1;
                     }
+                    if k == n {
+                        // The last step never ends: the job can never fit (procs > total).
+                        return Time::MAX;
+                    }
+                    (s, i) = (self.times[k], k);
+                    continue 'candidates;
                 }
-                i += 1;
+                k += 1;
             }
             let h = self.holds.partition_point(|h| h.0 <= s);
             for &(tau, held) in &self.holds[h..] {
@@ -110,7 +120,7 @@ impl Profile {
                     break;
                 }
                 if self.avail_at(tau) - held < need {
-                    s = tau;
+                    (s, i) = (tau, self.seg(tau));
                     continue 'candidates;
                 }
             }
@@ -128,16 +138,16 @@ impl Profile {
             }
             return;
         }
-        let a = self.split(at);
-        let b = self.split(at + est);
+        let a = self.split(at, 0);
+        let b = self.split(at + est, a);
         for v in &mut self.avail[a..b] {
             *v -= p;
         }
     }
 
-    /// Makes `t` a step boundary; returns its index.
-    fn split(&mut self, t: Time) -> usize {
-        let i = self.times.partition_point(|&x| x < t);
+    /// Makes `t` a step boundary; returns its index. `t` is after the step at `from`.
+    fn split(&mut self, t: Time, from: usize) -> usize {
+        let i = from + self.times[from..].partition_point(|&x| x < t);
         if i < self.times.len() && self.times[i] == t {
             return i;
         }
@@ -156,6 +166,98 @@ mod tests {
         let mut p = Profile::default();
         p.rebuild(Time(now), free, &[], &[(Time(now + 100), 10 - free)]);
         p
+    }
+
+    /// The candidate-by-candidate search the forward walk replaced (each candidate start
+    /// looked up again, restarted at the next step after a short one): the reference.
+    fn reference_earliest(p: &Profile, from: Time, procs: u32, est: Dur) -> Time {
+        let need = i64::from(procs);
+        let mut s = from;
+        'candidates: loop {
+            let end = s + est;
+            let mut i = p.seg(s);
+            while i < p.times.len() && p.times[i] < end {
+                if p.avail[i] < need {
+                    let Some(&next) = p.times.get(i + 1) else {
+                        return Time::MAX;
+                    };
+                    s = next;
+                    continue 'candidates;
+                }
+                i += 1;
+            }
+            let blocked = p
+                .holds
+                .iter()
+                .find(|&&(tau, held)| tau > s && tau < end && p.avail_at(tau) - held < need);
+            match blocked {
+                Some(&(tau, _)) => s = tau,
+                None => return s,
+            }
+        }
+    }
+
+    fn running(now: i64, jobs: &[(i64, u32)]) -> Vec<RunningJob> {
+        use crate::ids::JobId;
+        use crate::model::{JobSpec, Slice};
+        jobs.iter()
+            .enumerate()
+            .map(|(i, &(left, cpus))| {
+                let spec = JobSpec::new(JobId(i as u64), Time(0), cpus, Dur(now + left));
+                RunningJob::new(
+                    spec.into(),
+                    Time(0),
+                    i as u64,
+                    vec![Slice::new(0, cpus, 0)].into(),
+                )
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Random running jobs, then a plan of random jobs (some of zero length, some that never
+        /// fit): every answer and every step value as the reference gives them.
+        #[test]
+        fn answers_as_the_reference(
+            now in 0i64..50,
+            run in proptest::collection::vec((-20i64..300, 1u32..8), 0..20),
+            extra in proptest::collection::vec((0i64..300, 1u32..8), 0..4),
+            jobs in proptest::collection::vec((1u32..40, 0i64..120, 0u32..4), 0..40),
+        ) {
+            let total: u32 = 32;
+            let held: u32 = run.iter().map(|r| r.1).sum::<u32>() + extra.iter().map(|e| e.1).sum::<u32>();
+            let free = total.saturating_sub(held);
+            let running = running(now, &run);
+            let extra: Vec<(Time, u32)> = extra.iter().map(|&(t, c)| (Time(now + t), c)).collect();
+            let mut p = Profile::default();
+            for round in 0..2 {
+                p.rebuild(Time(now), free, &running, &extra);
+                // The steps as rebuilt, and the reservations made since: what every step
+                // value must be.
+                let base = p.clone();
+                let mut made: Vec<(Time, Time, i64)> = Vec::new();
+                for &(cpus, est, from) in &jobs {
+                    let from = Time(now + i64::from(from) * 7 * round);
+                    let est = Dur(if est < 10 { 0 } else { est });
+                    let a = p.earliest(from, cpus, est);
+                    if est.0 > 0 {
+                        proptest::prop_assert_eq!(a, reference_earliest(&p, from, cpus, est));
+                    }
+                    if a == Time::MAX {
+                        continue;
+                    }
+                    p.reserve(a, cpus, est);
+                    if est.0 > 0 {
+                        made.push((a, a + est, i64::from(cpus)));
+                    }
+                    for t in (now..now + 700).step_by(13) {
+                        let t = Time(t);
+                        let taken: i64 = made.iter().filter(|m| m.0 <= t && t < m.1).map(|m| m.2).sum();
+                        proptest::prop_assert_eq!(p.avail_at(t), base.avail_at(t) - taken);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
