@@ -15,7 +15,7 @@
 
 use super::protocol::{Request, Response};
 use super::remote;
-use super::service::{Access, Service};
+use super::service::{Access, QosGrants, Service};
 pub use super::service::{Capacity, Stats, workload_of};
 use super::store::{Db, JobFilter, JobRow, NewJob, StoreError, by_name};
 use super::syntax::parse_array;
@@ -39,6 +39,9 @@ enum Route {
     /// On the database: no daemon answers (a personal home only).
     Direct(Db),
 }
+
+/// A personal scheduler's grants: its one user checks no QOS.
+static NO_GRANTS: QosGrants = QosGrants::NONE;
 
 /// How long a client keeps trying a daemon that went away mid-request (a restart) before it
 /// gives up (a shared home) or works on the database (a personal one).
@@ -428,6 +431,7 @@ impl Client {
                     db,
                     home: &self.home,
                     access: Access::default(),
+                    qos: &NO_GRANTS,
                     daemon,
                 },
                 Owner::current(),

@@ -16,7 +16,7 @@ use super::clock::Waker;
 use super::protocol::{
     Failure, FailureKind, MAX_REQUEST, Request, Response, read_frame, write_frame,
 };
-use super::service::{Access, Service};
+use super::service::{Access, QosGrants, Service};
 use super::store::Db;
 use super::{Home, LiveError};
 use std::os::fd::AsRawFd;
@@ -43,6 +43,7 @@ pub struct Server {
 struct Ctx {
     home: Home,
     access: Access,
+    qos: QosGrants,
     waker: Waker,
     /// The daemon's own uid: the only caller of a personal scheduler.
     me: u32,
@@ -50,7 +51,12 @@ struct Ctx {
 
 /// Binds the home's socket (replacing a stale one: the caller holds the home's lock) and
 /// starts the workers.
-pub fn start(home: &Home, access: Access, waker: Waker) -> Result<Server, LiveError> {
+pub fn start(
+    home: &Home,
+    access: Access,
+    qos: QosGrants,
+    waker: Waker,
+) -> Result<Server, LiveError> {
     let path = home.socket();
     let io = |e| LiveError::io(&path, e);
     if std::fs::symlink_metadata(&path).is_ok() {
@@ -62,6 +68,7 @@ pub fn start(home: &Home, access: Access, waker: Waker) -> Result<Server, LiveEr
     let ctx = Arc::new(Ctx {
         home: home.clone(),
         access,
+        qos,
         waker,
         me: nix::unistd::geteuid().as_raw(),
     });
@@ -151,6 +158,7 @@ fn dispatch(ctx: &Ctx, db: &mut Db, who: &Owner, req: Request) -> Response {
         db,
         home: &ctx.home,
         access: ctx.access,
+        qos: &ctx.qos,
         daemon: true,
     };
     let failed = |e: LiveError| Response::Failed(e.into());

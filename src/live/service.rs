@@ -9,7 +9,9 @@
 //! - a user cancels their own jobs only ("Access/permission denied" otherwise); root any;
 //! - a submission's owner is the caller, so a job runs as whoever submitted it (a uid 0 job
 //!   only if root submitted it); negative `--nice` is root's (as in Slurm), and so is a
-//!   `--priority` above the scheduler's ceiling ([`Access::max_priority`]);
+//!   `--priority` above the scheduler's ceiling ([`Access::max_priority`]), and so is a
+//!   `--qos` the accounts file does not grant the caller ([`QosGrants`]; Slurm's "Invalid qos
+//!   specification") on a shared scheduler;
 //! - `export-trace` exports the caller's own finished jobs (root: all).
 
 use super::client::{CancelOutcome, Owner, Submission, SubmitError, Submitted, invalid};
@@ -17,10 +19,11 @@ use super::store::{ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, N
 use super::syntax::parse_dependency;
 use super::{Home, LiveError, machine, now_ms, output};
 use crate::ids::{JobId, Names};
-use crate::model::{ElasticRange, JobState};
+use crate::model::{AssocConfig, ElasticRange, JobState};
 use crate::time::{Dur, Time};
 use crate::trace::{TraceJob, Workload};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The access rules of a scheduler.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,11 +35,52 @@ pub struct Access {
     pub max_priority: Option<i64>,
 }
 
+/// Who may use which QOS, from the accounts file (`user`/`account` lines' `qos=`): a user
+/// listed in the file gets their association's grant; one not listed, the grant of the account
+/// named like their primary group (as fair-share places them); anyone else, none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QosGrants {
+    users: BTreeMap<String, Vec<String>>,
+    accounts: BTreeMap<String, Vec<String>>,
+}
+
+impl QosGrants {
+    /// No grants (no accounts file): only root names a QOS.
+    pub const NONE: QosGrants = QosGrants {
+        users: BTreeMap::new(),
+        accounts: BTreeMap::new(),
+    };
+
+    /// The grants of an accounts file (`names` resolves its symbols).
+    pub fn of(assoc: &AssocConfig, names: &Names) -> QosGrants {
+        let resolve = |nodes: &crate::ids::FastMap<crate::ids::Sym, usize>| {
+            nodes
+                .iter()
+                .map(|(&s, &n)| (names.get(s).to_string(), assoc.qos_granted(n).to_vec()))
+                .collect()
+        };
+        QosGrants {
+            users: resolve(&assoc.user_node),
+            accounts: resolve(&assoc.account_node),
+        }
+    }
+
+    /// The QOS levels `user` (primary group `group`) may name.
+    pub fn of_user(&self, user: &str, group: Option<&str>) -> &[String] {
+        self.users
+            .get(user)
+            .or_else(|| group.and_then(|g| self.accounts.get(g)))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The requests of one caller, carried out on a database.
 pub struct Service<'a> {
     pub db: &'a mut Db,
     pub home: &'a Home,
     pub access: Access,
+    /// Who may name which `--qos` (checked on a shared scheduler).
+    pub qos: &'a QosGrants,
     /// Whether a daemon runs for this home (always, when the daemon serves the request).
     pub daemon: bool,
 }
@@ -57,6 +101,25 @@ impl Service<'_> {
                 "--priority {}: only root may give a priority above {ceiling}",
                 s.priority
             )))));
+        }
+        if self.access.multi_user && !s.qos.is_empty() && !who.is_root() {
+            let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(who.gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name);
+            let granted = self.qos.of_user(&who.user, group.as_deref());
+            if !granted.contains(&s.qos) {
+                return Err(SubmitError::Invalid(format!(
+                    "--qos {}: Invalid qos specification (user {} may use: {})",
+                    s.qos,
+                    who.user,
+                    if granted.is_empty() {
+                        "none".to_string()
+                    } else {
+                        granted.join(", ")
+                    }
+                )));
+            }
         }
         if self.access.multi_user && s.output.is_none() {
             s.output = Some(output::slurm_default(s.array.is_some()).to_string());
@@ -302,5 +365,72 @@ pub fn workload_of(rows: &[JobRow], source: std::path::PathBuf) -> Workload {
         jobs,
         names,
         ..Workload::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A shared scheduler's service on a fresh database, with `accounts` as its accounts file.
+    fn submit_qos(accounts: &str, who: &Owner, qos: &str) -> Result<Submitted, SubmitError> {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let mut db = Db::open(&home.db()).unwrap();
+        let mut names = Names::default();
+        let assoc =
+            crate::config::accounts::parse(accounts, Path::new("acct"), &mut names).unwrap();
+        let grants = QosGrants::of(&assoc, &names);
+        let mut svc = Service {
+            db: &mut db,
+            home: &home,
+            access: Access {
+                multi_user: true,
+                max_priority: Some(0),
+            },
+            qos: &grants,
+            daemon: true,
+        };
+        svc.submit(
+            who,
+            Submission {
+                command: vec!["true".into()],
+                cpus: 1,
+                qos: qos.into(),
+                cwd: "/".into(),
+                ..Submission::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_user_names_only_a_granted_qos() {
+        let file = "qos high priority=100\nqos low priority=1\naccount lab qos=low\n\
+                    user ann account=lab\nuser bo account=lab qos=high,low\n";
+        let owner = |user: &str, uid| Owner {
+            user: user.into(),
+            uid,
+            gid: 987_654,
+        };
+        let (ann, bo, cy) = (owner("ann", 5001), owner("bo", 5002), owner("cy", 5003));
+        let refused = |r: Result<Submitted, SubmitError>| match r {
+            Err(SubmitError::Invalid(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let m = refused(submit_qos(file, &ann, "high"));
+        assert_eq!(
+            m,
+            "--qos high: Invalid qos specification (user ann may use: low)"
+        );
+        assert!(submit_qos(file, &ann, "low").is_ok());
+        assert!(submit_qos(file, &ann, "").is_ok());
+        assert!(submit_qos(file, &bo, "high").is_ok());
+        // Not in the file (and no account named like their group): no QOS at all.
+        let m = refused(submit_qos(file, &cy, "low"));
+        assert!(m.ends_with("(user cy may use: none)"), "{m}");
+        refused(submit_qos("", &ann, "low"));
+        // Root names any QOS, even one the file does not define.
+        assert!(submit_qos("", &owner("root", 0), "high").is_ok());
     }
 }
