@@ -28,7 +28,7 @@ use super::{Home, LiveError};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -334,7 +334,10 @@ pub fn prepare_home(home: &Home, access: &Access) -> Result<(), LiveError> {
             "--multi-user: the scheduler must run as root (it starts each job as its owner)".into(),
         ));
     }
-    // Modes are then what this module says, whatever umask the service manager gave us.
+    // Modes are then what this module says, whatever umask the service manager gave us, and
+    // jobs inherit 022 as from a login shell. Files that hold secrets never rely on it: the
+    // database is created 0600 before SQLite opens it (`Home::open`), the lock and logs with
+    // mode 0600.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let logs = home.logs();
     for d in [&home.dir, &logs] {
@@ -353,6 +356,7 @@ pub fn prepare_home(home: &Home, access: &Access) -> Result<(), LiveError> {
     // from starting.
     let lock = home.lock();
     std::fs::OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)
