@@ -15,6 +15,7 @@
 //! - `export-trace` exports the caller's own finished jobs (root: all).
 
 use super::client::{CancelOutcome, Owner, Submission, SubmitError, Submitted, invalid};
+pub use super::protocol::MAX_CANCEL;
 use super::store::{ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob};
 use super::syntax::parse_dependency;
 use super::{Home, LiveError, machine, now_ms, output};
@@ -165,45 +166,55 @@ impl Service<'_> {
 
     /// Cancels the caller's jobs (root: any): a pending job at once when no daemon runs,
     /// otherwise through the daemon; a running job without a daemon through its runner (which
-    /// records how it ended).
+    /// records how it ended). At most [`MAX_CANCEL`] ids, each done once (in the order first
+    /// given), in one transaction.
     pub fn cancel(&self, who: &Owner, ids: &[i64]) -> Result<Vec<(i64, CancelOutcome)>, LiveError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let Some(r) = self.db.job(id)? else {
-                out.push((id, CancelOutcome::NoSuchJob));
-                continue;
-            };
-            if !who.may_touch(&r) {
-                out.push((id, CancelOutcome::Denied));
-                continue;
-            }
-            let outcome = match r.state {
-                JobState::Pending if !self.daemon => {
-                    self.db.cancel_pending_now(id, now_ms())?;
-                    CancelOutcome::Cancelled
-                }
-                JobState::Pending | JobState::Configuring | JobState::Running => {
-                    self.db.request_cancel(id)?;
-                    // Without a daemon, the runner is told directly — only if the recorded pid
-                    // is still that runner (same start time), never a process that reused it.
-                    if r.state.is_started()
-                        && !self.daemon
-                        && let Some(pid) = r.runner_pid
-                        && r.runner_start.is_some()
-                        && machine::same_process_alive(pid, r.runner_start)
-                    {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGTERM,
-                        );
-                    }
-                    CancelOutcome::Cancelling
-                }
-                other => CancelOutcome::AlreadyEnded(other),
-            };
-            out.push((id, outcome));
+        if ids.len() > MAX_CANCEL {
+            return Err(LiveError::Other(format!(
+                "cancel: at most {MAX_CANCEL} job ids at once, {} given",
+                ids.len()
+            )));
         }
-        Ok(out)
+        let mut seen = std::collections::BTreeSet::new();
+        let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        self.db.in_transaction(|| {
+            ids.iter()
+                .map(|&id| Ok((id, self.cancel_one(who, id)?)))
+                .collect()
+        })
+    }
+
+    fn cancel_one(&self, who: &Owner, id: i64) -> Result<CancelOutcome, LiveError> {
+        let Some(r) = self.db.job(id)? else {
+            return Ok(CancelOutcome::NoSuchJob);
+        };
+        if !who.may_touch(&r) {
+            return Ok(CancelOutcome::Denied);
+        }
+        Ok(match r.state {
+            JobState::Pending if !self.daemon => {
+                self.db.cancel_pending_now(id, now_ms())?;
+                CancelOutcome::Cancelled
+            }
+            JobState::Pending | JobState::Configuring | JobState::Running => {
+                self.db.request_cancel(id)?;
+                // Without a daemon, the runner is told directly — only if the recorded pid
+                // is still that runner (same start time), never a process that reused it.
+                if r.state.is_started()
+                    && !self.daemon
+                    && let Some(pid) = r.runner_pid
+                    && r.runner_start.is_some()
+                    && machine::same_process_alive(pid, r.runner_start)
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+                CancelOutcome::Cancelling
+            }
+            other => CancelOutcome::AlreadyEnded(other),
+        })
     }
 
     /// Capacity, usage, enforcement and job counts (the same for everyone).
@@ -432,5 +443,51 @@ mod tests {
         refused(submit_qos("", &ann, "low"));
         // Root names any QOS, even one the file does not define.
         assert!(submit_qos("", &owner("root", 0), "high").is_ok());
+    }
+
+    #[test]
+    fn a_cancellation_is_bounded_deduplicated_and_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let mut db = home.open().unwrap();
+        let mut svc = Service {
+            db: &mut db,
+            home: &home,
+            access: Access::default(),
+            qos: &QosGrants::NONE,
+            daemon: true,
+        };
+        let me = Owner::current();
+        let job = Submission {
+            command: vec!["true".into()],
+            cpus: 1,
+            cwd: "/".into(),
+            array: Some("1-200".into()),
+            ..Submission::default()
+        };
+        let ids = svc.submit(&me, job).unwrap().ids;
+        let wal = || {
+            std::fs::metadata(dir.path().join("jobs.db-wal"))
+                .unwrap()
+                .len()
+        };
+        let before = wal();
+        let mut asked: Vec<i64> = ids.iter().chain(&ids).copied().collect();
+        asked.push(999_999);
+        let out = svc.cancel(&me, &asked).unwrap();
+        assert_eq!(out.len(), ids.len() + 1, "each id once");
+        assert_eq!(out[0], (ids[0], CancelOutcome::Cancelling));
+        assert_eq!(out[ids.len()], (999_999, CancelOutcome::NoSuchJob));
+        // One commit writes each changed page once; one commit per id would write ~200 frames.
+        let grown = wal() - before;
+        assert!(grown < 64 * 1024, "the WAL grew by {grown} bytes");
+        let e = svc.cancel(&me, &vec![1; MAX_CANCEL + 1]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cancel: at most {MAX_CANCEL} job ids at once, {} given",
+                MAX_CANCEL + 1
+            )
+        );
     }
 }

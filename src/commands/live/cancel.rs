@@ -4,6 +4,7 @@ use super::{existing_client, failed, input};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::client::CancelOutcome;
+use mini_slurm::live::service::MAX_CANCEL;
 
 #[derive(clap::Args, Debug)]
 pub struct CancelArgs {
@@ -13,6 +14,12 @@ pub struct CancelArgs {
 }
 
 pub fn run(a: CancelArgs) -> CliResult {
+    if a.ids.len() > MAX_CANCEL {
+        return Err(input(anyhow!(
+            "JOB_ID: at most {MAX_CANCEL} job ids at once, {} given",
+            a.ids.len()
+        )));
+    }
     let outcomes = match existing_client()? {
         Some(mut c) => c.cancel(&a.ids).map_err(failed)?,
         None => a

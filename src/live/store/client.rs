@@ -1,7 +1,7 @@
 //! Queries the clients make (`submit`, `queue`, `show`, `cancel`, `stats`, `export-trace`).
 
 use super::row::{DaemonMeta, JobCounts, JobFilter, JobRow, NewJob};
-use super::{Db, Result, select_jobs};
+use super::{Db, Result, StoreError, select_jobs};
 use crate::model::JobState;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -111,6 +111,27 @@ impl Db {
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(found.is_some())
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`), rolled back if it
+    /// fails: a request of many small writes (a cancellation of many jobs) commits once.
+    pub fn in_transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let done = f().and_then(|v| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| E::from(self.err(e)))?;
+            Ok(v)
+        });
+        if done.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        done
     }
 
     /// Asks the daemon to cancel a job (it relays the request on its next look).
