@@ -348,6 +348,7 @@ pub fn prepare_home(home: &Home, access: &Access) -> Result<(), LiveError> {
     for p in [home.dir.clone(), logs.clone(), home.db(), home.lock()] {
         check_root_owned(&p)?;
     }
+    check_parents(&home.dir)?;
     for d in [&home.dir, &logs] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
             .map_err(|e| LiveError::io(d, e))?;
@@ -369,6 +370,28 @@ pub fn prepare_home(home: &Home, access: &Access) -> Result<(), LiveError> {
         "The home of a shared mini-slurm scheduler (scheduler --multi-user).\n",
     )
     .map_err(|e| LiveError::io(&marker, e))
+}
+
+/// Refuses a home whose parent directories, up to `/`, are not all root's and closed to
+/// others' writes (a sticky directory such as `/tmp` excepted, where others cannot rename or
+/// remove what is root's): a user who may write a parent could put a home of theirs in its
+/// place. The path is resolved first, so a symbolic link leads to the directories checked.
+fn check_parents(dir: &Path) -> Result<(), LiveError> {
+    let real = std::fs::canonicalize(dir).map_err(|e| LiveError::io(dir, e))?;
+    for p in real.ancestors().skip(1) {
+        let m = std::fs::metadata(p).map_err(|e| LiveError::io(p, e))?;
+        let sticky = m.mode() & 0o1000 != 0;
+        if m.uid() != 0 || (m.mode() & 0o022 != 0 && !sticky) {
+            return Err(LiveError::Other(format!(
+                "{}: a shared scheduler's home must be in directories root's and writable by root alone (found uid {}, mode {:o}, above the home {})",
+                p.display(),
+                m.uid(),
+                m.mode() & 0o7777,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a path (if it exists) that is a link, not root's, or writable by others: a shared
@@ -449,5 +472,52 @@ mod tests {
         assert!(busy.enter(8).is_some());
         drop(a1);
         assert!(busy.enter(7).is_some());
+    }
+
+    /// A home below a directory that is not root's, or that others may write without the
+    /// sticky bit, is refused, naming that directory; a sticky one (as /tmp) is accepted.
+    #[test]
+    fn a_home_below_a_directory_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs as root: this test must run there"
+            );
+            eprintln!("skipped: needs root (directories of root's and of another uid)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("top");
+        let home = top.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        mode(dir.path(), 0o755).unwrap();
+        mode(&top, 0o755).unwrap();
+        check_parents(&home).unwrap();
+        for m in [0o775, 0o757] {
+            mode(&top, m).unwrap();
+            let e = check_parents(&home).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{}: ", top.display())), "{e}");
+        }
+        // The daemon's start refuses it so (the test runs as root).
+        let shared = Access {
+            multi_user: true,
+            max_priority: Some(0),
+        };
+        let e = prepare_home(&Home::at(&home), &shared)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{}: ", top.display())), "{e}");
+        mode(&top, 0o1777).unwrap();
+        check_parents(&home).unwrap();
+        mode(&top, 0o755).unwrap();
+        std::os::unix::fs::chown(&top, Some(65534), None).unwrap();
+        let e = check_parents(&home).unwrap_err().to_string();
+        assert!(e.contains("found uid 65534"), "{e}");
+        // Through a symbolic link: the directories of its target are checked.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&home, &link).unwrap();
+        assert!(check_parents(&link).is_err());
     }
 }
