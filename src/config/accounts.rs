@@ -13,6 +13,11 @@
 //! theirs in the trace's `qos` column and the multifactor QOS factor is their QOS's priority
 //! over the largest one defined.
 //!
+//! `qos=a,b` on a `user` or `account` line grants those QOS levels (Slurm's association QOS):
+//! a user's own list, else its account's, else the nearest ancestor account's. A shared live
+//! scheduler (`scheduler --multi-user --accounts FILE`) lets a user other than root submit
+//! with `--qos` only a QOS granted to them; the simulator does not read grants.
+//!
 //! Accounts hang under the root unless they name a `parent` defined above them; `shares`
 //! defaults to 1. Users belong to one account. Users the file does not list are placed under an
 //! account named like their group if there is one, else under an account `(unlisted)` with one
@@ -26,6 +31,8 @@ use std::path::Path;
 pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, ConfigError> {
     let mut cfg = AssocConfig::default();
     let mut accounts: Vec<(String, usize)> = Vec::new();
+    // Granted QOS names, checked against the `qos` lines once the whole file is read.
+    let mut granted: Vec<(u64, String)> = Vec::new();
     for (line, l) in logical_lines(text) {
         let err = |m: String| ConfigError::at(path, line, m);
         let (kind, rest) = l
@@ -41,6 +48,7 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
         let mut parent = None;
         let mut account = None;
         let mut priority = None;
+        let mut grant = None;
         for (k, v) in kv {
             match k.as_str() {
                 "shares" if kind != "qos" => {
@@ -52,6 +60,14 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
                 }
                 "parent" if kind == "account" => parent = Some(v),
                 "account" if kind == "user" => account = Some(v),
+                "qos" if kind != "qos" => {
+                    let list: Vec<String> = v.split(',').map(|q| q.trim().to_string()).collect();
+                    if list.iter().any(String::is_empty) {
+                        return Err(err(format!("qos: expected NAME[,NAME...], found '{v}'")));
+                    }
+                    granted.extend(list.iter().map(|q| (line, q.clone())));
+                    grant = Some(list);
+                }
                 "priority" if kind == "qos" => {
                     priority = Some(v.parse::<u32>().map_err(|_| {
                         err(format!("priority: expected an integer ≥ 0, found '{v}'"))
@@ -72,6 +88,9 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
                         .ok_or_else(|| err(format!("parent account {p} is not defined above")))?,
                 };
                 let node = cfg.tree.add(name, p, shares);
+                if let Some(g) = grant {
+                    cfg.qos_grants.insert(node, g);
+                }
                 accounts.push((name.to_string(), node));
                 cfg.account_node.insert(names.intern(name), node);
             }
@@ -83,6 +102,9 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
                     return Err(err(format!("user {name} is listed twice")));
                 }
                 let node = cfg.tree.add(name, p, shares);
+                if let Some(g) = grant {
+                    cfg.qos_grants.insert(node, g);
+                }
                 cfg.user_node.insert(sym, node);
             }
             "qos" => {
@@ -97,6 +119,15 @@ pub fn parse(text: &str, path: &Path, names: &mut Names) -> Result<AssocConfig, 
                     "expected 'account', 'user' or 'qos', found '{other}'"
                 )));
             }
+        }
+    }
+    for (line, q) in granted {
+        if !cfg.qos_priority.contains_key(&names.intern(&q)) {
+            return Err(ConfigError::at(
+                path,
+                line,
+                format!("qos: '{q}' is not defined by a 'qos' line"),
+            ));
         }
     }
     Ok(cfg)
@@ -156,6 +187,24 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "acct:1: priority: expected an integer ≥ 0, found '-3'"
+        );
+        let cfg = parse(
+            "qos high priority=9\nqos low\naccount A qos=low\naccount B parent=A\n\
+             user u account=B\nuser v account=B qos=high,low\n",
+            Path::new("acct"),
+            &mut names,
+        )
+        .unwrap();
+        let mut node = |u: &str| cfg.user_node[&names.intern(u)];
+        assert_eq!(cfg.qos_granted(node("u")), ["low"]);
+        assert_eq!(cfg.qos_granted(node("v")), ["high", "low"]);
+        assert!(cfg.qos_granted(0).is_empty());
+        let e = parse("account A qos=gold\n", Path::new("acct"), &mut names)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "acct:1: qos: 'gold' is not defined by a 'qos' line"
         );
         let e = parse("qos q shares=3\n", Path::new("acct"), &mut names)
             .err()

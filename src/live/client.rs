@@ -15,7 +15,7 @@
 
 use super::protocol::{Request, Response};
 use super::remote;
-use super::service::{Access, Service};
+use super::service::{Access, QosGrants, Service};
 pub use super::service::{Capacity, Stats, workload_of};
 use super::store::{Db, JobFilter, JobRow, NewJob, StoreError, by_name};
 use super::syntax::JobRef;
@@ -40,6 +40,9 @@ enum Route {
     /// On the database: no daemon answers (a personal home only).
     Direct(Db),
 }
+
+/// A personal scheduler's grants: its one user checks no QOS.
+static NO_GRANTS: QosGrants = QosGrants::NONE;
 
 /// How long a client keeps trying a daemon that went away mid-request (a restart) before it
 /// gives up (a shared home) or works on the database (a personal one).
@@ -164,6 +167,72 @@ pub(super) fn invalid(msg: String) -> SubmitError {
 /// Characters that make a one-word command a shell command line.
 const SHELL_CHARS: &str = "|&;<>()$`\\\"'*?[]#~=%{}";
 
+/// A job's default name: the basename of its program, the first word of the command that is
+/// not a `VAR=value` assignment (`API_KEY=s3cr3t python x.py` is named `python`: names are
+/// everyone's to see, values may be secrets); `job` when there is none. A shell command line
+/// is split into words as the shell would, quotes and backslashes included, so a quoted value
+/// with spaces is skipped whole.
+pub fn default_name(command: &[String], shell: bool) -> String {
+    let words: Vec<String> = if shell {
+        command.first().map(|l| shell_words(l)).unwrap_or_default()
+    } else {
+        command.to_vec()
+    };
+    let assignment = |w: &str| {
+        w.split_once('=').is_some_and(|(k, _)| {
+            k.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    match words.iter().find(|w| !assignment(w)) {
+        Some(w) => {
+            let base = w.rsplit('/').find(|p| !p.is_empty()).unwrap_or(w);
+            if base.is_empty() { "job" } else { base }.to_string()
+        }
+        None => "job".to_string(),
+    }
+}
+
+/// The words of a shell command line, its quotes removed (no expansion): enough to tell
+/// which word is the program.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                word.extend(chars.next());
+                in_word = true;
+            }
+            '\'' | '"' => {
+                for q in chars.by_ref() {
+                    if q == c {
+                        break;
+                    }
+                    word.push(q);
+                }
+                in_word = true;
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
 impl Submission {
     /// Checks what can be checked without the database, and applies the defaults.
     pub fn validate(self) -> Result<ValidSubmission, SubmitError> {
@@ -213,10 +282,10 @@ impl Submission {
             && first
                 .chars()
                 .any(|c| c.is_whitespace() || SHELL_CHARS.contains(c));
-        let name = self.name.clone().unwrap_or_else(|| {
-            let word = first.split_whitespace().next().unwrap_or("job");
-            word.rsplit('/').next().unwrap_or(word).to_string()
-        });
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(&self.command, shell));
         Ok(ValidSubmission {
             job: NewJob {
                 name,
@@ -433,6 +502,7 @@ impl Client {
                     db,
                     home: &self.home,
                     access: Access::default(),
+                    qos: &NO_GRANTS,
                     daemon,
                 },
                 Owner::current(),
@@ -604,5 +674,27 @@ fn failure(r: Response) -> LiveError {
     match r {
         Response::Failed(f) => f.into(),
         other => unexpected(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_name_skips_assignments() {
+        let name = |cmd: &[&str]| {
+            let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+            let shell = cmd.len() == 1;
+            default_name(&cmd, shell)
+        };
+        assert_eq!(name(&["API_KEY=s3cr3t python x.py"]), "python");
+        assert_eq!(name(&["A=1 B='two words' /usr/bin/env x"]), "env");
+        assert_eq!(name(&["T=\"a b\" C=d\\ e ./run.sh --x=1"]), "run.sh");
+        assert_eq!(name(&["K=v", "python", "x.py"]), "python");
+        assert_eq!(name(&["/opt/bin/train", "--lr=1"]), "train");
+        assert_eq!(name(&["echo a=b"]), "echo");
+        assert_eq!(name(&["ONLY=assignments"]), "job");
+        assert_eq!(name(&["x/"]), "x");
     }
 }

@@ -8,7 +8,7 @@ use super::executor::ProcessExecutor;
 use super::machine::{cpu_ids, mem_enforcement};
 use super::recovery::recover;
 use super::server;
-use super::service::Access;
+use super::service::{Access, QosGrants};
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
 use super::store::DaemonMeta;
 use super::syntax::cpu_list;
@@ -121,7 +121,6 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
     let sock_path = home.wake_socket();
     listen(&sock_path, waker.clone())?;
-    let _server = server::start(home, cfg.access, waker.clone())?;
     let (policy, spec) =
         policy::build(&cfg.policy).map_err(|e| LiveError::Other(format!("--policy: {e}")))?;
     let mut engine = Engine::new(
@@ -132,11 +131,14 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     );
     engine.set_limits(cfg.limits);
     let mut names = Names::default();
+    let mut qos = QosGrants::NONE;
     if let Some((path, text)) = &cfg.accounts {
         let assoc = crate::config::accounts::parse(text, path, &mut names)
             .map_err(|e| LiveError::Other(e.to_string()))?;
+        qos = QosGrants::of(&assoc, &names);
         engine.set_associations(assoc);
     }
+    let _server = server::start(home, cfg.access, qos, waker.clone())?;
     let (cpus, mem_mb, _) = cfg.capacity();
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),

@@ -195,6 +195,37 @@ impl Home {
         self.dir.join("daemon.log")
     }
 
+    /// Makes the database 0600 before SQLite opens it: created so when missing, narrowed when
+    /// an older version left it wider (with its `-wal` and `-shm`). SQLite gives the `-wal`
+    /// and `-shm` files it creates the database's mode, so none of them is ever readable by
+    /// others, not even while the first daemon's migrations run in a home users may traverse.
+    fn private_db_files(&self) -> Result<(), LiveError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let db = self.db();
+        if std::fs::symlink_metadata(&db).is_err() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&db)
+                .or_else(|e| match e.kind() {
+                    // Another process made it meanwhile: narrowed below.
+                    std::io::ErrorKind::AlreadyExists => Ok(std::fs::File::open(&db)?),
+                    _ => Err(e),
+                })
+                .map_err(|e| LiveError::io(&db, e))?;
+        }
+        for f in [db, self.db_side("-wal"), self.db_side("-shm")] {
+            if let Ok(m) = std::fs::metadata(&f)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| LiveError::io(&f, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the directory tree (owner only: 0700) and opens the database (0600: it holds
     /// every job's environment).
     pub fn open(&self) -> Result<store::Db, LiveError> {
@@ -226,15 +257,8 @@ impl Home {
                 }
             }
         }
+        self.private_db_files()?;
         let db = store::Db::open(&self.db())?;
-        // SQLite creates files with the process's umask: narrow them to the owner.
-        for f in [self.db(), self.db_side("-wal"), self.db_side("-shm")] {
-            if let Ok(m) = std::fs::metadata(&f)
-                && m.permissions().mode() & 0o077 != 0
-            {
-                let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600));
-            }
-        }
         Ok(db)
     }
 
@@ -336,4 +360,47 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The database and its `-wal` and `-shm` are never readable by others, not even while the
+    /// first open creates and migrates them (a watcher stats them all along).
+    #[test]
+    fn the_store_files_are_private_from_their_creation() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let home = Home::at(dir.path().join("home"));
+            let files = ["jobs.db", "jobs.db-wal", "jobs.db-shm"].map(|f| home.dir.join(f));
+            let done = AtomicBool::new(false);
+            let seen = std::thread::scope(|s| {
+                let watcher = s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while !done.load(Ordering::SeqCst) {
+                        for f in &files {
+                            if let Ok(m) = std::fs::symlink_metadata(f)
+                                && m.permissions().mode() & 0o077 != 0
+                            {
+                                seen.push((f.clone(), m.permissions().mode() & 0o777));
+                            }
+                        }
+                    }
+                    seen
+                });
+                let db = home.open().unwrap();
+                drop(db);
+                done.store(true, Ordering::SeqCst);
+                watcher.join().unwrap()
+            });
+            assert!(seen.is_empty(), "readable by others: {:?}", &seen[..1]);
+            for f in &files[..1] {
+                let mode = std::fs::metadata(f).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+            }
+        }
+    }
 }

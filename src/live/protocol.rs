@@ -18,6 +18,8 @@ use std::io::{Read, Write};
 
 /// The largest request the daemon reads (bytes of JSON).
 pub const MAX_REQUEST: u32 = 8 << 20;
+/// The most job ids one cancellation may name (`cancel` refuses more, exit 2).
+pub const MAX_CANCEL: usize = 10_001;
 /// The largest response a client reads.
 pub const MAX_RESPONSE: u32 = 1 << 30;
 
@@ -30,7 +32,7 @@ pub enum Request {
     Queue(JobFilter),
     /// One job (its details withheld unless it is the caller's).
     Show(i64),
-    /// Cancel jobs: the caller's own (root: any).
+    /// Cancel jobs: the caller's own (root: any); at most [`MAX_CANCEL`] ids.
     Cancel(Vec<i64>),
     /// Capacity, usage and job counts.
     Stats,

@@ -9,18 +9,22 @@
 //! - a user cancels their own jobs only ("Access/permission denied" otherwise); root any;
 //! - a submission's owner is the caller, so a job runs as whoever submitted it (a uid 0 job
 //!   only if root submitted it); negative `--nice` is root's (as in Slurm), and so is a
-//!   `--priority` above the scheduler's ceiling ([`Access::max_priority`]);
+//!   `--priority` above the scheduler's ceiling ([`Access::max_priority`]), and so is a
+//!   `--qos` the accounts file does not grant the caller ([`QosGrants`]; Slurm's "Invalid qos
+//!   specification") on a shared scheduler;
 //! - `export-trace` exports the caller's own finished jobs (root: all).
 
 use super::client::{CancelOutcome, Owner, Submission, SubmitError, Submitted, invalid};
+pub use super::protocol::MAX_CANCEL;
 use super::store::{ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob};
 use super::syntax::parse_dependency;
 use super::{Home, LiveError, machine, now_ms, output};
 use crate::ids::{JobId, Names};
-use crate::model::{ElasticRange, JobState};
+use crate::model::{AssocConfig, ElasticRange, JobState};
 use crate::time::{Dur, Time};
 use crate::trace::{TraceJob, Workload};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The access rules of a scheduler.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,11 +36,52 @@ pub struct Access {
     pub max_priority: Option<i64>,
 }
 
+/// Who may use which QOS, from the accounts file (`user`/`account` lines' `qos=`): a user
+/// listed in the file gets their association's grant; one not listed, the grant of the account
+/// named like their primary group (as fair-share places them); anyone else, none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QosGrants {
+    users: BTreeMap<String, Vec<String>>,
+    accounts: BTreeMap<String, Vec<String>>,
+}
+
+impl QosGrants {
+    /// No grants (no accounts file): only root names a QOS.
+    pub const NONE: QosGrants = QosGrants {
+        users: BTreeMap::new(),
+        accounts: BTreeMap::new(),
+    };
+
+    /// The grants of an accounts file (`names` resolves its symbols).
+    pub fn of(assoc: &AssocConfig, names: &Names) -> QosGrants {
+        let resolve = |nodes: &crate::ids::FastMap<crate::ids::Sym, usize>| {
+            nodes
+                .iter()
+                .map(|(&s, &n)| (names.get(s).to_string(), assoc.qos_granted(n).to_vec()))
+                .collect()
+        };
+        QosGrants {
+            users: resolve(&assoc.user_node),
+            accounts: resolve(&assoc.account_node),
+        }
+    }
+
+    /// The QOS levels `user` (primary group `group`) may name.
+    pub fn of_user(&self, user: &str, group: Option<&str>) -> &[String] {
+        self.users
+            .get(user)
+            .or_else(|| group.and_then(|g| self.accounts.get(g)))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The requests of one caller, carried out on a database.
 pub struct Service<'a> {
     pub db: &'a mut Db,
     pub home: &'a Home,
     pub access: Access,
+    /// Who may name which `--qos` (checked on a shared scheduler).
+    pub qos: &'a QosGrants,
     /// Whether a daemon runs for this home (always, when the daemon serves the request).
     pub daemon: bool,
 }
@@ -57,6 +102,25 @@ impl Service<'_> {
                 "--priority {}: only root may give a priority above {ceiling}",
                 s.priority
             )))));
+        }
+        if self.access.multi_user && !s.qos.is_empty() && !who.is_root() {
+            let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(who.gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name);
+            let granted = self.qos.of_user(&who.user, group.as_deref());
+            if !granted.contains(&s.qos) {
+                return Err(SubmitError::Invalid(format!(
+                    "--qos {}: Invalid qos specification (user {} may use: {})",
+                    s.qos,
+                    who.user,
+                    if granted.is_empty() {
+                        "none".to_string()
+                    } else {
+                        granted.join(", ")
+                    }
+                )));
+            }
         }
         if self.access.multi_user && s.output.is_none() {
             s.output = Some(output::slurm_default(s.array.is_some()).to_string());
@@ -102,45 +166,55 @@ impl Service<'_> {
 
     /// Cancels the caller's jobs (root: any): a pending job at once when no daemon runs,
     /// otherwise through the daemon; a running job without a daemon through its runner (which
-    /// records how it ended).
+    /// records how it ended). At most [`MAX_CANCEL`] ids, each done once (in the order first
+    /// given), in one transaction.
     pub fn cancel(&self, who: &Owner, ids: &[i64]) -> Result<Vec<(i64, CancelOutcome)>, LiveError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let Some(r) = self.db.job(id)? else {
-                out.push((id, CancelOutcome::NoSuchJob));
-                continue;
-            };
-            if !who.may_touch(&r) {
-                out.push((id, CancelOutcome::Denied));
-                continue;
-            }
-            let outcome = match r.state {
-                JobState::Pending if !self.daemon => {
-                    self.db.cancel_pending_now(id, now_ms())?;
-                    CancelOutcome::Cancelled
-                }
-                JobState::Pending | JobState::Configuring | JobState::Running => {
-                    self.db.request_cancel(id)?;
-                    // Without a daemon, the runner is told directly — only if the recorded pid
-                    // is still that runner (same start time), never a process that reused it.
-                    if r.state.is_started()
-                        && !self.daemon
-                        && let Some(pid) = r.runner_pid
-                        && r.runner_start.is_some()
-                        && machine::same_process_alive(pid, r.runner_start)
-                    {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGTERM,
-                        );
-                    }
-                    CancelOutcome::Cancelling
-                }
-                other => CancelOutcome::AlreadyEnded(other),
-            };
-            out.push((id, outcome));
+        if ids.len() > MAX_CANCEL {
+            return Err(LiveError::Other(format!(
+                "cancel: at most {MAX_CANCEL} job ids at once, {} given",
+                ids.len()
+            )));
         }
-        Ok(out)
+        let mut seen = std::collections::BTreeSet::new();
+        let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        self.db.in_transaction(|| {
+            ids.iter()
+                .map(|&id| Ok((id, self.cancel_one(who, id)?)))
+                .collect()
+        })
+    }
+
+    fn cancel_one(&self, who: &Owner, id: i64) -> Result<CancelOutcome, LiveError> {
+        let Some(r) = self.db.job(id)? else {
+            return Ok(CancelOutcome::NoSuchJob);
+        };
+        if !who.may_touch(&r) {
+            return Ok(CancelOutcome::Denied);
+        }
+        Ok(match r.state {
+            JobState::Pending if !self.daemon => {
+                self.db.cancel_pending_now(id, now_ms())?;
+                CancelOutcome::Cancelled
+            }
+            JobState::Pending | JobState::Configuring | JobState::Running => {
+                self.db.request_cancel(id)?;
+                // Without a daemon, the runner is told directly — only if the recorded pid
+                // is still that runner (same start time), never a process that reused it.
+                if r.state.is_started()
+                    && !self.daemon
+                    && let Some(pid) = r.runner_pid
+                    && r.runner_start.is_some()
+                    && machine::same_process_alive(pid, r.runner_start)
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+                CancelOutcome::Cancelling
+            }
+            other => CancelOutcome::AlreadyEnded(other),
+        })
     }
 
     /// Capacity, usage, enforcement and job counts (the same for everyone).
@@ -302,5 +376,118 @@ pub fn workload_of(rows: &[JobRow], source: std::path::PathBuf) -> Workload {
         jobs,
         names,
         ..Workload::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A shared scheduler's service on a fresh database, with `accounts` as its accounts file.
+    fn submit_qos(accounts: &str, who: &Owner, qos: &str) -> Result<Submitted, SubmitError> {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let mut db = Db::open(&home.db()).unwrap();
+        let mut names = Names::default();
+        let assoc =
+            crate::config::accounts::parse(accounts, Path::new("acct"), &mut names).unwrap();
+        let grants = QosGrants::of(&assoc, &names);
+        let mut svc = Service {
+            db: &mut db,
+            home: &home,
+            access: Access {
+                multi_user: true,
+                max_priority: Some(0),
+            },
+            qos: &grants,
+            daemon: true,
+        };
+        svc.submit(
+            who,
+            Submission {
+                command: vec!["true".into()],
+                cpus: 1,
+                qos: qos.into(),
+                cwd: "/".into(),
+                ..Submission::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_user_names_only_a_granted_qos() {
+        let file = "qos high priority=100\nqos low priority=1\naccount lab qos=low\n\
+                    user ann account=lab\nuser bo account=lab qos=high,low\n";
+        let owner = |user: &str, uid| Owner {
+            user: user.into(),
+            uid,
+            gid: 987_654,
+        };
+        let (ann, bo, cy) = (owner("ann", 5001), owner("bo", 5002), owner("cy", 5003));
+        let refused = |r: Result<Submitted, SubmitError>| match r {
+            Err(SubmitError::Invalid(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let m = refused(submit_qos(file, &ann, "high"));
+        assert_eq!(
+            m,
+            "--qos high: Invalid qos specification (user ann may use: low)"
+        );
+        assert!(submit_qos(file, &ann, "low").is_ok());
+        assert!(submit_qos(file, &ann, "").is_ok());
+        assert!(submit_qos(file, &bo, "high").is_ok());
+        // Not in the file (and no account named like their group): no QOS at all.
+        let m = refused(submit_qos(file, &cy, "low"));
+        assert!(m.ends_with("(user cy may use: none)"), "{m}");
+        refused(submit_qos("", &ann, "low"));
+        // Root names any QOS, even one the file does not define.
+        assert!(submit_qos("", &owner("root", 0), "high").is_ok());
+    }
+
+    #[test]
+    fn a_cancellation_is_bounded_deduplicated_and_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let mut db = home.open().unwrap();
+        let mut svc = Service {
+            db: &mut db,
+            home: &home,
+            access: Access::default(),
+            qos: &QosGrants::NONE,
+            daemon: true,
+        };
+        let me = Owner::current();
+        let job = Submission {
+            command: vec!["true".into()],
+            cpus: 1,
+            cwd: "/".into(),
+            array: Some("1-200".into()),
+            ..Submission::default()
+        };
+        let ids = svc.submit(&me, job).unwrap().ids;
+        let wal = || {
+            std::fs::metadata(dir.path().join("jobs.db-wal"))
+                .unwrap()
+                .len()
+        };
+        let before = wal();
+        let mut asked: Vec<i64> = ids.iter().chain(&ids).copied().collect();
+        asked.push(999_999);
+        let out = svc.cancel(&me, &asked).unwrap();
+        assert_eq!(out.len(), ids.len() + 1, "each id once");
+        assert_eq!(out[0], (ids[0], CancelOutcome::Cancelling));
+        assert_eq!(out[ids.len()], (999_999, CancelOutcome::NoSuchJob));
+        // One commit writes each changed page once; one commit per id would write ~200 frames.
+        let grown = wal() - before;
+        assert!(grown < 64 * 1024, "the WAL grew by {grown} bytes");
+        let e = svc.cancel(&me, &vec![1; MAX_CANCEL + 1]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cancel: at most {MAX_CANCEL} job ids at once, {} given",
+                MAX_CANCEL + 1
+            )
+        );
     }
 }

@@ -8,8 +8,11 @@
 //! Everything the child uses is prepared before the fork: the program's candidate paths (a
 //! name without `/` is searched in the job's `PATH`, as `execvp` does), the argument and
 //! environment arrays, the file descriptors. Between fork and exec the child only makes system
-//! calls (no allocation, no locks), and reports a failure as its errno on a close-on-exec
-//! pipe, so that a job that cannot start is an error of `spawn`, as with std.
+//! calls (no allocation, no locks), and reports a failure as the step that failed and its
+//! errno on a close-on-exec pipe, so that a job that cannot start is an error of `spawn`
+//! naming what failed ([`SpawnError`]). The exec is tried only after every step of the setup
+//! succeeded: a failed setup (an output file in a missing directory, a working directory
+//! removed) never runs the job, whatever its errno.
 
 use nix::libc;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
@@ -120,18 +123,43 @@ pub struct Into<'a> {
     pub required: bool,
 }
 
+/// A step of the child's setup, numbered by the caller of [`spawn`] (what it did first, what
+/// next), with the errno it failed with.
+pub type StepFailed = (u8, nix::errno::Errno);
+
+/// The step `spawn` itself numbers: signals, stdio and the move into the cgroup.
+pub const PREPARE: u8 = 0;
+
+/// Why a process did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The fork, or reading the child's report.
+    #[error("{0}")]
+    Fork(#[from] std::io::Error),
+    /// A step of the setup ([`PREPARE`] or the caller's number): the program was not run.
+    #[error("step {0}: {1}")]
+    Setup(u8, std::io::Error),
+    /// The exec (the program not found, not executable...).
+    #[error("{0}")]
+    Exec(std::io::Error),
+}
+
+/// The step number that stands for the exec in the child's report.
+const EXEC: u32 = u32::MAX;
+
 /// Forks `program` with `stdio` as its fds 0, 1 and 2; in the child, `setup` runs (it must only
-/// make system calls: see the module header), then the exec. Returns the child's pid, and
-/// whether it was born in `into`'s cgroup (else it moved itself there).
+/// make system calls: see the module header), then — only if it succeeded — the exec. Returns
+/// the child's pid, and whether it was born in `into`'s cgroup (else it moved itself there).
 pub fn spawn(
     program: &Program,
     into: Option<&Into<'_>>,
     stdio: [RawFd; 3],
-    mut setup: impl FnMut() -> nix::Result<()>,
-) -> std::io::Result<(Pid, bool)> {
+    mut setup: impl FnMut() -> Result<(), StepFailed>,
+) -> Result<(Pid, bool), SpawnError> {
     let (argv, envp) = (pointers(&program.argv), pointers(&program.envp));
     let (mut rd, wr) = {
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         (std::fs::File::from(r), w)
     };
     let mut born_in = into.is_some();
@@ -141,7 +169,7 @@ pub fn spawn(
         _ => {
             born_in = false;
             // SAFETY: as above.
-            match unsafe { nix::unistd::fork() }? {
+            match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
                 nix::unistd::ForkResult::Parent { child } => child.as_raw(),
                 nix::unistd::ForkResult::Child => 0,
             }
@@ -167,14 +195,14 @@ pub fn spawn(
         }
     }
     drop(wr);
-    let mut errno = [0u8; 4];
+    let mut report = [0u8; 8];
     let mut got = 0;
-    while got < 4 {
-        match rd.read(&mut errno[got..]) {
+    while got < report.len() {
+        match rd.read(&mut report[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let pid = Pid::from_raw(pid);
@@ -183,7 +211,14 @@ pub fn spawn(
     }
     // The child could not start the program: reap it, and say why.
     while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
-    Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+    let [s0, s1, s2, s3, e0, e1, e2, e3] = report;
+    let step = u32::from_ne_bytes([s0, s1, s2, s3]);
+    let err = std::io::Error::from_raw_os_error(i32::from_ne_bytes([e0, e1, e2, e3]));
+    Err(match u8::try_from(step) {
+        Ok(step) => SpawnError::Setup(step, err),
+        Err(_) if step == EXEC => SpawnError::Exec(err),
+        Err(_) => SpawnError::Fork(std::io::Error::other("the child's report is garbled")),
+    })
 }
 
 /// clone3 with `CLONE_INTO_CGROUP`, as a fork: 0 in the child, its pid in the parent.
@@ -210,8 +245,8 @@ unsafe fn clone_into(cgroup: RawFd) -> Result<i32, nix::errno::Errno> {
 }
 
 /// The child's side: signals as a new process expects them, stdio, the move into the cgroup
-/// if it was not born there, `setup`, then each candidate path in turn; on failure, its errno
-/// on `report` and exit 127.
+/// if it was not born there, `setup`, then — only if all of that succeeded — each candidate
+/// path in turn; on failure, the step and its errno on `report` and exit 127.
 ///
 /// # Safety
 /// Only between fork and exec.
@@ -221,10 +256,10 @@ unsafe fn child(
     envp: &[*const libc::c_char],
     stdio: [RawFd; 3],
     moved: Option<(RawFd, bool)>,
-    setup: &mut impl FnMut() -> nix::Result<()>,
+    setup: &mut impl FnMut() -> Result<(), StepFailed>,
     report: RawFd,
 ) -> ! {
-    let mut run = || -> nix::Result<()> {
+    let prepare = || -> nix::Result<()> {
         // The runner ignores SIGPIPE (Rust's default) and handles SIGTERM and friends: the job
         // starts with default dispositions and nothing blocked.
         for sig in [
@@ -249,25 +284,29 @@ unsafe fn child(
                 joined?;
             }
         }
-        setup()
+        Ok(())
     };
-    let mut err = match run() {
-        Err(e) => e as i32,
-        Ok(()) => libc::ENOENT,
-    };
-    if err == libc::ENOENT {
-        for path in &program.candidates {
-            // SAFETY: null-terminated arrays of pointers into CStrings the parent keeps.
-            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            let e = nix::errno::Errno::last_raw();
+    let ready = prepare().map_err(|e| (PREPARE, e)).and_then(|()| setup());
+    let (step, err) = match ready {
+        Err((step, e)) => (u32::from(step), e as i32),
+        Ok(()) => {
             // As execvp: a missing file tries the next directory; a file that exists but
             // cannot be run is the answer unless a later one runs.
-            if e != libc::ENOENT && e != libc::ENOTDIR {
-                err = e;
+            let mut err = libc::ENOENT;
+            for path in &program.candidates {
+                // SAFETY: null-terminated arrays of pointers into CStrings the parent keeps.
+                unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+                let e = nix::errno::Errno::last_raw();
+                if e != libc::ENOENT && e != libc::ENOTDIR {
+                    err = e;
+                }
             }
+            (EXEC, err)
         }
-    }
-    let bytes = err.to_ne_bytes();
+    };
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&step.to_ne_bytes());
+    bytes[4..].copy_from_slice(&err.to_ne_bytes());
     // SAFETY: write(2) and _exit(2) only.
     unsafe {
         libc::write(report, bytes.as_ptr().cast(), bytes.len());
@@ -299,7 +338,7 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
-    fn run(argv: &[&str], env: &[(&str, &str)]) -> std::io::Result<(i32, String)> {
+    fn run(argv: &[&str], env: &[(&str, &str)]) -> Result<(i32, String), SpawnError> {
         let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
         let env: Vec<(OsString, OsString)> =
             env.iter().map(|(k, v)| (k.into(), v.into())).collect();
@@ -332,8 +371,34 @@ mod tests {
         let (code, out) = run(&["/usr/bin/env"], &[("B", "y")]).unwrap();
         assert_eq!((code, out.as_str()), (0, "B=y\n"));
         let e = run(&["no-such-program-here"], &[("PATH", "/bin")]).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(matches!(&e, SpawnError::Exec(e) if e.kind() == std::io::ErrorKind::NotFound));
         let e = run(&["/etc/passwd"], &[]).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+        assert!(matches!(&e, SpawnError::Exec(e) if e.raw_os_error() == Some(libc::EACCES)));
+    }
+
+    /// A setup step that fails, even with ENOENT, is reported as that step and nothing runs.
+    #[test]
+    fn a_failed_setup_never_execs() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let script = format!("touch {}", marker.display());
+        let argv: Vec<OsString> = ["/bin/sh", "-c", &script]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let p = Program::new(&argv, &[]).unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        for errno in [nix::errno::Errno::ENOENT, nix::errno::Errno::EACCES] {
+            let e = spawn(&p, None, [fd; 3], || Err((7, errno))).unwrap_err();
+            match e {
+                SpawnError::Setup(7, e) => assert_eq!(e.raw_os_error(), Some(errno as i32)),
+                other => panic!("{other:?}"),
+            }
+            assert!(!marker.exists(), "the job ran after its setup failed");
+        }
+        let (pid, _) = spawn(&p, None, [fd; 3], || Ok(())).unwrap();
+        nix::sys::wait::waitpid(pid, None).unwrap();
+        assert!(marker.exists());
     }
 }

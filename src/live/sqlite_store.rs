@@ -7,7 +7,7 @@
 //! held back keeps its reason in the database and is looked at again on every pass. It records starts, ends and requeues, and relays cancellations.
 
 use super::executor::{Ledger, RunnerReport, outcome};
-use super::store::{Allocated, BadRow, Db, JobRow, Launch, Reason};
+use super::store::{Allocated, BadRow, Db, JobRow, Launch, Reason, ReasonCode};
 use super::syntax::{DepKind, cpu_list, parse_dependency};
 use super::{LiveError, failpoint};
 use crate::driver::{Completion, Store};
@@ -276,6 +276,10 @@ impl SqliteStore {
                     return Ok(());
                 }
                 let reason = match self.db.job(id)? {
+                    // Why its runner could not start it, as the runner recorded it.
+                    Some(r) if r.runner_done && r.reason.code == ReasonCode::JobLaunchFailure => {
+                        r.reason
+                    }
                     Some(r) if r.runner_done || c.state == FinalState::Cancelled => Reason::NONE,
                     _ => Reason::runner_lost(),
                 };

@@ -4,6 +4,7 @@
 //! (`policy::common::fairshare`).
 
 use crate::ids::{FastMap, Sym};
+use std::collections::BTreeMap;
 
 /// One association: the root (index 0), an account, or a user.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,12 +55,28 @@ pub struct AssocConfig {
     pub account_node: FastMap<Sym, usize>,
     /// QOS priority by the symbol of the QOS name (the accounts file's `qos` lines).
     pub qos_priority: FastMap<Sym, u32>,
+    /// The QOS levels a tree node grants (a `user` or `account` line's `qos=a,b`), by node
+    /// index; a node without an entry inherits its parent's (Slurm's association QOS).
+    pub qos_grants: BTreeMap<usize, Vec<String>>,
 }
 
 impl AssocConfig {
     /// Whether the file defined any account or user (a file may define only QOS levels).
     pub fn has_tree(&self) -> bool {
         !self.user_node.is_empty() || !self.account_node.is_empty()
+    }
+
+    /// The QOS levels tree node `node` may use: its own grant, else its nearest ancestor's;
+    /// none when no node on the way to the root grants any.
+    pub fn qos_granted(&self, node: usize) -> &[String] {
+        let mut n = Some(node);
+        while let Some(i) = n {
+            if let Some(g) = self.qos_grants.get(&i) {
+                return g;
+            }
+            n = self.tree.nodes.get(i).and_then(|a| a.parent);
+        }
+        &[]
     }
 
     /// A QOS's priority; 0 for no QOS or one the file does not define.

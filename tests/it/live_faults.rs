@@ -5,6 +5,7 @@
 use crate::live_util::{BIN, Live, wait_for};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -179,4 +180,50 @@ fn unknown_ids_read_only_commands_and_permissions() {
     l.stop();
     let o = run(&["cancel", "1", "99"]);
     assert_eq!(o.status.code(), Some(2), "one unknown id among known ones");
+}
+
+/// A job whose setup fails is never run, even when the failure is "no such file": an
+/// `--output` in a missing directory, a working directory removed before it starts. It ends
+/// FAILED with a reason naming the path (as Slurm fails a job whose output cannot be opened).
+#[test]
+fn a_job_whose_setup_fails_does_not_run() {
+    let mut l = Live::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let script = format!("touch {}", ran.display());
+    let missing = dir.path().join("missing/out.txt");
+    // A second pending job holds the CPU so that the third's directory goes before it starts.
+    l.start(&["--cpus", "1"]);
+    let out = l.submit(&[
+        "--output",
+        missing.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let blocker = l.submit(&["--", "sleep", "1"]);
+    let o = Command::new(BIN)
+        .args(["submit", "--parsable", "--", "sh", "-c", &script])
+        .env("MINI_SLURM_HOME", l.home())
+        .current_dir(&gone)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let in_gone: i64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    for (id, path) in [(out, &missing), (in_gone, &gone)] {
+        let r = l.wait_state(id, 20);
+        assert_eq!(r.state.name(), "FAILED", "job {id}: {r:?}");
+        let reason = r.reason.to_string();
+        assert!(
+            reason.starts_with("JobLaunchFailure") && reason.contains(path.to_str().unwrap()),
+            "job {id}: {reason}"
+        );
+    }
+    assert_eq!(l.wait_state(blocker, 20).state.name(), "COMPLETED");
+    assert!(!ran.exists(), "a job ran after its setup failed");
+    assert!(!l.home().join("ran").exists() && !Path::new("ran").exists());
 }

@@ -337,7 +337,7 @@ fn shared_scheduler_runs_each_job_as_its_owner() {
     s.live.stop();
 }
 
-/// A user may not go above the priority ceiling or below nice 0; `--user-limit` counts by the
+/// A user may not go above the priority ceiling or below nice 0, nor name a QOS not granted; `--user-limit` counts by the
 /// real identity; `export-trace` exports a user's own jobs; without its daemon a shared home
 /// says so (exit 1), and a personal scheduler refuses it.
 #[test]
@@ -360,6 +360,14 @@ fn shared_scheduler_rules_and_absence() {
     );
     let o = s.as_user(&a, &da, &[], &["submit", "--nice", "-1", "--", "true"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // No accounts file grants a QOS: a user may name none (root any).
+    let o = s.as_user(&a, &da, &[], &["submit", "--qos", "high", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Invalid qos specification"),
+        "{}",
+        text(&o.stderr)
+    );
     // a's second job waits for a's first (one job each), b's runs meanwhile.
     let a1 = s.submit_as(&a, &da, &[], &["--", "sleep", "2"]);
     let a2 = s.submit_as(&a, &da, &[], &["--", "true"]);

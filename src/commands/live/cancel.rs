@@ -4,6 +4,7 @@ use super::{existing_client, failed, input};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::client::CancelOutcome;
+use mini_slurm::live::service::MAX_CANCEL;
 use mini_slurm::live::syntax::JobRef;
 
 #[derive(clap::Args, Debug)]
@@ -15,6 +16,12 @@ pub struct CancelArgs {
 }
 
 pub fn run(a: CancelArgs) -> CliResult {
+    if a.ids.len() > MAX_CANCEL {
+        return Err(input(anyhow!(
+            "JOB_ID: at most {MAX_CANCEL} job ids at once, {} given",
+            a.ids.len()
+        )));
+    }
     let (mut bad, mut unknown, mut denied) = (0, 0, 0);
     let Some(mut c) = existing_client()? else {
         for r in &a.ids {
@@ -43,11 +50,11 @@ pub fn run(a: CancelArgs) -> CliResult {
         }
     }
     let ids: Vec<i64> = wanted.iter().map(|w| w.0).collect();
-    let outcomes = if ids.is_empty() {
-        Vec::new()
-    } else {
-        c.cancel(&ids).map_err(failed)?
-    };
+    // Whole arrays can add up to more ids than one request takes.
+    let mut outcomes = Vec::new();
+    for chunk in ids.chunks(MAX_CANCEL) {
+        outcomes.extend(c.cancel(chunk).map_err(failed)?);
+    }
     for (id, o) in outcomes {
         let (shown, whole_array) = wanted
             .iter()

@@ -29,7 +29,7 @@
 //! daemon.
 
 use super::contain::{JobContainer, Join};
-use super::store::{Claimed, Db, JobRow, RunnerResult};
+use super::store::{Claimed, Db, JobRow, Reason, RunnerResult};
 use super::syntax::{cpu_list, parse_cpu_list};
 use super::{Home, LiveError, machine, now_ms};
 
@@ -103,6 +103,10 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
                 let _ = std::fs::write(home.err_log(id), format!("mini-slurm: job {id}: {e}\n"));
             }
             container.remove();
+            // The reason first: the daemon keeps it when it sees the result.
+            until_recorded(id, "why it did not start", || {
+                db.set_reason(id, &Reason::launch_failed(e.clone()))
+            });
             record(&db, id, Some(127), None, None, false)?;
             home.notify();
             return Ok(0);

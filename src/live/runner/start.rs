@@ -158,22 +158,23 @@ pub(super) fn start(
         .map(|(_, j)| (j.procs.as_raw_fd(), j.required))
         .collect();
     let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
-    let (pid, _) = spawn::spawn(&program, into.as_ref(), stdio, || {
-        setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+    let spawned = spawn::spawn(&program, into.as_ref(), stdio, || {
+        let at = |step: u8| move |e: nix::errno::Errno| (step, e);
+        setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(at(GROUP))?;
         for &(fd, required) in &others {
             let joined = spawn::join(fd);
             if required {
-                joined?;
+                joined.map_err(at(JOIN))?;
             }
         }
         if rlimit_as && mem_bytes > 0 {
             let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
-            setrlimit(Resource::RLIMIT_AS, cap, cap)?;
+            setrlimit(Resource::RLIMIT_AS, cap, cap).map_err(at(RLIMIT))?;
         }
         if let Some((uid, gid, groups)) = &setup.identity {
             // Raw system calls: libc's wrappers would also try to change the ids of other
             // threads, which a process forked by clone3 has not (see `spawn`).
-            let raw = |r: libc::c_long| nix::errno::Errno::result(r).map(drop);
+            let raw = |r: libc::c_long| nix::errno::Errno::result(r).map(drop).map_err(at(OWNER));
             // SAFETY: plain system calls on memory prepared before the fork.
             unsafe {
                 raw(libc::syscall(
@@ -185,7 +186,7 @@ pub(super) fn start(
                 raw(libc::syscall(libc::SYS_setuid, *uid))?;
             }
         }
-        nix::unistd::chdir(setup.cwd.as_c_str())?;
+        nix::unistd::chdir(setup.cwd.as_c_str()).map_err(at(CWD))?;
         if let Some((out, err)) = &setup.files {
             let open = |p: &CString| {
                 let flags = OFlag::O_WRONLY
@@ -195,17 +196,52 @@ pub(super) fn start(
                     | OFlag::O_NOCTTY;
                 nix::fcntl::open(p.as_c_str(), flags, Mode::from_bits_truncate(0o600))
             };
-            let fd = open(out)?;
-            dup2_stdout(&fd)?;
+            let fd = open(out).map_err(at(OUTPUT))?;
+            dup2_stdout(&fd).map_err(at(OUTPUT))?;
             match err {
-                Some(e) => dup2_stderr(open(e)?)?,
-                None => dup2_stderr(&fd)?,
+                Some(e) => dup2_stderr(open(e).map_err(at(ERROR))?).map_err(at(ERROR))?,
+                None => dup2_stderr(&fd).map_err(at(OUTPUT))?,
             }
         }
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(pid)
+    });
+    match spawned {
+        Ok((pid, _)) => Ok(pid),
+        Err(spawn::SpawnError::Setup(step, e)) => Err(setup.failed(job, step, &e)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The steps of a job's setup between fork and exec, as [`spawn::spawn`] reports them.
+const GROUP: u8 = 1;
+const JOIN: u8 = 2;
+const RLIMIT: u8 = 3;
+const OWNER: u8 = 4;
+const CWD: u8 = 5;
+const OUTPUT: u8 = 6;
+const ERROR: u8 = 7;
+
+impl Setup {
+    /// What failed, naming the path or identity involved.
+    fn failed(&self, job: &JobRow, step: u8, e: &std::io::Error) -> String {
+        let files = self.files.as_ref();
+        match step {
+            CWD => format!("working directory {}: {e}", job.cwd),
+            OUTPUT => match files {
+                Some((out, _)) => format!("output file {}: {e}", out.to_string_lossy()),
+                None => format!("output file: {e}"),
+            },
+            ERROR => match files.and_then(|(_, err)| err.as_ref()) {
+                Some(err) => format!("error file {}: {e}", err.to_string_lossy()),
+                None => format!("error file: {e}"),
+            },
+            OWNER => format!("becoming uid {} gid {}: {e}", job.uid, job.gid),
+            GROUP => format!("its own process group: {e}"),
+            JOIN => format!("joining its cgroup: {e}"),
+            RLIMIT => format!("capping its address space: {e}"),
+            _ => format!("preparing its process: {e}"),
+        }
+    }
 }
 
 /// The job's environment: as submitted, and what the scheduler tells it (by name, the last

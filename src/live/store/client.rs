@@ -1,15 +1,15 @@
 //! Queries the clients make (`submit`, `queue`, `show`, `cancel`, `stats`, `export-trace`).
 
 use super::row::{DaemonMeta, JobCounts, JobFilter, JobRow, NewJob};
-use super::{Db, Result, select_jobs};
+use super::{Db, Result, StoreError, select_jobs};
 use crate::model::JobState;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 impl Db {
     /// Inserts a job in one transaction; with `array = Some((tasks, limit))` the jobs are the
     /// tasks of one array whose id is the first task's. Returns the ids. A job whose token
-    /// is already stored (the same submission, sent again after its reply was lost) is not
-    /// stored again: the ids stored then are returned.
+    /// is already stored for the same uid (the same submission, sent again after its reply
+    /// was lost) is not stored again: the ids stored then are returned.
     pub fn insert_jobs(
         &mut self,
         job: &NewJob,
@@ -25,10 +25,13 @@ impl Db {
         let run = |conn: &mut rusqlite::Connection| -> rusqlite::Result<Vec<i64>> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(token) = &job.token {
-                let mut st =
-                    tx.prepare_cached("SELECT id FROM jobs WHERE token = ?1 ORDER BY id")?;
+                // The same user's: a token is the client's, and another user's client may pick
+                // the same one (it must never return someone else's job ids).
+                let mut st = tx.prepare_cached(
+                    "SELECT id FROM jobs WHERE token = ?1 AND uid = ?2 ORDER BY id",
+                )?;
                 let known: Vec<i64> = st
-                    .query_map([token], |r| r.get(0))?
+                    .query_map(params![token, job.uid], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 drop(st);
                 if !known.is_empty() {
@@ -112,6 +115,27 @@ impl Db {
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(found.is_some())
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`), rolled back if it
+    /// fails: a request of many small writes (a cancellation of many jobs) commits once.
+    pub fn in_transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let done = f().and_then(|v| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| E::from(self.err(e)))?;
+            Ok(v)
+        });
+        if done.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        done
     }
 
     /// Asks the daemon to cancel a job (it relays the request on its next look).

@@ -76,10 +76,12 @@ impl Db {
 
     /// A job started: its start time and no pending reason. The state is the launch's
     /// (CONFIGURING, then RUNNING once its runner claims it; a quick job's runner may even have
-    /// recorded its end already).
+    /// recorded its end already, and the reason it could not start, which is kept).
     pub fn record_start(&self, id: i64, at_ms: i64) -> Result<()> {
         self.exec(
-            "UPDATE jobs SET start_ms = ?1, reason = ?2 WHERE id = ?3",
+            "UPDATE jobs SET start_ms = ?1,
+                reason = CASE WHEN runner_done = 1 THEN reason ELSE ?2 END
+             WHERE id = ?3",
             params![at_ms, Reason::NONE.to_string(), id],
         )?;
         Ok(())

@@ -372,6 +372,16 @@ mod tests {
             (r.stdout.as_deref(), r.stderr),
             (Some("slurm-%j.out"), None)
         );
+        // Tokens are per user: another user's submission with the same token is its own job.
+        let bob = NewJob {
+            token: Some("t1".into()),
+            user: "bob".into(),
+            uid: 1001,
+            ..job("bob's")
+        };
+        assert_eq!(db.insert_jobs(&bob, None).unwrap(), [6]);
+        assert_eq!(db.insert_jobs(&bob, None).unwrap(), [6]);
+        assert_eq!(db.insert_jobs(&once, None).unwrap(), [1, 2]);
     }
 
     #[test]

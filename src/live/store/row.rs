@@ -283,7 +283,8 @@ pub enum ReasonCode {
     /// The job's runner ended without recording a result (shown as `NodeFail: why`).
     NodeFail,
     /// The job could not be launched: its stored row does not decode (a damaged or
-    /// hand-edited database), so it is failed rather than run with a guessed command.
+    /// hand-edited database), so it is failed rather than run with a guessed command; or its
+    /// runner could not set its process up (an output file that cannot be opened...).
     JobLaunchFailure,
 }
 
@@ -345,6 +346,11 @@ impl Reason {
             code: ReasonCode::JobLaunchFailure,
             detail: Some(why.into()),
         }
+    }
+    /// A job whose process could not be set up or started (an output file that cannot be
+    /// opened, a working directory gone), recorded by its runner.
+    pub fn launch_failed(why: impl Into<String>) -> Reason {
+        Reason::bad_row(why)
     }
     pub fn is_none(&self) -> bool {
         *self == Reason::NONE
