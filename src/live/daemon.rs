@@ -1,14 +1,19 @@
-//! The live daemon: `run(config)` plugs a wall clock, a process executor and the SQLite store
-//! into the same engine and driver loop as the simulator. Wiring only: each part lives in its
-//! own file (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`).
+//! The live daemon: `run(config)` plugs a wall clock, an executor (processes on this machine,
+//! or jobs on Slurm) and the SQLite store into the same engine and driver loop as the
+//! simulator. Wiring only: each part lives in its own file (`clock.rs`, `executor/`,
+//! `slurm/`, `sqlite_store.rs`, `recovery.rs`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
 use super::executor::ProcessExecutor;
 use super::machine::{cpu_ids, mem_enforcement};
 use super::recovery::recover;
+use super::slurm::cli::Cli;
+use super::slurm::executor::SlurmExecutor;
+use super::slurm::recovery::recover as slurm_recover;
+use super::slurm::{NO_ELASTIC, SlurmConfig};
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
-use super::store::DaemonMeta;
+use super::store::{DaemonMeta, Db};
 use super::syntax::cpu_list;
 use super::{Home, LiveError, now_ms};
 use crate::driver::{self, NoObserver};
@@ -46,6 +51,26 @@ pub struct DaemonConfig {
     /// Cap each job's address space (RLIMIT_AS = 2 × its memory + 512 MB) where no memory
     /// cgroup limits it (`scheduler --rlimit-as`).
     pub rlimit_as: bool,
+    /// Who runs the jobs.
+    pub executor: ExecutorKind,
+}
+
+/// Who runs the jobs the engine starts.
+#[derive(Clone, Debug)]
+pub enum ExecutorKind {
+    /// Processes on this machine, each under a `job-runner` (the cluster is one node).
+    Process,
+    /// Batch jobs on a Slurm cluster (the cluster is read from Slurm).
+    Slurm(SlurmConfig),
+}
+
+impl ExecutorKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecutorKind::Process => "process",
+            ExecutorKind::Slurm(_) => "slurm",
+        }
+    }
 }
 
 impl DaemonConfig {
@@ -53,7 +78,8 @@ impl DaemonConfig {
     pub fn capacity(&self) -> (u32, u64, usize) {
         let n = &self.cluster.nodes;
         let cpus = n.iter().map(|n| n.cpus).sum();
-        (cpus, n.iter().map(|n| n.mem_mb).sum(), self.gpus.len())
+        let gpus = n.iter().map(|n| n.gpus as usize).sum();
+        (cpus, n.iter().map(|n| n.mem_mb).sum(), gpus)
     }
 }
 
@@ -86,11 +112,50 @@ fn lock(home: &Home) -> Result<nix::fcntl::Flock<std::fs::File>, LiveError> {
     })
 }
 
-/// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
+/// The engine of `cfg`: its cluster, policy, limits and accounts; the names it interns.
+fn engine(cfg: &DaemonConfig) -> Result<(Engine, Names, String), LiveError> {
+    let (policy, spec) =
+        policy::build(&cfg.policy).map_err(|e| LiveError::Other(format!("--policy: {e}")))?;
+    let mut engine = Engine::new(
+        cfg.cluster.clone(),
+        Box::new(PLACEMENT),
+        policy,
+        &spec.canonical(),
+    );
+    engine.set_limits(cfg.limits);
+    let mut names = Names::default();
+    if let Some((path, text)) = &cfg.accounts {
+        let assoc = crate::config::accounts::parse(text, path, &mut names)
+            .map_err(|e| LiveError::Other(e.to_string()))?;
+        engine.set_associations(assoc);
+    }
+    Ok((engine, names, spec.canonical()))
+}
+
+/// A home's jobs recorded started by another executor cannot be taken over by this one.
+fn check_executor(db: &Db, kind: &ExecutorKind) -> Result<(), LiveError> {
+    let before = db
+        .daemon_meta()?
+        .executor
+        .unwrap_or_else(|| "process".into());
+    if before != kind.name() && !db.started_jobs()?.0.is_empty() {
+        return Err(LiveError::Other(format!(
+            "jobs of this home were started by the {before} executor and still run: start the scheduler with --executor {before} until they end"
+        )));
+    }
+    Ok(db.set_executor(kind.name())?)
+}
+
+/// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners
+/// (process executor) or in Slurm.
 pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
     let home = &cfg.home;
     let db = home.open()?;
     let _lock = lock(home)?;
+    check_executor(&db, &cfg.executor)?;
+    if let ExecutorKind::Slurm(slurm) = &cfg.executor {
+        return run_slurm(cfg, slurm, db, shutdown);
+    }
     let [node] = cfg.cluster.nodes.as_slice() else {
         return Err(LiveError::Other(format!(
             "the process executor runs jobs on this machine: one node expected, the cluster has {}",
@@ -108,31 +173,17 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
     let sock_path = home.socket();
     listen(&sock_path, waker.clone())?;
-    let (policy, spec) =
-        policy::build(&cfg.policy).map_err(|e| LiveError::Other(format!("--policy: {e}")))?;
-    let mut engine = Engine::new(
-        cfg.cluster.clone(),
-        Box::new(PLACEMENT),
-        policy,
-        &spec.canonical(),
-    );
-    engine.set_limits(cfg.limits);
-    let mut names = Names::default();
-    if let Some((path, text)) = &cfg.accounts {
-        let assoc = crate::config::accounts::parse(text, path, &mut names)
-            .map_err(|e| LiveError::Other(e.to_string()))?;
-        engine.set_associations(assoc);
-    }
+    let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, _) = cfg.capacity();
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
         gpus: Some(cfg.gpus.clone()),
-        policy: Some(spec.canonical()),
+        policy: Some(policy),
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),
         enforcement: Some(mem_description(cfg.rlimit_as)),
-        last_fault: None,
+        ..Default::default()
     })?;
     let ids = cpu_ids();
     db.record_containment(&containment().describe(), &cpu_list(&ids))?;
@@ -156,6 +207,64 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         Arc::clone(&shutdown),
     );
     recover(&mut store, &mut exec, &mut engine)?;
+    let result = driver::run(
+        &mut engine,
+        &mut clock,
+        &mut exec,
+        &mut store,
+        &mut NoObserver,
+    );
+    let _ = std::fs::remove_file(&sock_path);
+    result.map_err(|e| LiveError::Other(format!("scheduler stopped: {e}")))
+}
+
+/// The daemon with the Slurm executor: the same engine, store and loop; jobs go to Slurm.
+fn run_slurm(
+    cfg: &DaemonConfig,
+    slurm: &SlurmConfig,
+    db: Db,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), LiveError> {
+    let home = &cfg.home;
+    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
+    let sock_path = home.socket();
+    listen(&sock_path, waker)?;
+    let (mut engine, names, policy) = engine(cfg)?;
+    let (cpus, mem_mb, _) = cfg.capacity();
+    let partition = cfg.cluster.partitions[0].name.clone();
+    db.set_daemon_meta(&DaemonMeta {
+        cpus: Some(cpus),
+        mem_mb: Some(mem_mb),
+        gpus: Some(Vec::new()),
+        policy: Some(policy),
+        pid: Some(std::process::id()),
+        started_ms: Some(now_ms()),
+        enforcement: Some(format!(
+            "by Slurm (partition {partition}, {} nodes): its own CPU, memory and time limits",
+            cfg.cluster.nodes.len()
+        )),
+        ..Default::default()
+    })?;
+    let ms = |d: Duration| Dur(d.as_millis() as i64);
+    let mut exec = SlurmExecutor::new(
+        home.clone(),
+        home.open()?,
+        Cli::from_path(slurm.timeout),
+        cfg.cluster.clone(),
+        partition,
+        ms(cfg.max_sleep),
+        ms(slurm.lost_after),
+    )
+    .with_time_base(clock.base());
+    let mut store = SqliteStore::new(
+        db,
+        cfg.cluster.clone(),
+        cfg.limits,
+        names,
+        Arc::clone(&shutdown),
+    )
+    .refuse_elastic(NO_ELASTIC);
+    slurm_recover(&mut store, &mut exec, &mut engine)?;
     let result = driver::run(
         &mut engine,
         &mut clock,

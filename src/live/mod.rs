@@ -59,6 +59,7 @@ pub mod machine;
 mod recovery;
 pub mod runner;
 pub mod slots;
+pub mod slurm;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;

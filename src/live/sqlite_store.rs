@@ -7,7 +7,7 @@
 //! held back keeps its reason in the database and is looked at again on every pass. It records starts, ends and requeues, and relays cancellations.
 
 use super::executor::{Ledger, RunnerReport, outcome};
-use super::store::{Allocated, BadRow, Db, JobRow, Launch, Reason};
+use super::store::{Allocated, BadRow, Db, JobRow, Launch, Reason, ReasonCode};
 use super::syntax::{DepKind, cpu_list, parse_dependency};
 use super::{LiveError, failpoint};
 use crate::driver::{Completion, Store};
@@ -53,6 +53,8 @@ pub struct SqliteStore {
     shutdown: Arc<AtomicBool>,
     cluster: Cluster,
     limits: Limits,
+    /// Elastic jobs fail at hand-over with this reason (an executor that cannot resize).
+    no_elastic: Option<&'static str>,
 }
 
 /// Dependency status of a pending job.
@@ -85,7 +87,14 @@ impl SqliteStore {
             shutdown,
             cluster,
             limits,
+            no_elastic: None,
         }
+    }
+
+    /// Elastic jobs fail at hand-over with reason `why` (the Slurm executor cannot resize).
+    pub fn refuse_elastic(mut self, why: &'static str) -> SqliteStore {
+        self.no_elastic = Some(why);
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -276,6 +285,17 @@ impl SqliteStore {
                     return Ok(());
                 }
                 let reason = match self.db.job(id)? {
+                    // The executor recorded why (the Slurm executor: a failed submission, a
+                    // job Slurm lost).
+                    Some(r)
+                        if r.runner_done
+                            && matches!(
+                                r.reason.code,
+                                ReasonCode::NodeFail | ReasonCode::JobLaunchFailure
+                            ) =>
+                    {
+                        r.reason
+                    }
                     Some(r) if r.runner_done || c.state == FinalState::Cancelled => Reason::NONE,
                     _ => Reason::runner_lost(),
                 };
@@ -345,6 +365,17 @@ impl SqliteStore {
             if let Some(reason) = self.wait_reason(&row) {
                 self.set_reason(&row, &reason);
                 self.held.insert(row.id);
+                continue;
+            }
+            if let (Some(why), Some(_)) = (self.no_elastic, row.min_cpus) {
+                let id = row.id;
+                self.fail_bad_rows(
+                    &[BadRow {
+                        id,
+                        why: why.into(),
+                    }],
+                    now,
+                );
                 continue;
             }
             let spec = self.spec_of(&row);

@@ -4,9 +4,12 @@ use super::{failed, input};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::contain::containment;
-use mini_slurm::live::daemon::{DaemonConfig, mem_description, run as run_daemon};
+use mini_slurm::live::daemon::{DaemonConfig, ExecutorKind, mem_description, run as run_daemon};
+use mini_slurm::live::slurm::cli::Cli;
+use mini_slurm::live::slurm::{SetupError, SlurmConfig, read_cluster};
 use mini_slurm::live::syntax::cpu_list;
 use mini_slurm::live::{Home, LiveError, machine};
+use mini_slurm::model::Cluster;
 use mini_slurm::model::parse_mem_mb;
 use mini_slurm::sched::limits::{Limit, Limits};
 use std::sync::Arc;
@@ -45,6 +48,18 @@ pub struct SchedulerArgs {
     /// Also cap each job's address space (RLIMIT_AS = 2 × its --mem + 512 MB) where no memory cgroup limits it; breaks jobs that reserve address space (CUDA, JVMs)
     #[arg(long)]
     rlimit_as: bool,
+    /// Who runs the jobs: `process` (this machine) or `slurm` (sbatch onto a Slurm cluster, whose nodes are read from Slurm)
+    #[arg(long, default_value = "process", value_parser = ["process", "slurm"])]
+    executor: String,
+    /// With --executor slurm: the Slurm partition to run in (default: Slurm's default partition)
+    #[arg(long, value_name = "NAME")]
+    partition: Option<String>,
+    /// With --executor slurm: seconds a Slurm command (sbatch, squeue, ...) may take before it is killed and retried
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    slurm_timeout: f64,
+    /// With --executor slurm: seconds a job may be missing from both squeue and sacct before it is failed (NODE_FAIL)
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    slurm_lost_after: f64,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -92,6 +107,45 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             Some((p.clone(), text))
         }
     };
+    let (cluster, executor) = if a.executor == "slurm" {
+        slurm_cluster(&a)?
+    } else {
+        if a.partition.is_some() {
+            return Err(input(anyhow!("--partition needs --executor slurm")));
+        }
+        (
+            local_cluster(&a, &detected, gpus.len() as u32)?,
+            ExecutorKind::Process,
+        )
+    };
+    Ok(DaemonConfig {
+        accounts,
+        home: home.clone(),
+        cluster,
+        gpus: if matches!(executor, ExecutorKind::Process) {
+            gpus
+        } else {
+            Vec::new()
+        },
+        policy: a.policy,
+        kill_wait: Duration::from_secs_f64(a.kill_wait),
+        runner: std::env::current_exe().map_err(failed)?,
+        max_sleep: Duration::from_secs_f64(a.poll_interval),
+        limits: Limits {
+            user: a.user_limit.unwrap_or_default(),
+            account: Default::default(),
+        },
+        rlimit_as: a.rlimit_as,
+        executor,
+    })
+}
+
+/// This machine as one node (the process executor).
+fn local_cluster(
+    a: &SchedulerArgs,
+    detected: &machine::Machine,
+    gpus: u32,
+) -> Result<Cluster, crate::commands::CliError> {
     let cpus = a.cpus.unwrap_or(detected.cpus);
     let ids = machine::cpu_ids();
     if cpus as usize > ids.len() {
@@ -103,23 +157,39 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
         );
     }
     let mem_mb = a.mem.unwrap_or(detected.mem_mb);
-    let cluster = machine::local_cluster(cpus, mem_mb, gpus.len() as u32)
-        .map_err(|e| input(anyhow!("{e}")))?;
-    Ok(DaemonConfig {
-        accounts,
-        home: home.clone(),
-        cluster,
-        gpus,
-        policy: a.policy,
-        kill_wait: Duration::from_secs_f64(a.kill_wait),
-        runner: std::env::current_exe().map_err(failed)?,
-        max_sleep: Duration::from_secs_f64(a.poll_interval),
-        limits: Limits {
-            user: a.user_limit.unwrap_or_default(),
-            account: Default::default(),
-        },
-        rlimit_as: a.rlimit_as,
-    })
+    machine::local_cluster(cpus, mem_mb, gpus).map_err(|e| input(anyhow!("{e}")))
+}
+
+/// The nodes of a Slurm partition, read from Slurm (the Slurm executor).
+fn slurm_cluster(a: &SchedulerArgs) -> Result<(Cluster, ExecutorKind), crate::commands::CliError> {
+    for (set, flag) in [
+        (a.cpus.is_some(), "--cpus"),
+        (a.mem.is_some(), "--mem"),
+        (a.gpus.is_some(), "--gpus"),
+        (a.rlimit_as, "--rlimit-as"),
+    ] {
+        if set {
+            return Err(input(anyhow!(
+                "{flag}: not with --executor slurm (the cluster and its limits are Slurm's)"
+            )));
+        }
+    }
+    if !(a.slurm_timeout > 0.0 && a.slurm_lost_after >= 0.0) {
+        return Err(input(anyhow!(
+            "--slurm-timeout must be > 0 and --slurm-lost-after ≥ 0"
+        )));
+    }
+    let cfg = SlurmConfig {
+        partition: a.partition.clone(),
+        timeout: Duration::from_secs_f64(a.slurm_timeout),
+        lost_after: Duration::from_secs_f64(a.slurm_lost_after),
+    };
+    let cli = Cli::from_path(cfg.timeout);
+    let cluster = read_cluster(&cli, cfg.partition.as_deref()).map_err(|e| match e {
+        SetupError::Slurm(_) => failed(anyhow!("--executor slurm: reading the cluster: {e}")),
+        _ => input(anyhow!("{e}")),
+    })?;
+    Ok((cluster, ExecutorKind::Slurm(cfg)))
 }
 
 pub fn run(a: SchedulerArgs) -> CliResult {
@@ -140,15 +210,24 @@ pub fn run(a: SchedulerArgs) -> CliResult {
         cfg.policy,
         home.dir.display()
     );
-    eprintln!(
-        "[mini-slurm] CPU ids: {} (the scheduler's affinity mask)",
-        cpu_list(&machine::cpu_ids())
-    );
-    eprintln!(
-        "[mini-slurm] memory enforcement: {}",
-        mem_description(cfg.rlimit_as)
-    );
-    eprintln!("[mini-slurm] containment: {}", containment().describe());
+    if let ExecutorKind::Slurm(_) = &cfg.executor {
+        let names: Vec<&str> = cfg.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        eprintln!(
+            "[mini-slurm] executor: Slurm, partition {}, nodes {}",
+            cfg.cluster.partitions[0].name,
+            names.join(",")
+        );
+    } else {
+        eprintln!(
+            "[mini-slurm] CPU ids: {} (the scheduler's affinity mask)",
+            cpu_list(&machine::cpu_ids())
+        );
+        eprintln!(
+            "[mini-slurm] memory enforcement: {}",
+            mem_description(cfg.rlimit_as)
+        );
+        eprintln!("[mini-slurm] containment: {}", containment().describe());
+    }
     let flag = Arc::new(AtomicBool::new(false));
     let watcher = {
         let flag = Arc::clone(&flag);

@@ -79,6 +79,12 @@ const MIGRATIONS: &[&str] = &[
     // (`requeue`, `suspend` or `cancel`), so a restart finishes what it began.
     "ALTER TABLE jobs ADD COLUMN launch INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE jobs ADD COLUMN preempting TEXT;",
+    // 9: the Slurm executor: the job's Slurm id (recorded as soon as sbatch returns it), where
+    // the engine placed it (`node:cpus:gpus:gpu_mask` per node, comma-separated) and the state Slurm
+    // last reported.
+    "ALTER TABLE jobs ADD COLUMN slurm_job_id INTEGER;
+     ALTER TABLE jobs ADD COLUMN slurm_alloc TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN slurm_state TEXT;",
 ];
 
 /// The schema version this build writes.
