@@ -12,7 +12,7 @@
 
 use super::machine;
 use super::store::{
-    ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError,
+    ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, SlurmRecord, StoreError,
 };
 use super::syntax::{parse_array, parse_dependency};
 use super::{Home, LiveError, now_ms};
@@ -310,6 +310,10 @@ pub struct Stats {
     pub counts: JobCounts,
     /// The last fault of the database the daemon recovered from.
     pub last_fault: Option<String>,
+    /// The executor the daemon last ran (`process`, `slurm`).
+    pub executor: Option<String>,
+    /// The Slurm executor's state in words (cluster as last seen, command failures).
+    pub slurm: Option<String>,
 }
 
 impl Stats {
@@ -323,6 +327,8 @@ impl Stats {
             contain: ContainStats::default(),
             counts: JobCounts::default(),
             last_fault: None,
+            executor: None,
+            slurm: None,
         }
     }
 
@@ -407,7 +413,14 @@ impl Client {
     /// Stores a validated submission (after the checks against the machine and the jobs it
     /// depends on) and wakes the daemon.
     pub fn submit(&mut self, s: &ValidSubmission) -> Result<Submitted, SubmitError> {
-        self.capacity()?.check(&s.job)?;
+        let meta = self.db.daemon_meta()?;
+        Capacity::of(&meta).check(&s.job)?;
+        if s.job.elastic.is_some() && meta.executor.as_deref() == Some("slurm") {
+            return Err(invalid(format!(
+                "--elastic: {}",
+                crate::live::slurm::NO_ELASTIC
+            )));
+        }
         let mut job = s.job.clone();
         if let Some(d) = &s.dependency {
             let deps = parse_dependency(d).map_err(|e| invalid(format!("--dependency: {e}")))?;
@@ -433,6 +446,11 @@ impl Client {
     /// One job.
     pub fn job(&self, id: i64) -> Result<Option<JobRow>, LiveError> {
         Ok(self.db.job(id)?)
+    }
+
+    /// What the Slurm executor recorded about a job (its Slurm id, placement, Slurm's state).
+    pub fn slurm_record(&self, id: i64) -> Result<Option<SlurmRecord>, LiveError> {
+        Ok(self.db.slurm_record(id)?)
     }
 
     /// Cancels jobs: a pending job at once when no daemon runs, otherwise through the daemon;
@@ -486,6 +504,8 @@ impl Client {
                 .clone()
                 .unwrap_or_else(|| machine::mem_enforcement().describe()),
             last_fault: meta.last_fault.clone(),
+            executor: meta.executor.clone(),
+            slurm: meta.slurm.clone(),
             policy: meta.policy,
             contain: self.db.contain_stats()?,
             counts: self.db.job_counts()?,

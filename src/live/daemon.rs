@@ -230,12 +230,13 @@ fn run_slurm(
     let sock_path = home.socket();
     listen(&sock_path, waker)?;
     let (mut engine, names, policy) = engine(cfg)?;
-    let (cpus, mem_mb, _) = cfg.capacity();
+    let (cpus, mem_mb, gpus) = cfg.capacity();
     let partition = cfg.cluster.partitions[0].name.clone();
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
-        gpus: Some(Vec::new()),
+        // Clients check GPU requests against the count (Slurm picks the devices).
+        gpus: Some((0..gpus).map(|i| i.to_string()).collect()),
         policy: Some(policy),
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),

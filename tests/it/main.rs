@@ -18,5 +18,6 @@ mod props;
 mod reports;
 mod scenarios;
 mod simlib;
+mod slurm_fake;
 mod util;
 mod workloads;

@@ -18,7 +18,18 @@ pub fn run(a: ShowArgs) -> CliResult {
     let missing = || input(anyhow!("job {} does not exist", a.id));
     let c = existing_client()?.ok_or_else(missing)?;
     let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
-    print!("{}", show_text(c.home(), &r, now_ms()));
+    let mut text = show_text(c.home(), &r, now_ms());
+    // A job run by the Slurm executor: its Slurm id and the state Slurm last reported.
+    if let Some(rec) = c.slurm_record(a.id).map_err(failed)?
+        && let Some(id) = rec.slurm_job_id
+    {
+        let state = rec.state.as_deref().unwrap_or("(not polled yet)");
+        text.push_str(&format!(
+            "   SlurmJobId={id} SlurmState={state} SlurmAlloc={}\n",
+            rec.alloc
+        ));
+    }
+    print!("{text}");
     Ok(())
 }
 

@@ -21,8 +21,8 @@ pub enum SlurmError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{cmd}: no answer within {secs} s (killed)")]
-    Timeout { cmd: &'static str, secs: u64 },
+    #[error("{cmd}: no answer within {secs:.1} s (killed)")]
+    Timeout { cmd: &'static str, secs: f64 },
     #[error("{cmd}: exit status {code}: {stderr}")]
     Failed {
         cmd: &'static str,
@@ -145,7 +145,7 @@ impl Cli {
                     let _ = child.wait();
                     return Err(SlurmError::Timeout {
                         cmd: name,
-                        secs: self.timeout.as_secs(),
+                        secs: self.timeout.as_secs_f64(),
                     });
                 }
             }

@@ -23,7 +23,7 @@ use crate::live::clock::TimeBase;
 use crate::live::failpoint;
 use crate::live::sqlite_store::preempt_name;
 use crate::live::store::{Db, Reason, ReasonCode};
-use crate::live::{Home, LiveError, now_ms};
+use crate::live::{Home, LiveError};
 use crate::model::{Cluster, FinalState, PreemptMode, Slice};
 use crate::time::{Dur, Time};
 use std::collections::BTreeMap;
@@ -123,8 +123,10 @@ pub struct SlurmExecutor {
     pub(super) tag: String,
     pub(super) jobs: BTreeMap<JobId, Tracked>,
     submits: BTreeMap<JobId, Submit>,
-    /// Jobs stopped before their submission succeeded: their completions, due now.
-    stopped: Vec<Completion>,
+    /// Jobs stopped before their submission succeeded: their completions, due now, and the
+    /// reason to record with a refused one (written when the completion goes out, after the
+    /// store has recorded the start).
+    stopped: Vec<(Completion, Option<Reason>)>,
     time: TimeBase,
     poll_every: Dur,
     next_poll: Time,
@@ -305,18 +307,13 @@ impl SlurmExecutor {
             {
                 live_log!("mini-slurm: job {job}: Slurm refused it: {stderr}");
                 let why = Reason::bad_row(format!("sbatch: {stderr}"));
-                let r = self
-                    .db
-                    .record_slurm_end(id, "", (None, None), Some(&why), now_ms());
-                if let Err(e) = r {
-                    live_log!("mini-slurm: job {job}: cannot record why: {e}");
-                }
-                self.stopped.push(Completion {
+                let c = Completion {
                     job,
                     at: s.started,
                     state: FinalState::Failed,
                     preempted: None,
-                });
+                };
+                self.stopped.push((c, Some(why)));
                 Ok(None)
             }
             Err(e) => {
@@ -343,12 +340,13 @@ impl SlurmExecutor {
             if let (true, Some(l)) = (s.tried, s.launch) {
                 let _ = self.cli.scancel_name(&token(&self.tag, job.0 as i64, l));
             }
-            self.stopped.push(Completion {
+            let c = Completion {
                 job,
                 at: now,
                 state: why,
                 preempted: preempt,
-            });
+            };
+            self.stopped.push((c, None));
             return;
         }
         let Some(t) = self.jobs.get_mut(&job) else {
@@ -533,6 +531,22 @@ impl SlurmExecutor {
         });
     }
 
+    /// The completions of jobs stopped before Slurm had them, with their reasons recorded.
+    fn take_stopped(&mut self, out: &mut Vec<Completion>) {
+        for (c, why) in std::mem::take(&mut self.stopped) {
+            if let Some(why) = why {
+                let id = c.job.0 as i64;
+                let r = self
+                    .db
+                    .record_slurm_end(id, "", (None, None), Some(&why), c.at.0);
+                if let Err(e) = r {
+                    live_log!("mini-slurm: job {}: cannot record why: {e}", c.job);
+                }
+            }
+            out.push(c);
+        }
+    }
+
     /// Reads the nodes again: logs those that went down or came back and what jobs outside
     /// mini-slurm hold, for `stats`.
     fn refresh(&mut self, now: Time) {
@@ -618,7 +632,7 @@ impl Executor for SlurmExecutor {
     }
 
     fn take_completions(&mut self, now: Time, out: &mut Vec<Completion>) {
-        out.append(&mut self.stopped);
+        self.take_stopped(out);
         let due: Vec<JobId> = self
             .submits
             .iter()
@@ -630,7 +644,7 @@ impl Executor for SlurmExecutor {
                 self.try_submit(now, job, s);
             }
         }
-        out.append(&mut self.stopped);
+        self.take_stopped(out);
         // Jobs the engine does not hold relay their cancellations themselves.
         let unmanaged: Vec<JobId> = self
             .jobs
