@@ -19,5 +19,6 @@ mod reports;
 mod scenarios;
 mod simlib;
 mod slurm_fake;
+mod slurm_real;
 mod util;
 mod workloads;
