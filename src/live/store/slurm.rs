@@ -53,18 +53,27 @@ impl Db {
         Ok(())
     }
 
-    /// The state Slurm reports for a job not over; `running`: it runs now (a CONFIGURING row
-    /// turns RUNNING).
-    pub fn record_slurm_state(&self, id: i64, state: &str, running: bool) -> Result<()> {
+    /// The state Slurm reports for a job not over; `running`: it runs now, so a CONFIGURING
+    /// row turns RUNNING with its start at `at_ms` (when Slurm was seen running it: the row's
+    /// start is the job's real start, which `export-trace` replays).
+    pub fn record_slurm_state(
+        &self,
+        id: i64,
+        state: &str,
+        running: bool,
+        at_ms: i64,
+    ) -> Result<()> {
         self.exec(
             "UPDATE jobs SET slurm_state = ?1,
+                start_ms = CASE WHEN ?2 AND state = ?3 THEN ?5 ELSE start_ms END,
                 state = CASE WHEN ?2 AND state = ?3 THEN ?4 ELSE state END
-             WHERE id = ?5",
+             WHERE id = ?6",
             params![
                 state,
                 running,
                 JobState::Configuring.name(),
                 JobState::Running.name(),
+                at_ms,
                 id
             ],
         )?;

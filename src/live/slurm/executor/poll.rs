@@ -135,7 +135,11 @@ impl SlurmExecutor {
             active => {
                 if t.last.as_deref() != Some(shown.as_str()) {
                     let running = *active == SlurmState::Running;
-                    if self.db.record_slurm_state(id, &shown, running).is_ok() {
+                    if self
+                        .db
+                        .record_slurm_state(id, &shown, running, now.0)
+                        .is_ok()
+                    {
                         t.last = Some(shown);
                     }
                 }
