@@ -132,7 +132,8 @@ fn engine(cfg: &DaemonConfig) -> Result<(Engine, Names, String), LiveError> {
     Ok((engine, names, spec.canonical()))
 }
 
-/// A home's jobs recorded started by another executor cannot be taken over by this one.
+/// A home's jobs recorded started by another executor cannot be taken over by this one (read
+/// only: the daemon records its executor with the rest of its configuration).
 fn check_executor(db: &Db, kind: &ExecutorKind) -> Result<(), LiveError> {
     let before = db
         .daemon_meta()?
@@ -143,7 +144,7 @@ fn check_executor(db: &Db, kind: &ExecutorKind) -> Result<(), LiveError> {
             "jobs of this home were started by the {before} executor and still run: start the scheduler with --executor {before} until they end"
         )));
     }
-    Ok(db.set_executor(kind.name())?)
+    Ok(())
 }
 
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners
@@ -152,7 +153,6 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     let home = &cfg.home;
     let db = home.open()?;
     let _lock = lock(home)?;
-    check_executor(&db, &cfg.executor)?;
     if let ExecutorKind::Slurm(slurm) = &cfg.executor {
         return run_slurm(cfg, slurm, db, shutdown);
     }
@@ -175,6 +175,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     listen(&sock_path, waker.clone())?;
     let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, _) = cfg.capacity();
+    check_executor(&db, &cfg.executor)?;
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
@@ -183,6 +184,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),
         enforcement: Some(mem_description(cfg.rlimit_as)),
+        executor: Some(cfg.executor.name().into()),
         ..Default::default()
     })?;
     let ids = cpu_ids();
@@ -232,6 +234,7 @@ fn run_slurm(
     let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, gpus) = cfg.capacity();
     let partition = cfg.cluster.partitions[0].name.clone();
+    check_executor(&db, &cfg.executor)?;
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
@@ -244,6 +247,7 @@ fn run_slurm(
             "by Slurm (partition {partition}, {} nodes): its own CPU, memory and time limits",
             cfg.cluster.nodes.len()
         )),
+        executor: Some(cfg.executor.name().into()),
         ..Default::default()
     })?;
     let ms = |d: Duration| Dur(d.as_millis() as i64);

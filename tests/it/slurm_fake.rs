@@ -340,3 +340,26 @@ fn scheduler_flags_for_slurm_are_checked() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--cpus"));
 }
+
+#[test]
+fn jobs_of_the_other_executor_are_not_taken_over() {
+    let f = Fake::new();
+    let mut l = Live::new();
+    l.start(&["--cpus", "1"]);
+    let a = l.submit(&["--", "sleep", "30"]);
+    wait_for(|| l.job(a).state.name() == "RUNNING", 20, "job to run");
+    l.kill9();
+    let o = std::process::Command::new(crate::live_util::BIN)
+        .args(["scheduler", "--executor", "slurm"])
+        .env("MINI_SLURM_HOME", l.home())
+        .env("PATH", f.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("started by the process executor"), "{err}");
+    assert_eq!(f.jobs_of(a), 0);
+    l.start(&["--cpus", "1"]);
+    assert!(l.cmd(&["cancel", &a.to_string()]).status.success());
+    assert_eq!(l.wait_state(a, 20).state.name(), "CANCELLED");
+}

@@ -113,11 +113,6 @@ impl Db {
         self.set_meta("slurm", text)
     }
 
-    /// Which executor the daemon runs (`process` or `slurm`).
-    pub fn set_executor(&self, name: &str) -> Result<()> {
-        self.set_meta("executor", name)
-    }
-
     /// What the Slurm executor recorded about job `id`.
     pub fn slurm_record(&self, id: i64) -> Result<Option<SlurmRecord>> {
         self.conn
