@@ -8,14 +8,15 @@
 set -eu
 policy=${1:-easy}
 export MINI_SLURM_HOME=$(mktemp -d)
-# 12 jobs as (CPUs, seconds), all submitted before the scheduler starts; 1-minute limits.
+mini-slurm scheduler --executor slurm --policy "$policy" --poll-interval 0.2 2>"$MINI_SLURM_HOME/daemon.err" &
+daemon=$!
+until mini-slurm stats | grep -q 'Executor: Slurm'; do sleep 0.2; done
+# 12 jobs as (CPUs, seconds), submitted at once; 1-minute limits.
 for job in "4 6" "1 2" "2 3" "1 5" "3 2" "1 1" "2 4" "4 2" "1 3" "2 2" "1 6" "3 1"; do
     set -- $job
     mini-slurm submit --parsable --cpus "$1" --time 1 -- sleep "$2" >/dev/null
 done
-mini-slurm scheduler --executor slurm --policy "$policy" --poll-interval 0.2 2>"$MINI_SLURM_HOME/daemon.err" &
-daemon=$!
-while mini-slurm queue --status PENDING,CONFIGURING,RUNNING | grep -q '[0-9]'; do sleep 1; done
+while [ "$(mini-slurm queue | wc -l)" -gt 1 ]; do sleep 1; done
 kill "$daemon"
 wait "$daemon" || true
 mini-slurm export-trace --out "$MINI_SLURM_HOME/live.csv"

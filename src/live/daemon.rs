@@ -23,7 +23,7 @@ use crate::model::Cluster;
 use crate::policy;
 use crate::sched::limits::Limits;
 use crate::time::Dur;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -201,22 +201,21 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     .with_cpu_ids(ids)
     .with_time_base(clock.base())
     .with_rlimit_as(cfg.rlimit_as);
-    let mut store = SqliteStore::new(
-        db,
-        cfg.cluster.clone(),
-        cfg.limits,
-        names,
-        Arc::clone(&shutdown),
-    );
+    let mut store = SqliteStore::new(db, cfg.cluster.clone(), cfg.limits, names, shutdown);
     recover(&mut store, &mut exec, &mut engine)?;
-    let result = driver::run(
-        &mut engine,
-        &mut clock,
-        &mut exec,
-        &mut store,
-        &mut NoObserver,
-    );
-    let _ = std::fs::remove_file(&sock_path);
+    drive(&mut engine, &mut clock, &mut exec, &mut store, &sock_path)
+}
+
+/// Runs the driver loop until it stops, then removes the daemon's socket.
+fn drive<E: driver::Executor>(
+    engine: &mut Engine,
+    clock: &mut WallClock,
+    exec: &mut E,
+    store: &mut SqliteStore,
+    sock_path: &Path,
+) -> Result<(), LiveError> {
+    let result = driver::run(engine, clock, exec, store, &mut NoObserver);
+    let _ = std::fs::remove_file(sock_path);
     result.map_err(|e| LiveError::Other(format!("scheduler stopped: {e}")))
 }
 
@@ -261,22 +260,8 @@ fn run_slurm(
         ms(slurm.lost_after),
     )
     .with_time_base(clock.base());
-    let mut store = SqliteStore::new(
-        db,
-        cfg.cluster.clone(),
-        cfg.limits,
-        names,
-        Arc::clone(&shutdown),
-    )
-    .refuse_elastic(NO_ELASTIC);
+    let mut store = SqliteStore::new(db, cfg.cluster.clone(), cfg.limits, names, shutdown)
+        .refuse_elastic(NO_ELASTIC);
     slurm_recover(&mut store, &mut exec, &mut engine)?;
-    let result = driver::run(
-        &mut engine,
-        &mut clock,
-        &mut exec,
-        &mut store,
-        &mut NoObserver,
-    );
-    let _ = std::fs::remove_file(&sock_path);
-    result.map_err(|e| LiveError::Other(format!("scheduler stopped: {e}")))
+    drive(&mut engine, &mut clock, &mut exec, &mut store, &sock_path)
 }

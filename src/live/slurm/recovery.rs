@@ -30,13 +30,8 @@ pub(in crate::live) fn recover(
     exec: &mut SlurmExecutor,
     engine: &mut Engine,
 ) -> Result<(), LiveError> {
-    let (rows, bad) = store.db().started_jobs()?;
-    for b in &bad {
-        live_log!("mini-slurm: job {}: {}: failing it", b.id, b.why);
-        store.db().fail_bad_row(b, now_ms())?;
-    }
     let mut started: Vec<(JobRow, SlurmRecord)> = Vec::new();
-    for row in rows {
+    for row in crate::live::recovery::started_rows(store)? {
         if let Some(rec) = exec.db().slurm_record(row.id)? {
             started.push((row, rec));
         }

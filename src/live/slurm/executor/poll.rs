@@ -5,7 +5,7 @@
 use super::{FIRST_WAIT, MAX_WAIT, SlurmExecutor};
 use crate::driver::Completion;
 use crate::ids::JobId;
-use crate::live::failpoint;
+use crate::live::executor::reaped;
 use crate::live::slurm::REFRESH;
 use crate::live::slurm::cli::SlurmError;
 use crate::live::slurm::parse::{JobStatus, SlurmState};
@@ -189,17 +189,7 @@ impl SlurmExecutor {
                 .record_end(job.0 as i64, state, now.0, &Reason::NONE);
             return;
         }
-        failpoint::hit(if t.preempt.is_some() {
-            "requeue:reaped"
-        } else {
-            "end:reaped"
-        });
-        out.push(Completion {
-            job,
-            at: now,
-            state,
-            preempted: t.preempt,
-        });
+        out.push(reaped(job, now, state, t.preempt));
     }
 
     /// Reads the nodes again: logs those that went down or came back and what jobs outside
