@@ -21,11 +21,11 @@ kill "$daemon"
 wait "$daemon" || true
 mini-slurm export-trace --out "$MINI_SLURM_HOME/live.csv"
 mini-slurm queue --status COMPLETED --json |
-    python3 -c 'import json,sys; j=json.load(sys.stdin); w=[(x["start_ms"]-x["submit_ms"])/1000 for x in j]; print(f"live on Slurm ({len(w)} jobs): mean wait {sum(w)/len(w):.2f} s, max {max(w):.2f} s")'
+    python3 -c 'import json,sys; j=json.load(sys.stdin); w=[(x["start_ms"]-x["submit_ms"])/1000 for x in j]; n=len(w); print(f"live on Slurm ({n} jobs): mean wait {sum(w)/n:.2f} s, max {max(w):.2f} s")'
 for p in fcfs easy conservative; do
     mini-slurm sim --trace "$MINI_SLURM_HOME/live.csv" --procs 4 --policy "$p" --estimate requested \
         --no-timing --out "$MINI_SLURM_HOME/sim-$p" >/dev/null 2>&1
-    python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(f"simulated {sys.argv[2]:<12}: mean wait {s["wait_s"]["mean"]:.2f} s, makespan {s["makespan_s"]:.1f} s")' \
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); w=s["wait_s"]["mean"]; m=s["makespan_s"]; print(f"simulated {sys.argv[2]:<12}: mean wait {w:.2f} s, makespan {m:.1f} s")' \
         "$MINI_SLURM_HOME/sim-$p/summary.json" "$p"
 done
 echo "home: $MINI_SLURM_HOME"

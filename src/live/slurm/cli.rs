@@ -119,8 +119,13 @@ impl Cli {
         let mut child = cmd
             .spawn()
             .map_err(|source| SlurmError::Spawn { cmd: name, source })?;
+        // Written by a thread, so a command that does not read its input cannot block us
+        // past the timeout.
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            let _ = pipe.write_all(text.as_bytes());
+            let text = text.to_string();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(text.as_bytes());
+            });
         }
         let read = |r: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {

@@ -163,9 +163,11 @@ pub fn submission(home: &Home, row: &JobRow, at: &Placed<'_>) -> Submission {
         format!("--output={}", home.out_log(row.id).display()),
         format!("--error={}", home.err_log(row.id).display()),
     ];
-    if cpus.iter().all(|&c| c == cpus[0]) {
+    if let Some(&c) = cpus.first()
+        && cpus.iter().all(|&x| x == c)
+    {
         args.push("--ntasks-per-node=1".into());
-        args.push(format!("--cpus-per-task={}", cpus[0]));
+        args.push(format!("--cpus-per-task={c}"));
     } else {
         // Unequal parts: one task per CPU; Slurm spreads them over the named nodes.
         args.push(format!("--ntasks={total}"));

@@ -21,7 +21,7 @@ use crate::live::failpoint;
 use crate::live::slurm::cli::{Cli, SlurmError};
 use crate::live::slurm::{Placed, submission, token};
 use crate::live::sqlite_store::preempt_name;
-use crate::live::store::{Db, Reason};
+use crate::live::store::{Db, Reason, StoreError};
 use crate::live::{Home, LiveError};
 use crate::model::{Cluster, FinalState, PreemptMode, Slice};
 use crate::time::{Dur, Time};
@@ -255,6 +255,11 @@ impl SlurmExecutor {
         let row = match self.db.job_with_env(id) {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(None),
+            // A damaged row fails its job: it never runs with a guessed environment.
+            Err(e @ StoreError::Decode { .. }) => {
+                self.refused(job, s.started, Reason::bad_row(e.to_string()));
+                return Ok(None);
+            }
             Err(e) => return Err(Transient(e.to_string())),
         };
         let placed = Placed {
@@ -278,13 +283,7 @@ impl SlurmExecutor {
             {
                 live_log!("mini-slurm: job {job}: Slurm refused it: {stderr}");
                 let why = Reason::bad_row(format!("sbatch: {stderr}"));
-                let c = Completion {
-                    job,
-                    at: s.started,
-                    state: FinalState::Failed,
-                    preempted: None,
-                };
-                self.stopped.push((c, Some(why)));
+                self.refused(job, s.started, why);
                 Ok(None)
             }
             Err(e) => {
@@ -292,6 +291,18 @@ impl SlurmExecutor {
                 Err(Transient(e.to_string()))
             }
         }
+    }
+
+    /// A job that cannot be submitted ends FAILED with `why` (recorded when its completion
+    /// goes out).
+    fn refused(&mut self, job: JobId, at: Time, why: Reason) {
+        let c = Completion {
+            job,
+            at,
+            state: FinalState::Failed,
+            preempted: None,
+        };
+        self.stopped.push((c, Some(why)));
     }
 
     /// A submission Slurm accepted: its id recorded (or kept to record later).
