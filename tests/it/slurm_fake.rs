@@ -363,3 +363,26 @@ fn jobs_of_the_other_executor_are_not_taken_over() {
     assert!(l.cmd(&["cancel", &a.to_string()]).status.success());
     assert_eq!(l.wait_state(a, 20).state.name(), "CANCELLED");
 }
+
+#[test]
+fn preemption_by_requeue_is_scancel_then_a_new_submission() {
+    let f = Fake::new();
+    let mut l = Live::new();
+    f.start(&mut l, &["--policy", "priority[preempt=requeue]"], &[]);
+    // Both nodes, one part each: --nodes=2, --ntasks-per-node=1 --cpus-per-task=4.
+    let low = l.submit(&["--cpus", "8", "--priority", "1", "echo SEQ=RUNNING"]);
+    wait_for(|| l.job(low).state.name() == "RUNNING", 20, "the low job to run");
+    let high = l.submit(&["--cpus", "8", "--priority", "9", "echo SEQ=RUNNING,COMPLETED"]);
+    assert_eq!(state_exit(&l, high).0, "COMPLETED");
+    wait_for(
+        || l.job(low).restarts == 1 && l.job(low).state.name() == "RUNNING",
+        30,
+        "the low job to run again",
+    );
+    assert_eq!((f.sbatches_of(low), f.jobs_of(low)), (2, 2), "{}", f.calls());
+    let calls = f.calls();
+    assert!(calls.contains("--nodes=2 --nodelist=n1,n2"), "{calls}");
+    assert!(calls.contains("--cpus-per-task=4"), "{calls}");
+    assert!(l.cmd(&["cancel", &low.to_string()]).status.success());
+    assert_eq!(state_exit(&l, low).0, "CANCELLED");
+}
