@@ -7,7 +7,8 @@ poll by id moves it one step (the last step sticks); `LINGER=N` lists a finished
 squeue for N polls (default 1000; 0: never), after which only sacct knows it. STATE_DIR/control.json
 steers faults: {"fail": {"sbatch": 2}} fails the next 2 calls, {"hang": {"squeue": 1}} hangs
 one call, {"accept_then_fail": 1} makes sbatch take the job and still fail, {"refuse": "msg"}
-makes sbatch refuse every job, {"sacct": "off"} disables accounting (and the jobcomp file).
+makes sbatch refuse every job, {"sacct": "off"} disables accounting (and the jobcomp file),
+{"down": ["n2"]} shows node n2 DOWN*.
 Every call is appended to STATE_DIR/calls.log.
 """
 import fcntl
@@ -161,8 +162,9 @@ def main():
     if CMD == "scontrol":
         if ARGS[:2] == ["show", "node"]:
             for n in ("n1", "n2"):
+                state = "DOWN*" if n in control.get("down", []) else "IDLE"
                 print(f"NodeName={n} Arch=x86_64 CPUAlloc=0 CPUEfctv=4 CPUTot=4 Gres=(null) "
-                      f"OS=Linux 6.1 #1 SMP RealMemory=8000 AllocMem=0 State=IDLE Partitions=batch")
+                      f"OS=Linux 6.1 #1 SMP RealMemory=8000 AllocMem=0 State={state} Partitions=batch")
             print("NodeName=x1 CPUTot=2 RealMemory=100 State=IDLE Partitions=other")
         elif ARGS[:2] == ["show", "partition"]:
             print("PartitionName=batch Default=YES MaxTime=UNLIMITED Nodes=n[1-2]")

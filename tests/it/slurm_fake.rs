@@ -173,7 +173,7 @@ fn every_slurm_state_and_exit_code() {
 fn command_failures_and_hangs_are_retried() {
     let f = Fake::new();
     let mut l = Live::new();
-    f.control(r#"{"fail": {"sbatch": 2, "squeue": 2}, "hang": {"squeue": 1}}"#);
+    f.control(r#"{"fail": {"sbatch": 2, "squeue": 2}, "hang": {"squeue": 1}, "down": ["n2"]}"#);
     let a = l.submit(&["echo SEQ=RUNNING,COMPLETED"]);
     let b = l.submit(&["echo SEQ=RUNNING,FAILED:2"]);
     f.start(&mut l, &["--slurm-timeout", "0.5"], &[]);
@@ -371,15 +371,30 @@ fn preemption_by_requeue_is_scancel_then_a_new_submission() {
     f.start(&mut l, &["--policy", "priority[preempt=requeue]"], &[]);
     // Both nodes, one part each: --nodes=2, --ntasks-per-node=1 --cpus-per-task=4.
     let low = l.submit(&["--cpus", "8", "--priority", "1", "echo SEQ=RUNNING"]);
-    wait_for(|| l.job(low).state.name() == "RUNNING", 20, "the low job to run");
-    let high = l.submit(&["--cpus", "8", "--priority", "9", "echo SEQ=RUNNING,COMPLETED"]);
+    wait_for(
+        || l.job(low).state.name() == "RUNNING",
+        20,
+        "the low job to run",
+    );
+    let high = l.submit(&[
+        "--cpus",
+        "8",
+        "--priority",
+        "9",
+        "echo SEQ=RUNNING,COMPLETED",
+    ]);
     assert_eq!(state_exit(&l, high).0, "COMPLETED");
     wait_for(
         || l.job(low).restarts == 1 && l.job(low).state.name() == "RUNNING",
         30,
         "the low job to run again",
     );
-    assert_eq!((f.sbatches_of(low), f.jobs_of(low)), (2, 2), "{}", f.calls());
+    assert_eq!(
+        (f.sbatches_of(low), f.jobs_of(low)),
+        (2, 2),
+        "{}",
+        f.calls()
+    );
     let calls = f.calls();
     assert!(calls.contains("--nodes=2 --nodelist=n1,n2"), "{calls}");
     assert!(calls.contains("--cpus-per-task=4"), "{calls}");
