@@ -1,13 +1,15 @@
 //! The live daemon: `run(config)` plugs a wall clock, an executor (processes on this machine,
 //! or jobs on Slurm) and the SQLite store into the same engine and driver loop as the
 //! simulator. Wiring only: each part lives in its own file (`clock.rs`, `executor/`,
-//! `slurm/`, `sqlite_store.rs`, `recovery.rs`).
+//! `slurm/`, `sqlite_store.rs`, `recovery.rs`, `server.rs`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
 use super::executor::ProcessExecutor;
 use super::machine::{cpu_ids, mem_enforcement};
 use super::recovery::recover;
+use super::server;
+use super::service::Access;
 use super::slurm::cli::Cli;
 use super::slurm::executor::SlurmExecutor;
 use super::slurm::recovery::recover as slurm_recover;
@@ -51,6 +53,8 @@ pub struct DaemonConfig {
     /// Cap each job's address space (RLIMIT_AS = 2 × its memory + 512 MB) where no memory
     /// cgroup limits it (`scheduler --rlimit-as`).
     pub rlimit_as: bool,
+    /// Who may connect and do what (`scheduler --multi-user`, `--max-priority`).
+    pub access: Access,
     /// Who runs the jobs.
     pub executor: ExecutorKind,
 }
@@ -151,6 +155,7 @@ fn check_executor(db: &Db, kind: &ExecutorKind) -> Result<(), LiveError> {
 /// (process executor) or in Slurm.
 pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
     let home = &cfg.home;
+    server::prepare_home(home, &cfg.access)?;
     let db = home.open()?;
     let _lock = lock(home)?;
     if let ExecutorKind::Slurm(slurm) = &cfg.executor {
@@ -171,8 +176,9 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         )));
     }
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.socket();
+    let sock_path = home.wake_socket();
     listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, waker.clone())?;
     let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, _) = cfg.capacity();
     check_executor(&db, &cfg.executor)?;
@@ -228,8 +234,9 @@ fn run_slurm(
 ) -> Result<(), LiveError> {
     let home = &cfg.home;
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.socket();
-    listen(&sock_path, waker)?;
+    let sock_path = home.wake_socket();
+    listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, waker)?;
     let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, gpus) = cfg.capacity();
     let partition = cfg.cluster.partitions[0].name.clone();

@@ -11,6 +11,7 @@ mod live;
 mod live_contain;
 mod live_crash;
 mod live_faults;
+mod live_multi;
 mod live_util;
 mod pinned;
 mod preempt;

@@ -339,6 +339,10 @@ fn scheduler_flags_for_slurm_are_checked() {
     let o = run(&["--cpus", "2"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--cpus"));
+    // Slurm jobs run as the scheduler's user: no shared daemon.
+    let o = run(&["--multi-user"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--multi-user"));
 }
 
 #[test]

@@ -215,6 +215,7 @@ fn field(code: char, r: &JobRow, node: &str, now: i64, reason: &str) -> String {
         'V' => iso(Some(r.submit_ms)),
         'S' => iso(r.start_ms),
         'e' => iso(r.end_ms),
+        'o' | 'Z' if r.details_hidden => super::HIDDEN.to_string(),
         'o' => r.argv.join(" "),
         'Z' => r.cwd.clone(),
         'E' => {

@@ -40,7 +40,7 @@ pub fn run(a: QueueArgs) -> CliResult {
     let filter = queue_filter(a.status.as_deref(), a.user, a.all)
         .map_err(|e| input(anyhow!("--status: {e}")))?;
     let rows = match existing_client()? {
-        Some(c) => c.queue(&filter).map_err(failed)?,
+        Some(mut c) => c.queue(&filter).map_err(failed)?,
         None => Vec::new(),
     };
     if a.json {
@@ -157,7 +157,11 @@ fn queue_table(rows: &[JobRow], now: i64) -> String {
             secs(run),
             time_limit(r.time_limit_ms),
             truncate(&reason_or_exit(r, top), 24),
-            r.argv.join(" ")
+            if r.details_hidden {
+                super::HIDDEN.to_string()
+            } else {
+                r.argv.join(" ")
+            }
         ));
     }
     out

@@ -5,6 +5,7 @@ use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::contain::containment;
 use mini_slurm::live::daemon::{DaemonConfig, ExecutorKind, mem_description, run as run_daemon};
+use mini_slurm::live::service::Access;
 use mini_slurm::live::slurm::cli::Cli;
 use mini_slurm::live::slurm::{SetupError, SlurmConfig, read_cluster};
 use mini_slurm::live::syntax::cpu_list;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "The daemon runs until SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm)."
+    after_help = "The daemon runs until SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm; with --multi-user, /var/lib/mini-slurm)."
 )]
 pub struct SchedulerArgs {
     /// CPUs to schedule (default: all detected)
@@ -60,6 +61,12 @@ pub struct SchedulerArgs {
     /// With --executor slurm: seconds a job may be missing from both squeue and sacct before it is failed (NODE_FAIL)
     #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
     slurm_lost_after: f64,
+    /// A scheduler shared by this machine's users (run as root): each user submits, sees and cancels through its socket, and each job runs as its owner (see docs/live.md, "Shared machine")
+    #[arg(long)]
+    multi_user: bool,
+    /// The highest --priority a user other than root may give (default: any; 0 with --multi-user)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    max_priority: Option<i64>,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -136,6 +143,10 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             account: Default::default(),
         },
         rlimit_as: a.rlimit_as,
+        access: Access {
+            multi_user: a.multi_user,
+            max_priority: a.max_priority.or(a.multi_user.then_some(0)),
+        },
         executor,
     })
 }
@@ -174,6 +185,12 @@ fn slurm_cluster(a: &SchedulerArgs) -> Result<(Cluster, ExecutorKind), crate::co
             )));
         }
     }
+    // sbatch runs as the daemon's user: a shared daemon would run everyone's jobs as root.
+    if a.multi_user {
+        return Err(input(anyhow!(
+            "--multi-user: not with --executor slurm (Slurm jobs run as the scheduler's own user)"
+        )));
+    }
     if !(a.slurm_timeout > 0.0 && a.slurm_lost_after >= 0.0) {
         return Err(input(anyhow!(
             "--slurm-timeout must be > 0 and --slurm-lost-after ≥ 0"
@@ -193,7 +210,11 @@ fn slurm_cluster(a: &SchedulerArgs) -> Result<(Cluster, ExecutorKind), crate::co
 }
 
 pub fn run(a: SchedulerArgs) -> CliResult {
-    let home = Home::from_env();
+    let home = if a.multi_user {
+        Home::system_from_env()
+    } else {
+        Home::personal_from_env()
+    };
     let cfg = config(a, &home)?;
     for sig in [
         nix::sys::signal::Signal::SIGINT,
@@ -242,7 +263,7 @@ pub fn run(a: SchedulerArgs) -> CliResult {
     SHUTDOWN.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     r.map_err(|e| match e {
-        LiveError::AlreadyRunning { .. } => input(e),
+        LiveError::AlreadyRunning { .. } | LiveError::Denied(_) => input(e),
         other => failed(other),
     })?;
     eprintln!("[mini-slurm] scheduler stopped");

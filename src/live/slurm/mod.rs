@@ -151,6 +151,9 @@ pub fn submission(home: &Home, row: &JobRow, at: &Placed<'_>) -> Submission {
         .collect();
     let cpus: Vec<u32> = at.alloc.iter().map(|s| s.cpus).collect();
     let total: u32 = cpus.iter().sum();
+    // The job's `--output`/`--error` (its patterns expanded as the runner would, on the first
+    // node), else the home's logs.
+    let (out, err) = crate::live::output::paths(home, row, names.first().copied().unwrap_or(""));
     let mut args = vec![
         format!("--job-name={}", at.token),
         format!("--comment={}", row.name),
@@ -160,8 +163,8 @@ pub fn submission(home: &Home, row: &JobRow, at: &Placed<'_>) -> Submission {
         "--no-requeue".into(),
         "--export=ALL".into(),
         format!("--chdir={}", row.cwd),
-        format!("--output={}", home.out_log(row.id).display()),
-        format!("--error={}", home.err_log(row.id).display()),
+        format!("--output={}", out.display()),
+        format!("--error={}", err.display()),
     ];
     if let Some(&c) = cpus.first()
         && cpus.iter().all(|&x| x == c)
