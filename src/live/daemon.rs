@@ -175,10 +175,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
             cfg.gpus.len()
         )));
     }
-    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.wake_socket();
-    listen(&sock_path, waker.clone())?;
-    let _server = server::start(home, cfg.access, waker.clone())?;
+    // The configuration is recorded first: a client that sees the daemon's lock held finds it.
     let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, _) = cfg.capacity();
     check_executor(&db, &cfg.executor)?;
@@ -195,6 +192,10 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     })?;
     let ids = cpu_ids();
     db.record_containment(&containment().describe(), &cpu_list(&ids))?;
+    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
+    let sock_path = home.wake_socket();
+    listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, waker.clone())?;
     let mut exec = ProcessExecutor::new(
         home.clone(),
         DbLedger(home.open()?),
@@ -233,10 +234,6 @@ fn run_slurm(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), LiveError> {
     let home = &cfg.home;
-    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.wake_socket();
-    listen(&sock_path, waker.clone())?;
-    let _server = server::start(home, cfg.access, waker)?;
     let (mut engine, names, policy) = engine(cfg)?;
     let (cpus, mem_mb, gpus) = cfg.capacity();
     let partition = cfg.cluster.partitions[0].name.clone();
@@ -256,6 +253,10 @@ fn run_slurm(
         executor: Some(cfg.executor.name().into()),
         ..Default::default()
     })?;
+    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
+    let sock_path = home.wake_socket();
+    listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, waker)?;
     let ms = |d: Duration| Dur(d.as_millis() as i64);
     let mut exec = SlurmExecutor::new(
         home.clone(),
