@@ -7,6 +7,9 @@
 #                    its socket as root; default: a personal scheduler (clients also use the socket)
 #     --rounds N     repeat the throughput step N times and print the median (default 3)
 #     PATH           another binary (e.g. an older build, for a baseline); default: this checkout's
+#   POLICY=SPEC      the scheduler's policy (default easy[order=priority], which starts a job the
+#                    moment it fits: the numbers measure mini-slurm, not a policy's cycle; the
+#                    daemon's own default, slurm, starts jobs at Slurm's whole-second cycles)
 # Needs hyperfine (apt-get install hyperfine) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +27,7 @@ WORK="$(mktemp -d)"
 trap 'kill $DAEMON 2>/dev/null || true; wait 2>/dev/null; rm -rf "$MINI_SLURM_HOME" "$WORK"' EXIT
 cd "$WORK"
 
-"$B" scheduler --cpus 2 "${MULTI[@]}" 2>/dev/null & DAEMON=$!
+"$B" scheduler --cpus 2 --policy "${POLICY:-easy[order=priority]}" "${MULTI[@]}" 2>/dev/null & DAEMON=$!
 until [ -S "$MINI_SLURM_HOME/daemon.sock" ]; do sleep 0.05; done
 idle() { until [ "$("$B" queue --noheader | wc -l)" -eq 0 ]; do sleep 0.05; done; }
 # Where job N's stdout goes: the home's logs for a personal scheduler, slurm-N.out in the

@@ -1,40 +1,76 @@
 //! `mini-slurm show ID`: one job's details, as `scontrol show job`.
 
-use super::{HIDDEN, existing_client, exit_code_str, failed, input, time_limit, utc};
+use super::{HIDDEN, existing_client, exit_code_str, failed, input, iso_time, time_limit};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
+use mini_slurm::live::syntax::JobRef;
 use mini_slurm::live::{Home, machine, now_ms, output};
 use mini_slurm::time::{Dur, fmt_slurm_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// The job id
+    /// The job id: `J` (a job, or every task of array J) or `J_T` (task T of array J)
     #[arg(value_name = "JOB_ID")]
-    id: i64,
+    id: JobRef,
+    /// JSON output: a list of jobs with the fields of `queue --json`
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: ShowArgs) -> CliResult {
     let missing = || input(anyhow!("job {} does not exist", a.id));
     let mut c = existing_client()?.ok_or_else(missing)?;
-    let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
-    let mut text = show_text(c.home(), &r, now_ms());
-    // A job run by the Slurm executor: its Slurm id and the state Slurm last reported.
-    if let Some(rec) = c.slurm_record(a.id).map_err(failed)?
-        && let Some(id) = rec.slurm_job_id
-    {
-        let state = rec.state.as_deref().unwrap_or("(not polled yet)");
-        text.push_str(&format!(
-            "   SlurmJobId={id} SlurmState={state} SlurmAlloc={}\n",
-            rec.alloc
-        ));
+    let ids = c.resolve(a.id).map_err(failed)?;
+    if ids.is_empty() {
+        return Err(missing());
     }
-    print!("{text}");
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for (id, _) in ids {
+        // A job removed between the two reads is simply not shown.
+        if let Some(r) = c.job(id).map_err(failed)? {
+            rows.push(r);
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(failed)?);
+        return Ok(());
+    }
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| show_text(c.home(), r, now) + &slurm_line(&c, r.id))
+        .collect();
+    print!("{}", texts.join("\n"));
     Ok(())
 }
 
+/// A job run by the Slurm executor: its Slurm id, the state Slurm last reported and where the
+/// engine placed it (empty for other jobs).
+fn slurm_line(c: &mini_slurm::live::client::Client, id: i64) -> String {
+    match c.slurm_record(id) {
+        Ok(Some(rec)) => rec.slurm_job_id.map_or(String::new(), |sid| {
+            let state = rec.state.as_deref().unwrap_or("(not polled yet)");
+            format!(
+                "   SlurmJobId={sid} SlurmState={state} SlurmAlloc={}\n",
+                rec.alloc
+            )
+        }),
+        _ => String::new(),
+    }
+}
+
+/// The name of group `gid` (its number when the system has no such group), as `scontrol`
+/// prints `GroupId=name(gid)`.
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
 fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
-    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), utc);
+    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), iso_time);
     let run = r.start_ms.map_or(0, |s| r.end_ms.unwrap_or(now) - s);
     let wait = r.start_ms.unwrap_or(now) - r.submit_ms;
     let mut s = format!("JobId={} JobName={}\n", r.id, r.name);
@@ -46,9 +82,10 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   UserId={}({}) GroupId={} Priority={} Nice={} QOS={} Partition={}\n",
+        "   UserId={}({}) GroupId={}({}) Priority={} Nice={} QOS={} Partition={}\n",
         r.user,
         r.uid,
+        group_name(r.gid),
         r.gid,
         r.priority,
         r.nice,
@@ -68,8 +105,8 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         exit_code_str(r.exit_code, r.signal)
     ));
     s.push_str(&format!(
-        "   SubmitTime={} StartTime={} EndTime={} (UTC)\n",
-        utc(r.submit_ms),
+        "   SubmitTime={} StartTime={} EndTime={}\n",
+        iso_time(r.submit_ms),
         t(r.start_ms),
         t(r.end_ms)
     ));
@@ -90,7 +127,7 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   NumCPUs={} CPU_IDs={} Mem={}M Gres=gpu:{}{}\n",
+        "   NumCPUs={} CPU_IDs={} Mem={} Gres=gpu:{}{}\n",
         r.alloc_cpus
             .filter(|_| r.start_ms.is_some())
             .unwrap_or(r.cpus),
@@ -99,7 +136,13 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         } else {
             &r.cpu_list
         },
-        r.mem_mb,
+        // No request: no limit, as scontrol prints a job without --mem on a node without
+        // memory accounting.
+        if r.mem_mb == 0 {
+            "UNLIMITED".to_string()
+        } else {
+            format!("{}M", r.mem_mb)
+        },
         r.gpus,
         if r.gpu_list.is_empty() {
             String::new()

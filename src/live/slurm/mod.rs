@@ -104,6 +104,7 @@ pub fn read_cluster(cli: &Cli, partition: Option<&str>) -> Result<Cluster, Setup
         name: part.name.clone(),
         nodes: (0..nodes.len() as u32).collect(),
         max_time: part.max_minutes.map(|m| Dur(m * 60_000)),
+        default_time: part.default_minutes.map(|m| Dur(m * 60_000)),
         max_nodes: None,
         default: true,
     };

@@ -288,6 +288,8 @@ pub struct SlurmPartition {
     pub default: bool,
     /// `MaxTime` in minutes (`None`: UNLIMITED / INFINITE).
     pub max_minutes: Option<i64>,
+    /// `DefaultTime` in minutes (`None`: NONE, the partition's `MaxTime` applies).
+    pub default_minutes: Option<i64>,
 }
 
 /// Reads `scontrol show partition -o`.
@@ -300,6 +302,7 @@ pub fn partitions(out: &str) -> Result<Vec<SlurmPartition>, ParseError> {
             name: name.to_string(),
             default: field(&rec, "Default") == Some("YES"),
             max_minutes: field(&rec, "MaxTime").and_then(slurm_minutes),
+            default_minutes: field(&rec, "DefaultTime").and_then(slurm_minutes),
         });
     }
     Ok(parts)
@@ -455,8 +458,8 @@ mod tests {
     #[test]
     fn partition_records() {
         let p = partitions(
-            "PartitionName=debug AllowGroups=ALL Default=YES MaxTime=UNLIMITED Nodes=vm\n\
-             PartitionName=short Default=NO MaxTime=1-00:30:00 Nodes=vm\n",
+            "PartitionName=debug AllowGroups=ALL Default=YES DefaultTime=NONE MaxTime=UNLIMITED Nodes=vm\n\
+             PartitionName=short Default=NO DefaultTime=00:10:00 MaxTime=1-00:30:00 Nodes=vm\n",
         )
         .unwrap();
         assert_eq!(
@@ -464,6 +467,10 @@ mod tests {
             ("debug", true, None)
         );
         assert_eq!(p[1].max_minutes, Some(24 * 60 + 30));
+        assert_eq!(
+            (p[0].default_minutes, p[1].default_minutes),
+            (None, Some(10))
+        );
         assert_eq!(slurm_minutes("30"), Some(30));
         assert_eq!(slurm_minutes("1:30"), Some(2));
         assert_eq!(slurm_minutes("INFINITE"), None);
