@@ -17,7 +17,7 @@ use super::protocol::{Request, Response};
 use super::remote;
 use super::service::{Access, QosGrants, Service};
 pub use super::service::{Capacity, Stats, workload_of};
-use super::store::{Db, JobFilter, JobRow, NewJob, StoreError, by_name};
+use super::store::{Db, JobFilter, JobRow, NewJob, SlurmRecord, StoreError, by_name};
 use super::syntax::JobRef;
 use super::syntax::parse_array;
 use super::{Home, LiveError, output};
@@ -442,6 +442,16 @@ impl Client {
     fn direct(home: &Home) -> Result<Db, LiveError> {
         may_work_directly(home)?;
         home.open()
+    }
+
+    /// What the Slurm executor recorded about a job (its Slurm id, placement, Slurm's state),
+    /// read from the database; `None` where it cannot be read (the Slurm executor runs only in
+    /// a personal home, whose database its owner reads).
+    pub fn slurm_record(&self, id: i64) -> Result<Option<SlurmRecord>, LiveError> {
+        match Db::open_existing(&self.home.db()) {
+            Ok(Some(db)) => Ok(db.slurm_record(id)?),
+            _ => Ok(None),
+        }
     }
 
     pub fn home(&self) -> &Home {

@@ -1,6 +1,7 @@
-//! The live daemon: `run(config)` plugs a wall clock, a process executor and the SQLite store
-//! into the same engine and driver loop as the simulator. Wiring only: each part lives in its
-//! own file (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`, `server.rs`).
+//! The live daemon: `run(config)` plugs a wall clock, an executor (processes on this machine,
+//! or jobs on Slurm) and the SQLite store into the same engine and driver loop as the
+//! simulator. Wiring only: each part lives in its own file (`clock.rs`, `executor/`,
+//! `slurm/`, `sqlite_store.rs`, `recovery.rs`, `server.rs`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
@@ -9,8 +10,12 @@ use super::machine::{cpu_ids, mem_enforcement};
 use super::recovery::recover;
 use super::server;
 use super::service::{Access, QosGrants};
+use super::slurm::cli::Cli;
+use super::slurm::executor::SlurmExecutor;
+use super::slurm::recovery::recover as slurm_recover;
+use super::slurm::{NO_ELASTIC, SlurmConfig};
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
-use super::store::DaemonMeta;
+use super::store::{DaemonMeta, Db};
 use super::syntax::cpu_list;
 use super::{Home, LiveError, now_ms};
 use crate::driver::{self, NoObserver};
@@ -20,7 +25,7 @@ use crate::model::Cluster;
 use crate::policy;
 use crate::sched::limits::Limits;
 use crate::time::Dur;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -50,6 +55,26 @@ pub struct DaemonConfig {
     pub rlimit_as: bool,
     /// Who may connect and do what (`scheduler --multi-user`, `--max-priority`).
     pub access: Access,
+    /// Who runs the jobs.
+    pub executor: ExecutorKind,
+}
+
+/// Who runs the jobs the engine starts.
+#[derive(Clone, Debug)]
+pub enum ExecutorKind {
+    /// Processes on this machine, each under a `job-runner` (the cluster is one node).
+    Process,
+    /// Batch jobs on a Slurm cluster (the cluster is read from Slurm).
+    Slurm(SlurmConfig),
+}
+
+impl ExecutorKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecutorKind::Process => "process",
+            ExecutorKind::Slurm(_) => "slurm",
+        }
+    }
 }
 
 impl DaemonConfig {
@@ -57,7 +82,8 @@ impl DaemonConfig {
     pub fn capacity(&self) -> (u32, u64, usize) {
         let n = &self.cluster.nodes;
         let cpus = n.iter().map(|n| n.cpus).sum();
-        (cpus, n.iter().map(|n| n.mem_mb).sum(), self.gpus.len())
+        let gpus = n.iter().map(|n| n.gpus as usize).sum();
+        (cpus, n.iter().map(|n| n.mem_mb).sum(), gpus)
     }
 }
 
@@ -98,29 +124,8 @@ fn lock(home: &Home) -> Result<nix::fcntl::Flock<std::fs::File>, LiveError> {
     Ok(lock)
 }
 
-/// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
-pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
-    let home = &cfg.home;
-    server::prepare_home(home, &cfg.access)?;
-    let db = home.open()?;
-    let _lock = lock(home)?;
-    let [node] = cfg.cluster.nodes.as_slice() else {
-        return Err(LiveError::Other(format!(
-            "the process executor runs jobs on this machine: one node expected, the cluster has {}",
-            cfg.cluster.nodes.len()
-        )));
-    };
-    if node.gpus as usize != cfg.gpus.len() {
-        return Err(LiveError::Other(format!(
-            "node {} has {} GPUs but {} GPU names are given",
-            node.name,
-            node.gpus,
-            cfg.gpus.len()
-        )));
-    }
-    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.wake_socket();
-    listen(&sock_path, waker.clone())?;
+/// The engine of `cfg`: its cluster, policy, limits and accounts; the names it interns.
+fn engine(cfg: &DaemonConfig) -> Result<(Engine, Names, String, QosGrants), LiveError> {
     let (policy, spec) =
         policy::build(&cfg.policy).map_err(|e| LiveError::Other(format!("--policy: {e}")))?;
     let mut engine = Engine::new(
@@ -138,20 +143,69 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         qos = QosGrants::of(&assoc, &names);
         engine.set_associations(assoc);
     }
-    let _server = server::start(home, cfg.access, qos, waker.clone())?;
+    Ok((engine, names, spec.canonical(), qos))
+}
+
+/// A home's jobs recorded started by another executor cannot be taken over by this one (read
+/// only: the daemon records its executor with the rest of its configuration).
+fn check_executor(db: &Db, kind: &ExecutorKind) -> Result<(), LiveError> {
+    let before = db
+        .daemon_meta()?
+        .executor
+        .unwrap_or_else(|| "process".into());
+    if before != kind.name() && !db.started_jobs()?.0.is_empty() {
+        return Err(LiveError::Other(format!(
+            "jobs of this home were started by the {before} executor and still run: start the scheduler with --executor {before} until they end"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners
+/// (process executor) or in Slurm.
+pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
+    let home = &cfg.home;
+    server::prepare_home(home, &cfg.access)?;
+    let db = home.open()?;
+    let _lock = lock(home)?;
+    if let ExecutorKind::Slurm(slurm) = &cfg.executor {
+        return run_slurm(cfg, slurm, db, shutdown);
+    }
+    let [node] = cfg.cluster.nodes.as_slice() else {
+        return Err(LiveError::Other(format!(
+            "the process executor runs jobs on this machine: one node expected, the cluster has {}",
+            cfg.cluster.nodes.len()
+        )));
+    };
+    if node.gpus as usize != cfg.gpus.len() {
+        return Err(LiveError::Other(format!(
+            "node {} has {} GPUs but {} GPU names are given",
+            node.name,
+            node.gpus,
+            cfg.gpus.len()
+        )));
+    }
+    // The configuration is recorded first: a client that sees the daemon's lock held finds it.
+    let (mut engine, names, policy, qos) = engine(cfg)?;
     let (cpus, mem_mb, _) = cfg.capacity();
+    check_executor(&db, &cfg.executor)?;
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
         gpus: Some(cfg.gpus.clone()),
-        policy: Some(spec.canonical()),
+        policy: Some(policy),
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),
         enforcement: Some(mem_description(cfg.rlimit_as)),
-        last_fault: None,
+        executor: Some(cfg.executor.name().into()),
+        ..Default::default()
     })?;
     let ids = cpu_ids();
     db.record_containment(&containment().describe(), &cpu_list(&ids))?;
+    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
+    let sock_path = home.wake_socket();
+    listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, qos, waker.clone())?;
     let mut exec = ProcessExecutor::new(
         home.clone(),
         DbLedger(home.open()?),
@@ -164,21 +218,68 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     .with_cpu_ids(ids)
     .with_time_base(clock.base())
     .with_rlimit_as(cfg.rlimit_as);
-    let mut store = SqliteStore::new(
-        db,
-        cfg.cluster.clone(),
-        cfg.limits,
-        names,
-        Arc::clone(&shutdown),
-    );
+    let mut store = SqliteStore::new(db, cfg.cluster.clone(), cfg.limits, names, shutdown);
     recover(&mut store, &mut exec, &mut engine)?;
-    let result = driver::run(
-        &mut engine,
-        &mut clock,
-        &mut exec,
-        &mut store,
-        &mut NoObserver,
-    );
-    let _ = std::fs::remove_file(&sock_path);
+    drive(&mut engine, &mut clock, &mut exec, &mut store, &sock_path)
+}
+
+/// Runs the driver loop until it stops, then removes the daemon's socket.
+fn drive<E: driver::Executor>(
+    engine: &mut Engine,
+    clock: &mut WallClock,
+    exec: &mut E,
+    store: &mut SqliteStore,
+    sock_path: &Path,
+) -> Result<(), LiveError> {
+    let result = driver::run(engine, clock, exec, store, &mut NoObserver);
+    let _ = std::fs::remove_file(sock_path);
     result.map_err(|e| LiveError::Other(format!("scheduler stopped: {e}")))
+}
+
+/// The daemon with the Slurm executor: the same engine, store and loop; jobs go to Slurm.
+fn run_slurm(
+    cfg: &DaemonConfig,
+    slurm: &SlurmConfig,
+    db: Db,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), LiveError> {
+    let home = &cfg.home;
+    let (mut engine, names, policy, qos) = engine(cfg)?;
+    let (cpus, mem_mb, gpus) = cfg.capacity();
+    let partition = cfg.cluster.partitions[0].name.clone();
+    check_executor(&db, &cfg.executor)?;
+    db.set_daemon_meta(&DaemonMeta {
+        cpus: Some(cpus),
+        mem_mb: Some(mem_mb),
+        // Clients check GPU requests against the count (Slurm picks the devices).
+        gpus: Some((0..gpus).map(|i| i.to_string()).collect()),
+        policy: Some(policy),
+        pid: Some(std::process::id()),
+        started_ms: Some(now_ms()),
+        enforcement: Some(format!(
+            "by Slurm (partition {partition}, {} nodes): its own CPU, memory and time limits",
+            cfg.cluster.nodes.len()
+        )),
+        executor: Some(cfg.executor.name().into()),
+        ..Default::default()
+    })?;
+    let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
+    let sock_path = home.wake_socket();
+    listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, qos, waker)?;
+    let ms = |d: Duration| Dur(d.as_millis() as i64);
+    let mut exec = SlurmExecutor::new(
+        home.clone(),
+        home.open()?,
+        Cli::from_path(slurm.timeout),
+        cfg.cluster.clone(),
+        partition,
+        ms(cfg.max_sleep),
+        ms(slurm.lost_after),
+    )
+    .with_time_base(clock.base());
+    let mut store = SqliteStore::new(db, cfg.cluster.clone(), cfg.limits, names, shutdown)
+        .refuse_elastic(NO_ELASTIC);
+    slurm_recover(&mut store, &mut exec, &mut engine)?;
+    drive(&mut engine, &mut clock, &mut exec, &mut store, &sock_path)
 }

@@ -72,6 +72,7 @@ pub mod runner;
 pub mod server;
 pub mod service;
 pub mod slots;
+pub mod slurm;
 mod spawn;
 pub mod sqlite_store;
 pub mod store;

@@ -35,12 +35,7 @@ pub(super) fn recover<L: Ledger>(
     exec: &mut ProcessExecutor<L>,
     engine: &mut Engine,
 ) -> Result<(), LiveError> {
-    let (rows, bad) = store.db().started_jobs()?;
-    for b in &bad {
-        live_log!("mini-slurm: job {}: {}: failing it", b.id, b.why);
-        store.db().fail_bad_row(b, now_ms())?;
-    }
-    for row in rows {
+    for row in started_rows(store)? {
         let job = JobId(row.id as u64);
         let requeue = matches!(row.preempting.as_deref(), Some("requeue" | "suspend"));
         let alive = row
@@ -65,6 +60,17 @@ pub(super) fn recover<L: Ledger>(
         store.db().record_end(row.id, state, now_ms(), &reason)?;
     }
     Ok(())
+}
+
+/// The jobs recorded started (CONFIGURING or RUNNING), by id; those whose rows do not decode
+/// are failed here (either executor's restart begins with this).
+pub(super) fn started_rows(store: &SqliteStore) -> Result<Vec<JobRow>, LiveError> {
+    let (rows, bad) = store.db().started_jobs()?;
+    for b in &bad {
+        live_log!("mini-slurm: job {}: {}: failing it", b.id, b.why);
+        store.db().fail_bad_row(b, now_ms())?;
+    }
+    Ok(rows)
 }
 
 /// Takes a job whose runner survived back: into the engine if it fits, else unmanaged.

@@ -126,7 +126,14 @@ impl Service<'_> {
             s.output = Some(output::slurm_default(s.array.is_some()).to_string());
         }
         let v = s.validate()?;
-        Capacity::of(&self.db.daemon_meta()?).check(&v.job)?;
+        let meta = self.db.daemon_meta()?;
+        Capacity::of(&meta).check(&v.job)?;
+        if v.job.elastic.is_some() && meta.executor.as_deref() == Some("slurm") {
+            return Err(SubmitError::Invalid(format!(
+                "--elastic: {}",
+                crate::live::slurm::NO_ELASTIC
+            )));
+        }
         let mut job = v.job.clone();
         if let Some(d) = &v.dependency {
             let deps = parse_dependency(d)
@@ -228,6 +235,8 @@ impl Service<'_> {
                 .clone()
                 .unwrap_or_else(|| machine::mem_enforcement().describe()),
             last_fault: meta.last_fault.clone(),
+            executor: meta.executor.clone(),
+            slurm: meta.slurm.clone(),
             policy: meta.policy,
             contain: self.db.contain_stats()?,
             counts: self.db.job_counts()?,
@@ -314,6 +323,12 @@ pub struct Stats {
     pub counts: JobCounts,
     /// The last fault of the database the daemon recovered from.
     pub last_fault: Option<String>,
+    /// The executor the daemon last ran (`process`, `slurm`).
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// The Slurm executor's state in words (cluster as last seen, command failures).
+    #[serde(default)]
+    pub slurm: Option<String>,
 }
 
 impl Stats {
@@ -327,6 +342,8 @@ impl Stats {
             contain: ContainStats::default(),
             counts: JobCounts::default(),
             last_fault: None,
+            executor: None,
+            slurm: None,
         }
     }
 

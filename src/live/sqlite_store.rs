@@ -53,6 +53,8 @@ pub struct SqliteStore {
     shutdown: Arc<AtomicBool>,
     cluster: Cluster,
     limits: Limits,
+    /// Elastic jobs fail at hand-over with this reason (an executor that cannot resize).
+    no_elastic: Option<&'static str>,
 }
 
 /// Dependency status of a pending job.
@@ -85,7 +87,14 @@ impl SqliteStore {
             shutdown,
             cluster,
             limits,
+            no_elastic: None,
         }
+    }
+
+    /// Elastic jobs fail at hand-over with reason `why` (the Slurm executor cannot resize).
+    pub fn refuse_elastic(mut self, why: &'static str) -> SqliteStore {
+        self.no_elastic = Some(why);
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -276,8 +285,15 @@ impl SqliteStore {
                     return Ok(());
                 }
                 let reason = match self.db.job(id)? {
-                    // Why its runner could not start it, as the runner recorded it.
-                    Some(r) if r.runner_done && r.reason.code == ReasonCode::JobLaunchFailure => {
+                    // The executor recorded why: the runner could not start it (a failed setup),
+                    // or the Slurm executor's submission failed or Slurm lost the job.
+                    Some(r)
+                        if r.runner_done
+                            && matches!(
+                                r.reason.code,
+                                ReasonCode::NodeFail | ReasonCode::JobLaunchFailure
+                            ) =>
+                    {
                         r.reason
                     }
                     Some(r) if r.runner_done || c.state == FinalState::Cancelled => Reason::NONE,
@@ -349,6 +365,17 @@ impl SqliteStore {
             if let Some(reason) = self.wait_reason(&row) {
                 self.set_reason(&row, &reason);
                 self.held.insert(row.id);
+                continue;
+            }
+            if let (Some(why), Some(_)) = (self.no_elastic, row.min_cpus) {
+                let id = row.id;
+                self.fail_bad_rows(
+                    &[BadRow {
+                        id,
+                        why: why.into(),
+                    }],
+                    now,
+                );
                 continue;
             }
             let spec = self.spec_of(&row);

@@ -4,10 +4,13 @@ use super::{failed, input};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::contain::containment;
-use mini_slurm::live::daemon::{DaemonConfig, mem_description, run as run_daemon};
+use mini_slurm::live::daemon::{DaemonConfig, ExecutorKind, mem_description, run as run_daemon};
 use mini_slurm::live::service::Access;
+use mini_slurm::live::slurm::cli::Cli;
+use mini_slurm::live::slurm::{SetupError, SlurmConfig, read_cluster};
 use mini_slurm::live::syntax::cpu_list;
 use mini_slurm::live::{Home, LiveError, machine};
+use mini_slurm::model::Cluster;
 use mini_slurm::model::parse_mem_mb;
 use mini_slurm::sched::limits::{Limit, Limits};
 use std::sync::Arc;
@@ -46,6 +49,18 @@ pub struct SchedulerArgs {
     /// Also cap each job's address space (RLIMIT_AS = 2 × its --mem + 512 MB) where no memory cgroup limits it; breaks jobs that reserve address space (CUDA, JVMs)
     #[arg(long)]
     rlimit_as: bool,
+    /// Who runs the jobs: `process` (this machine) or `slurm` (sbatch onto a Slurm cluster, whose nodes are read from Slurm)
+    #[arg(long, default_value = "process", value_parser = ["process", "slurm"])]
+    executor: String,
+    /// With --executor slurm: the Slurm partition to run in (default: Slurm's default partition)
+    #[arg(long, value_name = "NAME")]
+    partition: Option<String>,
+    /// With --executor slurm: seconds a Slurm command (sbatch, squeue, ...) may take before it is killed and retried
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    slurm_timeout: f64,
+    /// With --executor slurm: seconds a job may be missing from both squeue and sacct before it is failed (NODE_FAIL)
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    slurm_lost_after: f64,
     /// A scheduler shared by this machine's users (run as root): each user submits, sees and cancels through its socket, and each job runs as its owner (see docs/live.md, "Shared machine")
     #[arg(long)]
     multi_user: bool,
@@ -99,24 +114,26 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             Some((p.clone(), text))
         }
     };
-    let cpus = a.cpus.unwrap_or(detected.cpus);
-    let ids = machine::cpu_ids();
-    if cpus as usize > ids.len() {
-        eprintln!(
-            "[mini-slurm] warning: --cpus {cpus} is more than the {} CPUs this scheduler may use (ids {}): jobs share them, CPU slot i runs on the i-th of them modulo {}",
-            ids.len(),
-            cpu_list(&ids),
-            ids.len()
-        );
-    }
-    let mem_mb = a.mem.unwrap_or(detected.mem_mb);
-    let cluster = machine::local_cluster(cpus, mem_mb, gpus.len() as u32)
-        .map_err(|e| input(anyhow!("{e}")))?;
+    let (cluster, executor) = if a.executor == "slurm" {
+        slurm_cluster(&a)?
+    } else {
+        if a.partition.is_some() {
+            return Err(input(anyhow!("--partition needs --executor slurm")));
+        }
+        (
+            local_cluster(&a, &detected, gpus.len() as u32)?,
+            ExecutorKind::Process,
+        )
+    };
     Ok(DaemonConfig {
         accounts,
         home: home.clone(),
         cluster,
-        gpus,
+        gpus: if matches!(executor, ExecutorKind::Process) {
+            gpus
+        } else {
+            Vec::new()
+        },
         policy: a.policy,
         kill_wait: Duration::from_secs_f64(a.kill_wait),
         runner: std::env::current_exe().map_err(failed)?,
@@ -130,7 +147,66 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             multi_user: a.multi_user,
             max_priority: a.max_priority.or(a.multi_user.then_some(0)),
         },
+        executor,
     })
+}
+
+/// This machine as one node (the process executor).
+fn local_cluster(
+    a: &SchedulerArgs,
+    detected: &machine::Machine,
+    gpus: u32,
+) -> Result<Cluster, crate::commands::CliError> {
+    let cpus = a.cpus.unwrap_or(detected.cpus);
+    let ids = machine::cpu_ids();
+    if cpus as usize > ids.len() {
+        eprintln!(
+            "[mini-slurm] warning: --cpus {cpus} is more than the {} CPUs this scheduler may use (ids {}): jobs share them, CPU slot i runs on the i-th of them modulo {}",
+            ids.len(),
+            cpu_list(&ids),
+            ids.len()
+        );
+    }
+    let mem_mb = a.mem.unwrap_or(detected.mem_mb);
+    machine::local_cluster(cpus, mem_mb, gpus).map_err(|e| input(anyhow!("{e}")))
+}
+
+/// The nodes of a Slurm partition, read from Slurm (the Slurm executor).
+fn slurm_cluster(a: &SchedulerArgs) -> Result<(Cluster, ExecutorKind), crate::commands::CliError> {
+    for (set, flag) in [
+        (a.cpus.is_some(), "--cpus"),
+        (a.mem.is_some(), "--mem"),
+        (a.gpus.is_some(), "--gpus"),
+        (a.rlimit_as, "--rlimit-as"),
+    ] {
+        if set {
+            return Err(input(anyhow!(
+                "{flag}: not with --executor slurm (the cluster and its limits are Slurm's)"
+            )));
+        }
+    }
+    // sbatch runs as the daemon's user: a shared daemon would run everyone's jobs as root.
+    if a.multi_user {
+        return Err(input(anyhow!(
+            "--multi-user: not with --executor slurm (Slurm jobs run as the scheduler's own user)"
+        )));
+    }
+    if !(a.slurm_timeout > 0.0 && a.slurm_lost_after >= 0.0) {
+        return Err(input(anyhow!(
+            "--slurm-timeout must be > 0 and --slurm-lost-after ≥ 0"
+        )));
+    }
+    let cfg = SlurmConfig {
+        partition: a.partition.clone(),
+        timeout: Duration::from_secs_f64(a.slurm_timeout),
+        lost_after: Duration::from_secs_f64(a.slurm_lost_after),
+    };
+    let cli = Cli::from_path(cfg.timeout);
+    let cluster = read_cluster(&cli, cfg.partition.as_deref()).map_err(|e| match e {
+        SetupError::Slurm(_) => failed(anyhow!("--executor slurm: reading the cluster: {e}")),
+        _ => input(anyhow!("{e}")),
+    })?;
+    Ok((cluster, ExecutorKind::Slurm(cfg)))
 }
 
 pub fn run(a: SchedulerArgs) -> CliResult {
@@ -163,15 +239,24 @@ pub fn run(a: SchedulerArgs) -> CliResult {
         cfg.policy,
         home.dir.display()
     );
-    eprintln!(
-        "[mini-slurm] CPU ids: {} (the scheduler's affinity mask)",
-        cpu_list(&machine::cpu_ids())
-    );
-    eprintln!(
-        "[mini-slurm] memory enforcement: {}",
-        mem_description(cfg.rlimit_as)
-    );
-    eprintln!("[mini-slurm] containment: {}", containment().describe());
+    if let ExecutorKind::Slurm(_) = &cfg.executor {
+        let names: Vec<&str> = cfg.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        eprintln!(
+            "[mini-slurm] executor: Slurm, partition {}, nodes {}",
+            cfg.cluster.partitions[0].name,
+            names.join(",")
+        );
+    } else {
+        eprintln!(
+            "[mini-slurm] CPU ids: {} (the scheduler's affinity mask)",
+            cpu_list(&machine::cpu_ids())
+        );
+        eprintln!(
+            "[mini-slurm] memory enforcement: {}",
+            mem_description(cfg.rlimit_as)
+        );
+        eprintln!("[mini-slurm] containment: {}", containment().describe());
+    }
     let flag = Arc::new(AtomicBool::new(false));
     let watcher = {
         let flag = Arc::clone(&flag);

@@ -37,9 +37,27 @@ pub fn run(a: ShowArgs) -> CliResult {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(failed)?);
         return Ok(());
     }
-    let texts: Vec<String> = rows.iter().map(|r| show_text(c.home(), r, now)).collect();
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| show_text(c.home(), r, now) + &slurm_line(&c, r.id))
+        .collect();
     print!("{}", texts.join("\n"));
     Ok(())
+}
+
+/// A job run by the Slurm executor: its Slurm id, the state Slurm last reported and where the
+/// engine placed it (empty for other jobs).
+fn slurm_line(c: &mini_slurm::live::client::Client, id: i64) -> String {
+    match c.slurm_record(id) {
+        Ok(Some(rec)) => rec.slurm_job_id.map_or(String::new(), |sid| {
+            let state = rec.state.as_deref().unwrap_or("(not polled yet)");
+            format!(
+                "   SlurmJobId={sid} SlurmState={state} SlurmAlloc={}\n",
+                rec.alloc
+            )
+        }),
+        _ => String::new(),
+    }
 }
 
 /// The name of group `gid` (its number when the system has no such group), as `scontrol`

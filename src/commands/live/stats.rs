@@ -53,16 +53,22 @@ pub fn run(a: StatsArgs) -> CliResult {
     out.push_str(&format!("CPUs:    {used_cpus} / {cpus} in use\n"));
     out.push_str(&format!("Memory:  {used_mem} / {mem} MB reserved\n"));
     out.push_str(&format!("GPUs:    {used_gpus} / {gpus} in use\n"));
-    out.push_str("Enforcement:\n");
-    out.push_str(&format!("  CPUs:        {}\n", cpu_line(&s, cpus)));
-    out.push_str(&format!("  memory:      {}\n", s.enforcement));
-    out.push_str(&format!(
-        "  containment: {}\n\n",
-        s.contain
-            .containment
-            .clone()
-            .unwrap_or_else(|| containment().describe())
-    ));
+    if s.executor.as_deref() == Some("slurm") {
+        let status = s.slurm.as_deref().unwrap_or("no poll yet");
+        out.push_str(&format!("Enforcement: {}\n", s.enforcement));
+        out.push_str(&format!("Executor: Slurm ({status})\n\n"));
+    } else {
+        out.push_str("Enforcement:\n");
+        out.push_str(&format!("  CPUs:        {}\n", cpu_line(&s, cpus)));
+        out.push_str(&format!("  memory:      {}\n", s.enforcement));
+        out.push_str(&format!(
+            "  containment: {}\n\n",
+            s.contain
+                .containment
+                .clone()
+                .unwrap_or_else(|| containment().describe())
+        ));
+    }
     out.push_str(&format!("Jobs: {} total\n", s.counts.total));
     for (st, n) in &s.counts.by_state {
         out.push_str(&format!("  {:<14} {n}\n", st.name()));

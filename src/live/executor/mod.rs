@@ -113,6 +113,26 @@ pub fn outcome(report: &RunnerReport, stop: Option<FinalState>) -> (FinalState, 
     (FinalState::Completed, none())
 }
 
+/// The completion of a job whose end was learnt (a failpoint of the crash tests comes first).
+pub fn reaped(
+    job: JobId,
+    at: Time,
+    state: FinalState,
+    preempted: Option<PreemptMode>,
+) -> Completion {
+    failpoint::hit(if preempted.is_some() {
+        "requeue:reaped"
+    } else {
+        "end:reaped"
+    });
+    Completion {
+        job,
+        at,
+        state,
+        preempted,
+    }
+}
+
 struct Proc {
     runner_pid: i32,
     runner_start: Option<i64>,
@@ -469,17 +489,7 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 self.ledger.unmanaged_ended(job, state, &reason);
                 continue;
             }
-            failpoint::hit(if p.preempt.is_some() {
-                "requeue:reaped"
-            } else {
-                "end:reaped"
-            });
-            out.push(Completion {
-                job,
-                at: now,
-                state,
-                preempted: p.preempt,
-            });
+            out.push(reaped(job, now, state, p.preempt));
         }
     }
 

@@ -185,6 +185,8 @@ impl Db {
                 "started_ms" => m.started_ms = v.parse().ok(),
                 "enforcement" => m.enforcement = Some(v),
                 "last_fault" => m.last_fault = Some(v),
+                "executor" => m.executor = Some(v),
+                "slurm" => m.slurm = Some(v),
                 _ => {}
             }
         }

@@ -5,7 +5,7 @@
 //! Everything else reads and writes through typed calls on [`Db`], grouped by who makes them:
 //! `client.rs` (submit, list, cancel, stats, export), `daemon.rs` (hand-over of pending jobs,
 //! starts, ends, cancellations, allocations), `runner.rs` (the per-job supervisor's own
-//! records) and `contain.rs` (what containment and pinning record, for all three). Values always travel as parameters; the SQL texts are constants.
+//! records), `slurm.rs` (the Slurm executor's records) and `contain.rs` (what containment and pinning record, for all three). Values always travel as parameters; the SQL texts are constants.
 
 mod client;
 mod contain;
@@ -13,6 +13,7 @@ mod daemon;
 mod row;
 mod runner;
 mod schema;
+mod slurm;
 
 pub use daemon::{Allocated, Launch};
 pub use row::{
@@ -21,6 +22,7 @@ pub use row::{
 };
 pub use runner::Claimed;
 pub use schema::SCHEMA_VERSION;
+pub use slurm::SlurmRecord;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, params};
 use std::path::{Path, PathBuf};

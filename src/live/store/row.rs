@@ -422,6 +422,10 @@ pub struct DaemonMeta {
     pub enforcement: Option<String>,
     /// The last fault of the database the daemon recovered from, in words.
     pub last_fault: Option<String>,
+    /// The executor: `process` (this machine) or `slurm`.
+    pub executor: Option<String>,
+    /// The Slurm executor's state in words: the cluster as last seen, command failures.
+    pub slurm: Option<String>,
 }
 
 /// What `stats` shows about containment and CPU pinning.

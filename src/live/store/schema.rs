@@ -86,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE jobs ADD COLUMN stderr TEXT;
      ALTER TABLE jobs ADD COLUMN token TEXT;
      CREATE INDEX jobs_token ON jobs(token) WHERE token IS NOT NULL;",
+    // 10: the Slurm executor: the job's Slurm id (recorded as soon as sbatch returns it), where
+    // the engine placed it (`node:cpus:gpus:gpu_mask` per node, comma-separated) and the state Slurm
+    // last reported.
+    "ALTER TABLE jobs ADD COLUMN slurm_job_id INTEGER;
+     ALTER TABLE jobs ADD COLUMN slurm_alloc TEXT NOT NULL DEFAULT '';
+     ALTER TABLE jobs ADD COLUMN slurm_state TEXT;",
 ];
 
 /// The schema version this build writes.
