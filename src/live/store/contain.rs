@@ -95,7 +95,7 @@ mod tests {
             db.exec(
                 "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb,
                     gpus, priority, partition, dependency, state, reason, submit_ms)
-                 VALUES ('j', 'u', 0, 0, '[]', 0, '/', '[]', 1, 0, 0, 0, 'all', '',
+                 VALUES ('j', 'u', 0, 0, '[\"true\"]', 0, '/', '[]', 1, 0, 0, 0, 'all', '',
                     'RUNNING', 'None', ?1)",
                 [id],
             )
