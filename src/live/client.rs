@@ -11,6 +11,7 @@
 //! Validation messages name the request's fields by their `submit` flags (`--cpus`, ...).
 
 use super::machine;
+use super::publish::PlanScope;
 use super::store::{
     ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError,
 };
@@ -310,6 +311,8 @@ pub struct Stats {
     pub counts: JobCounts,
     /// The last fault of the database the daemon recovered from.
     pub last_fault: Option<String>,
+    /// Where the running daemon serves its dashboard, metrics and API (`scheduler --http`).
+    pub http: Option<String>,
 }
 
 impl Stats {
@@ -323,6 +326,7 @@ impl Stats {
             contain: ContainStats::default(),
             counts: JobCounts::default(),
             last_fault: None,
+            http: None,
         }
     }
 
@@ -333,6 +337,29 @@ impl Stats {
             let n = c.finished as f64;
             (c.wait_ms as f64 / n / 1000.0, c.run_ms as f64 / n / 1000.0)
         })
+    }
+}
+
+/// What a stored expected start is worth now: only a running daemon's plan holds, and the
+/// policy decides whose start it plans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedStarts {
+    pub daemon_running: bool,
+    /// Whose start the daemon's policy plans (`None`: no daemon recorded it).
+    pub scope: Option<PlanScope>,
+}
+
+impl ExpectedStarts {
+    /// A job's expected start (epoch ms): a pending job's, while a daemon runs.
+    pub fn of(&self, r: &JobRow) -> Option<i64> {
+        r.expected_start_ms
+            .filter(|_| self.daemon_running && r.state == JobState::Pending)
+    }
+    /// Clears the expected starts that do not hold (no daemon runs, the job is not pending).
+    pub fn apply(&self, rows: &mut [JobRow]) {
+        for r in rows {
+            r.expected_start_ms = self.of(r);
+        }
     }
 }
 
@@ -435,6 +462,15 @@ impl Client {
         Ok(self.db.job(id)?)
     }
 
+    /// What the stored expected starts are worth now.
+    pub fn expected_starts(&self) -> Result<ExpectedStarts, LiveError> {
+        let meta = self.db.daemon_meta()?;
+        Ok(ExpectedStarts {
+            daemon_running: self.home.daemon_running(),
+            scope: meta.plan.as_deref().and_then(PlanScope::from_name),
+        })
+    }
+
     /// Cancels jobs: a pending job at once when no daemon runs, otherwise through the daemon;
     /// a running job without a daemon through its runner (which records how it ended).
     pub fn cancel(&self, ids: &[i64]) -> Result<Vec<(i64, CancelOutcome)>, LiveError> {
@@ -478,8 +514,13 @@ impl Client {
     /// Capacity, usage, enforcement and job counts.
     pub fn stats(&self) -> Result<Stats, LiveError> {
         let meta = self.db.daemon_meta()?;
+        let daemon_running = self.home.daemon_running();
         Ok(Stats {
-            daemon_running: self.home.daemon_running(),
+            daemon_running,
+            http: meta
+                .http
+                .clone()
+                .filter(|h| daemon_running && !h.is_empty()),
             capacity: Capacity::of(&meta),
             enforcement: meta
                 .enforcement

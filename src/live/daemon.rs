@@ -1,17 +1,20 @@
 //! The live daemon: `run(config)` plugs a wall clock, a process executor and the SQLite store
-//! into the same engine and driver loop as the simulator. Wiring only: each part lives in its
-//! own file (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`).
+//! into the same engine and driver loop as the simulator, and publishes a snapshot after each
+//! step for the plan writer and the HTTP side. Wiring only: each part lives in its own file
+//! (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`, `publish.rs`, `http/`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
 use super::executor::ProcessExecutor;
+use super::http::{self, HttpOptions};
 use super::machine::{cpu_ids, mem_enforcement};
+use super::publish::{PlanScope, Published, Publisher, Static, write_plans};
 use super::recovery::recover;
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
 use super::store::DaemonMeta;
 use super::syntax::cpu_list;
 use super::{Home, LiveError, now_ms};
-use crate::driver::{self, NoObserver};
+use crate::driver;
 use crate::engine::Engine;
 use crate::ids::Names;
 use crate::model::Cluster;
@@ -20,7 +23,7 @@ use crate::sched::limits::Limits;
 use crate::time::Dur;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How the daemon runs.
@@ -46,6 +49,8 @@ pub struct DaemonConfig {
     /// Cap each job's address space (RLIMIT_AS = 2 × its memory + 512 MB) where no memory
     /// cgroup limits it (`scheduler --rlimit-as`).
     pub rlimit_as: bool,
+    /// Serve the dashboard, metrics and JSON API (`scheduler --http`).
+    pub http: Option<HttpOptions>,
 }
 
 impl DaemonConfig {
@@ -117,6 +122,8 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         &spec.canonical(),
     );
     engine.set_limits(cfg.limits);
+    // Expected starts are shown (`queue --start`, `show`, the dashboard).
+    engine.set_want_plan(true);
     let mut names = Names::default();
     if let Some((path, text)) = &cfg.accounts {
         let assoc = crate::config::accounts::parse(text, path, &mut names)
@@ -124,6 +131,24 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         engine.set_associations(assoc);
     }
     let (cpus, mem_mb, _) = cfg.capacity();
+    let published = Published::new(Static {
+        cluster: cfg.cluster.clone(),
+        policy: spec.canonical(),
+        scope: PlanScope::of_policy(&spec.canonical()),
+        gpus: cfg.gpus.clone(),
+    });
+    // The last run's plan is void; the HTTP side starts before jobs do.
+    db.clear_expected_starts()?;
+    let server = match &cfg.http {
+        Some(opts) => Some(http::start(opts, home, published.clone())?),
+        None => None,
+    };
+    if let Some(s) = &server {
+        eprintln!(
+            "[mini-slurm] dashboard, metrics and JSON API at http://{}/",
+            s.addr()
+        );
+    }
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
@@ -133,6 +158,12 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         started_ms: Some(now_ms()),
         enforcement: Some(mem_description(cfg.rlimit_as)),
         last_fault: None,
+        plan: Some(published.fixed().scope.name().to_string()),
+        http: Some(
+            server
+                .as_ref()
+                .map_or(String::new(), |s| s.addr().to_string()),
+        ),
     })?;
     let ids = cpu_ids();
     db.record_containment(&containment().describe(), &cpu_list(&ids))?;
@@ -156,13 +187,31 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         Arc::clone(&shutdown),
     );
     recover(&mut store, &mut exec, &mut engine)?;
+    let plans_stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, p, stop) = (home.open()?, published.clone(), Arc::clone(&plans_stop));
+        std::thread::Builder::new()
+            .name("plan-writer".into())
+            .spawn(move || write_plans(db, p, stop))
+            .map_err(|e| LiveError::Other(format!("cannot start the plan writer: {e}")))?
+    };
     let result = driver::run(
         &mut engine,
         &mut clock,
         &mut exec,
         &mut store,
-        &mut NoObserver,
+        &mut Publisher::new(published.clone()),
     );
+    plans_stop.store(true, Ordering::SeqCst);
+    published.nudge();
+    let _ = writer.join();
+    if server.is_some() {
+        let _ = store.db().set_daemon_meta(&DaemonMeta {
+            http: Some(String::new()),
+            ..DaemonMeta::default()
+        });
+    }
+    drop(server);
     let _ = std::fs::remove_file(&sock_path);
     result.map_err(|e| LiveError::Other(format!("scheduler stopped: {e}")))
 }

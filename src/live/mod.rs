@@ -22,6 +22,9 @@
 //!   executor's ledger.
 //! - [`daemon`]: `run(config)`, the wiring; `recovery.rs`: what a restarted daemon does with
 //!   the jobs recorded running.
+//! - [`publish`]: the snapshot the loop publishes after each step (queue, running jobs,
+//!   plan, counters) and the plan writer that stores expected starts; [`http`]: the
+//!   dashboard, Prometheus metrics and JSON API served from those snapshots and the store.
 //! - [`runner`]: the per-job supervisor; [`contain`]: how a job's processes are kept together
 //!   and all killed at its end; [`machine`]: what this machine offers;
 //!   [`syntax`]: dependencies, arrays, CPU lists, signals.
@@ -44,7 +47,9 @@ pub mod clock;
 pub mod contain;
 pub mod daemon;
 pub mod executor;
+pub mod http;
 pub mod machine;
+pub mod publish;
 mod recovery;
 pub mod runner;
 pub mod slots;

@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use mini_slurm::live::contain::containment;
 use mini_slurm::live::daemon::{DaemonConfig, mem_description, run as run_daemon};
 use mini_slurm::live::syntax::cpu_list;
-use mini_slurm::live::{Home, LiveError, machine};
+use mini_slurm::live::{Home, LiveError, http, machine};
 use mini_slurm::model::parse_mem_mb;
 use mini_slurm::sched::limits::{Limit, Limits};
 use std::sync::Arc;
@@ -45,6 +45,9 @@ pub struct SchedulerArgs {
     /// Also cap each job's address space (RLIMIT_AS = 2 × its --mem + 512 MB) where no memory cgroup limits it; breaks jobs that reserve address space (CUDA, JVMs)
     #[arg(long)]
     rlimit_as: bool,
+    /// Serve a dashboard at /, Prometheus metrics at /metrics and a JSON API at /api/v1/ on ADDR: PORT alone listens on 127.0.0.1; name an address (0.0.0.0:PORT) to be reachable from elsewhere (no authentication: every job is visible)
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<String>,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -102,6 +105,19 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             ids.len()
         );
     }
+    let http = match &a.http {
+        None => None,
+        Some(v) => {
+            let (addr, loopback) =
+                http::parse_addr(v).map_err(|e| input(anyhow!("--http: {e}")))?;
+            if !loopback {
+                eprintln!(
+                    "[mini-slurm] warning: --http {addr} is reachable beyond this machine; the dashboard and API have no authentication and show every job"
+                );
+            }
+            Some(http::HttpOptions::new(addr))
+        }
+    };
     let mem_mb = a.mem.unwrap_or(detected.mem_mb);
     let cluster = machine::local_cluster(cpus, mem_mb, gpus.len() as u32)
         .map_err(|e| input(anyhow!("{e}")))?;
@@ -119,6 +135,7 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             account: Default::default(),
         },
         rlimit_as: a.rlimit_as,
+        http,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `mini-slurm show ID`: one job's details, as `scontrol show job`.
 
-use super::{existing_client, exit_code_str, failed, input, time_limit, utc};
+use super::{existing_client, exit_code_str, failed, input, iso_time, time_limit};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
@@ -17,13 +17,16 @@ pub struct ShowArgs {
 pub fn run(a: ShowArgs) -> CliResult {
     let missing = || input(anyhow!("job {} does not exist", a.id));
     let c = existing_client()?.ok_or_else(missing)?;
-    let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
+    let mut r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
+    c.expected_starts()
+        .map_err(failed)?
+        .apply(std::slice::from_mut(&mut r));
     print!("{}", show_text(c.home(), &r, now_ms()));
     Ok(())
 }
 
 fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
-    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), utc);
+    let t = |ms: Option<i64>| ms.map_or("Unknown".to_string(), iso_time);
     let run = r.start_ms.map_or(0, |s| r.end_ms.unwrap_or(now) - s);
     let wait = r.start_ms.unwrap_or(now) - r.submit_ms;
     let mut s = format!("JobId={} JobName={}\n", r.id, r.name);
@@ -56,10 +59,15 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         r.restarts,
         exit_code_str(r.exit_code, r.signal)
     ));
+    // As scontrol: a pending job's StartTime is its expected start (Unknown without a plan).
+    let start = match r.state {
+        mini_slurm::model::JobState::Pending => r.expected_start_ms,
+        _ => r.start_ms,
+    };
     s.push_str(&format!(
         "   SubmitTime={} StartTime={} EndTime={} (UTC)\n",
-        utc(r.submit_ms),
-        t(r.start_ms),
+        iso_time(r.submit_ms),
+        t(start),
         t(r.end_ms)
     ));
     s.push_str(&format!(

@@ -28,6 +28,8 @@ impl Db {
             ("started_ms", m.started_ms.map(|v| v.to_string())),
             ("enforcement", m.enforcement.clone()),
             ("last_fault", m.last_fault.clone()),
+            ("plan", m.plan.clone()),
+            ("http", m.http.clone()),
         ];
         for (key, value) in fields {
             if let Some(v) = value {

@@ -124,6 +124,9 @@ pub struct JobRow {
     pub pin_error: Option<String>,
     /// The runner stopped the job at its time limit.
     pub timed_out: bool,
+    /// A pending job's expected start (epoch ms) from the daemon's last plan; `None` when the
+    /// policy does not plan it (see `live::plan`).
+    pub expected_start_ms: Option<i64>,
 }
 
 fn state_name<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
@@ -291,6 +294,11 @@ pub struct DaemonMeta {
     pub enforcement: Option<String>,
     /// The last fault of the database the daemon recovered from, in words.
     pub last_fault: Option<String>,
+    /// Whose expected start the daemon's policy plans (`live::plan::PlanScope`'s name).
+    pub plan: Option<String>,
+    /// Where the daemon serves its dashboard, metrics and JSON API (`scheduler --http`), e.g.
+    /// `127.0.0.1:8080`; empty when it does not.
+    pub http: Option<String>,
 }
 
 /// What `stats` shows about containment and CPU pinning.
@@ -346,7 +354,7 @@ macro_rules! job_columns {
          reason, submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, \
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
-         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out"
+         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, expected_start_ms"
     };
 }
 pub(super) use job_columns;
@@ -426,6 +434,7 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
             .collect(),
         pin_error: r.get(47)?,
         timed_out: r.get(48)?,
+        expected_start_ms: r.get(49)?,
     })
 }
 
