@@ -42,11 +42,22 @@
 //! time) and finalizes those that ended meanwhile; a job whose runner vanished without a record
 //! ends FAILED with reason `NodeFail`.
 
+/// Writes one line on stderr, never failing: the daemon and the runners keep working when
+/// their log cannot be written (a full disk), where `eprintln!` would panic. (Defined before
+/// the submodules, which use it by name.)
+macro_rules! live_log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod client;
 pub mod clock;
 pub mod contain;
 pub mod daemon;
 pub mod executor;
+pub mod failpoint;
 pub mod http;
 pub mod machine;
 pub mod publish;

@@ -57,13 +57,32 @@ extern "C" fn forward(_sig: i32) {
 }
 
 /// Runs job `id` to its end and records the result. Returns the runner's exit status.
-pub fn run(home: &Home, id: i64) -> Result<i32, LiveError> {
+pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> {
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
     let db = home.open()?;
-    let job = db
-        .job_with_env(id)?
-        .ok_or_else(|| LiveError::Other(format!("job {id} does not exist")))?;
+    // Claim the launch first: a runner of a launch the daemon has given up on (it died before
+    // this claim, and a restart queued the job again) runs nothing.
+    if let Some(launch) = launch {
+        let me = std::process::id() as i32;
+        let start = machine::process_start(me);
+        if !until_recorded(id, "its launch", || db.claim_launch(id, launch, me, start)) {
+            live_log!("mini-slurm: job {id}: launch {launch} is not current; not running it");
+            return Ok(0);
+        }
+    }
+    let job = match db.job_with_env(id) {
+        Ok(Some(job)) => job,
+        Ok(None) => return Err(LiveError::Other(format!("job {id} does not exist"))),
+        Err(e) => {
+            // A row this runner cannot read (a damaged environment): the job fails with why.
+            let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
+            let _ = std::fs::write(home.err_log(id), msg);
+            record(&db, id, Some(127), None, None, false)?;
+            home.notify();
+            return Ok(0);
+        }
+    };
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only reads and writes atomics and calls kill(2).
         unsafe {
@@ -241,7 +260,7 @@ fn pin_self(cpus: &[usize]) -> Result<(), String> {
 
 /// Records (and logs to the daemon's log) that the job could not be pinned to its CPUs.
 fn pin_failed(db: &Db, id: i64, error: &str) {
-    eprintln!("mini-slurm: job {id}: {error}");
+    live_log!("mini-slurm: job {id}: {error}");
     let _ = db.record_pin_error(id, error);
 }
 
@@ -294,13 +313,13 @@ fn until_recorded<T>(
         match write() {
             Ok(v) => {
                 if told {
-                    eprintln!("mini-slurm: job {id}: {what} recorded");
+                    live_log!("mini-slurm: job {id}: {what} recorded");
                 }
                 return v;
             }
             Err(e) => {
                 if !told {
-                    eprintln!("mini-slurm: job {id}: cannot record {what} yet: {e} (retrying)");
+                    live_log!("mini-slurm: job {id}: cannot record {what} yet: {e} (retrying)");
                     told = true;
                 }
                 std::thread::sleep(wait);
@@ -331,8 +350,19 @@ fn build_command(
     };
     let out_path = home.out_log(job.id);
     let err_path = home.err_log(job.id);
-    let out = std::fs::File::create(&out_path).map_err(|e| LiveError::io(&out_path, e))?;
-    let err = std::fs::File::create(&err_path).map_err(|e| LiveError::io(&err_path, e))?;
+    // The job's logs are its owner's alone (0600), like the database.
+    let create = |p: &std::path::Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(p)
+            .map_err(|e| LiveError::io(p, e))
+    };
+    let out = create(&out_path)?;
+    let err = create(&err_path)?;
     let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
     cmd.env_clear()
         .envs(job.env.iter().map(|(k, v)| (k, v)))

@@ -6,10 +6,10 @@
 //! `sched::admission::can_ever_run` on the daemon's cluster and `exceeds_limits_alone`); a job
 //! held back keeps its reason in the database and is looked at again on every pass. It records starts, ends and requeues, and relays cancellations.
 
-use super::LiveError;
 use super::executor::{Ledger, RunnerReport, outcome};
-use super::store::{Allocated, BadRow, Db, JobRow, Reason};
+use super::store::{Allocated, BadRow, Db, JobRow, Launch, Reason};
 use super::syntax::{DepKind, cpu_list, parse_dependency};
+use super::{LiveError, failpoint};
 use crate::driver::{Completion, Store};
 use crate::engine::Command;
 use crate::ids::{FastMap, JobId, Names};
@@ -193,7 +193,7 @@ impl SqliteStore {
     /// touched), so one damaged row never stops the daemon or reaches the engine.
     fn fail_bad_rows(&mut self, bad: &[BadRow], now: Time) {
         for b in bad {
-            eprintln!("mini-slurm: job {}: {}: failing it", b.id, b.why);
+            live_log!("mini-slurm: job {}: {}: failing it", b.id, b.why);
             if self.db.fail_bad_row(b, now.0).is_ok() {
                 self.held.remove(&b.id);
             }
@@ -239,7 +239,7 @@ impl Faults {
     fn failed(&mut self, what: &str, e: &LiveError) {
         let text = e.to_string();
         if self.since.as_ref().is_none_or(|(_, t)| *t != text) {
-            eprintln!("mini-slurm: {what}: {text} (retrying until the database accepts it)");
+            live_log!("mini-slurm: {what}: {text} (retrying until the database accepts it)");
             self.since = Some((super::now_ms(), text));
         }
         self.failures = self.failures.saturating_add(1);
@@ -252,7 +252,7 @@ impl Faults {
         self.retry_at = None;
         self.since.take().map(|(t, text)| {
             let secs = (super::now_ms() - t) as f64 / 1000.0;
-            eprintln!("mini-slurm: the database works again after {secs:.1} s");
+            live_log!("mini-slurm: the database works again after {secs:.1} s");
             format!("{text} (from {t} ms for {secs:.1} s, recovered)")
         })
     }
@@ -369,6 +369,7 @@ impl SqliteStore {
                 // Relayed once per run; the engine stops it and its end clears the request.
                 if self.relayed.insert(row.id) {
                     out.push(JobId(row.id as u64));
+                    failpoint::hit("cancel:relayed");
                 }
             } else if row.state == JobState::Pending {
                 self.db.cancel_pending(row.id, now.0)?;
@@ -421,6 +422,7 @@ impl Store for SqliteStore {
                 id: job.0 as i64,
                 at: now,
             });
+            failpoint::hit("start:recorded");
         }
         Ok(())
     }
@@ -436,6 +438,7 @@ impl Store for SqliteStore {
             }
         }
         self.record(Deferred::End(*c));
+        failpoint::hit("end:recorded");
         Ok(())
     }
 
@@ -471,16 +474,8 @@ pub fn runner_report(row: &JobRow) -> RunnerReport {
 }
 
 impl Ledger for DbLedger {
-    fn allocated(
-        &mut self,
-        job: JobId,
-        cpus: &[usize],
-        gpus: &[String],
-    ) -> Result<Allocated, LiveError> {
-        let n = cpus.len() as u32;
-        Ok(self
-            .0
-            .record_allocation(job.0 as i64, &cpu_list(cpus), &gpus.join(","), n)?)
+    fn launching(&mut self, job: JobId, launch: &Launch<'_>) -> Result<Allocated, LiveError> {
+        Ok(self.0.record_launch(job.0 as i64, launch)?)
     }
     fn runner_started(
         &mut self,
@@ -500,15 +495,19 @@ impl Ledger for DbLedger {
     fn runner_report(&self, job: JobId) -> Option<RunnerReport> {
         self.row(job).map(|r| runner_report(&r))
     }
-    fn supervision(
-        &mut self,
-        job: JobId,
-        kill_wait: Dur,
-        rlimit_as: bool,
-    ) -> Result<(), LiveError> {
+    fn preempting(&mut self, job: JobId, mode: PreemptMode) -> Result<(), LiveError> {
         Ok(self
             .0
-            .record_supervision(job.0 as i64, kill_wait.0, rlimit_as)?)
+            .record_preempting(job.0 as i64, Some(preempt_name(mode)))?)
+    }
+    fn cancel_requested(&self, job: JobId) -> bool {
+        self.row(job).is_some_and(|r| r.cancel_requested > 0)
+    }
+    fn unmanaged_ended(&mut self, job: JobId, state: FinalState, reason: &Reason) {
+        let id = job.0 as i64;
+        if let Err(e) = self.0.record_end(id, state, super::now_ms(), reason) {
+            live_log!("mini-slurm: job {job}: cannot record its end: {e}");
+        }
     }
     fn job_cgroups(&self, job: JobId) -> Vec<std::path::PathBuf> {
         self.row(job)
@@ -517,6 +516,15 @@ impl Ledger for DbLedger {
     }
     fn pin_failed(&mut self, job: JobId, error: &str) {
         let _ = self.0.record_pin_error(job.0 as i64, error);
+    }
+}
+
+/// How a preemption is stored (`preempting`): Slurm's PreemptMode names, lowercase.
+pub fn preempt_name(m: PreemptMode) -> &'static str {
+    match m {
+        PreemptMode::Requeue => "requeue",
+        PreemptMode::Suspend => "suspend",
+        PreemptMode::Cancel => "cancel",
     }
 }
 

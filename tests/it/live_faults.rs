@@ -14,7 +14,6 @@ use std::time::Duration;
 /// recorded. (The daemon is paused with SIGSTOP while the first job ends, so that the lock is
 /// taken exactly between the runner's record and the daemon's.)
 #[test]
-#[ignore = "needs the executor's deferred launches (the next step of issue 13)"]
 fn a_locked_database_is_waited_out() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
@@ -170,6 +169,14 @@ fn unknown_ids_read_only_commands_and_permissions() {
     assert_eq!(mode(&home.join("jobs.db")), 0o600);
     let o = run(&["show", "99"]);
     assert_eq!(o.status.code(), Some(2));
+    // The job's logs are private too, once a scheduler has run it.
+    let mut l = crate::live_util::Live::at(&home);
+    l.start(&["--cpus", "1"]);
+    crate::live_util::wait_for(|| !l.job(1).state.is_active(), 20, "the job");
+    assert_eq!(mode(&home.join("logs/job_1.out")), 0o600);
+    assert_eq!(mode(&home.join("logs/job_1.err")), 0o600);
+    assert_eq!(mode(&home.join("daemon.log")), 0o600);
+    l.stop();
     let o = run(&["cancel", "1", "99"]);
     assert_eq!(o.status.code(), Some(2), "one unknown id among known ones");
 }

@@ -10,19 +10,31 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_mini-slurm");
 
 pub struct Live {
-    pub dir: tempfile::TempDir,
+    /// The temporary directory that holds the home (none for a home given by the test).
+    _dir: Option<tempfile::TempDir>,
+    home: std::path::PathBuf,
     pub daemon: Option<Child>,
 }
 
 impl Live {
     pub fn new() -> Live {
+        let dir = tempfile::tempdir().unwrap();
         Live {
-            dir: tempfile::tempdir().unwrap(),
+            home: dir.path().to_path_buf(),
+            _dir: Some(dir),
+            daemon: None,
+        }
+    }
+    /// A harness on an existing directory as the home (left in place when dropped).
+    pub fn at(home: &Path) -> Live {
+        Live {
+            _dir: None,
+            home: home.to_path_buf(),
             daemon: None,
         }
     }
     pub fn home(&self) -> &Path {
-        self.dir.path()
+        &self.home
     }
     pub fn cmd(&self, args: &[&str]) -> Output {
         Command::new(BIN)
@@ -66,7 +78,15 @@ impl Live {
             .unwrap();
         self.daemon = Some(child);
         let h = Home::at(self.home());
-        wait_for(|| h.daemon_running(), 10, "daemon start");
+        let t = Instant::now();
+        while !h.daemon_running() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "timed out waiting for the daemon to start: {}",
+                self.daemon_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     pub fn stop(&mut self) {
         if let Some(mut d) = self.daemon.take() {

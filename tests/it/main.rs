@@ -10,6 +10,7 @@ mod elastic;
 mod fairshare;
 mod live;
 mod live_contain;
+mod live_crash;
 mod live_faults;
 mod live_http;
 mod live_util;

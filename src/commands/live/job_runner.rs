@@ -8,10 +8,13 @@ use mini_slurm::live::Home;
 pub struct RunnerArgs {
     #[arg(long)]
     job: i64,
+    /// The launch this runner must claim (the daemon records it before the fork)
+    #[arg(long)]
+    launch: Option<i64>,
 }
 
 pub fn run(a: RunnerArgs) -> CliResult {
     let home = Home::from_env();
-    mini_slurm::live::runner::run(&home, a.job).map_err(failed)?;
+    mini_slurm::live::runner::run(&home, a.job, a.launch).map_err(failed)?;
     Ok(())
 }

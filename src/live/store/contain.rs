@@ -8,17 +8,6 @@ use super::{Db, Result};
 use rusqlite::{OptionalExtension, params};
 
 impl Db {
-    /// How a job's runner is to supervise it, written before the runner starts; forgets what
-    /// an earlier run of the job recorded (cgroups, pinning failure, time limit hit).
-    pub fn record_supervision(&self, id: i64, kill_wait_ms: i64, rlimit_as: bool) -> Result<()> {
-        self.exec(
-            "UPDATE jobs SET kill_wait_ms = ?1, rlimit_as = ?2, cgroups = '', pin_error = NULL,
-                timed_out = 0 WHERE id = ?3",
-            params![kill_wait_ms, rlimit_as, id],
-        )?;
-        Ok(())
-    }
-
     /// The cgroups a runner made for its job, before the job starts.
     pub fn record_job_cgroups(&self, id: i64, dirs: &[String]) -> Result<()> {
         self.exec(
@@ -101,7 +90,15 @@ mod tests {
             )
             .unwrap();
         }
-        db.record_supervision(1, 1500, true).unwrap();
+        let launch = |rlimit_as| super::super::Launch {
+            cpu_list: "0",
+            gpu_list: "",
+            cpus: 1,
+            kill_wait_ms: 1500,
+            rlimit_as,
+            at_ms: 0,
+        };
+        assert_eq!(db.record_launch(1, &launch(true)).unwrap().launch, 1);
         db.record_job_cgroups(1, &["/a".into(), "/b".into()])
             .unwrap();
         db.record_pin_error(1, "one").unwrap();
@@ -125,8 +122,8 @@ mod tests {
             (s.containment.as_deref(), s.cpu_ids.as_deref()),
             (Some("cgroup v2"), Some("1"))
         );
-        // A new run forgets what the last one recorded.
-        db.record_supervision(1, 1500, false).unwrap();
+        // A new launch forgets what the last one recorded.
+        assert_eq!(db.record_launch(1, &launch(false)).unwrap().launch, 2);
         let r = db.job(1).unwrap().unwrap();
         assert!(r.cgroups.is_empty() && r.pin_error.is_none() && !r.timed_out);
     }

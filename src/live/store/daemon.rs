@@ -7,13 +7,29 @@ use super::{BadRow, Db, Result, select_jobs};
 use crate::model::{FinalState, JobState};
 use rusqlite::params;
 
-/// What the executor learns when it records a job's allocation.
+/// What the executor learns when it records a job's launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Allocated {
     /// The job is elastic (it keeps an allocation file).
     pub elastic: bool,
     /// The signal it asked for on resizes.
     pub resize_signal: Option<i32>,
+    /// The number of this launch, which its runner must claim.
+    pub launch: i64,
+}
+
+/// How a job is to be launched: where, and how its runner supervises it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch<'a> {
+    pub cpu_list: &'a str,
+    pub gpu_list: &'a str,
+    pub cpus: u32,
+    /// The grace between SIGTERM and SIGKILL at its time limit.
+    pub kill_wait_ms: i64,
+    /// Cap its address space (RLIMIT_AS) where no memory cgroup limits it.
+    pub rlimit_as: bool,
+    /// When the engine started it.
+    pub at_ms: i64,
 }
 
 impl Db {
@@ -60,17 +76,76 @@ impl Db {
         Ok(())
     }
 
-    /// A job started. Only what its runner does not write: a quick job's runner may already
-    /// have recorded its end (the runner starts before this runs).
+    /// A job started: its start time and no pending reason. The state is the launch's
+    /// (CONFIGURING, then RUNNING once its runner claims it; a quick job's runner may even have
+    /// recorded its end already).
     pub fn record_start(&self, id: i64, at_ms: i64) -> Result<()> {
         self.exec(
-            "UPDATE jobs SET state = ?1, start_ms = ?2, reason = ?3 WHERE id = ?4",
+            "UPDATE jobs SET start_ms = ?1, reason = ?2 WHERE id = ?3",
+            params![at_ms, Reason::NONE.to_string(), id],
+        )?;
+        Ok(())
+    }
+
+    /// A job about to be launched, in one statement before its runner is forked: CONFIGURING
+    /// on its CPUs and GPUs, with how its runner supervises it and the next launch number;
+    /// forgets what an earlier run recorded (process group, runner, cgroups, pinning failure,
+    /// time limit hit, result). A crash after this is resolved on restart: the launch's runner
+    /// is adopted if it lives, else the job waits again — it never runs twice.
+    pub fn record_launch(&self, id: i64, l: &Launch<'_>) -> Result<Allocated> {
+        self.conn
+            .query_row(
+                "UPDATE jobs SET state = ?1, cpu_list = ?2, gpu_list = ?3, alloc_cpus = ?4,
+                    kill_wait_ms = ?5, rlimit_as = ?6, start_ms = ?7, reason = ?8,
+                    job_pgid = NULL, runner_pid = NULL, runner_start = NULL, cgroups = '',
+                    pin_error = NULL, timed_out = 0, runner_done = 0, exit_code = NULL,
+                    signal = NULL, end_ms = NULL, oom = 0, launch = launch + 1
+                 WHERE id = ?9 RETURNING min_cpus IS NOT NULL, resize_signal, launch",
+                params![
+                    JobState::Configuring.name(),
+                    l.cpu_list,
+                    l.gpu_list,
+                    l.cpus,
+                    l.kill_wait_ms,
+                    l.rlimit_as,
+                    l.at_ms,
+                    Reason::NONE.to_string(),
+                    id
+                ],
+                |r| {
+                    Ok(Allocated {
+                        elastic: r.get(0)?,
+                        resize_signal: r.get(1)?,
+                        launch: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// A launch that never started its job (the daemon died between recording it and the
+    /// runner claiming it): the job waits again, from the queue.
+    pub fn relaunch_later(&self, id: i64) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET state = ?1, reason = ?2, start_ms = NULL, cpu_list = '',
+                gpu_list = '', runner_pid = NULL, runner_start = NULL, job_pgid = NULL
+             WHERE id = ?3 AND state = ?4",
             params![
-                JobState::Running.name(),
-                at_ms,
-                Reason::NONE.to_string(),
-                id
+                JobState::Pending.name(),
+                Reason::pending(crate::model::PendingReason::Requeued).to_string(),
+                id,
+                JobState::Configuring.name()
             ],
+        )?;
+        Ok(())
+    }
+
+    /// A preemption begins (`mode`: requeue, suspend, cancel) or is forgotten (`None`, for a
+    /// job adopted after a restart), recorded before the job is stopped.
+    pub fn record_preempting(&self, id: i64, mode: Option<&str>) -> Result<()> {
+        self.exec(
+            "UPDATE jobs SET preempting = ?1 WHERE id = ?2",
+            params![mode, id],
         )?;
         Ok(())
     }
@@ -80,7 +155,8 @@ impl Db {
     pub fn record_requeue(&self, id: i64) -> Result<()> {
         self.exec(
             "UPDATE jobs SET state = ?1, end_ms = NULL, reason = ?2, restarts = restarts + 1,
-                runner_done = 0, exit_code = NULL, signal = NULL, job_pgid = NULL
+                runner_done = 0, exit_code = NULL, signal = NULL, job_pgid = NULL,
+                preempting = NULL
              WHERE id = ?3",
             params![
                 JobState::Pending.name(),
@@ -149,30 +225,6 @@ impl Db {
     pub fn count_resize(&self, id: i64) -> Result<()> {
         self.exec("UPDATE jobs SET resizes = resizes + 1 WHERE id = ?1", [id])?;
         Ok(())
-    }
-
-    /// The CPU ids and GPU names a job is about to start on, written before its runner starts
-    /// (the runner reads them); forgets the process group of an earlier run.
-    pub fn record_allocation(
-        &self,
-        id: i64,
-        cpu_list: &str,
-        gpu_list: &str,
-        cpus: u32,
-    ) -> Result<Allocated> {
-        self.conn
-            .query_row(
-                "UPDATE jobs SET cpu_list = ?1, gpu_list = ?2, alloc_cpus = ?3, job_pgid = NULL
-                 WHERE id = ?4 RETURNING min_cpus IS NOT NULL, resize_signal",
-                params![cpu_list, gpu_list, cpus, id],
-                |r| {
-                    Ok(Allocated {
-                        elastic: r.get(0)?,
-                        resize_signal: r.get(1)?,
-                    })
-                },
-            )
-            .map_err(|e| self.err(e))
     }
 
     /// The runner started for a job: its pid and start time (to recognise it after a restart).

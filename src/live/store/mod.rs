@@ -16,7 +16,7 @@ mod row;
 mod runner;
 mod schema;
 
-pub use daemon::Allocated;
+pub use daemon::{Allocated, Launch};
 pub use row::{
     ContainStats, DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason,
     ReasonCode, RunnerResult,

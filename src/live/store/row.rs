@@ -124,8 +124,14 @@ pub struct JobRow {
     pub pin_error: Option<String>,
     /// The runner stopped the job at its time limit.
     pub timed_out: bool,
+    /// The number of the job's current launch: its runner runs the job only if it claims
+    /// this launch while the job is CONFIGURING.
+    pub launch: i64,
+    /// A preemption in progress (`requeue`, `suspend`, `cancel`), recorded before the job is
+    /// stopped.
+    pub preempting: Option<String>,
     /// A pending job's expected start (epoch ms) from the daemon's last plan; `None` when the
-    /// policy does not plan it (see `live::plan`).
+    /// policy does not plan it (see `store::plan`).
     pub expected_start_ms: Option<i64>,
 }
 
@@ -354,7 +360,8 @@ macro_rules! job_columns {
          reason, submit_ms, start_ms, end_ms, exit_code, signal, runner_pid, runner_start, \
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
-         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, expected_start_ms"
+         resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, launch, preempting, \
+         expected_start_ms"
     };
 }
 pub(super) use job_columns;
@@ -434,7 +441,9 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
             .collect(),
         pin_error: r.get(47)?,
         timed_out: r.get(48)?,
-        expected_start_ms: r.get(49)?,
+        launch: r.get(49)?,
+        preempting: r.get(50)?,
+        expected_start_ms: r.get(51)?,
     })
 }
 

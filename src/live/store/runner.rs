@@ -34,6 +34,26 @@ impl Db {
         Ok(Some(job))
     }
 
+    /// The runner claims launch `launch` of job `id` (its own pid and start time), turning it
+    /// RUNNING; false if that launch is not the job's current one, or no longer CONFIGURING
+    /// (the daemon restarted and queued the job again, or it was cancelled): such a runner
+    /// exits without running anything, so a job never runs twice.
+    pub fn claim_launch(&self, id: i64, launch: i64, pid: i32, start: Option<i64>) -> Result<bool> {
+        let n = self.exec(
+            "UPDATE jobs SET state = ?1, runner_pid = ?2, runner_start = ?3
+             WHERE id = ?4 AND launch = ?5 AND state = ?6",
+            params![
+                crate::model::JobState::Running.name(),
+                pid,
+                start,
+                id,
+                launch,
+                crate::model::JobState::Configuring.name()
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
     /// The job's process group, once started. Returns the job's CPU list as it is now: an
     /// elastic job resized since the runner read its row is pinned again by the runner (see
     /// [`record_resized`](Db::record_resized)).

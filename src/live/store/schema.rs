@@ -74,7 +74,12 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE jobs ADD COLUMN cgroups TEXT NOT NULL DEFAULT '';
      ALTER TABLE jobs ADD COLUMN pin_error TEXT;
      ALTER TABLE jobs ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0;",
-    // 8: a pending job's expected start from the policy's plan (epoch ms), written by the
+    // 8: crash safety: the number of the job's current launch (a runner claims its launch, so
+    // a stale runner of an earlier one never runs the job), and the preemption in progress
+    // (`requeue`, `suspend` or `cancel`), so a restart finishes what it began.
+    "ALTER TABLE jobs ADD COLUMN launch INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE jobs ADD COLUMN preempting TEXT;",
+    // 9: a pending job's expected start from the policy's plan (epoch ms), written by the
     // daemon when it changes (NULL when the plan does not place the job); the jobs that ended
     // in a recent window found without a scan (the dashboard's history).
     "ALTER TABLE jobs ADD COLUMN expected_start_ms INTEGER;

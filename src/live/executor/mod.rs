@@ -23,34 +23,31 @@
 
 use super::clock::{TimeBase, Waker};
 use super::contain;
-use super::machine::{process_start, same_process_alive, set_group_affinity};
+use super::failpoint;
+use super::machine::{same_process_alive, set_group_affinity};
 use super::slots::CpuSlots;
-use super::store::{Allocated, Reason, ReasonCode};
+use super::store::{Allocated, Launch, Reason, ReasonCode};
 use super::syntax::cpu_list;
 use super::{Home, LiveError};
 use crate::driver::{Completion, Executor};
 use crate::engine::Command;
 use crate::ids::JobId;
-use crate::model::{FinalState, Node, PreemptMode, Slice};
+use crate::model::{FinalState, Node, PreemptMode};
 use crate::time::{Dur, Time};
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+
+mod launch;
 
 /// What the executor needs recorded about the processes it runs, and read back.
 pub trait Ledger {
-    /// The CPU ids and GPU names `job` is about to start on, recorded before its runner starts
-    /// (the runner reads them).
-    fn allocated(
-        &mut self,
-        job: JobId,
-        cpus: &[usize],
-        gpus: &[String],
-    ) -> Result<Allocated, LiveError>;
+    /// `job` is about to be launched (CONFIGURING), recorded before its runner is forked: its
+    /// CPU ids, GPU names and supervision, which the runner reads, and the launch number the
+    /// runner must claim.
+    fn launching(&mut self, job: JobId, launch: &Launch<'_>) -> Result<Allocated, LiveError>;
     /// The runner started for `job`: its pid and start time.
     fn runner_started(&mut self, job: JobId, pid: i32, start: Option<i64>)
     -> Result<(), LiveError>;
@@ -62,11 +59,15 @@ pub trait Ledger {
     fn process_group(&self, job: JobId) -> Option<i32>;
     /// What the job's runner recorded when the job ended (`None`: nothing can be read).
     fn runner_report(&self, job: JobId) -> Option<RunnerReport>;
-    /// How `job`'s runner is to supervise it, recorded before the runner starts: the grace
-    /// between SIGTERM and SIGKILL at its time limit, and whether to cap its address space
-    /// (RLIMIT_AS) where no memory cgroup limits it.
-    fn supervision(&mut self, job: JobId, kill_wait: Dur, rlimit_as: bool)
-    -> Result<(), LiveError>;
+    /// A preemption of `job` begins (recorded before it is stopped, so that a restart
+    /// finishes it).
+    fn preempting(&mut self, job: JobId, mode: PreemptMode) -> Result<(), LiveError>;
+    /// A job the engine does not hold (adopted beyond this daemon's CPUs after a restart)
+    /// ended: its end is recorded here, since no completion goes to the engine.
+    fn unmanaged_ended(&mut self, job: JobId, state: FinalState, reason: &Reason);
+    /// Whether a client asked to cancel `job` (read for jobs the engine does not hold, whose
+    /// cancellations the engine cannot relay).
+    fn cancel_requested(&self, job: JobId) -> bool;
     /// The cgroups `job`'s runner made for it, as the runner recorded them.
     fn job_cgroups(&self, job: JobId) -> Vec<PathBuf>;
     /// `job`'s processes could not be pinned to their CPUs (recorded for `stats`; best effort).
@@ -132,6 +133,9 @@ struct Proc {
     resize_signal: Option<i32>,
     /// Resizes so far (the allocation file's `generation`).
     generation: u32,
+    /// Held by the engine (false: adopted after a restart beyond this daemon's CPUs; it runs
+    /// on, over-committing the machine, and its end is recorded without the engine).
+    managed: bool,
 }
 
 /// A job whose runner survived a daemon restart, as recorded.
@@ -149,6 +153,8 @@ pub struct Adopted {
     pub resize_signal: Option<i32>,
     /// Resizes so far.
     pub generation: u32,
+    /// Held by the engine (see [`Proc`]'s field of the same name).
+    pub managed: bool,
 }
 
 /// Writes an elastic job's allocation file through a temporary name, so a job never reads a
@@ -178,6 +184,10 @@ pub struct ProcessExecutor<L: Ledger> {
     kill_wait: Dur,
     time: TimeBase,
     rlimit_as: bool,
+    /// Starts not carried out yet (see `launch.rs`), by job.
+    retries: BTreeMap<JobId, launch::Retry>,
+    /// Jobs stopped before their launch succeeded: their completions, due now.
+    stopped_unlaunched: Vec<Completion>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +227,8 @@ impl<L: Ledger> ProcessExecutor<L> {
             kill_wait,
             time: TimeBase::new(),
             rlimit_as: false,
+            retries: BTreeMap::new(),
+            stopped_unlaunched: Vec::new(),
         }
     }
 
@@ -247,81 +259,6 @@ impl<L: Ledger> ProcessExecutor<L> {
             .split(',')
             .filter_map(|g| self.gpu_names.iter().position(|n| n == g))
             .fold(0u64, |m, b| m | (1 << b))
-    }
-
-    fn spawn(
-        &mut self,
-        now: Time,
-        job: JobId,
-        alloc: &[Slice],
-        limit: Option<Dur>,
-    ) -> Result<(), ExecError> {
-        let cpus_n: u32 = alloc.iter().map(|s| s.cpus).sum();
-        let cpus = self.cpus.take(cpus_n as usize, &[]);
-        let real = self.cpus.real_ids(&cpus);
-        let gpus: Vec<String> = alloc
-            .iter()
-            .flat_map(|s| (0..64).filter(move |b| s.gpu_mask & (1u64 << b) != 0))
-            .map(|b| {
-                self.gpu_names
-                    .get(b as usize)
-                    .cloned()
-                    .unwrap_or_else(|| b.to_string())
-            })
-            .collect();
-        let id = job.0 as i64;
-        let Allocated {
-            elastic,
-            resize_signal,
-        } = self.ledger.allocated(job, &real, &gpus)?;
-        self.ledger
-            .supervision(job, self.kill_wait, self.rlimit_as)?;
-        if elastic {
-            write_alloc_file(&self.home.alloc_file(id), job, &real, 0);
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home.daemon_log())
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null());
-        let child = std::process::Command::new(&self.runner)
-            .args(["job-runner", "--job", &id.to_string()])
-            .env("MINI_SLURM_HOME", &self.home.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|source| ExecError::Spawn { job, source })?;
-        let pid = child.id() as i32;
-        drop(child);
-        let start = process_start(pid);
-        self.ledger.runner_started(job, pid, start)?;
-        let (finished, wake) = (Arc::clone(&self.finished), self.wake.clone());
-        std::thread::spawn(move || {
-            while let Err(nix::errno::Errno::EINTR) = waitpid(Pid::from_raw(pid), None) {}
-            if let Ok(mut f) = finished.lock() {
-                f.push(job);
-            }
-            let _ = wake.send(());
-        });
-        self.running.insert(
-            job,
-            Proc {
-                runner_pid: pid,
-                runner_start: start,
-                deadline: limit.map(|l| now + l + self.kill_wait + BACKSTOP_MARGIN),
-                kill_at: None,
-                reason: None,
-                cpus,
-                adopted: false,
-                preempt: None,
-                elastic,
-                resize_signal,
-                generation: 0,
-            },
-        );
-        Ok(())
     }
 
     /// Resizes a running elastic job to `n` CPUs: a shrink keeps its lowest slots on distinct
@@ -372,7 +309,13 @@ impl<L: Ledger> ProcessExecutor<L> {
     /// takes the lowest free slot that runs on it (none where all are taken, as when the
     /// daemon restarts with fewer CPUs).
     pub fn adopt(&mut self, a: Adopted) {
-        let slots = self.cpus.adopt(&a.cpus);
+        // A job the engine does not hold takes no slot: the engine schedules the daemon's
+        // CPUs as if it were not there (the machine is over-committed until it ends).
+        let slots = if a.managed {
+            self.cpus.adopt(&a.cpus)
+        } else {
+            Vec::new()
+        };
         self.running.insert(
             a.job,
             Proc {
@@ -387,6 +330,7 @@ impl<L: Ledger> ProcessExecutor<L> {
                 elastic: a.elastic,
                 resize_signal: a.resize_signal,
                 generation: a.generation,
+                managed: a.managed,
             },
         );
     }
@@ -398,12 +342,23 @@ impl<L: Ledger> ProcessExecutor<L> {
         let cgroups = self.ledger.job_cgroups(job);
         let n = contain::kill_remains(&self.home.dir, job.0 as i64, pgid, &cgroups);
         if n > 0 {
-            eprintln!("mini-slurm: job {job}: its runner died; killed {n} processes left of it");
+            live_log!("mini-slurm: job {job}: its runner died; killed {n} processes left of it");
         }
     }
 
-    /// SIGTERM to the runner (forwarded to the job's group), SIGKILL to the group later.
-    fn stop(&mut self, now: Time, job: JobId, reason: FinalState) {
+    /// SIGTERM to the runner (forwarded to the job's group), SIGKILL to the group later. A
+    /// job whose launch is still being retried just ends (it never ran).
+    fn stop(&mut self, now: Time, job: JobId, reason: FinalState, preempt: Option<PreemptMode>) {
+        if let Some(r) = self.retries.remove(&job) {
+            self.cpus.release(&r.slots);
+            self.stopped_unlaunched.push(Completion {
+                job,
+                at: now,
+                state: reason,
+                preempted: preempt,
+            });
+            return;
+        }
         let kill_wait = self.kill_wait;
         if let Some(p) = self.running.get_mut(&job) {
             if p.reason.is_none() {
@@ -425,9 +380,13 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 alloc,
                 time_limit,
                 ..
-            } => self.spawn(now, *job, alloc, *time_limit),
+            } => {
+                self.start(now, *job, alloc, *time_limit);
+                Ok(())
+            }
             Command::Cancel { job, running: true } => {
-                self.stop(now, *job, FinalState::Cancelled);
+                self.stop(now, *job, FinalState::Cancelled, None);
+                failpoint::hit("cancel:signalled");
                 Ok(())
             }
             Command::Cancel { .. } => Ok(()),
@@ -436,13 +395,32 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 if let Some(p) = self.running.get_mut(job) {
                     p.preempt = Some(*mode);
                 }
-                self.stop(now, *job, FinalState::Preempted);
+                // Recorded before the job is stopped: a restart finishes the preemption.
+                if let Err(e) = self.ledger.preempting(*job, *mode) {
+                    live_log!("mini-slurm: job {job}: cannot record its preemption: {e}");
+                }
+                failpoint::hit("requeue:marked");
+                self.stop(now, *job, FinalState::Preempted, Some(*mode));
                 Ok(())
             }
         }
     }
 
     fn take_completions(&mut self, now: Time, out: &mut Vec<Completion>) {
+        out.append(&mut self.stopped_unlaunched);
+        self.retry_launches(now);
+        // Cancellations of jobs the engine does not hold come straight from the ledger.
+        let unmanaged: Vec<JobId> = self
+            .running
+            .iter()
+            .filter(|(_, p)| !p.managed && p.reason.is_none())
+            .map(|(j, _)| *j)
+            .collect();
+        for j in unmanaged {
+            if self.ledger.cancel_requested(j) {
+                self.stop(now, j, FinalState::Cancelled, None);
+            }
+        }
         // Time limits, and SIGKILL after the grace period.
         let due: Vec<JobId> = self
             .running
@@ -451,7 +429,7 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
             .map(|(j, _)| *j)
             .collect();
         for j in due {
-            self.stop(now, j, FinalState::Timeout);
+            self.stop(now, j, FinalState::Timeout, None);
         }
         for (job, p) in self.running.iter_mut() {
             if p.kill_at.is_some_and(|k| k <= now) {
@@ -483,10 +461,19 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 self.kill_remains(job);
             }
             self.cpus.release(&p.cpus);
-            let state = match report {
-                Some(report) => outcome(&report, p.reason).0,
-                None => FinalState::Failed,
+            let (state, reason) = match report {
+                Some(report) => outcome(&report, p.reason),
+                None => (FinalState::Failed, Reason::runner_lost()),
             };
+            if !p.managed {
+                self.ledger.unmanaged_ended(job, state, &reason);
+                continue;
+            }
+            failpoint::hit(if p.preempt.is_some() {
+                "requeue:reaped"
+            } else {
+                "end:reaped"
+            });
             out.push(Completion {
                 job,
                 at: now,
@@ -498,6 +485,8 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
 
     fn next_completion(&self) -> Option<Time> {
         let now = self.time.now();
+        let retries = self.retries.values().map(|r| r.at);
+        let stopped = (!self.stopped_unlaunched.is_empty()).then_some(now);
         self.running
             .values()
             .flat_map(|p| {
@@ -508,6 +497,8 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 ]
             })
             .flatten()
+            .chain(retries)
+            .chain(stopped)
             .min()
     }
 }
