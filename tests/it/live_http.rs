@@ -347,7 +347,7 @@ fn bad_requests_are_refused_and_slow_clients_cut_off() {
     assert!(busy > 0, "no connection beyond the queue was refused");
     drop(idle);
     wait_for(
-        || get(addr, "/api/v1/stats").status == 200,
+        || raw(addr, b"GET /api/v1/stats HTTP/1.1\r\n\r\n").is_ok_and(|g| g.status == 200),
         15,
         "the server to answer again",
     );

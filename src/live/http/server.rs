@@ -304,13 +304,22 @@ impl Acceptor {
     }
 }
 
-/// Answers `503` without waiting on the client (one non-blocking write) and closes.
+/// Answers `503` without waiting on the client (one non-blocking write) and closes. What the
+/// client already sent is read first (without waiting), so that the close does not reset the
+/// connection and lose the answer.
 fn busy(mut s: TcpStream) {
     let r = Response::text(503, "busy: too many connections, retry later")
         .with_header("Retry-After", "1");
     let _ = s.set_nonblocking(true);
     let _ = s.write(head_text(&r).as_bytes());
     let _ = s.write(&r.body);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..(MAX_HEAD / sink.len() + 1) {
+        if !matches!(s.read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 fn worker<H: Handler>(rx: &Mutex<Receiver<Work>>, handler: &H) {
