@@ -6,8 +6,7 @@
 //!
 //! Skipped when no Chromium is installed, except under `CI=true` (`.ci/run` installs it).
 
-use crate::live_http::{http_addr, iso, stored_starts, two_running_three_waiting};
-use crate::live_util::Live;
+use crate::live_http::{conservative_2_cpus_http, iso, stored_starts, two_running_three_waiting};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,19 +76,7 @@ fn dashboard_shows_jobs_states_and_expected_starts() {
     };
     // A browser is CPU-heavy: not alongside the timing tests.
     let _heavy = crate::util::heavy();
-    let mut l = Live::new();
-    l.start_with(
-        &[
-            "--cpus",
-            "2",
-            "--policy",
-            "conservative",
-            "--http",
-            "127.0.0.1:0",
-        ],
-        &[("MINI_SLURM_HTTP_SAMPLE_MS", "1000")],
-    );
-    let addr = http_addr(&l);
+    let (l, addr) = conservative_2_cpus_http(&[("MINI_SLURM_HTTP_SAMPLE_MS", "1000")]);
     let done = l.submit(&["-J", "prep", "--", "sleep", "1"]);
     l.wait_state(done, 20);
     let (run, wait) = two_running_three_waiting(&l);

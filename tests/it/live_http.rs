@@ -120,18 +120,28 @@ pub fn stored_starts(l: &Live, ids: &[i64]) -> Vec<i64> {
     rows.iter().filter_map(|r| r.expected_start_ms).collect()
 }
 
+/// A daemon with 2 CPUs under `--policy conservative`, serving HTTP on a free loopback port;
+/// `env` for the daemon.
+pub fn conservative_2_cpus_http(env: &[(&str, &str)]) -> (Live, SocketAddr) {
+    let mut l = Live::new();
+    l.start_with(
+        &[
+            "--cpus",
+            "2",
+            "--policy",
+            "conservative",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        env,
+    );
+    let addr = http_addr(&l);
+    (l, addr)
+}
+
 #[test]
 fn expected_starts_metrics_and_api_by_value() {
-    let mut l = Live::new();
-    l.start(&[
-        "--cpus",
-        "2",
-        "--policy",
-        "conservative",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let addr = http_addr(&l);
+    let (mut l, addr) = conservative_2_cpus_http(&[]);
     let (run, wait) = two_running_three_waiting(&l);
     let [s1, s2] = run.map(|id| l.job(id).start_ms.unwrap());
     // Conservative: each waiting job gets a CPU when the first one it can have frees up.
