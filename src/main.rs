@@ -57,10 +57,44 @@ enum Command {
     JobRunner(commands::live::job_runner::RunnerArgs),
 }
 
+/// The hot verbs (a submission, a job's runner, the live queries) parsed alone: clap builds
+/// the whole command tree — every verb's flags — before it parses, which costs a client more
+/// than its request to the daemon (see docs/performance.md). Any error, `--help` or
+/// `--version` included, is left to the full parse, so messages are the same either way.
+fn parse_hot(args: &[std::ffi::OsString]) -> Option<Command> {
+    macro_rules! alone {
+        ($variant:ident, $args:ty, $name:literal) => {{
+            #[derive(Parser)]
+            #[command(name = $name)]
+            struct One {
+                #[command(flatten)]
+                a: $args,
+            }
+            let rest = args.iter().skip(2).cloned();
+            One::try_parse_from(std::iter::once($name.into()).chain(rest))
+                .ok()
+                .map(|o| Command::$variant(o.a))
+        }};
+    }
+    use commands::live::{cancel, job_runner, queue, show, submit};
+    match args.get(1)?.to_str()? {
+        "submit" => alone!(Submit, submit::SubmitArgs, "mini-slurm submit"),
+        "job-runner" => alone!(JobRunner, job_runner::RunnerArgs, "mini-slurm job-runner"),
+        "queue" => alone!(Queue, queue::QueueArgs, "mini-slurm queue"),
+        "show" => alone!(Show, show::ShowArgs, "mini-slurm show"),
+        "cancel" => alone!(Cancel, cancel::CancelArgs, "mini-slurm cancel"),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => return clap_error(e),
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match parse_hot(&args) {
+        Some(command) => Cli { command },
+        None => match Cli::try_parse_from(&args) {
+            Ok(c) => c,
+            Err(e) => return clap_error(e),
+        },
     };
     if !matches!(cli.command, Command::Scheduler(_) | Command::JobRunner(_)) {
         // A closed pipe (`mini-slurm policies | head`) ends the command quietly, as it does
@@ -156,6 +190,39 @@ fn usage_error_text(rendered: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The hot verbs' own parse agrees with the full one.
+    #[test]
+    fn hot_verbs_parse_as_the_full_command_line() {
+        use clap::Parser;
+        for line in [
+            "mini-slurm submit --parsable --cpus 2 -o out-%j -- python train.py --epochs 3",
+            "mini-slurm submit --nice -5 --priority -2 echo hi",
+            "mini-slurm submit -J x -t 1:00 -d afterok:3 -a 0-3%2 -- sleep 1",
+            "mini-slurm job-runner --job 7 --launch 2",
+            "mini-slurm queue -s RUNNING -u ann --format %i%j -H",
+            "mini-slurm show 4",
+            "mini-slurm cancel 4 5",
+        ] {
+            let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            let hot = super::parse_hot(&args).map(|c| format!("{c:?}"));
+            let full = super::Cli::try_parse_from(&args).map(|c| format!("{:?}", c.command));
+            assert_eq!(hot, full.ok(), "{line}");
+        }
+        for line in [
+            "mini-slurm submit --help",
+            "mini-slurm submit --version",
+            "mini-slurm submit --cpu 2 true",
+            "mini-slurm queue --bogus",
+            "mini-slurm sim --help",
+        ] {
+            let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            assert!(
+                super::parse_hot(&args).is_none(),
+                "{line}: left to the full parse"
+            );
+        }
+    }
+
     #[test]
     fn usage_errors_keep_the_tip_and_the_usage() {
         let rendered = "error: unexpected argument '--polcy' found\n\n  tip: a similar argument \

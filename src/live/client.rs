@@ -1,34 +1,52 @@
 //! The typed client API of live mode: what `submit`, `queue`, `show`, `cancel`, `stats` and
-//! `export-trace` do, as library calls that return data. The command line renders it; a web
-//! server or a socket daemon could call the same functions.
+//! `export-trace` do, as library calls that return data. The command line renders it.
 //!
-//! The business rules live here: a submission's validation and defaults (name, shell or not,
-//! partition), array expansion, dependency checks, the size of the machine submissions are
-//! checked against (the daemon's last configuration, else this machine's), which jobs `queue`
-//! lists by default, how a cancellation is carried out with or without a daemon. A client only
-//! touches the database and wakes the daemon; it never schedules.
+//! A [`Client`] goes through the daemon's socket when a daemon answers there (the fast path:
+//! it opens no database, and the daemon checks who is asking), and otherwise works on the
+//! database itself — for a personal home only: a shared scheduler's home
+//! (`scheduler --multi-user`) is the daemon's alone, and without its daemon a client says
+//! "the scheduler is not running". Either way the same [`service`](super::service) code
+//! carries the request out.
 //!
-//! Validation messages name the request's fields by their `submit` flags (`--cpus`, ...).
+//! The submission rules live here: a submission's validation and defaults (name, shell or not,
+//! partition, output patterns), array expansion, the size of the machine submissions are
+//! checked against, which jobs `queue` lists by default. Validation messages name the
+//! request's fields by their `submit` flags (`--cpus`, ...).
 
-use super::machine;
+use super::protocol::{Request, Response};
 use super::publish::PlanScope;
-use super::store::{
-    ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob, StoreError,
-};
-use super::syntax::{parse_array, parse_dependency};
-use super::{Home, LiveError, now_ms};
-use crate::ids::{JobId, Names};
-use crate::model::{ElasticRange, JobState, parse_mem_mb};
-use crate::time::{Dur, Time, parse_duration};
-use crate::trace::{TraceJob, Workload};
+use super::remote;
+use super::service::{Access, Service};
+pub use super::service::{Capacity, Stats, workload_of};
+use super::store::{Db, JobFilter, JobRow, NewJob, StoreError, by_name};
+use super::syntax::parse_array;
+use super::{Home, LiveError, output};
+use crate::model::{JobState, parse_mem_mb};
+use crate::time::parse_duration;
+use crate::trace::Workload;
+use serde::{Deserialize, Serialize};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
-/// An open connection to a home's database.
+/// The client of one home: through its daemon, or on its database.
 pub struct Client {
     home: Home,
-    db: Db,
+    route: Route,
 }
 
-/// Who submits a job (it runs as that user when the daemon runs as root).
+enum Route {
+    /// Through the daemon's socket (a connection made and not used yet, if any).
+    Daemon(Option<UnixStream>),
+    /// On the database: no daemon answers (a personal home only).
+    Direct(Db),
+}
+
+/// How long a client keeps trying a daemon that went away mid-request (a restart) before it
+/// gives up (a shared home) or works on the database (a personal one).
+const RECONNECT: Duration = Duration::from_secs(5);
+
+/// Who asks: a job's owner, a request's caller (it runs as that user when the daemon runs as
+/// root).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Owner {
     pub user: String,
@@ -39,22 +57,33 @@ pub struct Owner {
 impl Owner {
     /// The user of this process.
     pub fn current() -> Owner {
-        let uid = nix::unistd::getuid();
-        let user = nix::unistd::User::from_uid(uid)
+        Owner::of(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    }
+    /// The user `uid` with primary group `gid` (as the kernel reports a caller), named by the
+    /// user database (the number when it has no entry).
+    pub fn of(uid: u32, gid: u32) -> Owner {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
             .flatten()
             .map_or_else(|| uid.to_string(), |u| u.name);
-        Owner {
-            user,
-            uid: uid.as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-        }
+        Owner { user, uid, gid }
+    }
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+    /// Whether this caller may see the details of, and cancel, a job: its owner and root.
+    pub fn may_touch(&self, job: &JobRow) -> bool {
+        self.is_root() || job.uid == self.uid
     }
 }
 
 /// A submission as a user writes it (`submit`'s flags): checked by [`Submission::validate`],
-/// then stored by [`Client::submit`].
-#[derive(Clone, Debug, Default)]
+/// then stored by [`Client::submit`]. What a client sends the daemon, without its owner: the
+/// daemon sets the owner from the socket's peer credentials.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Submission {
     /// Several words run as given; one word with spaces or shell characters runs under
     /// `/bin/sh -c`.
@@ -78,9 +107,21 @@ pub struct Submission {
     pub min_cpus: Option<u32>,
     pub max_cpus: Option<u32>,
     pub resize_signal: Option<i32>,
+    /// sbatch's `--output` and `--error` file name patterns (see [`output`]).
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Who submits: never sent, the daemon knows it from the kernel.
+    #[serde(skip)]
     pub owner: Owner,
     pub cwd: String,
+    #[serde(with = "by_name::env")]
     pub env: super::store::Env,
+    /// Identifies this submission, so that one sent again is stored once (set by
+    /// [`Client::submit`]).
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// A submission that passed the checks that need no database.
@@ -90,11 +131,11 @@ pub struct ValidSubmission {
     pub job: NewJob,
     /// The array's task ids and its limit of running tasks.
     pub array: Option<(Vec<i64>, Option<i64>)>,
-    dependency: Option<String>,
+    pub(super) dependency: Option<String>,
 }
 
 /// What a submission stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submitted {
     /// The job's id, or the ids of the array's tasks (the first is the array's id).
     pub ids: Vec<i64>,
@@ -116,7 +157,7 @@ impl From<StoreError> for SubmitError {
     }
 }
 
-fn invalid(msg: String) -> SubmitError {
+pub(super) fn invalid(msg: String) -> SubmitError {
     SubmitError::Invalid(msg)
 }
 
@@ -150,6 +191,11 @@ impl Submission {
             }
         };
         let elastic = self.elastic_range()?;
+        for (flag, p) in [("--output", &self.output), ("--error", &self.error)] {
+            if let Some(p) = p {
+                output::check_pattern(flag, p).map_err(invalid)?;
+            }
+        }
         let partition = self.partition.clone().unwrap_or_else(|| "all".into());
         if partition != "all" {
             return Err(invalid(format!(
@@ -193,6 +239,9 @@ impl Submission {
                 submit_ms: 0,
                 elastic,
                 resize_signal: self.resize_signal,
+                stdout: self.output,
+                stderr: self.error,
+                token: self.token,
             },
             array,
             dependency: self.dependency,
@@ -227,66 +276,8 @@ impl Submission {
     }
 }
 
-/// The machine submissions are checked against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capacity {
-    pub cpus: u32,
-    pub mem_mb: u64,
-    pub gpus: u32,
-}
-
-impl Capacity {
-    /// The daemon's last configuration, else what this machine has.
-    fn of(meta: &DaemonMeta) -> Capacity {
-        let detected = || machine::detect();
-        let (cpus, mem_mb, gpus) = match (meta.cpus, meta.mem_mb, &meta.gpus) {
-            (Some(c), Some(m), Some(g)) => (c, m, g.len() as u32),
-            _ => {
-                let m = detected();
-                (
-                    meta.cpus.unwrap_or(m.cpus),
-                    meta.mem_mb.unwrap_or(m.mem_mb),
-                    meta.gpus.as_ref().unwrap_or(&m.gpus).len() as u32,
-                )
-            }
-        };
-        Capacity { cpus, mem_mb, gpus }
-    }
-
-    /// Whether a job of this size could ever run here: the message names the flag if not.
-    fn check(&self, job: &NewJob) -> Result<(), SubmitError> {
-        let Capacity { cpus, mem_mb, gpus } = *self;
-        if job.cpus > cpus {
-            return Err(invalid(format!(
-                "--cpus {}: the machine has {cpus} CPUs",
-                job.cpus
-            )));
-        }
-        if let Some((_, hi)) = job.elastic
-            && hi > cpus
-        {
-            return Err(invalid(format!(
-                "--max-cpus {hi}: the machine has {cpus} CPUs"
-            )));
-        }
-        if job.mem_mb > mem_mb && mem_mb > 0 {
-            return Err(invalid(format!(
-                "--mem {} MB: the machine has {mem_mb} MB",
-                job.mem_mb
-            )));
-        }
-        if job.gpus > gpus {
-            return Err(invalid(format!(
-                "--gpus {}: the machine has {gpus} GPUs",
-                job.gpus
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// How a cancellation was carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CancelOutcome {
     NoSuchJob,
     /// A pending job, cancelled at once (no daemon runs).
@@ -294,50 +285,9 @@ pub enum CancelOutcome {
     /// Asked of the daemon (or, for a running job without a daemon, of its runner).
     Cancelling,
     /// The job is over.
-    AlreadyEnded(JobState),
-}
-
-/// Capacity, usage and job counts, for `stats`.
-#[derive(Clone, Debug)]
-pub struct Stats {
-    pub daemon_running: bool,
-    /// The policy the daemon last ran.
-    pub policy: Option<String>,
-    pub capacity: Capacity,
-    /// How memory limits are enforced, in words.
-    pub enforcement: String,
-    /// Containment, CPU ids and pinning failures.
-    pub contain: ContainStats,
-    pub counts: JobCounts,
-    /// The last fault of the database the daemon recovered from.
-    pub last_fault: Option<String>,
-    /// Where the running daemon serves its dashboard, metrics and API (`scheduler --http`).
-    pub http: Option<String>,
-}
-
-impl Stats {
-    /// What `stats` says of a home without a database (no job was ever submitted there).
-    pub fn without_database() -> Stats {
-        Stats {
-            daemon_running: false,
-            policy: None,
-            capacity: Capacity::of(&DaemonMeta::default()),
-            enforcement: machine::mem_enforcement().describe(),
-            contain: ContainStats::default(),
-            counts: JobCounts::default(),
-            last_fault: None,
-            http: None,
-        }
-    }
-
-    /// Mean wait and run time of finished jobs, in seconds.
-    pub fn means_s(&self) -> Option<(f64, f64)> {
-        let c = &self.counts;
-        (c.finished > 0).then(|| {
-            let n = c.finished as f64;
-            (c.wait_ms as f64 / n / 1000.0, c.run_ms as f64 / n / 1000.0)
-        })
-    }
+    AlreadyEnded(#[serde(with = "by_name::state")] JobState),
+    /// Another user's job (Slurm's "Access/permission denied"): left alone.
+    Denied,
 }
 
 /// What a stored expected start is worth now: only a running daemon's plan holds, and the
@@ -406,172 +356,249 @@ pub fn queue_filter(
 }
 
 impl Client {
-    /// Opens a home's database, creating the directory tree and the database if needed.
+    /// The client of a home: through its daemon if one answers, else on its database
+    /// (created if needed; a personal home only).
     pub fn open(home: &Home) -> Result<Client, LiveError> {
+        if let Ok(s) = remote::connect(home) {
+            return Ok(Client::through(home, s));
+        }
         Ok(Client {
-            db: home.open()?,
+            route: Route::Direct(Client::direct(home)?),
             home: home.clone(),
         })
     }
 
-    /// Opens a home's database if it has one, creating nothing: what read-only commands use.
+    /// As [`open`](Client::open), but without a daemon only if the home has a database,
+    /// creating nothing: what read-only commands use.
     pub fn open_existing(home: &Home) -> Result<Option<Client>, LiveError> {
+        if let Ok(s) = remote::connect(home) {
+            return Ok(Some(Client::through(home, s)));
+        }
+        may_work_directly(home)?;
         Ok(home.open_existing()?.map(|db| Client {
-            db,
+            route: Route::Direct(db),
             home: home.clone(),
         }))
+    }
+
+    fn through(home: &Home, s: UnixStream) -> Client {
+        Client {
+            home: home.clone(),
+            route: Route::Daemon(Some(s)),
+        }
+    }
+
+    /// The database, for a client that works without a daemon.
+    fn direct(home: &Home) -> Result<Db, LiveError> {
+        may_work_directly(home)?;
+        home.open()
     }
 
     pub fn home(&self) -> &Home {
         &self.home
     }
 
-    /// The machine submissions are checked against.
-    pub fn capacity(&self) -> Result<Capacity, LiveError> {
-        Ok(Capacity::of(&self.db.daemon_meta()?))
+    /// Whether requests go through the daemon.
+    pub fn via_daemon(&self) -> bool {
+        matches!(self.route, Route::Daemon(_))
     }
 
-    /// Stores a validated submission (after the checks against the machine and the jobs it
-    /// depends on) and wakes the daemon.
-    pub fn submit(&mut self, s: &ValidSubmission) -> Result<Submitted, SubmitError> {
-        self.capacity()?.check(&s.job)?;
-        let mut job = s.job.clone();
-        if let Some(d) = &s.dependency {
-            let deps = parse_dependency(d).map_err(|e| invalid(format!("--dependency: {e}")))?;
-            for (_, id) in &deps {
-                if !self.db.exists(*id)? {
-                    return Err(invalid(format!("--dependency: job {id} does not exist")));
-                }
-            }
-            job.dependency = d.clone();
-        }
-        job.submit_ms = now_ms();
-        let array = s.array.as_ref().map(|(t, l)| (t.as_slice(), *l));
-        let ids = self.db.insert_jobs(&job, array)?;
-        self.home.notify();
-        Ok(Submitted { ids })
-    }
-
-    /// The jobs a filter selects, by id.
-    pub fn queue(&self, filter: &JobFilter) -> Result<Vec<JobRow>, LiveError> {
-        Ok(self.db.jobs(filter)?)
-    }
-
-    /// One job.
-    pub fn job(&self, id: i64) -> Result<Option<JobRow>, LiveError> {
-        Ok(self.db.job(id)?)
-    }
-
-    /// What the stored expected starts are worth now.
-    pub fn expected_starts(&self) -> Result<ExpectedStarts, LiveError> {
-        let meta = self.db.daemon_meta()?;
-        Ok(ExpectedStarts {
-            daemon_running: self.home.daemon_running(),
-            scope: meta.plan.as_deref().and_then(PlanScope::from_name),
-        })
-    }
-
-    /// Cancels jobs: a pending job at once when no daemon runs, otherwise through the daemon;
-    /// a running job without a daemon through its runner (which records how it ended).
-    pub fn cancel(&self, ids: &[i64]) -> Result<Vec<(i64, CancelOutcome)>, LiveError> {
-        let daemon = self.home.daemon_running();
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let Some(r) = self.db.job(id)? else {
-                out.push((id, CancelOutcome::NoSuchJob));
-                continue;
+    /// Sends a request through the daemon; `Ok(None)` if this client works on the database.
+    /// A daemon that went away mid-request (killed, restarting) is tried again; where it no
+    /// longer listens, a personal home's client carries on with the database, a shared
+    /// home's waits for it up to [`RECONNECT`]. Requests are idempotent (a submission by its
+    /// token), so one sent twice is done once.
+    fn ask(&mut self, req: &Request) -> Result<Option<Response>, LiveError> {
+        let Route::Daemon(first) = &mut self.route else {
+            return Ok(None);
+        };
+        let mut stream = first.take();
+        let until = Instant::now() + RECONNECT;
+        loop {
+            let conn = match stream.take() {
+                Some(s) => Ok(s),
+                None => remote::connect(&self.home),
             };
-            let outcome = match r.state {
-                JobState::Pending if !daemon => {
-                    self.db.cancel_pending_now(id, now_ms())?;
-                    CancelOutcome::Cancelled
-                }
-                JobState::Pending | JobState::Configuring | JobState::Running => {
-                    self.db.request_cancel(id)?;
-                    // Without a daemon, the runner is told directly — only if the recorded pid
-                    // is still that runner (same start time), never a process that reused it.
-                    if r.state.is_started()
-                        && !daemon
-                        && let Some(pid) = r.runner_pid
-                        && r.runner_start.is_some()
-                        && machine::same_process_alive(pid, r.runner_start)
-                    {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGTERM,
-                        );
+            let gone = match conn {
+                Ok(s) => match remote::exchange(s, req) {
+                    Ok(r) => return Ok(Some(r)),
+                    Err(e) => e,
+                },
+                Err(e) => {
+                    if may_work_directly(&self.home).is_ok() {
+                        self.route = Route::Direct(Client::direct(&self.home)?);
+                        return Ok(None);
                     }
-                    CancelOutcome::Cancelling
+                    remote::Lost::Io(e)
                 }
-                other => CancelOutcome::AlreadyEnded(other),
             };
-            out.push((id, outcome));
+            if Instant::now() >= until {
+                return Err(match may_work_directly(&self.home) {
+                    Err(e) => e,
+                    Ok(()) => LiveError::Other(format!("the scheduler did not answer: {gone}")),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The service over this client's database (no daemon answers), acting as this process's
+    /// user.
+    fn service(&mut self) -> Result<(Service<'_>, Owner), LiveError> {
+        let daemon = self.home.daemon_running();
+        match &mut self.route {
+            Route::Direct(db) => Ok((
+                Service {
+                    db,
+                    home: &self.home,
+                    access: Access::default(),
+                    daemon,
+                },
+                Owner::current(),
+            )),
+            Route::Daemon(_) => Err(LiveError::Other("no database: the daemon serves".into())),
+        }
+    }
+
+    /// Submits a job (or an array): checked and stored by the daemon, which wakes at once, or
+    /// stored here when no daemon runs. A submission is acknowledged once committed; one sent
+    /// again (its reply lost) is stored once, by its token.
+    pub fn submit(&mut self, mut s: Submission) -> Result<Submitted, SubmitError> {
+        s.token.get_or_insert_with(new_token);
+        let req = Request::Submit(Box::new(s));
+        match self.ask(&req)? {
+            Some(Response::Submitted(x)) => return Ok(x),
+            Some(Response::Failed(f)) => return Err(f.into()),
+            Some(other) => return Err(unexpected(&other).into()),
+            None => {}
+        }
+        let Request::Submit(s) = req else {
+            unreachable!("the request built above")
+        };
+        let (mut svc, who) = self.service()?;
+        let r = svc.submit(&who, *s);
         self.home.notify();
-        Ok(out)
+        r
+    }
+
+    /// The jobs a filter selects, by id (the details of other users' jobs withheld).
+    pub fn queue(&mut self, filter: &JobFilter) -> Result<Vec<JobRow>, LiveError> {
+        match self.ask(&Request::Queue(filter.clone()))? {
+            Some(Response::Jobs(j)) => Ok(j),
+            Some(other) => Err(failure(other)),
+            None => {
+                let (svc, who) = self.service()?;
+                svc.queue(&who, filter)
+            }
+        }
+    }
+
+    /// One job (its details withheld unless it is the caller's).
+    pub fn job(&mut self, id: i64) -> Result<Option<JobRow>, LiveError> {
+        match self.ask(&Request::Show(id))? {
+            Some(Response::Job(j)) => Ok(j.map(|b| *b)),
+            Some(other) => Err(failure(other)),
+            None => {
+                let (svc, who) = self.service()?;
+                svc.job(&who, id)
+            }
+        }
+    }
+
+    /// Cancels jobs: the caller's own, any for root (others' are [`CancelOutcome::Denied`]).
+    pub fn cancel(&mut self, ids: &[i64]) -> Result<Vec<(i64, CancelOutcome)>, LiveError> {
+        match self.ask(&Request::Cancel(ids.to_vec()))? {
+            Some(Response::Cancelled(c)) => Ok(c),
+            Some(other) => Err(failure(other)),
+            None => {
+                let (svc, who) = self.service()?;
+                let r = svc.cancel(&who, ids);
+                self.home.notify();
+                r
+            }
+        }
+    }
+
+    /// What the stored expected starts are worth now (the rows [`Client::queue`] and
+    /// [`Client::job`] return have them applied already): whether a daemon runs and whose
+    /// start its policy plans.
+    pub fn expected_starts(&mut self) -> Result<ExpectedStarts, LiveError> {
+        let s = self.stats()?;
+        Ok(ExpectedStarts {
+            daemon_running: s.daemon_running,
+            scope: s.plan.as_deref().and_then(PlanScope::from_name),
+        })
     }
 
     /// Capacity, usage, enforcement and job counts.
-    pub fn stats(&self) -> Result<Stats, LiveError> {
-        let meta = self.db.daemon_meta()?;
-        let daemon_running = self.home.daemon_running();
-        Ok(Stats {
-            daemon_running,
-            http: meta
-                .http
-                .clone()
-                .filter(|h| daemon_running && !h.is_empty()),
-            capacity: Capacity::of(&meta),
-            enforcement: meta
-                .enforcement
-                .clone()
-                .unwrap_or_else(|| machine::mem_enforcement().describe()),
-            last_fault: meta.last_fault.clone(),
-            policy: meta.policy,
-            contain: self.db.contain_stats()?,
-            counts: self.db.job_counts()?,
-        })
+    pub fn stats(&mut self) -> Result<Stats, LiveError> {
+        match self.ask(&Request::Stats)? {
+            Some(Response::Stats(s)) => Ok(*s),
+            Some(other) => Err(failure(other)),
+            None => self.service()?.0.stats(),
+        }
     }
 
-    /// The jobs that ran and ended, as a workload the simulator replays (submit time, run
-    /// time, CPUs, time limit, user, priority, memory, GPUs, nice, QOS, elastic range).
-    pub fn finished_workload(&self) -> Result<Workload, LiveError> {
-        let mut names = Names::default();
-        let none = names.intern("");
-        let jobs = self
-            .db
-            .finished_jobs()?
-            .iter()
-            .enumerate()
-            .map(|(i, r)| TraceJob {
-                id: JobId(r.id as u64),
-                submit: Time(r.submit_ms),
-                runtime: Dur((r.end_ms.unwrap_or(0) - r.start_ms.unwrap_or(0)).max(0)),
-                procs: i64::from(r.cpus),
-                requested: r.time_limit_ms.map(Dur),
-                priority: r.priority,
-                user: names.intern(&r.user),
-                group: none,
-                queue: none,
-                partition: none,
-                nodes: None,
-                mem_mb: (r.mem_mb > 0).then_some(r.mem_mb),
-                gpus: r.gpus,
-                qos: names.intern(&r.qos),
-                nice: r.nice,
-                elastic: match (r.min_cpus, r.max_cpus) {
-                    (Some(min), Some(max)) => Some(ElasticRange { min, max }),
-                    _ => None,
-                },
-                speedup: None,
-                line: i as u64 + 2,
-            })
-            .collect();
-        Ok(Workload {
-            source: self.home.db(),
-            jobs,
-            names,
-            ..Workload::default()
-        })
+    /// The jobs that ran and ended (the caller's; root: all), as a workload the simulator
+    /// replays (submit time, run time, CPUs, time limit, user, priority, memory, GPUs, nice,
+    /// QOS, elastic range).
+    pub fn finished_workload(&mut self) -> Result<Workload, LiveError> {
+        let rows = match self.ask(&Request::Finished)? {
+            Some(Response::Jobs(j)) => j,
+            Some(other) => return Err(failure(other)),
+            None => {
+                let (svc, who) = self.service()?;
+                svc.finished(&who)?
+            }
+        };
+        Ok(workload_of(&rows, self.home.db()))
+    }
+}
+
+/// Whether a client may work on this home's database itself when no daemon answers: not a
+/// shared scheduler's home, and not another user's.
+fn may_work_directly(home: &Home) -> Result<(), LiveError> {
+    use std::os::unix::fs::MetadataExt;
+    if home.is_multi_user() {
+        return Err(LiveError::NotRunning {
+            socket: home.socket(),
+        });
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if let Ok(m) = std::fs::metadata(&home.dir)
+        && m.uid() != me
+        && me != 0
+    {
+        return Err(LiveError::Denied(format!(
+            "{}: the home of uid {}, and no scheduler answers on {}: set MINI_SLURM_HOME to a home of your own",
+            home.dir.display(),
+            m.uid(),
+            home.socket().display()
+        )));
+    }
+    Ok(())
+}
+
+/// A submission's token: unique per submitting process and instant.
+fn new_token() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{}-{ns}",
+        nix::unistd::getuid().as_raw(),
+        std::process::id()
+    )
+}
+
+fn unexpected(r: &Response) -> LiveError {
+    LiveError::Other(format!("unexpected answer from the scheduler: {r:?}"))
+}
+
+/// The error of a response that is a failure, or an unexpected one.
+fn failure(r: Response) -> LiveError {
+    match r {
+        Response::Failed(f) => f.into(),
+        other => unexpected(&other),
     }
 }

@@ -1,7 +1,8 @@
 //! The live daemon: `run(config)` plugs a wall clock, a process executor and the SQLite store
 //! into the same engine and driver loop as the simulator, and publishes a snapshot after each
 //! step for the plan writer and the HTTP side. Wiring only: each part lives in its own file
-//! (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`, `publish.rs`, `http/`).
+//! (`clock.rs`, `executor.rs`, `sqlite_store.rs`, `recovery.rs`, `server.rs`, `publish.rs`,
+//! `http/`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
@@ -10,6 +11,8 @@ use super::http::{self, HttpOptions};
 use super::machine::{cpu_ids, mem_enforcement};
 use super::publish::{PlanScope, Published, Publisher, Static, write_plans};
 use super::recovery::recover;
+use super::server;
+use super::service::Access;
 use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
 use super::store::DaemonMeta;
 use super::syntax::cpu_list;
@@ -51,6 +54,8 @@ pub struct DaemonConfig {
     pub rlimit_as: bool,
     /// Serve the dashboard, metrics and JSON API (`scheduler --http`).
     pub http: Option<HttpOptions>,
+    /// Who may connect and do what (`scheduler --multi-user`, `--max-priority`).
+    pub access: Access,
 }
 
 impl DaemonConfig {
@@ -94,6 +99,7 @@ fn lock(home: &Home) -> Result<nix::fcntl::Flock<std::fs::File>, LiveError> {
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
 pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
     let home = &cfg.home;
+    server::prepare_home(home, &cfg.access)?;
     let db = home.open()?;
     let _lock = lock(home)?;
     let [node] = cfg.cluster.nodes.as_slice() else {
@@ -111,8 +117,9 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         )));
     }
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.socket();
+    let sock_path = home.wake_socket();
     listen(&sock_path, waker.clone())?;
+    let _server = server::start(home, cfg.access, waker.clone())?;
     let (policy, spec) =
         policy::build(&cfg.policy).map_err(|e| LiveError::Other(format!("--policy: {e}")))?;
     let mut engine = Engine::new(

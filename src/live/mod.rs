@@ -1,18 +1,23 @@
 //! Live mode: the same engine and driver loop as the simulator, with a wall clock, a process
 //! executor and an SQLite store, running real jobs on this machine.
 //!
-//! Everything lives in one directory, `$MINI_SLURM_HOME` (default `~/.mini_slurm`): the
-//! database `jobs.db`, the per-job logs `logs/job_<id>.out|.err`, the daemon's socket
-//! `daemon.sock` (clients send it a datagram after each change, so the daemon acts at once),
-//! its lock `daemon.lock` (one daemon per home) and its log `daemon.log`.
+//! Everything lives in one directory, the home: `$MINI_SLURM_HOME`, else `~/.mini_slurm` for
+//! a personal scheduler and [`SYSTEM_HOME`] for the shared one (`scheduler --multi-user`). It
+//! holds the database `jobs.db`, the per-job logs `logs/job_<id>.out|.err`, the daemon's
+//! socket `daemon.sock` (clients send it requests, [`protocol`]), its wake-up socket
+//! `daemon.wake` (runners and direct clients send it a datagram after each change, so the
+//! daemon acts at once), its lock `daemon.lock` (one daemon per home) and its log `daemon.log`.
 //!
 //! The parts, each in its own file:
 //! - [`client`]: the typed client API (submit, queue, show, cancel, stats, export) that the
-//!   command line calls and a web server could call; it holds the business rules (validation,
-//!   defaults, arrays, dependencies) and returns data, never text to print.
+//!   command line calls: through the daemon's socket when one runs ([`remote`]), else on the
+//!   database directly (a personal home only).
+//! - [`service`]: what each request does, for a caller whose identity is known, with the
+//!   authorization rules (owners and root); [`server`]: the daemon's socket, which learns each
+//!   caller's identity from the kernel and answers one [`protocol::Request`] per connection.
 //! - [`store`]: the SQLite store, the only place that knows SQL (typed rows and queries).
-//! - [`clock`]: the wall clock, which sleeps until a deadline or an outside event (a client's
-//!   datagram, a job's end).
+//! - [`clock`]: the wall clock, which sleeps until a deadline or an outside event (a request,
+//!   a job's end).
 //! - [`executor`]: the process executor, which starts a runner per job, picks CPUs
 //!   ([`slots`]: slots on the real CPU ids of the daemon's mask) and GPU names, relays
 //!   cancellations and backs up time limits; what it needs recorded goes through its
@@ -25,11 +30,13 @@
 //! - [`publish`]: the snapshot the loop publishes after each step (queue, running jobs,
 //!   plan, counters) and the plan writer that stores expected starts; [`http`]: the
 //!   dashboard, Prometheus metrics and JSON API served from those snapshots and the store.
-//! - [`runner`]: the per-job supervisor; [`contain`]: how a job's processes are kept together
-//!   and all killed at its end; [`machine`]: what this machine offers;
-//!   [`syntax`]: dependencies, arrays, CPU lists, signals.
+//! - [`runner`]: the per-job supervisor (it starts the job as its owner, [`output`]: where
+//!   the job writes); [`contain`]: how a job's processes are kept together and all killed at
+//!   its end; [`machine`]: what this machine offers; [`syntax`]: dependencies, arrays, CPU
+//!   lists, signals.
 //!
-//! Lifecycle of a job: a client inserts it PENDING and wakes the daemon; the store hands it to
+//! Lifecycle of a job: the daemon (or, with none running, a client of a personal home) inserts
+//! it PENDING; the store hands it to
 //! the engine once its dependencies and array limit allow (with its reason recorded while it
 //! is held back); the engine starts it; the executor records its CPUs and GPUs and starts
 //! `mini-slurm job-runner` (Slurm's slurmstepd, in miniature), which starts the job in its own
@@ -40,7 +47,8 @@
 //! Crash safety: because the runner writes the result itself, a daemon killed with SIGKILL
 //! loses nothing: on restart it re-adopts jobs whose runner still runs (same pid and start
 //! time) and finalizes those that ended meanwhile; a job whose runner vanished without a record
-//! ends FAILED with reason `NodeFail`.
+//! ends FAILED with reason `NodeFail`. A submission is acknowledged once committed, and one
+//! whose acknowledgement was lost is sent again with the same token and stored once.
 
 /// Writes one line on stderr, never failing: the daemon and the runners keep working when
 /// their log cannot be written (a full disk), where `eprintln!` would panic. (Defined before
@@ -60,16 +68,26 @@ pub mod executor;
 pub mod failpoint;
 pub mod http;
 pub mod machine;
+pub mod output;
+pub mod protocol;
 pub mod publish;
 mod recovery;
+pub mod remote;
 pub mod runner;
+pub mod server;
+pub mod service;
 pub mod slots;
+mod spawn;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+
+/// The home of the shared scheduler (`scheduler --multi-user`) when `$MINI_SLURM_HOME` does
+/// not name one; clients use it when it exists and `$MINI_SLURM_HOME` is not set.
+pub const SYSTEM_HOME: &str = "/var/lib/mini-slurm";
 
 /// The state directory.
 #[derive(Clone, Debug)]
@@ -81,8 +99,19 @@ pub struct Home {
 }
 
 impl Home {
-    /// `$MINI_SLURM_HOME`, else `~/.mini_slurm`.
+    /// The home clients use: `$MINI_SLURM_HOME`, else the shared scheduler's
+    /// ([`SYSTEM_HOME`]) if this machine has one, else `~/.mini_slurm`.
     pub fn from_env() -> Home {
+        if std::env::var_os("MINI_SLURM_HOME").is_none_or(|v| v.is_empty())
+            && Path::new(SYSTEM_HOME).is_dir()
+        {
+            return Home::at(SYSTEM_HOME);
+        }
+        Home::personal_from_env()
+    }
+
+    /// A personal scheduler's home: `$MINI_SLURM_HOME`, else `~/.mini_slurm`.
+    pub fn personal_from_env() -> Home {
         match std::env::var_os("MINI_SLURM_HOME").filter(|v| !v.is_empty()) {
             Some(d) => Home::at(d),
             None => {
@@ -93,6 +122,14 @@ impl Home {
                     legacy: Some(home),
                 }
             }
+        }
+    }
+
+    /// The shared scheduler's home: `$MINI_SLURM_HOME`, else [`SYSTEM_HOME`].
+    pub fn system_from_env() -> Home {
+        match std::env::var_os("MINI_SLURM_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => Home::at(d),
+            None => Home::at(SYSTEM_HOME),
         }
     }
     pub fn at(dir: impl Into<PathBuf>) -> Home {
@@ -117,8 +154,23 @@ impl Home {
     pub fn alloc_file(&self, id: i64) -> PathBuf {
         self.logs().join(format!("job_{id}.alloc"))
     }
+    /// The daemon's request socket (a Unix stream socket; world-connectable for a shared
+    /// scheduler, whose home users may traverse but not list).
     pub fn socket(&self) -> PathBuf {
         self.dir.join("daemon.sock")
+    }
+    /// The daemon's wake-up socket (Unix datagrams, from runners and direct clients).
+    pub fn wake_socket(&self) -> PathBuf {
+        self.dir.join("daemon.wake")
+    }
+    /// Present in the home of a shared scheduler (`scheduler --multi-user`): clients never
+    /// write its database themselves.
+    pub fn multi_user_marker(&self) -> PathBuf {
+        self.dir.join("multi-user")
+    }
+    /// Whether this is a shared scheduler's home.
+    pub fn is_multi_user(&self) -> bool {
+        self.multi_user_marker().exists()
     }
     pub fn lock(&self) -> PathBuf {
         self.dir.join("daemon.lock")
@@ -185,7 +237,7 @@ impl Home {
     /// Wakes the daemon, if one listens (best effort).
     pub fn notify(&self) {
         if let Ok(s) = UnixDatagram::unbound() {
-            let _ = s.send_to(b"w", self.socket());
+            let _ = s.send_to(b"w", self.wake_socket());
         }
     }
 
@@ -216,6 +268,12 @@ pub enum LiveError {
     /// Another daemon holds this home's lock.
     #[error("a scheduler already runs for {} (lock {})", home.display(), lock.display())]
     AlreadyRunning { home: PathBuf, lock: PathBuf },
+    /// The caller may not do this (another user's job, a root-only setting).
+    #[error("{0}")]
+    Denied(String),
+    /// A shared scheduler's home, and its daemon does not answer.
+    #[error("the scheduler is not running ({} does not answer)", socket.display())]
+    NotRunning { socket: PathBuf },
     #[error("{0}")]
     Other(String),
 }

@@ -13,6 +13,7 @@ mod live_contain;
 mod live_crash;
 mod live_faults;
 mod live_http;
+mod live_multi;
 mod live_util;
 mod pinned;
 mod preempt;

@@ -14,14 +14,14 @@ pub struct CancelArgs {
 
 pub fn run(a: CancelArgs) -> CliResult {
     let outcomes = match existing_client()? {
-        Some(c) => c.cancel(&a.ids).map_err(failed)?,
+        Some(mut c) => c.cancel(&a.ids).map_err(failed)?,
         None => a
             .ids
             .iter()
             .map(|&i| (i, CancelOutcome::NoSuchJob))
             .collect(),
     };
-    let (mut bad, mut unknown) = (0, 0);
+    let (mut bad, mut unknown, mut denied) = (0, 0, 0);
     for (id, o) in outcomes {
         match o {
             CancelOutcome::NoSuchJob => {
@@ -34,13 +34,24 @@ pub fn run(a: CancelArgs) -> CliResult {
                 eprintln!("error: job {id} already ended ({state})");
                 bad += 1;
             }
+            CancelOutcome::Denied => {
+                // scancel's words.
+                eprintln!("error: Kill job error on job id {id}: Access/permission denied");
+                denied += 1;
+            }
         }
+    }
+    if denied > 0 && unknown == 0 {
+        return Err(failed(anyhow!(
+            "{} job(s) could not be cancelled ({denied} another user's)",
+            bad + denied
+        )));
     }
     if unknown > 0 {
         // A wrong id is bad input (exit 2), as for `show`.
         return Err(input(anyhow!(
             "{} job(s) could not be cancelled ({unknown} unknown)",
-            bad + unknown
+            bad + unknown + denied
         )));
     }
     if bad > 0 {

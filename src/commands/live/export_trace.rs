@@ -1,5 +1,6 @@
-//! `mini-slurm export-trace --out FILE`: the finished jobs as a CSV trace the simulator
-//! replays, written by the one CSV trace writer (`trace::write::write_csv`), atomically.
+//! `mini-slurm export-trace --out FILE`: the finished jobs (the caller's own; root: all) as a
+//! CSV trace the simulator replays, written by the one CSV trace writer
+//! (`trace::write::write_csv`), atomically.
 
 use super::{existing_client, failed};
 use crate::commands::CliResult;
@@ -15,7 +16,7 @@ pub struct ExportArgs {
 
 pub fn run(a: ExportArgs) -> CliResult {
     let workload = match existing_client()? {
-        Some(c) => c.finished_workload().map_err(failed)?,
+        Some(mut c) => c.finished_workload().map_err(failed)?,
         None => mini_slurm::trace::Workload::default(),
     };
     let tmp = a.out.with_extension("csv.tmp");

@@ -224,6 +224,7 @@ fn field(code: char, r: &JobRow, node: &str, now: i64, reason: &str) -> String {
         'Y' if r.state == JobState::Pending && r.expected_start_ms.is_some() => node.to_string(),
         'Y' => "(null)".to_string(),
         'e' => iso(r.end_ms),
+        'o' | 'Z' if r.details_hidden => super::HIDDEN.to_string(),
         'o' => r.argv.join(" "),
         'Z' => r.cwd.clone(),
         'E' => {

@@ -1,7 +1,8 @@
 //! Live-mode commands, one file per verb: `scheduler`, `submit`, `queue`, `show`, `cancel`,
 //! `stats`, `export-trace`, and the hidden `job-runner`. Each turns its arguments into a typed
-//! request, calls `mini_slurm::live::client` (or the daemon, or the runner) and prints the
-//! result; the times and durations they print are formatted here, in one place.
+//! request, calls `mini_slurm::live::client` (which asks the daemon through its socket, or
+//! works on a personal home's database when no daemon runs) and prints the result; the times
+//! and durations they print are formatted here, in one place.
 
 pub mod cancel;
 pub mod export_trace;
@@ -25,17 +26,20 @@ fn failed(e: impl Into<anyhow::Error>) -> CliError {
     CliError::Failed(e.into())
 }
 
-/// The client of `$MINI_SLURM_HOME` (creating it if needed): for commands that change
-/// something (`submit`).
+/// The client of the home (`$MINI_SLURM_HOME`, the shared scheduler's, or `~/.mini_slurm`),
+/// creating a personal home if needed: for commands that change something (`submit`).
 fn client() -> Result<Client, CliError> {
     Client::open(&Home::from_env()).map_err(failed)
 }
 
-/// The client of `$MINI_SLURM_HOME` if it has a database: read-only commands (and `cancel`,
-/// which has nothing to cancel without one) create nothing.
+/// The client of the home if a daemon serves it or it has a database: read-only commands (and
+/// `cancel`, which has nothing to cancel without one) create nothing.
 fn existing_client() -> Result<Option<Client>, CliError> {
     Client::open_existing(&Home::from_env()).map_err(failed)
 }
+
+/// What `show` and `queue` print for a detail withheld from another user.
+const HIDDEN: &str = "(hidden)";
 
 /// Slurm's exit code display, `code:signal`.
 fn exit_code_str(code: Option<i32>, signal: Option<i32>) -> String {

@@ -4,7 +4,7 @@ use super::format::{self, Format, job_label};
 use super::{existing_client, exit_code_str, failed, input, secs, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
-use mini_slurm::live::client::{ExpectedStarts, queue_filter};
+use mini_slurm::live::client::{Client, ExpectedStarts, queue_filter};
 use mini_slurm::live::now_ms;
 use mini_slurm::live::publish::PlanScope;
 use mini_slurm::live::store::JobRow;
@@ -49,14 +49,10 @@ pub fn run(a: QueueArgs) -> CliResult {
     };
     let filter =
         queue_filter(status, a.user, a.all).map_err(|e| input(anyhow!("--status: {e}")))?;
-    let (rows, starts) = match existing_client()? {
-        Some(c) => {
-            let mut rows = c.queue(&filter).map_err(failed)?;
-            let starts = c.expected_starts().map_err(failed)?;
-            starts.apply(&mut rows);
-            (rows, Some(starts))
-        }
-        None => (Vec::new(), None),
+    let mut client = existing_client()?;
+    let rows = match &mut client {
+        Some(c) => c.queue(&filter).map_err(failed)?,
+        None => Vec::new(),
     };
     if a.json {
         let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
@@ -73,7 +69,7 @@ pub fn run(a: QueueArgs) -> CliResult {
         return Ok(());
     }
     if a.start {
-        note_unknown_starts(&rows, starts);
+        note_unknown_starts(&rows, client.as_mut());
     }
     let default = if a.start {
         format::START
@@ -98,16 +94,21 @@ pub fn run(a: QueueArgs) -> CliResult {
 }
 
 /// Says on stderr why pending jobs show no expected start, when some do not.
-fn note_unknown_starts(rows: &[JobRow], starts: Option<ExpectedStarts>) {
+fn note_unknown_starts(rows: &[JobRow], client: Option<&mut Client>) {
     let unknown = rows
         .iter()
         .any(|r| r.state == JobState::Pending && r.expected_start_ms.is_none());
+    if !unknown {
+        return;
+    }
+    let Some(Ok(starts)) = client.map(Client::expected_starts) else {
+        return;
+    };
     let why = match starts {
-        _ if !unknown => return,
-        Some(s) if !s.daemon_running => "no scheduler runs",
-        Some(ExpectedStarts {
+        s if !s.daemon_running => "no scheduler runs",
+        ExpectedStarts {
             scope: Some(scope), ..
-        }) if scope != PlanScope::Every => scope.describe(),
+        } if scope != PlanScope::Every => scope.describe(),
         _ => return,
     };
     eprintln!("note: START_TIME N/A: {why}");
@@ -196,7 +197,11 @@ fn queue_table(rows: &[JobRow], now: i64) -> String {
             secs(run),
             time_limit(r.time_limit_ms),
             truncate(&reason_or_exit(r, top), 24),
-            r.argv.join(" ")
+            if r.details_hidden {
+                super::HIDDEN.to_string()
+            } else {
+                r.argv.join(" ")
+            }
         ));
     }
     out

@@ -5,6 +5,7 @@ use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::contain::containment;
 use mini_slurm::live::daemon::{DaemonConfig, mem_description, run as run_daemon};
+use mini_slurm::live::service::Access;
 use mini_slurm::live::syntax::cpu_list;
 use mini_slurm::live::{Home, LiveError, http, machine};
 use mini_slurm::model::parse_mem_mb;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "The daemon runs until SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm)."
+    after_help = "The daemon runs until SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm; with --multi-user, /var/lib/mini-slurm)."
 )]
 pub struct SchedulerArgs {
     /// CPUs to schedule (default: all detected)
@@ -48,6 +49,12 @@ pub struct SchedulerArgs {
     /// Serve a dashboard at /, Prometheus metrics at /metrics and a JSON API at /api/v1/ on ADDR: PORT alone listens on 127.0.0.1; name an address (0.0.0.0:PORT) to be reachable from elsewhere (no authentication: every job is visible)
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<String>,
+    /// A scheduler shared by this machine's users (run as root): each user submits, sees and cancels through its socket, and each job runs as its owner (see docs/live.md, "Shared machine")
+    #[arg(long)]
+    multi_user: bool,
+    /// The highest --priority a user other than root may give (default: any; 0 with --multi-user)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    max_priority: Option<i64>,
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -136,11 +143,19 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
         },
         rlimit_as: a.rlimit_as,
         http,
+        access: Access {
+            multi_user: a.multi_user,
+            max_priority: a.max_priority.or(a.multi_user.then_some(0)),
+        },
     })
 }
 
 pub fn run(a: SchedulerArgs) -> CliResult {
-    let home = Home::from_env();
+    let home = if a.multi_user {
+        Home::system_from_env()
+    } else {
+        Home::personal_from_env()
+    };
     let cfg = config(a, &home)?;
     for sig in [
         nix::sys::signal::Signal::SIGINT,
@@ -180,7 +195,7 @@ pub fn run(a: SchedulerArgs) -> CliResult {
     SHUTDOWN.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     r.map_err(|e| match e {
-        LiveError::AlreadyRunning { .. } => input(e),
+        LiveError::AlreadyRunning { .. } | LiveError::Denied(_) => input(e),
         other => failed(other),
     })?;
     eprintln!("[mini-slurm] scheduler stopped");

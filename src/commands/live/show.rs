@@ -1,10 +1,10 @@
 //! `mini-slurm show ID`: one job's details, as `scontrol show job`.
 
-use super::{existing_client, exit_code_str, failed, input, iso_time, time_limit};
+use super::{HIDDEN, existing_client, exit_code_str, failed, input, iso_time, time_limit};
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
-use mini_slurm::live::{Home, now_ms};
+use mini_slurm::live::{Home, machine, now_ms, output};
 use mini_slurm::time::{Dur, fmt_slurm_duration};
 
 #[derive(clap::Args, Debug)]
@@ -16,11 +16,8 @@ pub struct ShowArgs {
 
 pub fn run(a: ShowArgs) -> CliResult {
     let missing = || input(anyhow!("job {} does not exist", a.id));
-    let c = existing_client()?.ok_or_else(missing)?;
-    let mut r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
-    c.expected_starts()
-        .map_err(failed)?
-        .apply(std::slice::from_mut(&mut r));
+    let mut c = existing_client()?.ok_or_else(missing)?;
+    let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
     print!("{}", show_text(c.home(), &r, now_ms()));
     Ok(())
 }
@@ -115,9 +112,17 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
             r.max_rss_kb.unwrap_or(0)
         ));
     }
+    if r.details_hidden {
+        // Another user's job: scontrol's fields, withheld (PrivateData=jobs).
+        for f in ["Command", "WorkDir", "StdOut", "StdErr"] {
+            s.push_str(&format!("   {f}={HIDDEN}\n"));
+        }
+        return s;
+    }
+    let (out, err) = output::paths(home, r, &machine::hostname());
     s.push_str(&format!("   Command={}\n", r.argv.join(" ")));
     s.push_str(&format!("   WorkDir={}\n", r.cwd));
-    s.push_str(&format!("   StdOut={}\n", home.out_log(r.id).display()));
-    s.push_str(&format!("   StdErr={}\n", home.err_log(r.id).display()));
+    s.push_str(&format!("   StdOut={}\n", out.display()));
+    s.push_str(&format!("   StdErr={}\n", err.display()));
     s
 }

@@ -22,7 +22,7 @@ pub struct StatsArgs {
 pub fn run(a: StatsArgs) -> CliResult {
     let home = Home::from_env();
     let s = match existing_client()? {
-        Some(c) => c.stats().map_err(failed)?,
+        Some(mut c) => c.stats().map_err(failed)?,
         None => Stats::without_database(),
     };
     let cpus = a.total_cpus.unwrap_or(s.capacity.cpus);

@@ -2,6 +2,7 @@
 
 use super::{client, failed, input};
 use crate::commands::{CliError, CliResult};
+use mini_slurm::live::LiveError;
 use mini_slurm::live::client::{Owner, Submission, SubmitError};
 use mini_slurm::live::syntax::parse_signal;
 
@@ -51,6 +52,12 @@ pub struct SubmitArgs {
     /// Print only the job id
     #[arg(long)]
     parsable: bool,
+    /// Where the job's stdout goes, as sbatch: a file name pattern (%j job id, %A array id, %a task id, %u user, %x job name, %N node), relative to the submit directory (default: the home's logs/, or slurm-%j.out for a shared scheduler)
+    #[arg(long, short = 'o', value_name = "PATTERN")]
+    output: Option<String>,
+    /// Where the job's stderr goes (default: with stdout when --output is given)
+    #[arg(long, short = 'e', value_name = "PATTERN")]
+    error: Option<String>,
     /// Elastic job: the scheduler may resize it between --min-cpus and --max-cpus while it runs (it starts anywhere in the range); see docs/elastic.md for the contract
     #[arg(long)]
     elastic: bool,
@@ -84,6 +91,10 @@ fn current_dir() -> Result<String, CliError> {
 fn submit_error(e: SubmitError) -> CliError {
     match e {
         SubmitError::Invalid(m) => input(anyhow::anyhow!(m)),
+        // sbatch's words for a refused submission.
+        SubmitError::Live(LiveError::Denied(m)) => {
+            failed(anyhow::anyhow!("Batch job submission failed: {m}"))
+        }
         SubmitError::Live(e) => failed(e),
     }
 }
@@ -106,15 +117,24 @@ pub fn run(a: SubmitArgs) -> CliResult {
         min_cpus: a.min_cpus,
         max_cpus: a.max_cpus,
         resize_signal: a.resize_signal,
-        owner: Owner::current(),
+        output: a.output,
+        error: a.error,
+        // Checked here for a quick answer; whoever stores the job sets it (the daemon from
+        // the kernel's word), so the user's name is not looked up.
+        owner: Owner {
+            user: String::new(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        },
         cwd: current_dir()?,
         // Any bytes: a Unix environment need not be UTF-8, and the job gets it as it was.
         env: std::env::vars_os().collect(),
+        token: None,
     };
-    let job = request.validate().map_err(submit_error)?;
+    let job = request.clone().validate().map_err(submit_error)?;
     let mut c = client()?;
-    let ids = c.submit(&job).map_err(submit_error)?.ids;
-    if !c.home().daemon_running() {
+    let ids = c.submit(request).map_err(submit_error)?.ids;
+    if !c.via_daemon() && !c.home().daemon_running() {
         eprintln!(
             "warning: no scheduler runs for {}: the job waits until one starts (mini-slurm scheduler)",
             c.home().dir.display()

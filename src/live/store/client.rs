@@ -7,7 +7,9 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 impl Db {
     /// Inserts a job in one transaction; with `array = Some((tasks, limit))` the jobs are the
-    /// tasks of one array whose id is the first task's. Returns the ids.
+    /// tasks of one array whose id is the first task's. Returns the ids. A job whose token
+    /// is already stored (the same submission, sent again after its reply was lost) is not
+    /// stored again: the ids stored then are returned.
     pub fn insert_jobs(
         &mut self,
         job: &NewJob,
@@ -22,15 +24,26 @@ impl Db {
         let limit = array.and_then(|a| a.1);
         let run = |conn: &mut rusqlite::Connection| -> rusqlite::Result<Vec<i64>> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(token) = &job.token {
+                let mut st =
+                    tx.prepare_cached("SELECT id FROM jobs WHERE token = ?1 ORDER BY id")?;
+                let known: Vec<i64> = st
+                    .query_map([token], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                drop(st);
+                if !known.is_empty() {
+                    return Ok(known);
+                }
+            }
             let mut ids = Vec::with_capacity(tasks.len());
             for task in tasks {
                 tx.execute(
                     "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb,
                         gpus, priority, time_limit_ms, partition, dependency, array_task_id,
                         array_limit, state, reason, submit_ms, nice, qos, min_cpus, max_cpus,
-                        resize_signal)
+                        resize_signal, stdout, stderr, token)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
                     params![
                         job.name,
                         job.user,
@@ -56,7 +69,10 @@ impl Db {
                         job.qos,
                         job.elastic.map(|e| e.0),
                         job.elastic.map(|e| e.1),
-                        job.resize_signal
+                        job.resize_signal,
+                        job.stdout,
+                        job.stderr,
+                        job.token
                     ],
                 )?;
                 ids.push(tx.last_insert_rowid());

@@ -19,8 +19,9 @@ mod schema;
 pub use daemon::{Allocated, Launch};
 pub use row::{
     ContainStats, DaemonMeta, DecodeError, Env, JobCounts, JobFilter, JobRow, NewJob, Reason,
-    ReasonCode, RunnerResult,
+    ReasonCode, RunnerResult, by_name,
 };
+pub use runner::Claimed;
 pub use schema::SCHEMA_VERSION;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, params};
@@ -243,6 +244,9 @@ mod tests {
             submit_ms: 5,
             elastic: None,
             resize_signal: None,
+            stdout: None,
+            stderr: None,
+            token: None,
         }
     }
 
@@ -292,6 +296,86 @@ mod tests {
             [(JobState::Pending, 3), (JobState::Completed, 1)]
         );
         assert_eq!(db.job_with_env(1).unwrap().unwrap().env, job("a").env);
+    }
+
+    #[test]
+    fn a_runner_claims_its_launch_and_reads_its_job_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        db.insert_jobs(&job("a"), None).unwrap();
+        let launch = |db: &Db| {
+            let l = Launch {
+                cpu_list: "0",
+                gpu_list: "",
+                cpus: 1,
+                kill_wait_ms: 10,
+                rlimit_as: false,
+                at_ms: 7,
+            };
+            db.record_launch(1, &l).unwrap().launch
+        };
+        let n = launch(&db);
+        assert!(matches!(
+            db.claim_and_read(1, n + 1, 9, None).unwrap(),
+            Claimed::NotCurrent
+        ));
+        match db.claim_and_read(1, n, 9, Some(3)).unwrap() {
+            Claimed::Job(j) => {
+                assert_eq!(
+                    (j.state, j.runner_pid, j.env.clone()),
+                    (JobState::Running, Some(9), job("a").env)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(
+                db.claim_and_read(1, n, 9, None).unwrap(),
+                Claimed::NotCurrent
+            ),
+            "claimed once"
+        );
+        db.exec("UPDATE jobs SET env = 'oops'", []).unwrap();
+        let n = launch(&db);
+        assert!(matches!(
+            db.claim_and_read(1, n, 9, None).unwrap(),
+            Claimed::Damaged(_)
+        ));
+        assert_eq!(
+            db.job(1).unwrap().unwrap().state,
+            JobState::Running,
+            "claimed all the same"
+        );
+    }
+
+    #[test]
+    fn a_submission_sent_twice_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        let once = NewJob {
+            token: Some("t1".into()),
+            stdout: Some("slurm-%j.out".into()),
+            ..job("a")
+        };
+        let first = db.insert_jobs(&once, Some((&[1, 2], None))).unwrap();
+        let again = db.insert_jobs(&once, Some((&[1, 2], None))).unwrap();
+        assert_eq!((first.clone(), again), (vec![1, 2], vec![1, 2]));
+        let other = NewJob {
+            token: Some("t2".into()),
+            ..job("b")
+        };
+        assert_eq!(db.insert_jobs(&other, None).unwrap(), [3]);
+        assert_eq!(db.insert_jobs(&job("c"), None).unwrap(), [4]);
+        assert_eq!(
+            db.insert_jobs(&job("c"), None).unwrap(),
+            [5],
+            "no token: no dedup"
+        );
+        let r = db.job(2).unwrap().unwrap();
+        assert_eq!(
+            (r.stdout.as_deref(), r.stderr),
+            (Some("slurm-%j.out"), None)
+        );
     }
 
     #[test]

@@ -18,19 +18,29 @@ pub type Env = Vec<(OsString, OsString)>;
 /// The `env` column: a JSON array of `[name, value]` pairs, each a string when it is UTF-8
 /// (what every earlier version wrote) and an array of byte values otherwise.
 pub fn encode_env(env: &Env) -> String {
+    env_value(env).to_string()
+}
+
+/// An environment as JSON (see [`encode_env`]); also how the client protocol carries it.
+pub fn env_value(env: &Env) -> Value {
     let part = |s: &OsString| match s.to_str() {
         Some(t) => Value::String(t.to_string()),
         None => Value::Array(s.as_bytes().iter().map(|&b| Value::from(b)).collect()),
     };
-    let pairs: Vec<Value> = env
-        .iter()
-        .map(|(k, v)| Value::Array(vec![part(k), part(v)]))
-        .collect();
-    Value::Array(pairs).to_string()
+    Value::Array(
+        env.iter()
+            .map(|(k, v)| Value::Array(vec![part(k), part(v)]))
+            .collect(),
+    )
 }
 
 /// Reads the `env` column back; `None` if it is not what [`encode_env`] writes.
 pub fn decode_env(text: &str) -> Option<Env> {
+    env_from_value(&serde_json::from_str::<Value>(text).ok()?)
+}
+
+/// The environment of [`env_value`]'s JSON; `None` if it is not of that shape.
+pub fn env_from_value(value: &Value) -> Option<Env> {
     let part = |v: &Value| -> Option<OsString> {
         match v {
             Value::String(s) => Some(OsString::from(s)),
@@ -42,7 +52,7 @@ pub fn decode_env(text: &str) -> Option<Env> {
             _ => None,
         }
     };
-    let Value::Array(pairs) = serde_json::from_str::<Value>(text).ok()? else {
+    let Value::Array(pairs) = value else {
         return None;
     };
     pairs
@@ -54,8 +64,84 @@ pub fn decode_env(text: &str) -> Option<Env> {
         .collect()
 }
 
-/// A job as stored.
-#[derive(Clone, Debug, serde::Serialize)]
+/// Serde by Slurm's names for job states (the store's and the client protocol's text), and
+/// for environments (as [`env_value`] writes them).
+pub mod by_name {
+    use crate::model::JobState;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    fn parse<E: serde::de::Error>(s: &str) -> Result<JobState, E> {
+        JobState::from_name(s).ok_or_else(|| E::custom(format!("unknown job state '{s}'")))
+    }
+
+    /// One state.
+    pub mod state {
+        use super::*;
+        pub fn serialize<S: Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
+            ser.serialize_str(s.name())
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<JobState, D::Error> {
+            parse(&String::deserialize(de)?)
+        }
+    }
+
+    /// A list of states, or none.
+    pub mod states {
+        use super::*;
+        pub fn serialize<S: Serializer>(
+            s: &Option<Vec<JobState>>,
+            ser: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.as_ref()
+                .map(|v| v.iter().map(|s| s.name()).collect::<Vec<_>>())
+                .serialize(ser)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            de: D,
+        ) -> Result<Option<Vec<JobState>>, D::Error> {
+            Option::<Vec<String>>::deserialize(de)?
+                .map(|v| v.iter().map(|s| parse(s)).collect())
+                .transpose()
+        }
+    }
+
+    /// Counts per state.
+    pub mod counts {
+        use super::*;
+        pub fn serialize<S: Serializer>(c: &[(JobState, u64)], ser: S) -> Result<S::Ok, S::Error> {
+            c.iter()
+                .map(|(s, n)| (s.name(), *n))
+                .collect::<Vec<_>>()
+                .serialize(ser)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            de: D,
+        ) -> Result<Vec<(JobState, u64)>, D::Error> {
+            Vec::<(String, u64)>::deserialize(de)?
+                .into_iter()
+                .map(|(s, n)| Ok((parse(&s)?, n)))
+                .collect()
+        }
+    }
+
+    /// An environment, as [`super::env_value`] writes it.
+    pub mod env {
+        use super::*;
+        use crate::live::store::row::{Env, env_from_value, env_value};
+        pub fn serialize<S: Serializer>(e: &Env, ser: S) -> Result<S::Ok, S::Error> {
+            env_value(e).serialize(ser)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Env, D::Error> {
+            let v = serde_json::Value::deserialize(de)?;
+            env_from_value(&v).ok_or_else(|| D::Error::custom("malformed environment"))
+        }
+    }
+}
+
+/// A job as stored. What `queue --json` prints, and what the daemon sends its clients (with
+/// the details of other users' jobs withheld, see [`JobRow::hide_details`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct JobRow {
     pub id: i64,
     pub name: String,
@@ -90,7 +176,7 @@ pub struct JobRow {
     pub array_job_id: Option<i64>,
     pub array_task_id: Option<i64>,
     pub array_limit: Option<i64>,
-    #[serde(serialize_with = "state_name")]
+    #[serde(with = "by_name::state")]
     pub state: JobState,
     pub reason: Reason,
     pub submit_ms: i64,
@@ -130,13 +216,32 @@ pub struct JobRow {
     /// A preemption in progress (`requeue`, `suspend`, `cancel`), recorded before the job is
     /// stopped.
     pub preempting: Option<String>,
+    /// Where the job's stdout and stderr go: sbatch's `--output`/`--error` patterns
+    /// (`slurm-%j.out`), relative to its working directory; `None`: the home's `logs/`
+    /// (see `live::output`).
+    #[serde(default)]
+    pub stdout: Option<String>,
+    #[serde(default)]
+    pub stderr: Option<String>,
+    /// Another user's job: its command, working directory and output paths are withheld.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub details_hidden: bool,
     /// A pending job's expected start (epoch ms) from the daemon's last plan; `None` when the
     /// policy does not plan it (see `store::plan`).
     pub expected_start_ms: Option<i64>,
 }
 
-fn state_name<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.name())
+impl JobRow {
+    /// Withholds what only the job's owner (and root) may see: the command, the working
+    /// directory and the output paths (the environment never leaves the daemon). What
+    /// `squeue` shows everyone stays: id, name, user, state, resources, times, reason.
+    pub fn hide_details(&mut self) {
+        self.argv.clear();
+        self.cwd.clear();
+        self.stdout = None;
+        self.stderr = None;
+        self.details_hidden = true;
+    }
 }
 
 /// A job to insert.
@@ -163,6 +268,12 @@ pub struct NewJob {
     /// Elastic range, when elastic.
     pub elastic: Option<(u32, u32)>,
     pub resize_signal: Option<i32>,
+    /// sbatch's `--output` and `--error` patterns (`None`: the home's `logs/`).
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// The client's submission token: a submission sent again with the same token (its reply
+    /// was lost) is stored once.
+    pub token: Option<String>,
 }
 
 /// The code of a [`Reason`]: a pending reason, or what a finished job's end was put down to.
@@ -273,6 +384,14 @@ impl serde::Serialize for Reason {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Reason, D::Error> {
+        use serde::de::Error as _;
+        let text = String::deserialize(de)?;
+        Reason::parse(&text).ok_or_else(|| D::Error::custom(format!("unknown reason '{text}'")))
+    }
+}
+
 /// What a job's runner records when the job has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunnerResult {
@@ -308,7 +427,7 @@ pub struct DaemonMeta {
 }
 
 /// What `stats` shows about containment and CPU pinning.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainStats {
     /// How the daemon contains each job's processes, in words.
     pub containment: Option<String>,
@@ -321,19 +440,21 @@ pub struct ContainStats {
 }
 
 /// Which jobs a listing returns.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobFilter {
     /// Only jobs in these states (`None`: any).
+    #[serde(with = "by_name::states")]
     pub states: Option<Vec<JobState>>,
     /// Only this user's jobs.
     pub user: Option<String>,
 }
 
 /// Counts and sums over the whole table, for `stats`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobCounts {
     pub total: u64,
     /// Jobs per state, in [`JobState::ALL`]'s order, states without jobs left out.
+    #[serde(with = "by_name::counts")]
     pub by_state: Vec<(JobState, u64)>,
     /// What running jobs asked for: CPUs, memory (MB), GPUs.
     pub running: (u64, u64, u64),
@@ -361,10 +482,24 @@ macro_rules! job_columns {
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
          resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, launch, preempting, \
-         expected_start_ms"
+         stdout, stderr, expected_start_ms"
     };
 }
 pub(super) use job_columns;
+
+/// The index of a column selected after [`job_columns`] (the environment, by the runner):
+/// the number of those columns, counted so that a column added there cannot shift it.
+pub(super) const ENV_COLUMN: usize = {
+    let list = job_columns!().as_bytes();
+    let (mut i, mut commas) = (0, 0);
+    while i < list.len() {
+        if list[i] == b',' {
+            commas += 1;
+        }
+        i += 1;
+    }
+    commas + 1
+};
 
 fn decode_error(idx: usize, id: i64, column: &'static str, text: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -443,7 +578,10 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         timed_out: r.get(48)?,
         launch: r.get(49)?,
         preempting: r.get(50)?,
-        expected_start_ms: r.get(51)?,
+        stdout: r.get(51)?,
+        stderr: r.get(52)?,
+        details_hidden: false,
+        expected_start_ms: r.get(53)?,
     })
 }
 

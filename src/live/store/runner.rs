@@ -5,6 +5,17 @@ use super::row::{JobRow, RunnerResult};
 use super::{Db, Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 
+/// What a runner's claim of its launch found ([`Db::claim_and_read`]).
+#[derive(Debug)]
+pub enum Claimed {
+    /// Not the job's current launch, or no longer CONFIGURING: run nothing.
+    NotCurrent,
+    /// Claimed (RUNNING now): the job, with its environment.
+    Job(Box<JobRow>),
+    /// Claimed, but its row does not decode: the job must fail, not run with a guess.
+    Damaged(StoreError),
+}
+
 impl Db {
     /// A job with the environment it was submitted with.
     pub fn job_with_env(&self, id: i64) -> Result<Option<JobRow>> {
@@ -20,38 +31,69 @@ impl Db {
         // guessed one.
         job.env = match text.as_deref().map(super::row::decode_env) {
             Some(Some(env)) => env,
-            _ => {
-                return Err(StoreError::Decode {
-                    path: self.path.clone(),
-                    source: super::DecodeError {
-                        id,
-                        column: "env",
-                        text: text.unwrap_or_default().chars().take(80).collect(),
-                    },
-                });
-            }
+            _ => return Err(self.env_error(id, &text.unwrap_or_default())),
         };
         Ok(Some(job))
     }
 
     /// The runner claims launch `launch` of job `id` (its own pid and start time), turning it
-    /// RUNNING; false if that launch is not the job's current one, or no longer CONFIGURING
-    /// (the daemon restarted and queued the job again, or it was cancelled): such a runner
-    /// exits without running anything, so a job never runs twice.
-    pub fn claim_launch(&self, id: i64, launch: i64, pid: i32, start: Option<i64>) -> Result<bool> {
-        let n = self.exec(
+    /// RUNNING, and reads the job with its environment, in one statement (`UPDATE ...
+    /// RETURNING`, parsed once). [`Claimed::NotCurrent`] if that launch is not the job's
+    /// current one, or no longer CONFIGURING (the daemon restarted and queued the job again,
+    /// or it was cancelled): such a runner exits without running anything, so a job never
+    /// runs twice.
+    pub fn claim_and_read(
+        &self,
+        id: i64,
+        launch: i64,
+        pid: i32,
+        start: Option<i64>,
+    ) -> Result<Claimed> {
+        const SQL: &str = concat!(
             "UPDATE jobs SET state = ?1, runner_pid = ?2, runner_start = ?3
-             WHERE id = ?4 AND launch = ?5 AND state = ?6",
-            params![
+             WHERE id = ?4 AND launch = ?5 AND state = ?6 RETURNING ",
+            super::row::job_columns!(),
+            ", env"
+        );
+        let mut st = self.conn.prepare_cached(SQL).map_err(|e| self.err(e))?;
+        let mut rows = st
+            .query(params![
                 crate::model::JobState::Running.name(),
                 pid,
                 start,
                 id,
                 launch,
                 crate::model::JobState::Configuring.name()
-            ],
-        )?;
-        Ok(n > 0)
+            ])
+            .map_err(|e| self.err(e))?;
+        let Some(r) = rows.next().map_err(|e| self.err(e))? else {
+            return Ok(Claimed::NotCurrent);
+        };
+        let text: std::result::Result<String, _> = r.get(super::row::ENV_COLUMN);
+        let claimed = match super::row::job_row(r) {
+            Err(e) => Claimed::Damaged(self.err(e)),
+            Ok(mut job) => match text.ok().as_deref().and_then(super::row::decode_env) {
+                Some(env) => {
+                    job.env = env;
+                    Claimed::Job(Box::new(job))
+                }
+                None => Claimed::Damaged(self.env_error(id, "")),
+            },
+        };
+        // One row at most (ids are unique); stepping to the end finishes the statement.
+        while rows.next().map_err(|e| self.err(e))?.is_some() {}
+        Ok(claimed)
+    }
+
+    fn env_error(&self, id: i64, text: &str) -> StoreError {
+        StoreError::Decode {
+            path: self.path.clone(),
+            source: super::DecodeError {
+                id,
+                column: "env",
+                text: text.chars().take(80).collect(),
+            },
+        }
     }
 
     /// The job's process group, once started. Returns the job's CPU list as it is now: an

@@ -79,7 +79,14 @@ const MIGRATIONS: &[&str] = &[
     // (`requeue`, `suspend` or `cancel`), so a restart finishes what it began.
     "ALTER TABLE jobs ADD COLUMN launch INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE jobs ADD COLUMN preempting TEXT;",
-    // 9: a pending job's expected start from the policy's plan (epoch ms), written by the
+    // 9: several users: where the job's output goes (sbatch's --output/--error patterns, e.g.
+    // `slurm-%j.out`, relative to its working directory; NULL: the home's logs/), and the
+    // client's submission token, so a submission retried after a lost reply is stored once.
+    "ALTER TABLE jobs ADD COLUMN stdout TEXT;
+     ALTER TABLE jobs ADD COLUMN stderr TEXT;
+     ALTER TABLE jobs ADD COLUMN token TEXT;
+     CREATE INDEX jobs_token ON jobs(token) WHERE token IS NOT NULL;",
+    // 10: a pending job's expected start from the policy's plan (epoch ms), written by the
     // daemon when it changes (NULL when the plan does not place the job); the jobs that ended
     // in a recent window found without a scan (the dashboard's history).
     "ALTER TABLE jobs ADD COLUMN expected_start_ms INTEGER;
@@ -89,8 +96,14 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// Applies the migrations the database has not seen, in one transaction.
+/// Applies the migrations the database has not seen, in one transaction. A database already
+/// up to date is only read: no write lock is taken (every client, runner and daemon worker
+/// opens the database, and the daemon writes meanwhile).
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let seen: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if seen >= SCHEMA_VERSION as i64 {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {

@@ -5,7 +5,16 @@
 //! itself to the job's CPUs so that the job inherits them (a failure, or a mask the kernel
 //! narrowed, is recorded in the job's row and counted by `stats`), and starts the job in its
 //! own process group (its own session is the runner's) with the job's environment, working
-//! directory and log files, joining its cgroups between fork and exec. A memory limit is a
+//! directory and log files, born in its cgroup v2 (`spawn.rs`) or joining a v1 cgroup between
+//! fork and exec.
+//!
+//! A runner started as root (a shared scheduler's) starts a job as its owner: between fork
+//! and exec the job's process takes the owner's supplementary groups (those `initgroups`
+//! would give: `getgrouplist` of the owner's name and the job's gid, looked up before the
+//! fork, since nothing may be looked up or allocated after it), its gid and uid, then enters
+//! the job's working directory and opens the job's output files (`output.rs`) with the
+//! owner's permissions, mode 0600. A job recorded as root's stays root's (only root can
+//! submit one to a shared scheduler). A memory limit is a
 //! cgroup of the job's own where the machine lets us create one — a kernel OOM kill there is
 //! reported OUT_OF_MEMORY; elsewhere the runner sums the PSS of all the job's processes every
 //! 100 ms and kills the job past the limit (also OUT_OF_MEMORY). No address-space limit is set
@@ -20,18 +29,17 @@
 //! daemon.
 
 use super::contain::{JobContainer, Join};
-use super::store::{Db, JobRow, RunnerResult};
+use super::store::{Claimed, Db, JobRow, RunnerResult};
 use super::syntax::{cpu_list, parse_cpu_list};
 use super::{Home, LiveError, machine, now_ms};
+
+mod start;
+
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
-use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
+use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{self, SigHandler, Signal, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{Gid, Pid, Uid, setgid, setpgid, setsid, setuid};
-use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use nix::unistd::{Pid, setsid};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -61,27 +69,8 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
     let db = home.open()?;
-    // Claim the launch first: a runner of a launch the daemon has given up on (it died before
-    // this claim, and a restart queued the job again) runs nothing.
-    if let Some(launch) = launch {
-        let me = std::process::id() as i32;
-        let start = machine::process_start(me);
-        if !until_recorded(id, "its launch", || db.claim_launch(id, launch, me, start)) {
-            live_log!("mini-slurm: job {id}: launch {launch} is not current; not running it");
-            return Ok(0);
-        }
-    }
-    let job = match db.job_with_env(id) {
-        Ok(Some(job)) => job,
-        Ok(None) => return Err(LiveError::Other(format!("job {id} does not exist"))),
-        Err(e) => {
-            // A row this runner cannot read (a damaged environment): the job fails with why.
-            let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
-            let _ = std::fs::write(home.err_log(id), msg);
-            record(&db, id, Some(127), None, None, false)?;
-            home.notify();
-            return Ok(0);
-        }
+    let Some(job) = claim(&db, home, id, launch)? else {
+        return Ok(0);
     };
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only reads and writes atomics and calls kill(2).
@@ -98,14 +87,21 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         pin_failed(&db, id, &e);
     }
     let procs = open_joins(&joins)?;
-    let fds: Vec<(RawFd, bool)> = procs.iter().map(|(f, r)| (f.as_raw_fd(), *r)).collect();
     let rlimit = job.rlimit_as && !container.has_memory_cgroup();
-    let mut cmd = build_command(home, &job, fds, rlimit)?;
-    let child = match cmd.spawn() {
-        Ok(c) => c,
+    let spawned = start::Setup::of(home, &job).and_then(|setup| {
+        let what = setup.describe(&job);
+        start::start(home, &job, &procs, rlimit, setup)
+            .map_err(|e| format!("cannot run {:?} ({what}): {e}", job.argv))
+    });
+    let pid = match spawned {
+        Ok(pid) => pid,
         Err(e) => {
-            let msg = format!("mini-slurm: job {id}: cannot run {:?}: {e}\n", job.argv);
-            let _ = std::fs::write(home.err_log(id), msg);
+            // The daemon's log tells the admin; the job's error log its owner, where it is
+            // the home's (a shared scheduler's jobs write their own files).
+            live_log!("mini-slurm: job {id}: {e}");
+            if job.stdout.is_none() && job.stderr.is_none() {
+                let _ = std::fs::write(home.err_log(id), format!("mini-slurm: job {id}: {e}\n"));
+            }
             container.remove();
             record(&db, id, Some(127), None, None, false)?;
             home.notify();
@@ -113,7 +109,6 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         }
     };
     let started = Instant::now();
-    let pid = Pid::from_raw(child.id() as i32);
     JOB_PGID.store(pid.as_raw(), Ordering::SeqCst);
     if TERM_REQUESTED.load(Ordering::SeqCst) {
         let _ = killpg(pid, Signal::SIGTERM);
@@ -171,6 +166,44 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
     record(&db, id, code, sig, usage, oom)?;
     home.notify();
     Ok(0)
+}
+
+/// Claims the launch (a runner of a launch the daemon has given up on — it died before this
+/// claim, and a restart queued the job again — runs nothing) and reads the job with its
+/// environment; `None`: nothing to run (not current, or a row that does not decode, which
+/// fails the job with why).
+fn claim(db: &Db, home: &Home, id: i64, launch: Option<i64>) -> Result<Option<JobRow>, LiveError> {
+    let read = match launch {
+        Some(launch) => {
+            let me = std::process::id() as i32;
+            let start = machine::process_start(me);
+            match until_recorded(id, "its launch", || {
+                db.claim_and_read(id, launch, me, start)
+            }) {
+                Claimed::NotCurrent => {
+                    live_log!(
+                        "mini-slurm: job {id}: launch {launch} is not current; not running it"
+                    );
+                    return Ok(None);
+                }
+                Claimed::Job(job) => Ok(Some(*job)),
+                Claimed::Damaged(e) => Err(e),
+            }
+        }
+        None => db.job_with_env(id),
+    };
+    match read {
+        Ok(Some(job)) => Ok(Some(job)),
+        Ok(None) => Err(LiveError::Other(format!("job {id} does not exist"))),
+        Err(e) => {
+            // A row this runner cannot read (a damaged environment): the job fails with why.
+            let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
+            let _ = std::fs::write(home.err_log(id), msg);
+            record(db, id, Some(127), None, None, false)?;
+            home.notify();
+            Ok(None)
+        }
+    }
 }
 
 /// The limits the monitor keeps.
@@ -264,14 +297,19 @@ fn pin_failed(db: &Db, id: i64, error: &str) {
     let _ = db.record_pin_error(id, error);
 }
 
-/// The `cgroup.procs` files the job writes its pid to, to join; a tracking cgroup that cannot
+/// The cgroups the job joins, opened: each one's `cgroup.procs` and, for a cgroup v2, the
+/// directory the job can be born in ([`spawn`](super::spawn)); a tracking cgroup that cannot
 /// be opened is left out (the subreaper still contains the job).
-fn open_joins(joins: &[Join]) -> Result<Vec<(File, bool)>, LiveError> {
+fn open_joins(joins: &[Join]) -> Result<Vec<start::Joining>, LiveError> {
     let mut out = Vec::with_capacity(joins.len());
     for j in joins {
         let path = j.dir.join("cgroup.procs");
         match std::fs::OpenOptions::new().write(true).open(&path) {
-            Ok(f) => out.push((f, j.required)),
+            Ok(procs) => out.push(start::Joining {
+                procs,
+                required: j.required,
+                v2_dir: start::cgroup2_dir(&j.dir),
+            }),
             Err(e) if j.required => return Err(LiveError::io(&path, e)),
             Err(_) => {}
         }
@@ -327,109 +365,4 @@ fn until_recorded<T>(
             }
         }
     }
-}
-
-/// The job's command: its argv (or `/bin/sh -c`), environment, directory and log files; between
-/// fork and exec it takes its own process group, joins its cgroups (`joins`: a `cgroup.procs`
-/// file and whether joining must succeed), caps its address space if `rlimit_as`, drops to the
-/// submitting user and restores default signal handling.
-fn build_command(
-    home: &Home,
-    job: &JobRow,
-    joins: Vec<(RawFd, bool)>,
-    rlimit_as: bool,
-) -> Result<Command, LiveError> {
-    let mut cmd = if job.shell {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(job.argv.first().map_or("", String::as_str));
-        c
-    } else {
-        let mut c = Command::new(job.argv.first().map_or("true", String::as_str));
-        c.args(job.argv.iter().skip(1));
-        c
-    };
-    let out_path = home.out_log(job.id);
-    let err_path = home.err_log(job.id);
-    // The job's logs are its owner's alone (0600), like the database.
-    let create = |p: &std::path::Path| {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(p)
-            .map_err(|e| LiveError::io(p, e))
-    };
-    let out = create(&out_path)?;
-    let err = create(&err_path)?;
-    let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
-    cmd.env_clear()
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .env("MINI_SLURM_JOB_ID", job.id.to_string())
-        .env("SLURM_JOB_ID", job.id.to_string())
-        .env("MINI_SLURM_JOB_NAME", &job.name)
-        .env("MINI_SLURM_CPUS", &job.cpu_list)
-        .env("MINI_SLURM_CPUS_ON_NODE", &held)
-        .env("OMP_NUM_THREADS", &held)
-        .env("MINI_SLURM_HOME", &home.dir)
-        .current_dir(&job.cwd)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    if let (Some(lo), Some(hi)) = (job.min_cpus, job.max_cpus) {
-        cmd.env("MINI_SLURM_ALLOC_FILE", home.alloc_file(job.id))
-            .env("MINI_SLURM_MIN_CPUS", lo.to_string())
-            .env("MINI_SLURM_MAX_CPUS", hi.to_string());
-    }
-    if job.gpus > 0 {
-        cmd.env("CUDA_VISIBLE_DEVICES", &job.gpu_list)
-            .env("MINI_SLURM_GPUS", &job.gpu_list);
-    }
-    if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
-        cmd.env("MINI_SLURM_ARRAY_JOB_ID", a.to_string())
-            .env("MINI_SLURM_ARRAY_TASK_ID", t.to_string())
-            .env("SLURM_ARRAY_TASK_ID", t.to_string());
-    }
-    let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
-    let (uid, gid) = (job.uid, job.gid);
-    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
-    // (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(move || {
-            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            // Join the job's cgroups: write our pid (formatted without allocating).
-            let mut buf = [0u8; 20];
-            let mut n = nix::unistd::getpid().as_raw() as u64;
-            let mut i = buf.len();
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            for &(fd, required) in &joins {
-                let wrote = nix::unistd::write(BorrowedFd::borrow_raw(fd), &buf[i..]);
-                if required {
-                    wrote?;
-                }
-            }
-            if rlimit_as && mem_bytes > 0 {
-                let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
-                setrlimit(Resource::RLIMIT_AS, cap, cap)?;
-            }
-            if Uid::effective().is_root() && uid != 0 {
-                setgid(Gid::from_raw(gid))?;
-                setuid(Uid::from_raw(uid))?;
-            }
-            // Default signal handling for the job, whatever the runner installed.
-            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-                let _ = signal::signal(sig, SigHandler::SigDfl);
-            }
-            Ok(())
-        });
-    }
-    Ok(cmd)
 }

@@ -1,0 +1,241 @@
+//! Starting the job, as its owner: who it runs as and where it writes ([`Setup`], resolved
+//! before the fork), its environment, and what its process does between fork and exec.
+
+use crate::live::spawn::{self, Program};
+use crate::live::store::JobRow;
+use crate::live::{Home, machine, output};
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Pid, Uid, User, dup2_stderr, dup2_stdout, getgrouplist, setpgid};
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Who a job runs as and where it writes, resolved before the fork: between fork and exec
+/// nothing is looked up or allocated.
+pub(super) struct Setup {
+    /// The owner to become (uid, gid, supplementary groups): when the runner is root and the
+    /// job is not root's.
+    identity: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    cwd: CString,
+    /// The output files the job opens as its owner: stdout, and stderr where it goes
+    /// elsewhere (`None`: the home's logs, opened by the runner).
+    files: Option<(CString, Option<CString>)>,
+}
+
+impl Setup {
+    pub(super) fn of(home: &Home, job: &JobRow) -> Result<Setup, String> {
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| format!("{}: a NUL byte", p.display()))
+        };
+        if !Path::new(&job.cwd).is_dir() {
+            return Err(format!("working directory {}: not a directory", job.cwd));
+        }
+        let identity = if Uid::effective().is_root() && job.uid != 0 {
+            let (uid, gid) = (Uid::from_raw(job.uid), Gid::from_raw(job.gid));
+            // The owner's groups, as initgroups(3) sets them; a uid without an entry in the
+            // user database gets its primary group alone.
+            let groups = match User::from_uid(uid) {
+                Ok(Some(u)) => {
+                    let name = CString::new(u.name.clone()).map_err(|e| e.to_string())?;
+                    getgrouplist(&name, gid)
+                        .map_err(|e| format!("the groups of user {}: {e}", u.name))?
+                }
+                _ => vec![gid],
+            };
+            let groups = groups.iter().map(|g| g.as_raw()).collect();
+            Some((uid.as_raw(), gid.as_raw(), groups))
+        } else {
+            None
+        };
+        let files = if job.stdout.is_some() || job.stderr.is_some() {
+            let (out, err) = output::paths(home, job, &machine::hostname());
+            Some((c(&out)?, if err == out { None } else { Some(c(&err)?) }))
+        } else {
+            None
+        };
+        Ok(Setup {
+            identity,
+            cwd: c(Path::new(&job.cwd))?,
+            files,
+        })
+    }
+
+    /// As whom and where, for a message.
+    pub(super) fn describe(&self, job: &JobRow) -> String {
+        let who = match &self.identity {
+            Some((uid, ..)) => format!("as uid {uid}"),
+            None => "as the scheduler's user".to_string(),
+        };
+        match &self.files {
+            Some((out, _)) => format!("{who} in {}, output {}", job.cwd, out.to_string_lossy()),
+            None => format!("{who} in {}", job.cwd),
+        }
+    }
+}
+
+/// A cgroup the job joins, opened by the runner.
+pub(super) struct Joining {
+    pub(super) procs: File,
+    pub(super) required: bool,
+    /// The directory, for a cgroup v2 (the job can be born in it).
+    pub(super) v2_dir: Option<OwnedFd>,
+}
+
+/// The directory `dir`, opened, if it is a cgroup v2.
+pub(super) fn cgroup2_dir(dir: &Path) -> Option<OwnedFd> {
+    let v2 = nix::sys::statfs::statfs(dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    v2.then(|| nix::fcntl::open(dir, flags, Mode::empty()).ok())
+        .flatten()
+}
+
+/// Starts the job: its argv (or `/bin/sh -c`), environment and log files; born in its cgroup
+/// v2 where it has one ([`spawn`]); between fork and exec it takes its own process group,
+/// joins its other cgroups (`joins`), caps its address space if `rlimit_as`, becomes its owner
+/// ([`Setup`]), enters its working directory and opens its output files.
+pub(super) fn start(
+    home: &Home,
+    job: &JobRow,
+    joins: &[Joining],
+    rlimit_as: bool,
+    setup: Setup,
+) -> Result<Pid, String> {
+    let argv: Vec<OsString> = if job.shell {
+        let line = job.argv.first().map_or("", String::as_str);
+        vec!["/bin/sh".into(), "-c".into(), line.into()]
+    } else {
+        job.argv.iter().map(OsString::from).collect()
+    };
+    let program = Program::new(&argv, &job_env(home, job))?;
+    let null = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    // The home's logs are its owner's alone (0600), like the database; files elsewhere are
+    // opened by the job's process itself, as its owner (see below).
+    let logs = match setup.files {
+        Some(_) => None,
+        None => {
+            let create = |p: &Path| {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            };
+            Some((
+                create(&home.out_log(job.id))?,
+                create(&home.err_log(job.id))?,
+            ))
+        }
+    };
+    let stdio = match &logs {
+        Some((o, e)) => [null.as_raw_fd(), o.as_raw_fd(), e.as_raw_fd()],
+        None => [null.as_raw_fd(); 3],
+    };
+    // Born in the first cgroup v2 (a process is in one v2 cgroup); the others are joined.
+    let born = joins.iter().position(|j| j.v2_dir.is_some());
+    let into = born.and_then(|i| {
+        let j = &joins[i];
+        j.v2_dir.as_ref().map(|d| spawn::Into {
+            dir: d.as_fd(),
+            procs: j.procs.as_raw_fd(),
+            required: j.required,
+        })
+    });
+    let others: Vec<(RawFd, bool)> = joins
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != born)
+        .map(|(_, j)| (j.procs.as_raw_fd(), j.required))
+        .collect();
+    let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
+    let (pid, _) = spawn::spawn(&program, into.as_ref(), stdio, || {
+        setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+        for &(fd, required) in &others {
+            let joined = spawn::join(fd);
+            if required {
+                joined?;
+            }
+        }
+        if rlimit_as && mem_bytes > 0 {
+            let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
+            setrlimit(Resource::RLIMIT_AS, cap, cap)?;
+        }
+        if let Some((uid, gid, groups)) = &setup.identity {
+            // Raw system calls: libc's wrappers would also try to change the ids of other
+            // threads, which a process forked by clone3 has not (see `spawn`).
+            let raw = |r: libc::c_long| nix::errno::Errno::result(r).map(drop);
+            // SAFETY: plain system calls on memory prepared before the fork.
+            unsafe {
+                raw(libc::syscall(
+                    libc::SYS_setgroups,
+                    groups.len(),
+                    groups.as_ptr(),
+                ))?;
+                raw(libc::syscall(libc::SYS_setgid, *gid))?;
+                raw(libc::syscall(libc::SYS_setuid, *uid))?;
+            }
+        }
+        nix::unistd::chdir(setup.cwd.as_c_str())?;
+        if let Some((out, err)) = &setup.files {
+            let open = |p: &CString| {
+                let flags = OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_TRUNC
+                    | OFlag::O_CLOEXEC
+                    | OFlag::O_NOCTTY;
+                nix::fcntl::open(p.as_c_str(), flags, Mode::from_bits_truncate(0o600))
+            };
+            let fd = open(out)?;
+            dup2_stdout(&fd)?;
+            match err {
+                Some(e) => dup2_stderr(open(e)?)?,
+                None => dup2_stderr(&fd)?,
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(pid)
+}
+
+/// The job's environment: as submitted, and what the scheduler tells it (by name, the last
+/// value of a name winning, as std's `Command` orders it).
+fn job_env(home: &Home, job: &JobRow) -> Vec<(OsString, OsString)> {
+    let mut env: BTreeMap<OsString, OsString> = job.env.iter().cloned().collect();
+    let mut set = |k: &str, v: &dyn AsRef<OsStr>| {
+        env.insert(k.into(), v.as_ref().to_os_string());
+    };
+    let held = job.alloc_cpus.unwrap_or(job.cpus).to_string();
+    set("MINI_SLURM_JOB_ID", &job.id.to_string());
+    set("SLURM_JOB_ID", &job.id.to_string());
+    set("MINI_SLURM_JOB_NAME", &job.name);
+    set("MINI_SLURM_CPUS", &job.cpu_list);
+    set("MINI_SLURM_CPUS_ON_NODE", &held);
+    set("OMP_NUM_THREADS", &held);
+    set("MINI_SLURM_HOME", &home.dir);
+    if let (Some(lo), Some(hi)) = (job.min_cpus, job.max_cpus) {
+        set("MINI_SLURM_ALLOC_FILE", &home.alloc_file(job.id));
+        set("MINI_SLURM_MIN_CPUS", &lo.to_string());
+        set("MINI_SLURM_MAX_CPUS", &hi.to_string());
+    }
+    if job.gpus > 0 {
+        set("CUDA_VISIBLE_DEVICES", &job.gpu_list);
+        set("MINI_SLURM_GPUS", &job.gpu_list);
+    }
+    if let (Some(a), Some(t)) = (job.array_job_id, job.array_task_id) {
+        set("MINI_SLURM_ARRAY_JOB_ID", &a.to_string());
+        set("MINI_SLURM_ARRAY_TASK_ID", &t.to_string());
+        set("SLURM_ARRAY_TASK_ID", &t.to_string());
+    }
+    env.into_iter().collect()
+}
