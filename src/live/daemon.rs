@@ -147,7 +147,13 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     // The last run's plan is void; the HTTP side starts before jobs do.
     db.clear_expected_starts()?;
     let server = match &cfg.http {
-        Some(opts) => Some(http::start(opts, home, published.clone())?),
+        Some(opts) => {
+            let opts = HttpOptions {
+                hide_details: cfg.access.multi_user,
+                ..opts.clone()
+            };
+            Some(http::start(&opts, home, published.clone())?)
+        }
         None => None,
     };
     if let Some(s) = &server {

@@ -1,6 +1,8 @@
 //! Live mode seen from outside: expected starts in `queue --start`, `queue --json` and `show`,
 //! and `scheduler --http`'s metrics (by value, against a known state), JSON API, refusals of
-//! bad requests, and scheduling that keeps its latency while the server is hammered.
+//! bad requests, scheduling that keeps its latency while the server is hammered, and a shared
+//! scheduler's API showing jobs as `queue` shows other users' (root only; never skipped under
+//! CI=true).
 
 use crate::live_util::{Live, wait_for};
 use mini_slurm::live::store::JobRow;
@@ -447,4 +449,42 @@ fn hammering_the_api_does_not_stall_scheduling() {
         h <= 4 * b.max(10) + 100,
         "hammered {hammered:?} vs baseline {base:?}"
     );
+}
+
+/// A shared scheduler (`--multi-user`, root only): the server does not know who asks, so it
+/// shows every job as `queue` shows another user's — the queue line without the command,
+/// working directory and output paths — while the owner's `queue --json` has them.
+#[test]
+fn shared_scheduler_api_withholds_job_details() {
+    if !nix::unistd::Uid::effective().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root: the shared-scheduler API test must run there"
+        );
+        eprintln!("skipped: a shared scheduler runs as root");
+        return;
+    }
+    let mut l = Live::new();
+    l.start(&["--multi-user", "--cpus", "1", "--http", "127.0.0.1:0"]);
+    let addr = http_addr(&l);
+    let id = l.submit(&["-J", "secret", "--", "sleep", "300"]);
+    wait_for(|| l.job(id).state.name() == "RUNNING", 10, "the job to run");
+    let own = l.cmd(&["queue", "--json"]);
+    let own: serde_json::Value = serde_json::from_slice(&own.stdout).unwrap();
+    assert_eq!(own[0]["argv"], serde_json::json!(["sleep", "300"]), "{own}");
+    for path in ["/api/v1/jobs".to_string(), format!("/api/v1/jobs/{id}")] {
+        let body = get_json(addr, &path);
+        let job = body
+            .get("job")
+            .cloned()
+            .unwrap_or_else(|| body["jobs"][0].clone());
+        assert_eq!(job["id"], id, "{path}: {body}");
+        assert_eq!(job["name"], "secret", "{path}: {body}");
+        assert_eq!(job["state"], "RUNNING", "{path}: {body}");
+        assert_eq!(job["details_hidden"], true, "{path}: {body}");
+        assert_eq!(job["argv"], serde_json::json!([]), "{path}: {body}");
+        assert_eq!(job["cwd"], "", "{path}: {body}");
+    }
+    let o = l.cmd(&["cancel", &id.to_string()]);
+    assert!(o.status.success());
 }

@@ -117,6 +117,7 @@ fn jobs(app: &App, st: &mut Option<Db>, req: &Request) -> Result<Response, Respo
         filter.states.as_ref().is_none_or(|s| s.contains(&r.state))
             && filter.user.as_ref().is_none_or(|u| *u == r.user)
     });
+    app.shown(&mut rows);
     Ok(json(&JobsBody {
         now_ms: now_ms(),
         plan: plan(app),
@@ -127,11 +128,12 @@ fn jobs(app: &App, st: &mut Option<Db>, req: &Request) -> Result<Response, Respo
 
 /// `GET /api/v1/jobs/ID`.
 fn job(app: &App, st: &mut Option<Db>, id: i64) -> Result<Response, Response> {
-    let row = app
+    let mut row = app
         .db(st)?
         .job(id)
         .map_err(|e| json_error(503, &e.to_string()))?
         .ok_or_else(|| json_error(404, &format!("job {id} does not exist")))?;
+    app.shown(std::slice::from_mut(&mut row));
     Ok(json(&serde_json::json!({
         "now_ms": now_ms(),
         "plan": plan(app),

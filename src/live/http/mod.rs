@@ -42,6 +42,9 @@ pub struct HttpOptions {
     pub sample_every: Duration,
     /// How much history is kept.
     pub keep: Duration,
+    /// Withhold every job's command, working directory and output paths, as `queue` does for
+    /// other users' jobs (a shared scheduler: the server does not know who asks).
+    pub hide_details: bool,
 }
 
 impl HttpOptions {
@@ -58,6 +61,7 @@ impl HttpOptions {
             workers: 4,
             sample_every: Duration::from_millis(sample_ms),
             keep: Duration::from_secs(6 * 3600),
+            hide_details: false,
         }
     }
 }
@@ -134,6 +138,7 @@ pub fn start(
         published,
         history,
         sample_every: opts.sample_every,
+        hide_details: opts.hide_details,
     };
     let server = server::Server::start(listener, opts.workers, app);
     Ok(HttpServer {

@@ -6,7 +6,7 @@ use super::History;
 use super::server::{Handler, Request, Response};
 use super::{api, metrics};
 use crate::live::publish::Published;
-use crate::live::store::Db;
+use crate::live::store::{Db, JobRow};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct App {
     pub published: Published,
     pub history: Arc<History>,
     pub sample_every: Duration,
+    /// Withhold the details of every job (see `HttpOptions::hide_details`).
+    pub hide_details: bool,
 }
 
 /// A JSON error body.
@@ -33,6 +35,13 @@ pub fn json_error(status: u16, msg: &str) -> Response {
 }
 
 impl App {
+    /// Withholds what only a job's owner may see, where the server must (a shared scheduler).
+    pub fn shown(&self, rows: &mut [JobRow]) {
+        if self.hide_details {
+            rows.iter_mut().for_each(JobRow::hide_details);
+        }
+    }
+
     /// The worker's connection, opened if needed.
     pub fn db<'s>(&self, st: &'s mut Option<Db>) -> Result<&'s Db, Response> {
         if st.is_none() {
