@@ -4,7 +4,7 @@
 //! scheduler's API showing jobs as `queue` shows other users' (root only; never skipped under
 //! CI=true).
 
-use crate::live_util::{Live, wait_for};
+use crate::live_util::{Live, root_or_skip, wait_for};
 use mini_slurm::live::store::JobRow;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -456,12 +456,7 @@ fn hammering_the_api_does_not_stall_scheduling() {
 /// working directory and output paths — while the owner's `queue --json` has them.
 #[test]
 fn shared_scheduler_api_withholds_job_details() {
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI runs as root: the shared-scheduler API test must run there"
-        );
-        eprintln!("skipped: a shared scheduler runs as root");
+    if !root_or_skip("a shared scheduler") {
         return;
     }
     let mut l = Live::new();
