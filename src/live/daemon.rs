@@ -96,6 +96,33 @@ fn lock(home: &Home) -> Result<nix::fcntl::Flock<std::fs::File>, LiveError> {
     })
 }
 
+/// Voids the last run's plan and, with `--http`, starts the HTTP side (before any job starts)
+/// and records its address.
+fn serve_http(
+    cfg: &DaemonConfig,
+    db: &super::store::Db,
+    published: &Published,
+) -> Result<Option<http::HttpServer>, LiveError> {
+    db.clear_expected_starts()?;
+    let Some(opts) = &cfg.http else {
+        return Ok(None);
+    };
+    let opts = HttpOptions {
+        hide_details: cfg.access.multi_user,
+        ..opts.clone()
+    };
+    let server = http::start(&opts, &cfg.home, published.clone())?;
+    eprintln!(
+        "[mini-slurm] dashboard, metrics and JSON API at http://{}/",
+        server.addr()
+    );
+    db.set_daemon_meta(&DaemonMeta {
+        http: Some(server.addr().to_string()),
+        ..DaemonMeta::default()
+    })?;
+    Ok(Some(server))
+}
+
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners.
 pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveError> {
     let home = &cfg.home;
@@ -144,24 +171,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         scope: PlanScope::of_policy(&spec.canonical()),
         gpus: cfg.gpus.clone(),
     });
-    // The last run's plan is void; the HTTP side starts before jobs do.
-    db.clear_expected_starts()?;
-    let server = match &cfg.http {
-        Some(opts) => {
-            let opts = HttpOptions {
-                hide_details: cfg.access.multi_user,
-                ..opts.clone()
-            };
-            Some(http::start(&opts, home, published.clone())?)
-        }
-        None => None,
-    };
-    if let Some(s) = &server {
-        eprintln!(
-            "[mini-slurm] dashboard, metrics and JSON API at http://{}/",
-            s.addr()
-        );
-    }
+    // Recorded first, as soon as the daemon holds its lock: clients and tests read it.
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
@@ -172,12 +182,9 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         enforcement: Some(mem_description(cfg.rlimit_as)),
         last_fault: None,
         plan: Some(published.fixed().scope.name().to_string()),
-        http: Some(
-            server
-                .as_ref()
-                .map_or(String::new(), |s| s.addr().to_string()),
-        ),
+        http: Some(String::new()),
     })?;
+    let server = serve_http(cfg, &db, &published)?;
     let ids = cpu_ids();
     db.record_containment(&containment().describe(), &cpu_list(&ids))?;
     let mut exec = ProcessExecutor::new(

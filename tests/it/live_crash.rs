@@ -281,10 +281,11 @@ fn a_restart_with_fewer_cpus_keeps_the_wide_job() {
     );
     l.kill9();
     l.start(&["--cpus", "1"]);
-    assert!(
-        l.daemon_stderr().contains("no longer fits this scheduler"),
-        "{}",
-        l.daemon_stderr()
+    // Said while the daemon recovers its jobs, after it took its lock (what start waits for).
+    wait_for(
+        || l.daemon_stderr().contains("no longer fits this scheduler"),
+        10,
+        "the daemon to say the wide job no longer fits",
     );
     // The daemon's one CPU is free for others while the wide job runs on (over-committed).
     let small = l.submit(&[&marked("0.2")]);
