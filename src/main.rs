@@ -46,6 +46,10 @@ enum Command {
     Cancel(commands::live::cancel::CancelArgs),
     /// Show capacity, usage, enforcement and job metrics
     Stats(commands::live::stats::StatsArgs),
+    /// The jobs that ended in a time window, as sacct (-S/-E; --json)
+    History(commands::live::history::HistoryArgs),
+    /// Stop the scheduler daemon (as scontrol shutdown); running jobs go on
+    Stop(commands::live::stop::StopArgs),
     /// Write the finished jobs as a CSV trace the simulator replays
     ExportTrace(commands::live::export_trace::ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -122,6 +126,8 @@ fn main() -> ExitCode {
         Command::Show(a) => commands::live::show::run(a),
         Command::Cancel(a) => commands::live::cancel::run(a),
         Command::Stats(a) => commands::live::stats::run(a),
+        Command::Stop(a) => commands::live::stop::run(a),
+        Command::History(a) => commands::live::history::run(a),
         Command::ExportTrace(a) => commands::live::export_trace::run(a),
         Command::Completions(a) => commands::docs::completions(a, Cli::command()),
         Command::Man(a) => commands::docs::man(a, Cli::command()),

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod slurm_conf;
+pub mod slurm_keys;
 pub mod topology_conf;
 
 use crate::model::{Cluster, Node};
@@ -70,6 +71,9 @@ pub struct ClusterOptions {
 /// The cluster plus the notes gathered while reading its files (ignored keys, ...).
 pub struct Built {
     pub cluster: Cluster,
+    /// Parameters of the `slurm` policy read from a `slurm.conf` (`SchedulerParameters`,
+    /// `PriorityType`, ...), in the policy's names; empty without a file.
+    pub scheduler: Vec<(String, String)>,
     pub notes: Vec<String>,
 }
 
@@ -79,6 +83,7 @@ pub fn build_cluster(
     trace_procs: impl FnOnce(Option<u32>) -> Result<u32, String>,
 ) -> Result<Built, ConfigError> {
     let mut notes = Vec::new();
+    let mut scheduler = Vec::new();
     let (nodes, partitions) = if let Some(path) = &opts.cluster {
         for (flag, given) in [
             ("--procs", opts.procs.is_some()),
@@ -96,6 +101,7 @@ pub fn build_cluster(
         let text = read(path)?;
         let conf = slurm_conf::parse(&text, path)?;
         notes.extend(conf.notes);
+        scheduler = conf.scheduler;
         (conf.nodes, conf.partitions)
     } else {
         let (n, cpus) = match (opts.nodes, opts.cpus_per_node) {
@@ -156,7 +162,11 @@ pub fn build_cluster(
         Some(p) => ConfigError::file(p, e.to_string()),
         None => ConfigError::usage(e.to_string()),
     })?;
-    Ok(Built { cluster, notes })
+    Ok(Built {
+        cluster,
+        scheduler,
+        notes,
+    })
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -239,4 +249,60 @@ pub(crate) fn logical_lines(text: &str) -> Vec<(u64, String)> {
         out.push((n, l.trim().to_string()));
     }
     out
+}
+
+/// The file an `Include FILE` line names (Slurm also reads `include`), if the line is one.
+pub(crate) fn include_target(line: &str) -> Option<&str> {
+    let (word, rest) = line.split_once(char::is_whitespace)?;
+    let rest = rest.trim();
+    (word.eq_ignore_ascii_case("include") && !rest.is_empty() && !rest.contains('='))
+        .then_some(rest)
+}
+
+/// The files `path` names: itself, or with `*`/`?` in its file name the matching files of its
+/// directory, sorted by name.
+pub(crate) fn expand_glob(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return Ok(if path.exists() {
+            vec![path.to_path_buf()]
+        } else {
+            Vec::new()
+        });
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| wildcard(&name, &e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Shell-style `*` and `?` matching of a whole name.
+pub(crate) fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }

@@ -19,6 +19,7 @@ use super::remote;
 use super::service::{Access, Service};
 pub use super::service::{Capacity, Stats, workload_of};
 use super::store::{Db, JobFilter, JobRow, NewJob, StoreError, by_name};
+use super::syntax::JobRef;
 use super::syntax::parse_array;
 use super::{Home, LiveError, output};
 use crate::model::{JobState, parse_mem_mb};
@@ -352,7 +353,11 @@ pub fn queue_filter(
         None if !all => Some(vec![JobState::Pending, JobState::Running]),
         None => None,
     };
-    Ok(JobFilter { states, user })
+    Ok(JobFilter {
+        states,
+        user,
+        array: None,
+    })
 }
 
 impl Client {
@@ -502,6 +507,40 @@ impl Client {
                 let (svc, who) = self.service()?;
                 svc.job(&who, id)
             }
+        }
+    }
+
+    /// The jobs `r` names, each with its id as users see it (`J_T` for an array's task): `J_T`
+    /// the task `T` of array `J`; `J` the whole array when `J` is an array's first task, else
+    /// job `J`. Empty when nothing matches.
+    pub fn resolve(&mut self, r: JobRef) -> Result<Vec<(i64, JobRef)>, LiveError> {
+        let tasks = |c: &mut Client| -> Result<Vec<(i64, JobRef)>, LiveError> {
+            let mut rows = c.queue(&JobFilter {
+                array: Some(r.id),
+                ..JobFilter::default()
+            })?;
+            rows.sort_by_key(|j| (j.array_task_id, j.id));
+            Ok(rows
+                .into_iter()
+                .map(|j| {
+                    let shown = JobRef {
+                        id: r.id,
+                        task: j.array_task_id,
+                    };
+                    (j.id, shown)
+                })
+                .collect())
+        };
+        match r.task {
+            Some(t) => Ok(tasks(self)?
+                .into_iter()
+                .filter(|(_, shown)| shown.task == Some(t))
+                .collect()),
+            None => match self.job(r.id)? {
+                None => Ok(Vec::new()),
+                Some(j) if j.array_job_id == Some(r.id) => tasks(self),
+                Some(j) => Ok(vec![(j.id, r)]),
+            },
         }
     }
 

@@ -88,12 +88,20 @@ fn lock(home: &Home) -> Result<nix::fcntl::Flock<std::fs::File>, LiveError> {
         .write(true)
         .open(&path)
         .map_err(|e| LiveError::io(&path, e))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
-        LiveError::AlreadyRunning {
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |_| LiveError::AlreadyRunning {
             home: home.dir.clone(),
             lock: path.clone(),
-        }
-    })
+        },
+    )?;
+    // The lock file names its holder, for `mini-slurm stop`.
+    {
+        use std::io::Write;
+        let mut f: &std::fs::File = &lock;
+        let _ = f.set_len(0);
+        let _ = writeln!(f, "{}", std::process::id());
+    }
+    Ok(lock)
 }
 
 /// Voids the last run's plan and, with `--http`, starts the HTTP side (before any job starts)

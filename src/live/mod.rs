@@ -132,17 +132,38 @@ impl Home {
             None => Home::at(SYSTEM_HOME),
         }
     }
+    /// The home in `dir`. `~/.mini_slurm` named explicitly (as the daemon passes it to its
+    /// runners and jobs in `MINI_SLURM_HOME`) is the default home, with its seed-era paths.
     pub fn at(dir: impl Into<PathBuf>) -> Home {
-        Home {
-            dir: dir.into(),
-            legacy: None,
+        let dir = dir.into();
+        let legacy = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .filter(|h| h.join(".mini_slurm") == dir);
+        Home { dir, legacy }
+    }
+    /// The database: `~/.mini_slurm.db` for the default home (the seeds' path, a real file, so
+    /// that their clean-up step `rm ~/.mini_slurm.db` empties the queue), else `jobs.db` in the
+    /// home.
+    pub fn db(&self) -> PathBuf {
+        match &self.legacy {
+            Some(h) => h.join(".mini_slurm.db"),
+            None => self.dir.join("jobs.db"),
         }
     }
-    pub fn db(&self) -> PathBuf {
-        self.dir.join("jobs.db")
-    }
+    /// The jobs' output folder: `~/.mini_slurm_logs` for the default home (the seeds' path),
+    /// else `logs` in the home.
     pub fn logs(&self) -> PathBuf {
-        self.dir.join("logs")
+        match &self.legacy {
+            Some(h) => h.join(".mini_slurm_logs"),
+            None => self.dir.join("logs"),
+        }
+    }
+    /// A file next to the database (`-wal`, `-shm`).
+    fn db_side(&self, suffix: &str) -> PathBuf {
+        let mut p = self.db().into_os_string();
+        p.push(suffix);
+        PathBuf::from(p)
     }
     pub fn out_log(&self, id: i64) -> PathBuf {
         self.logs().join(format!("job_{id}.out"))
@@ -183,6 +204,14 @@ impl Home {
     /// every job's environment).
     pub fn open(&self) -> Result<store::Db, LiveError> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        self.move_legacy_links();
+        if !self.db().exists() {
+            // A database removed by hand (the seeds' `rm ~/.mini_slurm.db`) must not come back
+            // from the write-ahead log it left: SQLite would replay it into the new file.
+            for f in [self.db_side("-wal"), self.db_side("-shm")] {
+                let _ = std::fs::remove_file(f);
+            }
+        }
         for d in [&self.dir, &self.logs()] {
             if !d.is_dir() {
                 std::fs::DirBuilder::new()
@@ -204,29 +233,38 @@ impl Home {
         }
         let db = store::Db::open(&self.db())?;
         // SQLite creates files with the process's umask: narrow them to the owner.
-        for f in [
-            self.db(),
-            self.dir.join("jobs.db-wal"),
-            self.dir.join("jobs.db-shm"),
-        ] {
+        for f in [self.db(), self.db_side("-wal"), self.db_side("-shm")] {
             if let Ok(m) = std::fs::metadata(&f)
                 && m.permissions().mode() & 0o077 != 0
             {
                 let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600));
             }
         }
-        if let Some(home) = &self.legacy {
-            // Best effort: the seeds' documents `cat ~/.mini_slurm_logs/job_1.out`.
-            for (link, target) in [
-                (home.join(".mini_slurm_logs"), self.logs()),
-                (home.join(".mini_slurm.db"), self.db()),
-            ] {
-                if std::fs::symlink_metadata(&link).is_err() {
-                    let _ = std::os::unix::fs::symlink(target, link);
+        Ok(db)
+    }
+
+    /// An older version kept the default home's database and logs in `~/.mini_slurm` with
+    /// symbolic links at the seeds' paths: the files move to those paths (best effort), so the
+    /// seeds' clean-up removes the real ones.
+    fn move_legacy_links(&self) {
+        let Some(_) = &self.legacy else { return };
+        let is_link =
+            |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+        let old_db = self.dir.join("jobs.db");
+        if is_link(&self.db()) && old_db.exists() {
+            // rename() replaces the link in one step; the -wal and -shm files follow.
+            if std::fs::rename(&old_db, self.db()).is_ok() {
+                for suffix in ["-wal", "-shm"] {
+                    let mut from = old_db.clone().into_os_string();
+                    from.push(suffix);
+                    let _ = std::fs::rename(from, self.db_side(suffix));
                 }
             }
         }
-        Ok(db)
+        let old_logs = self.dir.join("logs");
+        if is_link(&self.logs()) && old_logs.is_dir() && std::fs::remove_file(self.logs()).is_ok() {
+            let _ = std::fs::rename(&old_logs, self.logs());
+        }
     }
 
     /// Opens the database if this home has one, creating nothing (read-only commands).
@@ -239,6 +277,17 @@ impl Home {
         if let Ok(s) = UnixDatagram::unbound() {
             let _ = s.send_to(b"w", self.wake_socket());
         }
+    }
+
+    /// The pid of the daemon that holds this home's lock (it writes it there), if one does
+    /// and the lock file can be read.
+    pub fn daemon_pid(&self) -> Result<Option<i32>, LiveError> {
+        if !self.daemon_running() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(self.lock()).map_err(|e| LiveError::io(&self.lock(), e))?;
+        Ok(text.trim().parse().ok())
     }
 
     /// Whether a daemon holds this home's lock.

@@ -169,6 +169,7 @@ mod tests {
         let req = Request::Queue(JobFilter {
             states: Some(vec![JobState::Pending, JobState::Running]),
             user: Some("ann".into()),
+            array: None,
         });
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();

@@ -6,8 +6,8 @@
 //! engine or delay a pass.
 //!
 //! Expected starts come from the policy's plan (`Engine::plan`, asked for with
-//! `set_want_plan(true)`): `conservative` plans every waiting job, `easy` only the queue head
-//! (EASY keeps one reservation), the others none ([`PlanScope`]). A reservation after the end of
+//! `set_want_plan(true)`): `conservative` and `slurm` plan every waiting job, `easy` only the
+//! queue head (EASY keeps one reservation), the others none ([`PlanScope`]). A reservation after the end of
 //! a job without a time limit (whose estimate is unbounded) is no time at all: it is dropped,
 //! and that job's start shows as unknown. The plan writer thread stores the plan in the
 //! database (`expected_start_ms`) for `queue --start` and `show`, which run in other
@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 /// Whose expected start a policy's plan gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanScope {
-    /// Every waiting job it could place (`conservative`).
+    /// Every waiting job it could place (`conservative`; `slurm`: those its last backfill
+    /// cycle tested).
     Every,
     /// The queue head only (`easy`: one reservation).
     Head,
@@ -43,7 +44,7 @@ impl PlanScope {
     pub fn of_policy(spec: &str) -> PlanScope {
         let name = spec.split('[').next().unwrap_or(spec).trim();
         match name {
-            "conservative" => PlanScope::Every,
+            "conservative" | "slurm" => PlanScope::Every,
             "easy" => PlanScope::Head,
             _ => PlanScope::None,
         }
@@ -405,6 +406,10 @@ mod tests {
             e.step(Time::ZERO, events, &mut out).unwrap();
             let planned: Vec<(u64, i64)> = e.plan().iter().map(|p| (p.0.0, p.1.0)).collect();
             let expected: &[(u64, i64)] = match PlanScope::of_policy(&spec.canonical()) {
+                // Slurm plans whole nodes from limits rounded up to whole minutes.
+                PlanScope::Every if info.name == "slurm" => {
+                    &[(3, 60_000), (4, 120_000), (5, 180_000)]
+                }
                 PlanScope::Every => &[(3, 100), (4, 100), (5, 200)],
                 PlanScope::Head => &[(3, 100)],
                 PlanScope::None => &[],

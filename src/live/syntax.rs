@@ -53,8 +53,13 @@ pub fn parse_dependency(s: &str) -> Result<Vec<(DepKind, i64)>, String> {
     Ok(out)
 }
 
+/// The most tasks one array may have (Slurm's default `MaxArraySize` is 1001 task ids, 0-1000;
+/// mini-slurm allows task ids up to 100000 and this many tasks in all).
+pub const MAX_ARRAY_TASKS: usize = 10_001;
+
 /// Parses Slurm's `--array`: `0-15`, `1,3,5-7`, `0-99%4`, `0-10:2`. Returns the task ids and
-/// the limit of simultaneously running tasks.
+/// the limit of simultaneously running tasks. At most [`MAX_ARRAY_TASKS`] tasks with ids up to
+/// 100000, counted before anything is expanded.
 pub fn parse_array(s: &str) -> Result<(Vec<i64>, Option<i64>), String> {
     let bad =
         || format!("invalid array spec '{s}' (expected e.g. 0-15, 1,3,5-7, 0-99%4 or 0-10:2)");
@@ -77,8 +82,14 @@ pub fn parse_array(s: &str) -> Result<(Vec<i64>, Option<i64>), String> {
         let (a, b) = range.split_once('-').unwrap_or((range, range));
         let a: i64 = a.trim().parse().ok().filter(|&x| x >= 0).ok_or_else(bad)?;
         let b: i64 = b.trim().parse().ok().filter(|&x| x >= a).ok_or_else(bad)?;
-        if b - a > 100_000 {
-            return Err(format!("array spec '{s}' has more than 100000 tasks"));
+        if b > 100_000 {
+            return Err(format!("array spec '{s}': task ids go up to 100000"));
+        }
+        let n = ((b - a) / step + 1) as usize;
+        if ids.len() + n > MAX_ARRAY_TASKS {
+            return Err(format!(
+                "array spec '{s}' has more than {MAX_ARRAY_TASKS} tasks"
+            ));
         }
         ids.extend((a..=b).step_by(step as usize));
     }
@@ -88,6 +99,110 @@ pub fn parse_array(s: &str) -> Result<(Vec<i64>, Option<i64>), String> {
         return Err(bad());
     }
     Ok((ids, limit))
+}
+
+/// A job as users name it: `J` (a job, or a whole array by its first task's id) or `J_T` (task
+/// `T` of array `J`), as `squeue` prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobRef {
+    pub id: i64,
+    pub task: Option<i64>,
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JobRef, String> {
+        let bad =
+            || format!("invalid job id '{s}' (expected e.g. 4, or 4_2 for task 2 of array 4)");
+        let num = |x: &str| x.parse::<i64>().ok().filter(|&n| n >= 0).ok_or_else(bad);
+        match s.split_once('_') {
+            Some((j, t)) => Ok(JobRef {
+                id: num(j)?,
+                task: Some(num(t)?),
+            }),
+            None => Ok(JobRef {
+                id: num(s)?,
+                task: None,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.task {
+            Some(t) => write!(f, "{}_{t}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
+/// A time as `sacct --starttime/--endtime` takes it, in UTC, as milliseconds since the epoch:
+/// `YYYY-MM-DD[THH:MM[:SS]]`, `now`, `now-N[seconds|minutes|hours|days|weeks]` (default unit
+/// seconds; singular and short forms `s m h d w` too), `today` or `midnight` (00:00 today).
+pub fn parse_sacct_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "invalid time '{s}' (expected YYYY-MM-DD[THH:MM[:SS]], now, now-2hours, now-3days or today)"
+        )
+    };
+    let t = s.trim().to_ascii_lowercase();
+    let midnight = now_ms - now_ms.rem_euclid(86_400_000);
+    match t.as_str() {
+        "now" => return Ok(now_ms),
+        "today" | "midnight" => return Ok(midnight),
+        _ => {}
+    }
+    if let Some(rest) = t.strip_prefix("now-") {
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit_ms = match &rest[digits..] {
+            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+            "h" | "hour" | "hours" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            "w" | "week" | "weeks" => 7 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        return n.checked_mul(unit_ms).map(|d| now_ms - d).ok_or_else(bad);
+    }
+    let (date, time) = t.split_once('t').unwrap_or((&t, ""));
+    let num = |x: &str| x.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let [y, mo, da] = d.as_slice() else {
+        return Err(bad());
+    };
+    let (y, mo, da) = (num(y)?, num(mo)?, num(da)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || y < 1970 {
+        return Err(bad());
+    }
+    let hms: Vec<i64> = if time.is_empty() {
+        Vec::new()
+    } else {
+        time.split(':').map(num).collect::<Result<_, _>>()?
+    };
+    let (h, mi, se) = match hms.as_slice() {
+        [] => (0, 0, 0),
+        [h, m] => (*h, *m, 0),
+        [h, m, s] => (*h, *m, *s),
+        _ => return Err(bad()),
+    };
+    if h > 23 || mi > 59 || se > 59 || h < 0 || mi < 0 || se < 0 {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, mo, da);
+    Ok(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// CPU ids from a list such as `0-3,6`.
@@ -143,6 +258,29 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sacct_times() {
+        let now = 951_782_400_000 + 3_723_000; // 2000-02-29T01:02:03
+        assert_eq!(parse_sacct_time("2000-02-29T01:02:03", now), Ok(now));
+        assert_eq!(parse_sacct_time("2000-02-29T01:02", now), Ok(now - 3_000));
+        assert_eq!(parse_sacct_time("2000-02-29", now), Ok(951_782_400_000));
+        assert_eq!(parse_sacct_time("today", now), Ok(951_782_400_000));
+        assert_eq!(parse_sacct_time("now", now), Ok(now));
+        assert_eq!(parse_sacct_time("now-2hours", now), Ok(now - 7_200_000));
+        assert_eq!(parse_sacct_time("now-3d", now), Ok(now - 3 * 86_400_000));
+        assert_eq!(parse_sacct_time("now-90", now), Ok(now - 90_000));
+        assert_eq!(parse_sacct_time("1970-01-01", now), Ok(0));
+        for bad in [
+            "yesterday",
+            "2000-13-01",
+            "2000-02-29T25:00",
+            "now-2fortnights",
+            "12:00",
+        ] {
+            assert!(parse_sacct_time(bad, now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn dependencies() {

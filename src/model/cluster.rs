@@ -23,6 +23,9 @@ pub struct Partition {
     /// Node indices, ascending.
     pub nodes: Vec<u32>,
     pub max_time: Option<Dur>,
+    /// Slurm's `DefaultTime`: the time limit of a job that gives none (read by the `slurm`
+    /// policy).
+    pub default_time: Option<Dur>,
     pub max_nodes: Option<u32>,
     pub default: bool,
 }
@@ -203,6 +206,7 @@ impl Cluster {
                 name: "all".into(),
                 nodes: (0..nodes.len() as u32).collect(),
                 max_time: None,
+                default_time: None,
                 max_nodes: None,
                 default: true,
             });

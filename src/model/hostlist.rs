@@ -41,7 +41,7 @@ pub fn expand(expr: &str) -> Result<Vec<String>, String> {
 }
 
 /// Splits at commas that are not inside brackets.
-fn split_top_level(expr: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_top_level(expr: &str) -> Result<Vec<String>, String> {
     let mut items = Vec::new();
     let mut depth = 0i32;
     let mut cur = String::new();

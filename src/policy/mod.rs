@@ -19,6 +19,7 @@ pub mod easy;
 pub mod fcfs;
 pub mod multifactor;
 pub mod priority;
+pub mod slurm;
 
 use crate::sched::Policy;
 use std::collections::BTreeMap;
@@ -77,6 +78,7 @@ pub static REGISTRY: &[PolicyInfo] = &[
     easy::INFO,
     conservative::INFO,
     multifactor::INFO,
+    slurm::INFO,
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -272,7 +274,7 @@ mod tests {
         let e = build("sjf").err().unwrap();
         assert_eq!(
             e.to_string(),
-            "unknown policy 'sjf' (known: fcfs, priority, easy, conservative, multifactor)"
+            "unknown policy 'sjf' (known: fcfs, priority, easy, conservative, multifactor, slurm)"
         );
         let e = build("easy[depth=3]").err().unwrap();
         assert_eq!(

@@ -52,14 +52,47 @@ pub fn can_ever_run(
         &req,
         &mut slices,
     ) {
-        return Err(format!(
-            "no set of its nodes holds {} CPUs with {} MB and {} GPUs per node{}",
-            req.cpus,
-            req.mem_mb,
-            req.gpus,
-            req.nodes
-                .map_or(String::new(), |n| format!(" on {n} nodes"))
-        ));
+        let (mut mem, mut gpus, mut cpus) = (0u64, 0u32, 0u64);
+        for &n in &part.nodes {
+            if let Some(node) = cluster.nodes.get(n as usize) {
+                mem = mem.max(node.mem_mb);
+                gpus = gpus.max(node.gpus);
+                cpus += u64::from(node.cpus);
+            }
+        }
+        let which = if req.mem_mb > mem {
+            format!(
+                "memory: it asks {} MB per node, its partition's nodes have {}",
+                req.mem_mb,
+                if mem == 0 {
+                    "none modelled".to_string()
+                } else {
+                    format!("at most {mem} MB")
+                }
+            )
+        } else if req.gpus > gpus {
+            format!(
+                "GPUs: it asks {} per node, its partition's nodes have {}",
+                req.gpus,
+                if gpus == 0 {
+                    "none".to_string()
+                } else {
+                    format!("at most {gpus}")
+                }
+            )
+        } else if u64::from(req.cpus) > cpus {
+            format!("CPUs: it asks {}, its partition has {cpus}", req.cpus)
+        } else {
+            format!(
+                "no set of its nodes holds {} CPUs with {} MB and {} GPUs per node{}",
+                req.cpus,
+                req.mem_mb,
+                req.gpus,
+                req.nodes
+                    .map_or(String::new(), |n| format!(" on {n} nodes"))
+            )
+        };
+        return Err(which);
     }
     Ok(())
 }

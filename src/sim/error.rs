@@ -31,6 +31,9 @@ pub enum SimError {
         trace.display()
     )]
     NoLoadToScale { trace: PathBuf },
+    /// Every job of the trace was skipped: nothing would be simulated.
+    #[error("{}: every job was skipped, nothing to simulate: {detail}", trace.display())]
+    AllSkipped { trace: PathBuf, detail: String },
     /// A policy spec that does not parse or names no policy.
     #[error("--policy: {0}")]
     Policy(PolicyError),
@@ -85,6 +88,7 @@ impl SimError {
                 | SimError::AccountsFile { .. }
                 | SimError::Config(_)
                 | SimError::NoLoadToScale { .. }
+                | SimError::AllSkipped { .. }
                 | SimError::Policy(_)
         )
     }

@@ -12,6 +12,7 @@ use crate::driver::{NoObserver, Observer};
 use crate::ids::Names;
 use crate::metrics::{RunInfo, SimResult, Summary};
 use crate::model::{AssocConfig, EstimateMode, Speedup};
+use crate::policy::PolicySpec;
 use crate::sched::limits::Limits;
 use crate::sched::placement;
 use crate::time::Dur;
@@ -117,7 +118,24 @@ impl Setup {
         for n in built.notes {
             notices(Notice::Note(n));
         }
+        let scheduler = built.scheduler;
+        if let (Some(path), false) = (&self.machine.cluster, scheduler.is_empty()) {
+            let kv: Vec<String> = scheduler.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            notices(Notice::Note(format!(
+                "{}: scheduling parameters of the `slurm` policy: {} (parameters in the policy spec win)",
+                path.display(),
+                kv.join(",")
+            )));
+        }
         self.transform(&mut workload, built.cluster.total_cpus())?;
+        if let Some(n) = ignore_memory(&mut workload, &built.cluster) {
+            notices(Notice::Note(format!(
+                "the machine has no memory (a processor count, or nodes without --mem-per-node): \
+                 the memory requests of {n} job{} are ignored; give the nodes memory \
+                 (--mem-per-node, or RealMemory in a slurm.conf) to simulate them",
+                if n == 1 { "" } else { "s" }
+            )));
+        }
         let mut jobs = workload.prepare(
             &built.cluster,
             placement.as_ref(),
@@ -135,6 +153,12 @@ impl Setup {
         // The trace's own records are no longer needed: give their memory back before simulating.
         workload.jobs = Vec::new();
         if jobs.skipped_total() > 0 {
+            if jobs.jobs.is_empty() {
+                return Err(SimError::AllSkipped {
+                    trace: self.trace.clone(),
+                    detail: skipped_note(&jobs),
+                });
+            }
             notices(Notice::Note(skipped_note(&jobs)));
         }
         Ok(Prepared {
@@ -143,6 +167,7 @@ impl Setup {
             names: workload.names,
             assoc,
             placement: placement_name,
+            scheduler,
         })
     }
 
@@ -183,11 +208,34 @@ fn unknown(name: &str) -> SimError {
     }
 }
 
-/// "skipped N of M jobs (n reason, ...)".
+/// On a machine whose nodes have no memory, memory is not modelled: jobs' memory requests are
+/// dropped (rather than every such job skipped). Returns how many jobs had one, if any.
+fn ignore_memory(workload: &mut Workload, cluster: &crate::model::Cluster) -> Option<usize> {
+    if cluster.nodes.iter().any(|n| n.mem_mb > 0) {
+        return None;
+    }
+    let mut n = 0;
+    for j in workload.jobs.iter_mut() {
+        if j.mem_mb.is_some_and(|m| m > 0) {
+            j.mem_mb = None;
+            n += 1;
+        }
+    }
+    (n > 0).then_some(n)
+}
+
+/// "skipped N of M jobs (n reason: e.g. job 3: why, ...)".
 fn skipped_note(jobs: &SimJobs) -> String {
     let parts: Vec<String> = SkipReason::ALL
         .iter()
-        .filter_map(|r| jobs.skipped.get(r).map(|n| format!("{} {}", n, r.key())))
+        .filter_map(|r| {
+            jobs.skipped
+                .get(r)
+                .map(|n| match jobs.skip_examples.get(r) {
+                    Some(e) => format!("{} {}: e.g. {e}", n, r.key()),
+                    None => format!("{} {}", n, r.key()),
+                })
+        })
         .collect();
     format!(
         "skipped {} of {} jobs ({})",
@@ -225,6 +273,8 @@ pub struct Prepared {
     pub assoc: Option<AssocConfig>,
     /// The placement strategy's name (the default resolved).
     pub placement: String,
+    /// The `slurm` policy's parameters from the cluster's `slurm.conf` (empty without one).
+    pub scheduler: Vec<(String, String)>,
 }
 
 /// One simulation's outcome: every job's record and the summary metrics.
@@ -241,8 +291,12 @@ impl Prepared {
 
     /// [`Prepared::run`], with `observer` called after every engine step (a progress bar).
     pub fn run_observed(&self, spec: &str, observer: &mut dyn Observer) -> Result<Run, SimError> {
-        let (policy, parsed) = crate::policy::build(spec).map_err(SimError::Policy)?;
-        let canonical = parsed.canonical();
+        let (policy, _) =
+            crate::policy::build(&self.effective_spec(spec)?).map_err(SimError::Policy)?;
+        // Outputs name the policy as the user gave it; the file's parameters are in its note.
+        let canonical = PolicySpec::parse(spec)
+            .map_err(SimError::Policy)?
+            .canonical();
         let placement = placement::by_name(&self.placement).ok_or_else(|| unknown(""))?;
         let cfg = SimConfig {
             policy,
@@ -259,6 +313,19 @@ impl Prepared {
             })?;
         let summary = self.summary(&canonical, &result);
         Ok(Run { result, summary })
+    }
+
+    /// The spec a run builds: for the `slurm` policy, the scheduling parameters of the
+    /// cluster's `slurm.conf` below the spec's own (a parameter given in the spec wins).
+    pub fn effective_spec(&self, spec: &str) -> Result<String, SimError> {
+        let mut parsed = PolicySpec::parse(spec).map_err(SimError::Policy)?;
+        if parsed.name != crate::policy::slurm::INFO.name || self.scheduler.is_empty() {
+            return Ok(spec.to_string());
+        }
+        for (k, v) in &self.scheduler {
+            parsed.params.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Ok(parsed.canonical())
     }
 
     /// The summary of `result`, a run under the policy `canonical`.

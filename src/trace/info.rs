@@ -230,8 +230,14 @@ impl TraceInfo {
         if self.elastic_jobs > 0 || self.gpu_jobs > 0 {
             let _ = writeln!(
                 s,
-                "elastic / GPU     {} elastic jobs, {} jobs with GPUs",
-                self.elastic_jobs, self.gpu_jobs
+                "elastic / GPU     {} elastic jobs, {} jobs with GPUs{}",
+                self.elastic_jobs,
+                self.gpu_jobs,
+                if self.gpu_jobs > 0 {
+                    " (simulate them on nodes with GPUs: --nodes N --cpus-per-node C --gpus-per-node G, or Gres=gpu:G in a slurm.conf)"
+                } else {
+                    ""
+                }
             );
         }
         let bar = |n: usize| {

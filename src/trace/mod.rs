@@ -139,6 +139,9 @@ pub struct SimJobs {
     /// Specs are shared with the engine and the results (`Arc`): never copied per job.
     pub jobs: Vec<(Arc<JobSpec>, JobTruth)>,
     pub skipped: BTreeMap<SkipReason, u64>,
+    /// For the reasons that depend on the machine, the first skipped job and why, in words
+    /// ("job 12: no set of its nodes holds 4 CPUs with 0 MB and 1 GPUs per node").
+    pub skip_examples: BTreeMap<SkipReason, String>,
 }
 
 impl SimJobs {
@@ -192,6 +195,7 @@ impl Workload {
         if !self.malformed_lines.is_empty() {
             skipped.insert(SkipReason::MalformedLine, self.malformed_lines.len() as u64);
         }
+        let mut examples: BTreeMap<SkipReason, String> = BTreeMap::new();
         let mut jobs = Vec::with_capacity(self.jobs.len());
         let mut runnable: FastMap<_, bool> = FastMap::default();
         for j in &self.jobs {
@@ -213,6 +217,11 @@ impl Workload {
             };
             if let Some(r) = reason {
                 *skipped.entry(r).or_insert(0) += 1;
+                if r == SkipReason::TooManyProcessors {
+                    examples.entry(r).or_insert_with(|| {
+                        format!("job {}: {} CPUs, the machine has {total}", j.id.0, j.procs)
+                    });
+                }
                 continue;
             }
             let estimate = opts.estimate.estimate(j.requested, j.runtime);
@@ -246,7 +255,14 @@ impl Workload {
                 .entry(key)
                 .or_insert_with(|| can_ever_run(cluster, placement, &spec).is_ok());
             if !ok {
-                *skipped.entry(SkipReason::CannotRunInPartition).or_insert(0) += 1;
+                let r = SkipReason::CannotRunInPartition;
+                *skipped.entry(r).or_insert(0) += 1;
+                examples.entry(r).or_insert_with(|| {
+                    let why = can_ever_run(cluster, placement, &spec)
+                        .err()
+                        .unwrap_or_default();
+                    format!("job {}: {why}", spec.id.0)
+                });
                 continue;
             }
             let truth = JobTruth {
@@ -261,6 +277,7 @@ impl Workload {
             cluster: cluster.clone(),
             jobs,
             skipped,
+            skip_examples: examples,
         }
     }
 }

@@ -412,6 +412,13 @@ fn jobs_larger_than_their_partition_are_counted_not_run() {
     let o = sim_ok(&out, &["--trace", &trace, "--cluster", &conf]);
     let err = stderr(&o);
     assert!(err.contains("skipped 4 of 6 jobs"), "{err}");
+    // The reason names the resource, with the first job it hit.
+    assert!(
+        err.contains(
+            "3 cannot_run_in_partition: e.g. job 2: CPUs: it asks 24, its partition has 16"
+        ),
+        "{err}"
+    );
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     // 2 needs 24 CPUs in a 16-CPU partition; 5 asks 1 h where MaxTime is 10 min; 6 asks more
@@ -841,4 +848,82 @@ fn queue_formats_like_squeue() {
     let o = cmd(&["queue", "-o", "%z"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--format: unknown field '%z'"));
+}
+
+#[test]
+fn memory_on_a_machine_without_memory_is_ignored_with_one_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    // What `export-trace` writes for jobs submitted with --mem, simulated on a processor count.
+    let trace = write(
+        tmp.path(),
+        "mine.csv",
+        "id,submit,runtime,cpus,mem\n1,0,10,1,4G\n2,5,10,2,\n3,6,10,2,512M\n",
+    );
+    let out = tmp.path().join("o");
+    let o = sim_ok(&out, &["--trace", &trace, "--procs", "8"]);
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("memory requests of 2 jobs are ignored").count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("skipped"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["jobs_simulated"], 3);
+    // With memory on the nodes, the requests count again: 4 GB does not fit 1 GB nodes.
+    let o = sim_ok(
+        &tmp.path().join("o2"),
+        &["--trace", &trace, "--procs", "8", "--mem-per-node", "1G"],
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("1 cannot_run_in_partition: e.g. job 1: memory: it asks 4096 MB per node, its partition's nodes have at most 1024 MB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_that_skips_every_job_is_an_error_naming_the_resource() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ml = root().join("traces/synthetic-ml-2k.csv.gz");
+    let out = tmp.path().join("o");
+    let o = run(&[
+        "sim",
+        "--trace",
+        ml.to_str().unwrap(),
+        "--procs",
+        "512",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    for n in [
+        "error: ",
+        "every job was skipped, nothing to simulate",
+        "2000 cannot_run_in_partition",
+        "e.g. job 1: GPUs: it asks 8 per node, its partition's nodes have none",
+    ] {
+        assert!(last.contains(n), "{n:?} not in {err:?}");
+    }
+    assert!(!out.exists(), "nothing written");
+    // The machine the trace's SOURCES line gives runs it.
+    let o = sim_ok(
+        &out,
+        &[
+            "--trace",
+            ml.to_str().unwrap(),
+            "--nodes",
+            "8",
+            "--cpus-per-node",
+            "64",
+            "--gpus-per-node",
+            "8",
+            "--mem-per-node",
+            "1TB",
+        ],
+    );
+    assert!(!stderr(&o).contains("skipped"), "{}", stderr(&o));
 }

@@ -77,6 +77,7 @@ fn build_cluster(g: &Gen) -> Cluster {
                 name: "half".into(),
                 nodes: (0..n / 2).collect(),
                 max_time: None,
+                default_time: None,
                 max_nodes: None,
                 default: true,
             },
@@ -84,6 +85,7 @@ fn build_cluster(g: &Gen) -> Cluster {
                 name: "all".into(),
                 nodes: (0..n).collect(),
                 max_time: None,
+                default_time: None,
                 max_nodes: None,
                 default: false,
             },
@@ -149,6 +151,7 @@ fn build_jobs(g: &Gen, cluster: &Cluster, placement: &str) -> SimJobs {
         cluster: cluster.clone(),
         jobs,
         skipped: BTreeMap::new(),
+        skip_examples: BTreeMap::new(),
     }
 }
 

@@ -406,6 +406,7 @@ fn live_and_simulated_schedules_agree() {
             })
             .collect(),
         skipped: Default::default(),
+        skip_examples: Default::default(),
     };
     let (p, _) = mini_slurm::policy::build(policy).unwrap();
     let r = simulate(&sim_jobs, SimConfig::new(p, policy), &mut NoObserver).unwrap();

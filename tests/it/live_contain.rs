@@ -4,7 +4,7 @@
 //! when it ends. Processes of a job are found by a unique marker: a `sleep` whose duration is
 //! unique to the test (`sleep 3000.<pid><n>`).
 
-use crate::live_util::{BIN, Live, wait_for};
+use crate::live_util::{BIN, Live, TEST_POLICY, wait_for};
 use mini_slurm::live::machine::{Cgroups, same_process_alive};
 use mini_slurm::live::store::JobRow;
 use nix::sys::signal::{Signal, kill};
@@ -47,7 +47,8 @@ impl Contained {
     }
 
     /// Starts the daemon behind `prefix` (e.g. `taskset -c 1`, which execs it), with
-    /// `--poll-interval 0.2 --kill-wait 1` and `args`; its stderr goes to `sched.err`.
+    /// `--poll-interval 0.2 --kill-wait 1` and `args` (under `TEST_POLICY` unless they name a
+    /// `--policy`); its stderr goes to `sched.err`.
     fn start(&mut self, prefix: &[&str], args: &[&str], env: &[(&str, &str)]) {
         let err = std::fs::File::create(self.home().join("sched.err")).unwrap();
         let mut argv: Vec<&str> = prefix.to_vec();
@@ -60,6 +61,9 @@ impl Contained {
             "1",
         ]);
         argv.extend_from_slice(args);
+        if !args.contains(&"--policy") {
+            argv.extend(["--policy", TEST_POLICY]);
+        }
         let child = Command::new(argv[0])
             .args(&argv[1..])
             .envs(env.iter().copied())

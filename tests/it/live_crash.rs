@@ -281,10 +281,10 @@ fn a_restart_with_fewer_cpus_keeps_the_wide_job() {
     );
     l.kill9();
     l.start(&["--cpus", "1"]);
-    // Said while the daemon recovers its jobs, after it took its lock (what start waits for).
+    // Said while it recovers, just after it takes its lock.
     wait_for(
         || l.daemon_stderr().contains("no longer fits this scheduler"),
-        10,
+        20,
         "the daemon to say the wide job no longer fits",
     );
     // The daemon's one CPU is free for others while the wide job runs on (over-committed).

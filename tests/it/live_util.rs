@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mini-slurm");
 
+/// The policy the live tests run under unless they name one: EASY in priority order starts a
+/// job the moment it fits, which their timing assumes. The daemon's default, `slurm`, starts
+/// jobs at Slurm's scheduler cycles (after `batch_sched_delay`, 3 s by default); the tests that
+/// need it say so.
+pub const TEST_POLICY: &str = "easy[order=priority]";
+
 pub struct Live {
     /// The temporary directory that holds the home (none for a home given by the test).
     _dir: Option<tempfile::TempDir>,
@@ -59,7 +65,16 @@ impl Live {
     pub fn start(&mut self, args: &[&str]) {
         self.start_with(args, &[]);
     }
+    /// Starts the daemon with `args` under [`TEST_POLICY`] unless they name a `--policy`.
     pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
+        let mut a = args.to_vec();
+        if !a.contains(&"--policy") {
+            a.extend(["--policy", TEST_POLICY]);
+        }
+        self.start_as_given(&a, env);
+    }
+    /// Starts the daemon with exactly `args` (and a fast poll): the daemon's own defaults.
+    pub fn start_as_given(&mut self, args: &[&str], env: &[(&str, &str)]) {
         let mut a = vec!["scheduler", "--poll-interval", "0.2", "--kill-wait", "1"];
         a.extend_from_slice(args);
         let child = Command::new(BIN)

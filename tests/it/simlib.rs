@@ -104,7 +104,8 @@ fn setup_errors_say_what_was_wrong_and_whether_it_is_input() {
     assert_eq!(
         notices,
         [Notice::Note(
-            "skipped 1 of 3 jobs (1 too_many_processors)".into()
+            "skipped 1 of 3 jobs (1 too_many_processors: e.g. job 1: 3 CPUs, the machine has 2)"
+                .into()
         )]
     );
 }

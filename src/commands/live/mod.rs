@@ -7,11 +7,13 @@
 pub mod cancel;
 pub mod export_trace;
 pub mod format;
+pub mod history;
 pub mod job_runner;
 pub mod queue;
 pub mod scheduler;
 pub mod show;
 pub mod stats;
+pub mod stop;
 pub mod submit;
 
 use super::CliError;

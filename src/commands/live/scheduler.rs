@@ -29,7 +29,7 @@ pub struct SchedulerArgs {
     #[arg(long, value_name = "N")]
     gpus: Option<u32>,
     /// Scheduling policy spec (see `mini-slurm policies`)
-    #[arg(long, default_value = "easy[order=priority]", value_name = "SPEC")]
+    #[arg(long, default_value = "slurm[priority=recorded]", value_name = "SPEC")]
     policy: String,
     /// Longest sleep between looks at the database, in seconds (submissions and job exits wake the daemon at once)
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
@@ -156,6 +156,14 @@ pub fn run(a: SchedulerArgs) -> CliResult {
     } else {
         Home::personal_from_env()
     };
+    // Refuse before saying anything else: a second daemon must not print "Starting".
+    if home.daemon_running() {
+        return Err(input(anyhow!(
+            "a scheduler already runs for {} (lock {}); stop it first with 'mini-slurm stop'",
+            home.dir.display(),
+            home.lock().display()
+        )));
+    }
     let cfg = config(a, &home)?;
     for sig in [
         nix::sys::signal::Signal::SIGINT,

@@ -4,22 +4,51 @@ use super::{HIDDEN, existing_client, exit_code_str, failed, input, iso_time, tim
 use crate::commands::CliResult;
 use anyhow::anyhow;
 use mini_slurm::live::store::JobRow;
+use mini_slurm::live::syntax::JobRef;
 use mini_slurm::live::{Home, machine, now_ms, output};
 use mini_slurm::time::{Dur, fmt_slurm_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// The job id
+    /// The job id: `J` (a job, or every task of array J) or `J_T` (task T of array J)
     #[arg(value_name = "JOB_ID")]
-    id: i64,
+    id: JobRef,
+    /// JSON output: a list of jobs with the fields of `queue --json`
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: ShowArgs) -> CliResult {
     let missing = || input(anyhow!("job {} does not exist", a.id));
     let mut c = existing_client()?.ok_or_else(missing)?;
-    let r = c.job(a.id).map_err(failed)?.ok_or_else(missing)?;
-    print!("{}", show_text(c.home(), &r, now_ms()));
+    let ids = c.resolve(a.id).map_err(failed)?;
+    if ids.is_empty() {
+        return Err(missing());
+    }
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for (id, _) in ids {
+        // A job removed between the two reads is simply not shown.
+        if let Some(r) = c.job(id).map_err(failed)? {
+            rows.push(r);
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(failed)?);
+        return Ok(());
+    }
+    let texts: Vec<String> = rows.iter().map(|r| show_text(c.home(), r, now)).collect();
+    print!("{}", texts.join("\n"));
     Ok(())
+}
+
+/// The name of group `gid` (its number when the system has no such group), as `scontrol`
+/// prints `GroupId=name(gid)`.
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
 }
 
 fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
@@ -35,9 +64,10 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   UserId={}({}) GroupId={} Priority={} Nice={} QOS={} Partition={}\n",
+        "   UserId={}({}) GroupId={}({}) Priority={} Nice={} QOS={} Partition={}\n",
         r.user,
         r.uid,
+        group_name(r.gid),
         r.gid,
         r.priority,
         r.nice,
@@ -62,7 +92,7 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         _ => r.start_ms,
     };
     s.push_str(&format!(
-        "   SubmitTime={} StartTime={} EndTime={} (UTC)\n",
+        "   SubmitTime={} StartTime={} EndTime={}\n",
         iso_time(r.submit_ms),
         t(start),
         t(r.end_ms)
@@ -84,7 +114,7 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         ));
     }
     s.push_str(&format!(
-        "   NumCPUs={} CPU_IDs={} Mem={}M Gres=gpu:{}{}\n",
+        "   NumCPUs={} CPU_IDs={} Mem={} Gres=gpu:{}{}\n",
         r.alloc_cpus
             .filter(|_| r.start_ms.is_some())
             .unwrap_or(r.cpus),
@@ -93,7 +123,13 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         } else {
             &r.cpu_list
         },
-        r.mem_mb,
+        // No request: no limit, as scontrol prints a job without --mem on a node without
+        // memory accounting.
+        if r.mem_mb == 0 {
+            "UNLIMITED".to_string()
+        } else {
+            format!("{}M", r.mem_mb)
+        },
         r.gpus,
         if r.gpu_list.is_empty() {
             String::new()

@@ -17,6 +17,9 @@ pub struct StatsArgs {
     /// Show capacity as this much memory (default: the scheduler's)
     #[arg(long, value_name = "SIZE", value_parser = parse_mem_mb)]
     total_mem: Option<u64>,
+    /// JSON output: capacity, counts, enforcement and containment as the daemon reports them
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: StatsArgs) -> CliResult {
@@ -25,6 +28,11 @@ pub fn run(a: StatsArgs) -> CliResult {
         Some(mut c) => c.stats().map_err(failed)?,
         None => Stats::without_database(),
     };
+    if a.json {
+        let v = serde_json::json!({ "home": home.dir, "stats": s });
+        println!("{}", serde_json::to_string_pretty(&v).map_err(failed)?);
+        return Ok(());
+    }
     let cpus = a.total_cpus.unwrap_or(s.capacity.cpus);
     let mem = a.total_mem.unwrap_or(s.capacity.mem_mb);
     let gpus = s.capacity.gpus;

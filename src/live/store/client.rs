@@ -98,9 +98,10 @@ impl Db {
         self.rows(
             select_jobs!(
                 "(?1 IS NULL OR state IN (SELECT value FROM json_each(?1)))
-                 AND (?2 IS NULL OR user = ?2)"
+                 AND (?2 IS NULL OR user = ?2)
+                 AND (?3 IS NULL OR array_job_id = ?3)"
             ),
-            params![states, f.user],
+            params![states, f.user, f.array],
         )
     }
 

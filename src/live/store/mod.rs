@@ -278,6 +278,7 @@ mod tests {
         let filter = JobFilter {
             states: Some(vec![JobState::Pending, JobState::Running]),
             user: Some("ann".into()),
+            array: None,
         };
         assert_eq!(ids(db.jobs(&filter).unwrap()), [2, 3, 4]);
         assert_eq!(

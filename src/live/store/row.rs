@@ -447,6 +447,9 @@ pub struct JobFilter {
     pub states: Option<Vec<JobState>>,
     /// Only this user's jobs.
     pub user: Option<String>,
+    /// Only the tasks of this array (by its first task's id).
+    #[serde(default)]
+    pub array: Option<i64>,
 }
 
 /// Counts and sums over the whole table, for `stats`.

@@ -1,12 +1,15 @@
 //! Building blocks shared by policies: queue orderings, resource bookkeeping on scratch copies
-//! of the cluster state, and availability profiles (scalar and per node).
+//! of the cluster state, and availability profiles (scalar and per node); Slurm's backfill
+//! time map and its two schedulers, for the `slurm` policy.
 
 pub mod elastic;
 pub mod fairshare;
 pub mod node_profile;
+pub mod node_space;
 pub mod order;
 pub mod preempt;
 pub mod profile;
+pub mod slurm_pass;
 
 pub use node_profile::NodeProfile;
 pub use order::Order;

@@ -1,0 +1,202 @@
+//! What a Slurm user expects of the live verbs (issue 19): array ids `J_T` in `show` and
+//! `cancel`, `cancel J` cancelling a whole array, Slurm's time format and ids in `show`,
+//! `--json` on the read verbs, `stop`, `history`, and the seeds' clean-up steps.
+
+use crate::live_util::Live;
+
+fn out(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn array_ids_in_show_and_cancel_and_cancel_of_a_whole_array() {
+    // No daemon: the jobs stay pending and cancels act at once.
+    let l = Live::new();
+    let j = l.submit(&["--array", "0-3", "--", "sleep", "1"]);
+    let other = l.submit(&["--", "true"]);
+    assert_eq!(other, j + 4, "tasks take ids {j}..{}", j + 3);
+    let o = l.cmd(&["show", &format!("{j}_2")]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(so.starts_with(&format!("JobId={} ", j + 2)), "{so}");
+    assert!(
+        so.contains(&format!("ArrayJobId={j} ArrayTaskId=2")),
+        "{so}"
+    );
+    // `show J` shows every task of the array.
+    let (so, _) = out(&l.cmd(&["show", &j.to_string()]));
+    assert_eq!(so.matches("ArrayTaskId=").count(), 4, "{so}");
+    // One task by J_T.
+    let o = l.cmd(&["cancel", &format!("{j}_1")]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert_eq!(so.trim(), format!("Cancelled job {j}_1"));
+    assert_eq!(l.job(j + 1).state.name(), "CANCELLED");
+    assert_eq!(l.job(j).state.name(), "PENDING");
+    // The whole array by J: the task already cancelled is passed over, as scancel does.
+    let o = l.cmd(&["cancel", &j.to_string()]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert_eq!(
+        so.lines().collect::<Vec<_>>(),
+        [
+            format!("Cancelled job {j}_0"),
+            format!("Cancelled job {j}_2"),
+            format!("Cancelled job {j}_3")
+        ]
+    );
+    for id in j..j + 4 {
+        assert_eq!(l.job(id).state.name(), "CANCELLED");
+    }
+    assert_eq!(
+        l.job(other).state.name(),
+        "PENDING",
+        "not part of the array"
+    );
+    // Ids that name nothing, or that are not ids at all: exit 2, named.
+    let o = l.cmd(&["cancel", &format!("{j}_9")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).1.contains(&format!("job {j}_9 does not exist")));
+    let o = l.cmd(&["show", "4_x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).1.contains("invalid job id '4_x'"), "{}", out(&o).1);
+}
+
+#[test]
+fn show_uses_slurm_time_format_group_names_and_unlimited_memory() {
+    let l = Live::new();
+    let j = l.submit(&["--", "true"]);
+    let (so, _) = out(&l.cmd(&["show", &j.to_string()]));
+    let submit = so
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("SubmitTime="))
+        .unwrap_or_default()
+        .to_string();
+    // YYYY-MM-DDTHH:MM:SS, nothing after it on the line.
+    let b = submit.as_bytes();
+    assert!(
+        b.len() == 19 && b[4] == b'-' && b[10] == b'T' && b[13] == b':',
+        "{so}"
+    );
+    assert!(so.contains("StartTime=Unknown EndTime=Unknown\n"), "{so}");
+    let gid = nix::unistd::getgid();
+    let group = nix::unistd::Group::from_gid(gid).unwrap().unwrap().name;
+    assert!(so.contains(&format!("GroupId={group}({gid})")), "{so}");
+    assert!(so.contains(" Mem=UNLIMITED "), "{so}");
+    let j = l.submit(&["--mem", "2G", "--", "true"]);
+    let (so, _) = out(&l.cmd(&["show", &j.to_string()]));
+    assert!(so.contains(" Mem=2048M "), "{so}");
+}
+
+#[test]
+fn stop_ends_the_daemon_and_a_second_daemon_refuses_before_starting() {
+    let mut l = Live::new();
+    let o = l.cmd(&["stop"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).1.contains("no scheduler runs for"), "{}", out(&o).1);
+    l.start(&["--cpus", "1"]);
+    crate::live_util::wait_for(
+        || l.home().join("daemon.lock").exists() && l.cmd(&["stats"]).status.success(),
+        10,
+        "the daemon",
+    );
+    let o = l.cmd(&["scheduler", "--cpus", "1"]);
+    let (_, se) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{se}");
+    assert!(se.contains("a scheduler already runs for"), "{se}");
+    assert!(!se.contains("Starting"), "refused before starting: {se}");
+    let o = l.cmd(&["stop"]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(so.starts_with("Scheduler stopped (pid "), "{so}");
+    // The lock is free once the daemon has let go of everything; it exits right after.
+    crate::live_util::wait_for(|| !l.daemon_alive(), 10, "the daemon to exit");
+}
+
+#[test]
+fn the_seeds_clean_up_steps_empty_the_queue() {
+    // The default home (no MINI_SLURM_HOME) under a HOME of the test's own.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::live_util::BIN)
+            .args(args)
+            .env_remove("MINI_SLURM_HOME")
+            .env("HOME", home)
+            .current_dir(home)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["submit", "--", "true"]).status.success());
+    assert!(
+        home.join(".mini_slurm.db").is_file(),
+        "a real file at the seeds' path"
+    );
+    assert!(home.join(".mini_slurm_logs").is_dir());
+    let (so, _) = out(&run(&["queue", "-H"]));
+    assert_eq!(so.lines().count(), 1, "{so}");
+    // rm ~/.mini_slurm.db; rm -rf ~/.mini_slurm_logs
+    std::fs::remove_file(home.join(".mini_slurm.db")).unwrap();
+    std::fs::remove_dir_all(home.join(".mini_slurm_logs")).unwrap();
+    let (so, _) = out(&run(&["queue", "--all", "-H"]));
+    assert_eq!(so, "", "the queue is empty");
+    // A new submission starts from a new database (not one revived from the old WAL).
+    let (so, se) = out(&run(&["submit", "--parsable", "--", "true"]));
+    assert_eq!(so.trim(), "1", "{se}");
+}
+
+#[test]
+fn history_lists_ended_jobs_in_a_window_and_read_verbs_speak_json() {
+    let l = Live::new();
+    let a = l.submit(&["--", "true"]);
+    let b = l.submit(&["--name", "keep", "--", "true"]);
+    assert!(l.cmd(&["cancel", &a.to_string()]).status.success());
+    // Ended today: listed by default (since midnight UTC), with sacct's columns.
+    let o = l.cmd(&["history"]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    let lines: Vec<&str> = so.lines().collect();
+    assert!(lines[0].split_whitespace().eq([
+        "JobID",
+        "JobName",
+        "Partition",
+        "User",
+        "AllocCPUS",
+        "Start",
+        "End",
+        "Elapsed",
+        "State",
+        "ExitCode"
+    ]));
+    assert_eq!(lines.len(), 3, "header, rule, one job: {so}");
+    assert!(lines[2].trim_start().starts_with(&format!("{a} ")), "{so}");
+    assert!(lines[2].contains("CANCELLED"), "{so}");
+    // A window before the job ended: nothing; a state filter that excludes it: nothing.
+    let (so, _) = out(&l.cmd(&["history", "-n", "-S", "2000-01-01", "-E", "2000-01-02"]));
+    assert_eq!(so, "");
+    let (so, _) = out(&l.cmd(&["history", "-n", "-S", "now-1hours", "--state", "COMPLETED"]));
+    assert_eq!(so, "");
+    let o = l.cmd(&["history", "-S", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        out(&o).1.contains("--starttime: invalid time 'yesterday'"),
+        "{}",
+        out(&o).1
+    );
+    // --json on history, show and stats.
+    let (so, _) = out(&l.cmd(&["history", "--json", "-S", "now-1days"]));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v[0]["id"], a);
+    assert_eq!(v[0]["state"], "CANCELLED");
+    let (so, _) = out(&l.cmd(&["show", "--json", &b.to_string()]));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v[0]["name"], "keep");
+    assert_eq!(v[0]["state"], "PENDING");
+    let (so, _) = out(&l.cmd(&["stats", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v["stats"]["daemon_running"], false);
+    assert_eq!(v["stats"]["counts"]["total"], 2);
+}
