@@ -192,7 +192,6 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         plan: Some(published.fixed().scope.name().to_string()),
         http: Some(String::new()),
     })?;
-    let server = serve_http(cfg, &db, &published)?;
     let ids = cpu_ids();
     db.record_containment(&containment().describe(), &cpu_list(&ids))?;
     let mut exec = ProcessExecutor::new(
@@ -215,6 +214,9 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         Arc::clone(&shutdown),
     );
     recover(&mut store, &mut exec, &mut engine)?;
+    // Only now (still before any job starts): the daemon's meta, CPU ids and recovery come as
+    // soon as it holds its lock, as clients and tests expect.
+    let server = serve_http(cfg, store.db(), &published)?;
     let plans_stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (db, p, stop) = (home.open()?, published.clone(), Arc::clone(&plans_stop));
