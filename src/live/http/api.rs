@@ -298,8 +298,12 @@ pub fn usage_by_user(rows: &[UsageRow<'_>], since: i64, now: i64) -> Vec<UserUsa
             }
         }
     }
-    let total: f64 = per.values().map(|u| u.cpu_seconds).sum();
     let mut out: Vec<UserUsage> = per.into_values().collect();
+    for u in &mut out {
+        // To the millisecond: sums of fractions print as 11.466999999999999 otherwise.
+        u.cpu_seconds = (u.cpu_seconds * 1000.0).round() / 1000.0;
+    }
+    let total: f64 = out.iter().map(|u| u.cpu_seconds).sum();
     for u in &mut out {
         u.share = if total > 0.0 {
             u.cpu_seconds / total
