@@ -71,8 +71,12 @@ pub trait Store {
     }
 }
 
-/// Watches the loop (progress bars, invariant checks in tests). Called after every step.
+/// Watches the loop (progress bars, invariant checks in tests, the live daemon's published
+/// snapshots). Called around every step.
 pub trait Observer {
+    /// Just before the engine's step at `now` (its events are known, nothing is applied yet).
+    fn before_step(&mut self, _now: Time) {}
+    /// After the step and after its commands were applied.
     fn after_step(&mut self, _now: Time, _engine: &Engine, _commands: &[Command]) {}
 }
 
@@ -188,6 +192,7 @@ where
             (last, same) = (now, 0);
         }
         commands.clear();
+        observer.before_step(now);
         engine.step(now, events.drain(..), &mut commands)?;
         for cmd in &commands {
             exec.apply(now, cmd).map_err(exec_err)?;

@@ -14,6 +14,7 @@
 //! request's fields by their `submit` flags (`--cpus`, ...).
 
 use super::protocol::{Request, Response};
+use super::publish::PlanScope;
 use super::remote;
 use super::service::{Access, QosGrants, Service};
 pub use super::service::{Capacity, Stats, workload_of};
@@ -359,6 +360,29 @@ pub enum CancelOutcome {
     Denied,
 }
 
+/// What a stored expected start is worth now: only a running daemon's plan holds, and the
+/// policy decides whose start it plans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedStarts {
+    pub daemon_running: bool,
+    /// Whose start the daemon's policy plans (`None`: no daemon recorded it).
+    pub scope: Option<PlanScope>,
+}
+
+impl ExpectedStarts {
+    /// A job's expected start (epoch ms): a pending job's, while a daemon runs.
+    pub fn of(&self, r: &JobRow) -> Option<i64> {
+        r.expected_start_ms
+            .filter(|_| self.daemon_running && r.state == JobState::Pending)
+    }
+    /// Clears the expected starts that do not hold (no daemon runs, the job is not pending).
+    pub fn apply(&self, rows: &mut [JobRow]) {
+        for r in rows {
+            r.expected_start_ms = self.of(r);
+        }
+    }
+}
+
 /// The states `queue --status` accepts, in the order its message lists them.
 pub const QUEUE_STATES: [JobState; 8] = [
     JobState::Pending,
@@ -612,6 +636,17 @@ impl Client {
                 r
             }
         }
+    }
+
+    /// What the stored expected starts are worth now (the rows [`Client::queue`] and
+    /// [`Client::job`] return have them applied already): whether a daemon runs and whose
+    /// start its policy plans.
+    pub fn expected_starts(&mut self) -> Result<ExpectedStarts, LiveError> {
+        let s = self.stats()?;
+        Ok(ExpectedStarts {
+            daemon_running: s.daemon_running,
+            scope: s.plan.as_deref().and_then(PlanScope::from_name),
+        })
     }
 
     /// Capacity, usage, enforcement and job counts.

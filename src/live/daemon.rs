@@ -1,12 +1,15 @@
 //! The live daemon: `run(config)` plugs a wall clock, an executor (processes on this machine,
 //! or jobs on Slurm) and the SQLite store into the same engine and driver loop as the
-//! simulator. Wiring only: each part lives in its own file (`clock.rs`, `executor/`,
-//! `slurm/`, `sqlite_store.rs`, `recovery.rs`, `server.rs`).
+//! simulator, and publishes a snapshot after each step for the plan writer and the HTTP side.
+//! Wiring only: each part lives in its own file (`clock.rs`, `executor/`, `slurm/`,
+//! `sqlite_store.rs`, `recovery.rs`, `server.rs`, `publish.rs`, `http/`).
 
 use super::clock::{WallClock, listen};
 use super::contain::containment;
 use super::executor::ProcessExecutor;
+use super::http::{self, HttpOptions};
 use super::machine::{cpu_ids, mem_enforcement};
+use super::publish::{PlanScope, Published, Publisher, Static, write_plans};
 use super::recovery::recover;
 use super::server;
 use super::service::{Access, QosGrants};
@@ -18,16 +21,16 @@ use super::sqlite_store::{DbLedger, PLACEMENT, SqliteStore};
 use super::store::{DaemonMeta, Db};
 use super::syntax::cpu_list;
 use super::{Home, LiveError, now_ms};
-use crate::driver::{self, NoObserver};
+use crate::driver;
 use crate::engine::Engine;
 use crate::ids::Names;
 use crate::model::Cluster;
 use crate::policy;
 use crate::sched::limits::Limits;
 use crate::time::Dur;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How the daemon runs.
@@ -53,6 +56,8 @@ pub struct DaemonConfig {
     /// Cap each job's address space (RLIMIT_AS = 2 × its memory + 512 MB) where no memory
     /// cgroup limits it (`scheduler --rlimit-as`).
     pub rlimit_as: bool,
+    /// Serve the dashboard, metrics and JSON API (`scheduler --http`).
+    pub http: Option<HttpOptions>,
     /// Who may connect and do what (`scheduler --multi-user`, `--max-priority`).
     pub access: Access,
     /// Who runs the jobs.
@@ -135,6 +140,8 @@ fn engine(cfg: &DaemonConfig) -> Result<(Engine, Names, String, QosGrants), Live
         &spec.canonical(),
     );
     engine.set_limits(cfg.limits);
+    // Expected starts are shown (`queue --start`, `show`, the dashboard).
+    engine.set_want_plan(true);
     let mut names = Names::default();
     let mut qos = QosGrants::NONE;
     if let Some((path, text)) = &cfg.accounts {
@@ -159,6 +166,33 @@ fn check_executor(db: &Db, kind: &ExecutorKind) -> Result<(), LiveError> {
         )));
     }
     Ok(())
+}
+
+/// Voids the last run's plan and, with `--http`, starts the HTTP side (before any job starts)
+/// and records its address.
+fn serve_http(
+    cfg: &DaemonConfig,
+    db: &super::store::Db,
+    published: &Published,
+) -> Result<Option<http::HttpServer>, LiveError> {
+    db.clear_expected_starts()?;
+    let Some(opts) = &cfg.http else {
+        return Ok(None);
+    };
+    let opts = HttpOptions {
+        hide_details: cfg.access.multi_user,
+        ..opts.clone()
+    };
+    let server = http::start(&opts, &cfg.home, published.clone())?;
+    eprintln!(
+        "[mini-slurm] dashboard, metrics and JSON API at http://{}/",
+        server.addr()
+    );
+    db.set_daemon_meta(&DaemonMeta {
+        http: Some(server.addr().to_string()),
+        ..DaemonMeta::default()
+    })?;
+    Ok(Some(server))
 }
 
 /// Runs the daemon until `shutdown` is set. Jobs still running then go on under their runners
@@ -189,6 +223,7 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     let (mut engine, names, policy, qos) = engine(cfg)?;
     let (cpus, mem_mb, _) = cfg.capacity();
     check_executor(&db, &cfg.executor)?;
+    let published = published(cfg, &policy, cfg.gpus.clone());
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
@@ -198,6 +233,8 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
         started_ms: Some(now_ms()),
         enforcement: Some(mem_description(cfg.rlimit_as)),
         executor: Some(cfg.executor.name().into()),
+        plan: Some(published.fixed().scope.name().to_string()),
+        http: Some(String::new()),
         ..Default::default()
     })?;
     let ids = cpu_ids();
@@ -220,19 +257,66 @@ pub fn run(cfg: &DaemonConfig, shutdown: Arc<AtomicBool>) -> Result<(), LiveErro
     .with_rlimit_as(cfg.rlimit_as);
     let mut store = SqliteStore::new(db, cfg.cluster.clone(), cfg.limits, names, shutdown);
     recover(&mut store, &mut exec, &mut engine)?;
-    drive(&mut engine, &mut clock, &mut exec, &mut store, &sock_path)
+    drive(
+        cfg,
+        &mut engine,
+        &mut clock,
+        &mut exec,
+        &mut store,
+        &published,
+    )
 }
 
-/// Runs the driver loop until it stops, then removes the daemon's socket.
+/// What the daemon publishes for the plan writer and the HTTP side: its fixed part.
+fn published(cfg: &DaemonConfig, policy: &str, gpus: Vec<String>) -> Published {
+    Published::new(Static {
+        cluster: cfg.cluster.clone(),
+        policy: policy.to_string(),
+        scope: PlanScope::of_policy(policy),
+        gpus,
+    })
+}
+
+/// Starts the HTTP side and the plan writer, runs the driver loop until it stops, then stops
+/// them and removes the daemon's wake-up socket.
 fn drive<E: driver::Executor>(
+    cfg: &DaemonConfig,
     engine: &mut Engine,
     clock: &mut WallClock,
     exec: &mut E,
     store: &mut SqliteStore,
-    sock_path: &Path,
+    published: &Published,
 ) -> Result<(), LiveError> {
-    let result = driver::run(engine, clock, exec, store, &mut NoObserver);
-    let _ = std::fs::remove_file(sock_path);
+    let home = &cfg.home;
+    // Only now (still before any job starts): the daemon's meta, CPU ids and recovery come as
+    // soon as it holds its lock, as clients and tests expect.
+    let server = serve_http(cfg, store.db(), published)?;
+    let plans_stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, p, stop) = (home.open()?, published.clone(), Arc::clone(&plans_stop));
+        std::thread::Builder::new()
+            .name("plan-writer".into())
+            .spawn(move || write_plans(db, p, stop))
+            .map_err(|e| LiveError::Other(format!("cannot start the plan writer: {e}")))?
+    };
+    let result = driver::run(
+        engine,
+        clock,
+        exec,
+        store,
+        &mut Publisher::new(published.clone()),
+    );
+    plans_stop.store(true, Ordering::SeqCst);
+    published.nudge();
+    let _ = writer.join();
+    if server.is_some() {
+        let _ = store.db().set_daemon_meta(&DaemonMeta {
+            http: Some(String::new()),
+            ..DaemonMeta::default()
+        });
+    }
+    drop(server);
+    let _ = std::fs::remove_file(home.wake_socket());
     result.map_err(|e| LiveError::Other(format!("scheduler stopped: {e}")))
 }
 
@@ -248,11 +332,13 @@ fn run_slurm(
     let (cpus, mem_mb, gpus) = cfg.capacity();
     let partition = cfg.cluster.partitions[0].name.clone();
     check_executor(&db, &cfg.executor)?;
+    // Clients check GPU requests against the count (Slurm picks the devices).
+    let gpu_names: Vec<String> = (0..gpus).map(|i| i.to_string()).collect();
+    let published = published(cfg, &policy, gpu_names.clone());
     db.set_daemon_meta(&DaemonMeta {
         cpus: Some(cpus),
         mem_mb: Some(mem_mb),
-        // Clients check GPU requests against the count (Slurm picks the devices).
-        gpus: Some((0..gpus).map(|i| i.to_string()).collect()),
+        gpus: Some(gpu_names),
         policy: Some(policy),
         pid: Some(std::process::id()),
         started_ms: Some(now_ms()),
@@ -261,11 +347,12 @@ fn run_slurm(
             cfg.cluster.nodes.len()
         )),
         executor: Some(cfg.executor.name().into()),
+        plan: Some(published.fixed().scope.name().to_string()),
+        http: Some(String::new()),
         ..Default::default()
     })?;
     let (mut clock, waker) = WallClock::new(cfg.max_sleep, Arc::clone(&shutdown));
-    let sock_path = home.wake_socket();
-    listen(&sock_path, waker.clone())?;
+    listen(&home.wake_socket(), waker.clone())?;
     let _server = server::start(home, cfg.access, qos, waker)?;
     let ms = |d: Duration| Dur(d.as_millis() as i64);
     let mut exec = SlurmExecutor::new(
@@ -281,5 +368,12 @@ fn run_slurm(
     let mut store = SqliteStore::new(db, cfg.cluster.clone(), cfg.limits, names, shutdown)
         .refuse_elastic(NO_ELASTIC);
     slurm_recover(&mut store, &mut exec, &mut engine)?;
-    drive(&mut engine, &mut clock, &mut exec, &mut store, &sock_path)
+    drive(
+        cfg,
+        &mut engine,
+        &mut clock,
+        &mut exec,
+        &mut store,
+        &published,
+    )
 }

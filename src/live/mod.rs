@@ -27,6 +27,9 @@
 //!   executor's ledger.
 //! - [`daemon`]: `run(config)`, the wiring; `recovery.rs`: what a restarted daemon does with
 //!   the jobs recorded running.
+//! - [`publish`]: the snapshot the loop publishes after each step (queue, running jobs,
+//!   plan, counters) and the plan writer that stores expected starts; [`http`]: the
+//!   dashboard, Prometheus metrics and JSON API served from those snapshots and the store.
 //! - [`runner`]: the per-job supervisor (it starts the job as its owner, [`output`]: where
 //!   the job writes); [`contain`]: how a job's processes are kept together and all killed at
 //!   its end; [`machine`]: what this machine offers; [`syntax`]: dependencies, arrays, CPU
@@ -63,9 +66,11 @@ pub mod contain;
 pub mod daemon;
 pub mod executor;
 pub mod failpoint;
+pub mod http;
 pub mod machine;
 pub mod output;
 pub mod protocol;
+pub mod publish;
 mod recovery;
 pub mod remote;
 pub mod runner;

@@ -14,8 +14,11 @@
 //!   specification") on a shared scheduler;
 //! - `export-trace` exports the caller's own finished jobs (root: all).
 
-use super::client::{CancelOutcome, Owner, Submission, SubmitError, Submitted, invalid};
+use super::client::{
+    CancelOutcome, ExpectedStarts, Owner, Submission, SubmitError, Submitted, invalid,
+};
 pub use super::protocol::MAX_CANCEL;
+use super::publish::PlanScope;
 use super::store::{ContainStats, DaemonMeta, Db, JobCounts, JobFilter, JobRow, NewJob};
 use super::syntax::parse_dependency;
 use super::{Home, LiveError, machine, now_ms, output};
@@ -156,6 +159,7 @@ impl Service<'_> {
     /// The jobs a filter selects, by id, with the details of others' withheld.
     pub fn queue(&self, who: &Owner, filter: &JobFilter) -> Result<Vec<JobRow>, LiveError> {
         let mut rows = self.db.jobs(filter)?;
+        self.expected_starts()?.apply(&mut rows);
         for r in rows.iter_mut().filter(|r| !who.may_touch(r)) {
             r.hide_details();
         }
@@ -165,6 +169,9 @@ impl Service<'_> {
     /// One job, its details withheld unless it is the caller's.
     pub fn job(&self, who: &Owner, id: i64) -> Result<Option<JobRow>, LiveError> {
         let mut row = self.db.job(id)?;
+        if let Some(r) = row.as_mut() {
+            self.expected_starts()?.apply(std::slice::from_mut(r));
+        }
         if let Some(r) = row.as_mut().filter(|r| !who.may_touch(r)) {
             r.hide_details();
         }
@@ -225,10 +232,21 @@ impl Service<'_> {
     }
 
     /// Capacity, usage, enforcement and job counts (the same for everyone).
+    /// What the stored expected starts are worth: only a running daemon's plan holds.
+    fn expected_starts(&self) -> Result<ExpectedStarts, LiveError> {
+        let meta = self.db.daemon_meta()?;
+        Ok(ExpectedStarts {
+            daemon_running: self.daemon,
+            scope: meta.plan.as_deref().and_then(PlanScope::from_name),
+        })
+    }
+
     pub fn stats(&self) -> Result<Stats, LiveError> {
         let meta = self.db.daemon_meta()?;
         Ok(Stats {
             daemon_running: self.daemon,
+            http: meta.http.clone().filter(|h| self.daemon && !h.is_empty()),
+            plan: meta.plan.clone(),
             capacity: Capacity::of(&meta),
             enforcement: meta
                 .enforcement
@@ -329,6 +347,12 @@ pub struct Stats {
     /// The Slurm executor's state in words (cluster as last seen, command failures).
     #[serde(default)]
     pub slurm: Option<String>,
+    /// Where the running daemon serves its dashboard, metrics and API (`scheduler --http`).
+    #[serde(default)]
+    pub http: Option<String>,
+    /// Whose start the daemon's policy plans (`PlanScope`'s name).
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 impl Stats {
@@ -344,6 +368,8 @@ impl Stats {
             last_fault: None,
             executor: None,
             slurm: None,
+            http: None,
+            plan: None,
         }
     }
 

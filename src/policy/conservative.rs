@@ -18,7 +18,9 @@
 //! The pass stops planning once no later job could start now (no processor left free now, or
 //! fewer than the smallest remaining request); reservations are reported for the planned
 //! prefix. Those later jobs' reservations would not change any start, so the schedule is the
-//! same as with a full plan.
+//! same as with a full plan. When the plan is wanted for showing (live mode's expected starts)
+//! and no elastic job is around, every job is planned; the elastic layer decides growth on the
+//! planned prefix, so with elastic jobs the prefix is what is reported.
 
 use super::common::order::{ORDER_PARAM, params_with_multifactor};
 use super::common::{NodeProfile, Order, Profile, drop_limited, fits, take};
@@ -92,7 +94,7 @@ impl Conservative {
         let mut extra = PassUsage::default();
         for (k, &pos) in self.buf.iter().enumerate() {
             let room_now = self.profile.avail_at(now).min(free as i64);
-            if room_now < i64::from(self.suffix_min[k]) {
+            if !plan_all(view) && room_now < i64::from(self.suffix_min[k]) {
                 break;
             }
             let j = &view.pending[pos as usize].spec;
@@ -122,7 +124,7 @@ impl Conservative {
         let mut extra = PassUsage::default();
         for (k, &pos) in self.buf.iter().enumerate() {
             let room_now = self.nodes.cpus_now().min(free);
-            if room_now < u64::from(self.suffix_min[k]) {
+            if !plan_all(view) && room_now < u64::from(self.suffix_min[k]) {
                 break;
             }
             let pj = &view.pending[pos as usize];
@@ -154,6 +156,12 @@ impl Conservative {
             }
         }
     }
+}
+
+/// Plan every waiting job, not just the prefix that decides this pass's starts: when the plan
+/// is shown and no elastic job's growth depends on it (see the module header).
+fn plan_all(view: &View<'_>) -> bool {
+    view.want_plan && view.elastic_jobs == 0
 }
 
 impl Policy for Conservative {

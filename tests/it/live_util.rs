@@ -182,6 +182,20 @@ pub fn assert_completed_in_order(l: &Live, ids: &[i64], what: &str) {
     );
 }
 
+/// Whether this test runs as root; when not, it is skipped (saying `what` needs root), except
+/// under CI=true, which runs as root: there it fails.
+pub fn root_or_skip(what: &str) -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root: {what} must work there"
+        );
+        eprintln!("skipped: {what} needs root");
+    }
+    root
+}
+
 pub fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
     let t = Instant::now();
     while !f() {

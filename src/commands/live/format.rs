@@ -10,6 +10,9 @@ use mini_slurm::time::{Dur, fmt_slurm_duration};
 /// squeue's default (`squeue` without `-o`).
 pub const DEFAULT: &str = "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R";
 
+/// squeue's `--start` format: expected start times of pending jobs.
+pub const START: &str = "%.18i %.9P %.8j %.8u %.2t %.19S %.6D %20Y %R";
+
 /// One field of a format: its code, width and justification, or literal text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Part {
@@ -44,6 +47,7 @@ const CODES: &[(char, &str)] = &[
     ('N', "NODELIST"),
     ('V', "SUBMIT_TIME"),
     ('S', "START_TIME"),
+    ('Y', "SCHEDNODES"),
     ('e', "END_TIME"),
     ('o', "COMMAND"),
     ('Z', "WORK_DIR"),
@@ -213,7 +217,12 @@ fn field(code: char, r: &JobRow, node: &str, now: i64, reason: &str) -> String {
             }
         }
         'V' => iso(Some(r.submit_ms)),
+        // squeue's "actual or expected start time": a pending job's from the daemon's plan.
+        'S' if r.state == JobState::Pending => iso(r.expected_start_ms),
         'S' => iso(r.start_ms),
+        // The nodes a pending job is planned on (this machine's, when it has a start).
+        'Y' if r.state == JobState::Pending && r.expected_start_ms.is_some() => node.to_string(),
+        'Y' => "(null)".to_string(),
         'e' => iso(r.end_ms),
         'o' | 'Z' if r.details_hidden => super::HIDDEN.to_string(),
         'o' => r.argv.join(" "),

@@ -4,8 +4,9 @@ use super::format::{self, Format, job_label};
 use super::{existing_client, exit_code_str, failed, input, secs, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
-use mini_slurm::live::client::queue_filter;
+use mini_slurm::live::client::{Client, ExpectedStarts, queue_filter};
 use mini_slurm::live::now_ms;
+use mini_slurm::live::publish::PlanScope;
 use mini_slurm::live::store::JobRow;
 use mini_slurm::model::JobState;
 
@@ -34,13 +35,23 @@ pub struct QueueArgs {
     /// No header line
     #[arg(long, short = 'H', alias = "noheader")]
     no_header: bool,
+    /// Expected start times of pending jobs, as `squeue --start`: from the running
+    /// scheduler's plan (backfilling policies), N/A where it has none
+    #[arg(long, conflicts_with = "long")]
+    start: bool,
 }
 
 pub fn run(a: QueueArgs) -> CliResult {
-    let filter = queue_filter(a.status.as_deref(), a.user, a.all)
-        .map_err(|e| input(anyhow!("--status: {e}")))?;
-    let rows = match existing_client()? {
-        Some(mut c) => c.queue(&filter).map_err(failed)?,
+    // `squeue --start` lists pending jobs unless states are asked for.
+    let status = match (&a.status, a.start) {
+        (None, true) => Some("PENDING"),
+        (s, _) => s.as_deref(),
+    };
+    let filter =
+        queue_filter(status, a.user, a.all).map_err(|e| input(anyhow!("--status: {e}")))?;
+    let mut client = existing_client()?;
+    let rows = match &mut client {
+        Some(c) => c.queue(&filter).map_err(failed)?,
         None => Vec::new(),
     };
     if a.json {
@@ -57,7 +68,15 @@ pub fn run(a: QueueArgs) -> CliResult {
         }
         return Ok(());
     }
-    let spec = a.format.as_deref().unwrap_or(format::DEFAULT);
+    if a.start {
+        note_unknown_starts(&rows, client.as_mut());
+    }
+    let default = if a.start {
+        format::START
+    } else {
+        format::DEFAULT
+    };
+    let spec = a.format.as_deref().unwrap_or(default);
     let fmt = Format::parse(spec).map_err(|e| input(anyhow!("--format: {e}")))?;
     let node = mini_slurm::live::machine::hostname();
     let top = top_pending(&rows);
@@ -72,6 +91,27 @@ pub fn run(a: QueueArgs) -> CliResult {
     }
     print!("{out}");
     Ok(())
+}
+
+/// Says on stderr why pending jobs show no expected start, when some do not.
+fn note_unknown_starts(rows: &[JobRow], client: Option<&mut Client>) {
+    let unknown = rows
+        .iter()
+        .any(|r| r.state == JobState::Pending && r.expected_start_ms.is_none());
+    if !unknown {
+        return;
+    }
+    let Some(Ok(starts)) = client.map(Client::expected_starts) else {
+        return;
+    };
+    let why = match starts {
+        s if !s.daemon_running => "no scheduler runs",
+        ExpectedStarts {
+            scope: Some(scope), ..
+        } if scope != PlanScope::Every => scope.describe(),
+        _ => return,
+    };
+    eprintln!("note: START_TIME N/A: {why}");
 }
 
 /// The pending job that waits for resources rather than behind others: the highest priority,

@@ -9,7 +9,7 @@ use mini_slurm::live::service::Access;
 use mini_slurm::live::slurm::cli::Cli;
 use mini_slurm::live::slurm::{SetupError, SlurmConfig, read_cluster};
 use mini_slurm::live::syntax::cpu_list;
-use mini_slurm::live::{Home, LiveError, machine};
+use mini_slurm::live::{Home, LiveError, http, machine};
 use mini_slurm::model::Cluster;
 use mini_slurm::model::parse_mem_mb;
 use mini_slurm::sched::limits::{Limit, Limits};
@@ -61,6 +61,9 @@ pub struct SchedulerArgs {
     /// With --executor slurm: seconds a job may be missing from both squeue and sacct before it is failed (NODE_FAIL)
     #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
     slurm_lost_after: f64,
+    /// Serve a dashboard at /, Prometheus metrics at /metrics and a JSON API at /api/v1/ on ADDR: PORT alone listens on 127.0.0.1; name an address (0.0.0.0:PORT) to be reachable from elsewhere (no authentication: every job is visible)
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<String>,
     /// A scheduler shared by this machine's users (run as root): each user submits, sees and cancels through its socket, and each job runs as its owner (see docs/live.md, "Shared machine")
     #[arg(long)]
     multi_user: bool,
@@ -125,6 +128,19 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             ExecutorKind::Process,
         )
     };
+    let http = match &a.http {
+        None => None,
+        Some(v) => {
+            let (addr, loopback) =
+                http::parse_addr(v).map_err(|e| input(anyhow!("--http: {e}")))?;
+            if !loopback {
+                eprintln!(
+                    "[mini-slurm] warning: --http {addr} is reachable beyond this machine; the dashboard and API have no authentication and show every job"
+                );
+            }
+            Some(http::HttpOptions::new(addr))
+        }
+    };
     Ok(DaemonConfig {
         accounts,
         home: home.clone(),
@@ -143,6 +159,7 @@ fn config(a: SchedulerArgs, home: &Home) -> Result<DaemonConfig, crate::commands
             account: Default::default(),
         },
         rlimit_as: a.rlimit_as,
+        http,
         access: Access {
             multi_user: a.multi_user,
             max_priority: a.max_priority.or(a.multi_user.then_some(0)),

@@ -104,10 +104,15 @@ fn show_text(home: &Home, r: &JobRow, now: i64) -> String {
         r.restarts,
         exit_code_str(r.exit_code, r.signal)
     ));
+    // As scontrol: a pending job's StartTime is its expected start (Unknown without a plan).
+    let start = match r.state {
+        mini_slurm::model::JobState::Pending => r.expected_start_ms,
+        _ => r.start_ms,
+    };
     s.push_str(&format!(
         "   SubmitTime={} StartTime={} EndTime={}\n",
         iso_time(r.submit_ms),
-        t(r.start_ms),
+        t(start),
         t(r.end_ms)
     ));
     s.push_str(&format!(

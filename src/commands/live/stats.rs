@@ -49,7 +49,13 @@ pub fn run(a: StatsArgs) -> CliResult {
             .as_ref()
             .map_or(String::new(), |p| format!(", policy {p}"))
     ));
-    out.push_str(&format!("Home: {}\n\n", home.dir.display()));
+    out.push_str(&format!("Home: {}\n", home.dir.display()));
+    if let Some(addr) = &s.http {
+        out.push_str(&format!(
+            "Dashboard: http://{addr}/ (metrics /metrics, API /api/v1/)\n"
+        ));
+    }
+    out.push('\n');
     out.push_str(&format!("CPUs:    {used_cpus} / {cpus} in use\n"));
     out.push_str(&format!("Memory:  {used_mem} / {mem} MB reserved\n"));
     out.push_str(&format!("GPUs:    {used_gpus} / {gpus} in use\n"));

@@ -187,6 +187,8 @@ impl Db {
                 "last_fault" => m.last_fault = Some(v),
                 "executor" => m.executor = Some(v),
                 "slurm" => m.slurm = Some(v),
+                "plan" => m.plan = Some(v),
+                "http" => m.http = Some(v),
                 _ => {}
             }
         }
@@ -195,20 +197,13 @@ impl Db {
 
     /// Counts per state, what running jobs hold, and the waits and run times of finished jobs.
     pub fn job_counts(&self) -> Result<JobCounts> {
+        let per = self.state_rows()?;
         let run = || -> rusqlite::Result<JobCounts> {
-            let mut c = JobCounts::default();
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
-            let per: Vec<(String, i64)> = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            c.total = per.iter().map(|p| p.1.max(0) as u64).sum();
-            for s in JobState::ALL {
-                if let Some((_, n)) = per.iter().find(|p| p.0 == s.name()) {
-                    c.by_state.push((*s, *n as u64));
-                }
-            }
+            let mut c = JobCounts {
+                total: per.iter().map(|p| p.1.max(0) as u64).sum(),
+                by_state: super::plan::by_state(&per),
+                ..JobCounts::default()
+            };
             c.running = self.conn.query_row(
                 "SELECT COALESCE(SUM(cpus), 0), COALESCE(SUM(MAX(mem_mb, 0)), 0),
                     COALESCE(SUM(gpus), 0) FROM jobs WHERE state = ?1",

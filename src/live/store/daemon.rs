@@ -46,6 +46,8 @@ impl Db {
             ("last_fault", m.last_fault.clone()),
             ("executor", m.executor.clone()),
             ("slurm", m.slurm.clone()),
+            ("plan", m.plan.clone()),
+            ("http", m.http.clone()),
         ];
         for (key, value) in fields {
             if let Some(v) = value {

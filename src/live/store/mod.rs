@@ -5,11 +5,15 @@
 //! Everything else reads and writes through typed calls on [`Db`], grouped by who makes them:
 //! `client.rs` (submit, list, cancel, stats, export), `daemon.rs` (hand-over of pending jobs,
 //! starts, ends, cancellations, allocations), `runner.rs` (the per-job supervisor's own
-//! records), `slurm.rs` (the Slurm executor's records) and `contain.rs` (what containment and pinning record, for all three). Values always travel as parameters; the SQL texts are constants.
+//! records), `slurm.rs` (the Slurm executor's records), `contain.rs` (what containment and
+//! pinning record, for all three) and `plan.rs` (expected starts, and the HTTP server's
+//! read-only connection and queries). Values always travel as parameters; the SQL texts are
+//! constants.
 
 mod client;
 mod contain;
 mod daemon;
+mod plan;
 mod row;
 mod runner;
 mod schema;
@@ -49,6 +53,9 @@ pub enum StoreError {
         #[source]
         source: DecodeError,
     },
+    /// A read-only connection found a schema other than this build's (it cannot migrate).
+    #[error("{path}: schema version {found}, this build reads {}", SCHEMA_VERSION)]
+    Schema { path: PathBuf, found: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

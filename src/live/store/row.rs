@@ -226,6 +226,9 @@ pub struct JobRow {
     /// Another user's job: its command, working directory and output paths are withheld.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub details_hidden: bool,
+    /// A pending job's expected start (epoch ms) from the daemon's last plan; `None` when the
+    /// policy does not plan it (see `store::plan`).
+    pub expected_start_ms: Option<i64>,
 }
 
 impl JobRow {
@@ -426,6 +429,11 @@ pub struct DaemonMeta {
     pub executor: Option<String>,
     /// The Slurm executor's state in words: the cluster as last seen, command failures.
     pub slurm: Option<String>,
+    /// Whose expected start the daemon's policy plans (`live::plan::PlanScope`'s name).
+    pub plan: Option<String>,
+    /// Where the daemon serves its dashboard, metrics and JSON API (`scheduler --http`), e.g.
+    /// `127.0.0.1:8080`; empty when it does not.
+    pub http: Option<String>,
 }
 
 /// What `stats` shows about containment and CPU pinning.
@@ -487,13 +495,24 @@ macro_rules! job_columns {
          job_pgid, cpu_list, gpu_list, user_cpu_ms, sys_cpu_ms, max_rss_kb, oom, runner_done, \
          cancel_requested, nice, qos, restarts, min_cpus, max_cpus, resize_signal, alloc_cpus, \
          resizes, kill_wait_ms, rlimit_as, cgroups, pin_error, timed_out, launch, preempting, \
-         stdout, stderr"
+         stdout, stderr, expected_start_ms"
     };
 }
 pub(super) use job_columns;
 
-/// The index of a column selected after [`job_columns`] (the environment, by the runner).
-pub(super) const ENV_COLUMN: usize = 53;
+/// The index of a column selected after [`job_columns`] (the environment, by the runner):
+/// the number of those columns, counted so that a column added there cannot shift it.
+pub(super) const ENV_COLUMN: usize = {
+    let list = job_columns!().as_bytes();
+    let (mut i, mut commas) = (0, 0);
+    while i < list.len() {
+        if list[i] == b',' {
+            commas += 1;
+        }
+        i += 1;
+    }
+    commas + 1
+};
 
 fn decode_error(idx: usize, id: i64, column: &'static str, text: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -575,6 +594,7 @@ pub(super) fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         stdout: r.get(51)?,
         stderr: r.get(52)?,
         details_hidden: false,
+        expected_start_ms: r.get(53)?,
     })
 }
 

@@ -92,6 +92,11 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN slurm_job_id INTEGER;
      ALTER TABLE jobs ADD COLUMN slurm_alloc TEXT NOT NULL DEFAULT '';
      ALTER TABLE jobs ADD COLUMN slurm_state TEXT;",
+    // 11: a pending job's expected start from the policy's plan (epoch ms), written by the
+    // daemon when it changes (NULL when the plan does not place the job); the jobs that ended
+    // in a recent window found without a scan (the dashboard's history).
+    "ALTER TABLE jobs ADD COLUMN expected_start_ms INTEGER;
+     CREATE INDEX jobs_end ON jobs(end_ms);",
 ];
 
 /// The schema version this build writes.
