@@ -523,6 +523,8 @@ fn the_local_slurm_and_the_simulation_agree() {
         return;
     }
     let _lock = real_slurm_lock();
+    // Not beside the CPU-heavy tests: a real Slurm on 2 loaded cores misses cycles.
+    let _heavy = crate::util::heavy();
     let conf = slurm_conf();
     let mut report = String::new();
     let mut failed = Vec::new();
@@ -531,21 +533,31 @@ fn the_local_slurm_and_the_simulation_agree() {
         if only.as_ref().is_some_and(|o| o != s.name) {
             continue;
         }
-        let t = Instant::now();
-        let recs = run_real(&s).unwrap_or_else(|e| panic!("{e}"));
-        eprintln!(
-            "{}: {:.1} s on the real Slurm",
-            s.name,
-            t.elapsed().as_secs_f64()
-        );
-        let sim = simulate(&s.jobs, &recs, &conf, "slurm");
-        let other = Contrast {
-            easy: simulate(&s.jobs, &recs, &conf, "easy"),
-            one_phase: simulate(&s.jobs, &recs, &conf, "slurm[bf_phase=0]"),
-        };
-        let (md, ok) = compare(&s, &recs, &sim, &other);
-        eprintln!("{md}");
-        report.push_str(&md);
+        // A scenario that differs runs once more on the real Slurm and fails only if it differs
+        // again: real Slurm is not deterministic under load (a cycle late by a second can miss a
+        // submission the model sees; docs/slurm-fidelity.md).
+        let mut ok = false;
+        for attempt in 1..=2 {
+            let t = Instant::now();
+            let recs = run_real(&s).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!(
+                "{}: {:.1} s on the real Slurm (attempt {attempt})",
+                s.name,
+                t.elapsed().as_secs_f64()
+            );
+            let sim = simulate(&s.jobs, &recs, &conf, "slurm");
+            let other = Contrast {
+                easy: simulate(&s.jobs, &recs, &conf, "easy"),
+                one_phase: simulate(&s.jobs, &recs, &conf, "slurm[bf_phase=0]"),
+            };
+            let (md, same) = compare(&s, &recs, &sim, &other);
+            eprintln!("{md}");
+            if same || attempt == 2 {
+                report.push_str(&md);
+                ok = same;
+                break;
+            }
+        }
         if !ok {
             failed.push(s.name);
         }
