@@ -190,19 +190,8 @@ pub fn parse_sacct_time(s: &str, now_ms: i64) -> Result<i64, String> {
     if h > 23 || mi > 59 || se > 59 || h < 0 || mi < 0 || se < 0 {
         return Err(bad());
     }
-    let days = days_from_civil(y, mo, da);
+    let days = crate::time::days_from_civil(y, mo, da);
     Ok(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// CPU ids from a list such as `0-3,6`.

@@ -42,17 +42,6 @@ pub fn looks_like_sacct(first_line: &str) -> bool {
             .any(|h| h.eq_ignore_ascii_case("JobIDRaw") || h.eq_ignore_ascii_case("JobID"))
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DDTHH:MM:SS` → seconds since the epoch; `None` for `Unknown`, `None` or empty.
 fn parse_datetime(s: &str) -> Result<Option<i64>, String> {
     let t = s.trim();
@@ -94,7 +83,7 @@ fn parse_datetime(s: &str) -> Result<Option<i64>, String> {
         return Err(bad());
     }
     Ok(Some(
-        days_from_civil(d[0], d[1], d[2]) * 86_400 + h[0] * 3600 + h[1] * 60 + h[2],
+        crate::time::days_from_civil(d[0], d[1], d[2]) * 86_400 + h[0] * 3600 + h[1] * 60 + h[2],
     ))
 }
 
