@@ -19,8 +19,8 @@ use super::remote;
 use super::service::{Access, QosGrants, Service};
 pub use super::service::{Capacity, Stats, workload_of};
 use super::store::{Db, JobFilter, JobRow, NewJob, SlurmRecord, StoreError, by_name};
-use super::syntax::JobRef;
 use super::syntax::parse_array;
+use super::syntax::{JobRef, default_name};
 use super::{Home, LiveError, output};
 use crate::model::{JobState, parse_mem_mb};
 use crate::time::parse_duration;
@@ -167,72 +167,6 @@ pub(super) fn invalid(msg: String) -> SubmitError {
 
 /// Characters that make a one-word command a shell command line.
 const SHELL_CHARS: &str = "|&;<>()$`\\\"'*?[]#~=%{}";
-
-/// A job's default name: the basename of its program, the first word of the command that is
-/// not a `VAR=value` assignment (`API_KEY=s3cr3t python x.py` is named `python`: names are
-/// everyone's to see, values may be secrets); `job` when there is none. A shell command line
-/// is split into words as the shell would, quotes and backslashes included, so a quoted value
-/// with spaces is skipped whole.
-pub fn default_name(command: &[String], shell: bool) -> String {
-    let words: Vec<String> = if shell {
-        command.first().map(|l| shell_words(l)).unwrap_or_default()
-    } else {
-        command.to_vec()
-    };
-    let assignment = |w: &str| {
-        w.split_once('=').is_some_and(|(k, _)| {
-            k.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-    };
-    match words.iter().find(|w| !assignment(w)) {
-        Some(w) => {
-            let base = w.rsplit('/').find(|p| !p.is_empty()).unwrap_or(w);
-            if base.is_empty() { "job" } else { base }.to_string()
-        }
-        None => "job".to_string(),
-    }
-}
-
-/// The words of a shell command line, its quotes removed (no expansion): enough to tell
-/// which word is the program.
-fn shell_words(line: &str) -> Vec<String> {
-    let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                word.extend(chars.next());
-                in_word = true;
-            }
-            '\'' | '"' => {
-                for q in chars.by_ref() {
-                    if q == c {
-                        break;
-                    }
-                    word.push(q);
-                }
-                in_word = true;
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                }
-                in_word = false;
-            }
-            c => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
-}
 
 impl Submission {
     /// Checks what can be checked without the database, and applies the defaults.
