@@ -173,7 +173,15 @@ pub fn parse_sacct_time(s: &str, now_ms: i64) -> Result<i64, String> {
         return Err(bad());
     };
     let (y, mo, da) = (num(y)?, num(mo)?, num(da)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || y < 1970 {
+    // A day the month has (2000-02-31 is refused, not read as March 2).
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo) || !(1..=month_days).contains(&da) || y < 1970 {
         return Err(bad());
     }
     let hms: Vec<i64> = if time.is_empty() {
