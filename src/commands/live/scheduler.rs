@@ -1,4 +1,4 @@
-//! `mini-slurm scheduler`: the daemon, in the foreground until SIGINT or SIGTERM.
+//! `mini-slurm scheduler`: the daemon, in the foreground until `mini-slurm stop`, SIGINT or SIGTERM.
 
 use super::{failed, input};
 use crate::commands::CliResult;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "The daemon runs until SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm; with --multi-user, /var/lib/mini-slurm)."
+    after_help = "The daemon runs until `mini-slurm stop`, SIGINT or SIGTERM; jobs still running then go on and are re-adopted when it starts again.\nState lives in $MINI_SLURM_HOME (default ~/.mini_slurm, its database and job logs at ~/.mini_slurm.db and ~/.mini_slurm_logs; with --multi-user, /var/lib/mini-slurm)."
 )]
 pub struct SchedulerArgs {
     /// CPUs to schedule (default: all detected)
