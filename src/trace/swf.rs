@@ -35,8 +35,9 @@ pub const FIELD_NAMES: [&str; 18] = [
 ];
 
 /// Reads an SWF trace. With `lenient`, malformed lines are skipped and counted instead of
-/// stopping the read. The text is read (and gunzipped) on a second thread while this one parses
-/// ([`super::chunks`]).
+/// stopping the read. The text is read (and gunzipped) on a second thread, which also scans
+/// the chunks it gets ahead on; this thread scans the others, interns the names and checks the
+/// ids, in line order ([`super::chunks`]).
 pub fn read(
     reader: Box<dyn BufRead + Send>,
     path: &Path,
@@ -51,34 +52,22 @@ pub fn read(
     let mut seen = UniqueIds::default();
     let mut names = Names::default();
     let mut cache = NameCache::default();
-    for_each_chunk(reader, path, |text, first_line| {
-        let mut line_no = first_line;
-        let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
-        for end in ends {
-            // Both ends are at a newline (or the end): char boundaries.
-            let line = trim(&text[start..end]);
-            let this = line_no;
-            start = end + 1;
-            line_no += 1;
-            if line.is_empty() {
-                continue;
-            }
-            if let Some(comment) = line.strip_prefix(';') {
-                if let Some(v) = header_value(comment, "MaxProcs") {
-                    max_procs = Some(v);
-                } else if let Some(v) = header_value(comment, "MaxNodes") {
-                    max_nodes = Some(v);
+    let scan =
+        |text: &str, first_line: u64, out: &mut Vec<Line>| scan_chunk(text, first_line, path, out);
+    for_each_chunk(reader, path, scan, |text, lines: &mut Vec<Line>| {
+        for l in lines.drain(..) {
+            match l {
+                Line::Header { procs, nodes } => {
+                    max_procs = procs.or(max_procs);
+                    max_nodes = nodes.or(max_nodes);
                 }
-                continue;
-            }
-            match parse_line(line, this, path, &mut names, &mut cache) {
-                Ok(job) => {
-                    seen.check(&w.jobs, job.id, this, path)?;
+                Line::Job(j) => {
+                    let job = j.finish(text, &mut names, &mut cache);
+                    seen.check(&w.jobs, job.id, job.line, path)?;
                     w.jobs.push(job);
                 }
-                Err(_) if lenient => w.malformed_lines.push(this),
-                Err(e) => return Err(e),
+                Line::Bad(line, _) if lenient => w.malformed_lines.push(line),
+                Line::Bad(_, e) => return Err(*e),
             }
         }
         Ok(())
@@ -86,6 +75,93 @@ pub fn read(
     w.declared_procs = max_procs.or(max_nodes);
     w.names = names;
     Ok(w)
+}
+
+/// A line of a chunk as scanned, without what needs the whole file's state (names, ids).
+enum Line {
+    /// `MaxProcs` / `MaxNodes` in a comment line.
+    Header {
+        procs: Option<u32>,
+        nodes: Option<u32>,
+    },
+    Job(Scanned),
+    /// A malformed line: its number and the error.
+    Bad(u64, Box<TraceError>),
+}
+
+/// A job line's values; its names are still text in the chunk.
+struct Scanned {
+    id: u64,
+    submit: i64,
+    runtime: i64,
+    procs: i64,
+    requested: Option<Dur>,
+    line: u64,
+    /// User, group, queue and partition: where the text is in the chunk, and the value when it
+    /// is written as a plain integer.
+    names: [(usize, usize, Option<i64>); 4],
+}
+
+impl Scanned {
+    fn finish(&self, text: &str, names: &mut Names, cache: &mut NameCache) -> TraceJob {
+        let [user, group, queue, partition] = std::array::from_fn(|k| {
+            let (from, to, value) = self.names[k];
+            cache.intern(names, k, text.get(from..to).unwrap_or(""), value)
+        });
+        TraceJob {
+            id: JobId(self.id),
+            submit: Time(self.submit),
+            runtime: Dur(self.runtime),
+            procs: self.procs,
+            requested: self.requested,
+            priority: 0,
+            user,
+            group,
+            queue,
+            partition,
+            nodes: None,
+            mem_mb: None,
+            gpus: 0,
+            qos: Default::default(),
+            nice: 0,
+            elastic: None,
+            speedup: None,
+            line: self.line,
+        }
+    }
+}
+
+/// Scans the lines of `text`, a chunk whose first line is `first_line`, into `out`.
+fn scan_chunk(text: &str, first_line: u64, path: &Path, out: &mut Vec<Line>) {
+    let mut line_no = first_line;
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+    for end in ends {
+        // Both ends are at a newline (or the end): char boundaries.
+        let line = trim(&text[start..end]);
+        let this = line_no;
+        let offset = line.as_ptr() as usize - text.as_ptr() as usize;
+        start = end + 1;
+        line_no += 1;
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix(';') {
+            let procs = header_value(comment, "MaxProcs");
+            let nodes = procs
+                .is_none()
+                .then(|| header_value(comment, "MaxNodes"))
+                .flatten();
+            if procs.is_some() || nodes.is_some() {
+                out.push(Line::Header { procs, nodes });
+            }
+            continue;
+        }
+        out.push(match scan_line(line, offset, this, path) {
+            Ok(j) => Line::Job(j),
+            Err(e) => Line::Bad(this, Box::new(e)),
+        });
+    }
 }
 
 /// `line.trim()`, without decoding characters unless the line starts or ends with a non-ASCII
@@ -229,13 +305,8 @@ fn split_fields<'l>(
     (n, complex, decimal)
 }
 
-fn parse_line(
-    line: &str,
-    line_no: u64,
-    path: &Path,
-    names: &mut Names,
-    cache: &mut NameCache,
-) -> Result<TraceJob, TraceError> {
+/// Scans a job line, found at `offset` in its chunk.
+fn scan_line(line: &str, offset: usize, line_no: u64, path: &Path) -> Result<Scanned, TraceError> {
     let mut fields: [&str; 18] = [""; 18];
     let mut ms = [0i64; 18];
     let (n, complex, decimal) = split_fields(line, &mut fields, &mut ms);
@@ -295,26 +366,19 @@ fn parse_line(
     let requested = Some(Dur(ms[8])).filter(|d| d.0 > 0);
     let submit = ms[1];
     // A field written as a plain integer (no point, exponent, ...): its value.
-    let integer = |k: usize| ((complex | decimal) & (1 << k) == 0).then_some(ms[k] / 1000);
-    Ok(TraceJob {
-        id: JobId(id as u64),
-        submit: Time(submit),
-        runtime: Dur(ms[3]),
+    let name = |k: usize| {
+        let from = offset + (fields[k].as_ptr() as usize - line.as_ptr() as usize);
+        let value = ((complex | decimal) & (1 << k) == 0).then_some(ms[k] / 1000);
+        (from, from + fields[k].len(), value)
+    };
+    Ok(Scanned {
+        id: id as u64,
+        submit,
+        runtime: ms[3],
         procs,
         requested,
-        priority: 0,
-        user: cache.intern(names, 0, fields[11], integer(11)),
-        group: cache.intern(names, 1, fields[12], integer(12)),
-        queue: cache.intern(names, 2, fields[14], integer(14)),
-        partition: cache.intern(names, 3, fields[15], integer(15)),
-        nodes: None,
-        mem_mb: None,
-        gpus: 0,
-        qos: Default::default(),
-        nice: 0,
-        elastic: None,
-        speedup: None,
         line: line_no,
+        names: [name(11), name(12), name(14), name(15)],
     })
 }
 
