@@ -133,16 +133,13 @@ impl Scanned {
 
 /// Scans the lines of `text`, a chunk whose first line is `first_line`, into `out`.
 fn scan_chunk(text: &str, first_line: u64, path: &Path, out: &mut Vec<Line>) {
-    let mut line_no = first_line;
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
-    for end in ends {
+    for (this, end) in (first_line..).zip(ends) {
         // Both ends are at a newline (or the end): char boundaries.
         let line = trim(&text[start..end]);
-        let this = line_no;
         let offset = line.as_ptr() as usize - text.as_ptr() as usize;
         start = end + 1;
-        line_no += 1;
         if line.is_empty() {
             continue;
         }
