@@ -141,6 +141,27 @@ impl Db {
         Db::open_with(path, flags).map(Some)
     }
 
+    /// Opens the database of a running daemon for a job's runner: the daemon created, migrated
+    /// and switched it to write-ahead logging before it started any runner, so the runner only
+    /// sets what belongs to its connection (no schema check, no journal mode: a runner starts
+    /// per job and compiles every statement it runs).
+    pub fn open_runner(path: &Path) -> Result<Db> {
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+        conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Db> {
         let sqlite = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
