@@ -147,7 +147,7 @@ impl JobContainer {
         // The first base where the cgroup can be made ([`containment`] without its probe).
         let bases = match machine::cgroups_disabled() {
             true => Vec::new(),
-            false => tracking_bases(&Cgroups::read()),
+            false => tracking_bases(&Cgroups::current()),
         };
         let tracking = bases.into_iter().find_map(|(base, _)| {
             let dir = base.join(cgroup_name(job, runner));

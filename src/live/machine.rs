@@ -66,7 +66,26 @@ pub struct Cgroups {
     own: String,
 }
 
+/// What [`settle`] found: the cgroups and memory enforcement of a process whose place does not
+/// change (the runner spawner, whose forked runners inherit them instead of each reading
+/// `/proc` and probing cgroup directories again).
+static SETTLED: std::sync::OnceLock<(Cgroups, MemEnforcement)> = std::sync::OnceLock::new();
+
+/// Reads this process's cgroups and memory enforcement once, for [`Cgroups::current`] and
+/// [`mem_enforcement`] to answer from then on (in this process and the children it forks).
+pub fn settle() {
+    let _ = SETTLED.set((Cgroups::read(), mem_enforcement()));
+}
+
 impl Cgroups {
+    /// This process's cgroups: as [`settle`] found them, else [`Cgroups::read`].
+    pub fn current() -> Cgroups {
+        match SETTLED.get() {
+            Some((c, _)) => c.clone(),
+            None => Cgroups::read(),
+        }
+    }
+
     /// This process's cgroups as the kernel reports them.
     pub fn read() -> Cgroups {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
@@ -268,6 +287,9 @@ pub fn cgroups_disabled() -> bool {
 /// How this process can limit a job's memory: a cgroup v2 or v1 memory controller it may
 /// create cgroups in, else PSS polling. `MINI_SLURM_NO_CGROUP=1` forces the fallback.
 pub fn mem_enforcement() -> MemEnforcement {
+    if let Some((_, m)) = SETTLED.get() {
+        return m.clone();
+    }
     if cgroups_disabled() {
         return MemEnforcement::PssPolling {
             why: "disabled by MINI_SLURM_NO_CGROUP=1".into(),

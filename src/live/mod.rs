@@ -79,6 +79,7 @@ pub mod service;
 pub mod slots;
 pub mod slurm;
 mod spawn;
+pub mod spawner;
 pub mod sqlite_store;
 pub mod store;
 pub mod syntax;
@@ -293,6 +294,11 @@ impl Home {
     }
 
     /// Opens the database if this home has one, creating nothing (read-only commands).
+    /// The database of the running daemon, for a job's runner ([`store::Db::open_runner`]).
+    pub fn open_for_runner(&self) -> Result<store::Db, LiveError> {
+        Ok(store::Db::open_runner(&self.db())?)
+    }
+
     pub fn open_existing(&self) -> Result<Option<store::Db>, LiveError> {
         Ok(store::Db::open_existing(&self.db())?)
     }

@@ -5,6 +5,8 @@
 //! home is left.
 
 use crate::live_util::{BIN, Live, root_or_skip, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -297,4 +299,57 @@ fn a_restart_with_fewer_cpus_keeps_the_wide_job() {
     assert_eq!(l.wait_state(wide, 20).state.name(), "CANCELLED");
     assert_eq!(runs(l.home()).get(&wide), Some(&1));
     assert_clean(&mut l, "fewer CPUs");
+}
+
+/// The parent of process `pid` (`PPid:` of its status).
+fn parent_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|p| p.trim().parse().ok())
+}
+
+/// The runner spawner of the home's daemon (`job-runner --spawner`), if one runs.
+fn spawner_of(home: &Path) -> Option<i32> {
+    processes_of(home).into_iter().find(|p| {
+        std::fs::read(format!("/proc/{p}/cmdline"))
+            .is_ok_and(|c| c.windows(9).any(|w| w == b"--spawner"))
+    })
+}
+
+/// Runners are forked by the runner spawner, not executed by the daemon. A spawner killed
+/// while a job runs loses nothing: the job's end is still recorded (its runner is polled), the
+/// next job starts under a new spawner, and nothing of the home is left after a stop.
+#[test]
+fn a_killed_runner_spawner_loses_no_job() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "2"]);
+    let a = l.submit(&[&marked("2")]);
+    wait_for(|| l.job(a).runner_pid.is_some(), 20, "job a's runner");
+    let runner = l.job(a).runner_pid.unwrap();
+    let spawner = spawner_of(l.home()).expect("a runner spawner");
+    assert_eq!(parent_of(runner), Some(spawner), "the runner's parent");
+    kill(Pid::from_raw(spawner), Signal::SIGKILL).unwrap();
+    assert_eq!(l.wait_state(a, 30).state.name(), "COMPLETED");
+    let b = l.submit(&[&marked("0.1")]);
+    assert_eq!(l.wait_state(b, 30).state.name(), "COMPLETED");
+    let again = spawner_of(l.home()).expect("a new runner spawner");
+    assert_ne!(again, spawner);
+    assert_eq!(runs(l.home()), BTreeMap::from([(a, 1), (b, 1)]));
+    assert_clean(&mut l, "after a killed spawner");
+}
+
+/// `MINI_SLURM_NO_SPAWNER=1`: the daemon executes each runner itself, as before.
+#[test]
+fn without_the_spawner_the_daemon_executes_runners() {
+    let mut l = Live::new();
+    l.start_with(&["--cpus", "1"], &[("MINI_SLURM_NO_SPAWNER", "1")]);
+    let daemon = l.daemon.as_ref().unwrap().id() as i32;
+    let a = l.submit(&[&marked("1")]);
+    wait_for(|| l.job(a).runner_pid.is_some(), 20, "job a's runner");
+    assert_eq!(parent_of(l.job(a).runner_pid.unwrap()), Some(daemon));
+    assert_eq!(spawner_of(l.home()), None);
+    assert_eq!(l.wait_state(a, 30).state.name(), "COMPLETED");
+    assert_clean(&mut l, "without a spawner");
 }

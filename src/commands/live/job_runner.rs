@@ -1,4 +1,5 @@
-//! `mini-slurm job-runner --job ID` (hidden): the per-job supervisor the scheduler starts.
+//! `mini-slurm job-runner --job ID` (hidden): the per-job supervisor the scheduler starts;
+//! `job-runner --spawner` (hidden): the process that forks them ([`mini_slurm::live::spawner`]).
 
 use super::failed;
 use crate::commands::CliResult;
@@ -6,15 +7,23 @@ use mini_slurm::live::Home;
 
 #[derive(clap::Args, Debug)]
 pub struct RunnerArgs {
-    #[arg(long)]
-    job: i64,
+    #[arg(long, required_unless_present = "spawner")]
+    job: Option<i64>,
     /// The launch this runner must claim (the daemon records it before the fork)
     #[arg(long)]
     launch: Option<i64>,
+    /// Fork runners for the daemon whose socket is standard input
+    #[arg(long, conflicts_with_all = ["job", "launch"])]
+    spawner: bool,
 }
 
 pub fn run(a: RunnerArgs) -> CliResult {
     let home = Home::from_env();
-    mini_slurm::live::runner::run(&home, a.job, a.launch).map_err(failed)?;
+    match a.job {
+        Some(job) if !a.spawner => {
+            mini_slurm::live::runner::run(&home, job, a.launch).map_err(failed)?;
+        }
+        _ => mini_slurm::live::spawner::serve(&home).map_err(failed)?,
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ use super::{Ledger, Proc, ProcessExecutor, write_alloc_file};
 use crate::ids::JobId;
 use crate::live::failpoint;
 use crate::live::machine::process_start;
+use crate::live::spawner::Spawner;
 use crate::live::store::{Allocated, Launch};
 use crate::live::syntax::cpu_list;
 use crate::model::Slice;
@@ -118,41 +119,19 @@ impl<L: Ledger> ProcessExecutor<L> {
         if elastic {
             write_alloc_file(&self.home.alloc_file(id), job, &real, 0);
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.home.daemon_log())
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null());
         if failpoint::fault("fork") {
             return Err(
                 "cannot start its runner: Resource temporarily unavailable (os error 11)".into(),
             );
         }
-        let child = std::process::Command::new(&self.runner)
-            .args(["job-runner", "--job", &id.to_string()])
-            .args(["--launch", &launch.to_string()])
-            .env("MINI_SLURM_HOME", &self.home.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start its runner: {e}"))?;
-        let pid = child.id() as i32;
-        drop(child);
+        let (pid, spawned) = match self.spawner() {
+            Some(s) => (s.launch(id, launch)?, true),
+            None => (self.exec_runner(job, launch)?, false),
+        };
         failpoint::hit("start:forked");
         let start = process_start(pid);
         // Best effort: the runner records its own pid when it claims the launch.
         let _ = self.ledger.runner_started(job, pid, start);
-        let (finished, wake) = (Arc::clone(&self.finished), self.wake.clone());
-        std::thread::spawn(move || {
-            while let Err(nix::errno::Errno::EINTR) = waitpid(Pid::from_raw(pid), None) {}
-            if let Ok(mut f) = finished.lock() {
-                f.push(job);
-            }
-            let _ = wake.send(());
-        });
         Ok(Proc {
             runner_pid: pid,
             runner_start: start,
@@ -163,11 +142,71 @@ impl<L: Ledger> ProcessExecutor<L> {
             reason: None,
             cpus: r.slots.clone(),
             adopted: false,
+            spawned,
             preempt: None,
             elastic,
             resize_signal,
             generation: 0,
             managed: true,
         })
+    }
+
+    /// The runner spawner, started if there is none yet (or the last one went away); `None`
+    /// where it is turned off or cannot be started (then runners are executed one by one).
+    fn spawner(&mut self) -> Option<&mut Spawner> {
+        if !self.use_spawner {
+            return None;
+        }
+        if self.spawner.as_ref().is_none_or(|s| s.is_dead()) {
+            let (finished, wake) = (Arc::clone(&self.finished), self.wake.clone());
+            let ended = move |job: i64, pid: i32| {
+                if let Ok(mut f) = finished.lock() {
+                    f.push((JobId(job as u64), pid));
+                }
+                let _ = wake.send(());
+            };
+            match Spawner::start(&self.runner, &self.home, ended) {
+                Ok(s) => self.spawner = Some(s),
+                Err(e) => {
+                    live_log!(
+                        "mini-slurm: cannot start the runner spawner: {e} (starting runners one by one)"
+                    );
+                    self.use_spawner = false;
+                    return None;
+                }
+            }
+        }
+        self.spawner.as_mut()
+    }
+
+    /// Executes `job-runner --job J --launch N` and waits for it on a thread of its own.
+    fn exec_runner(&self, job: JobId, launch: i64) -> Result<i32, String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(self.home.daemon_log())
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
+        let child = std::process::Command::new(&self.runner)
+            .args(["job-runner", "--job", &job.0.to_string()])
+            .args(["--launch", &launch.to_string()])
+            .env("MINI_SLURM_HOME", &self.home.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start its runner: {e}"))?;
+        let pid = child.id() as i32;
+        drop(child);
+        let (finished, wake) = (Arc::clone(&self.finished), self.wake.clone());
+        std::thread::spawn(move || {
+            while let Err(nix::errno::Errno::EINTR) = waitpid(Pid::from_raw(pid), None) {}
+            if let Ok(mut f) = finished.lock() {
+                f.push((job, pid));
+            }
+            let _ = wake.send(());
+        });
+        Ok(pid)
     }
 }

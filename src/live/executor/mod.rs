@@ -146,6 +146,8 @@ struct Proc {
     cpus: Vec<usize>,
     /// Not our child (re-adopted after a restart): polled instead of waited for.
     adopted: bool,
+    /// Forked by the runner spawner, which reports its end (polled if the spawner goes away).
+    spawned: bool,
     /// Preempted by the policy, and how.
     preempt: Option<PreemptMode>,
     /// An elastic job: its allocation file is kept current; the signal it asked for on resizes.
@@ -199,7 +201,9 @@ pub struct ProcessExecutor<L: Ledger> {
     running: BTreeMap<JobId, Proc>,
     cpus: CpuSlots,
     gpu_names: Vec<String>,
-    finished: Arc<Mutex<Vec<JobId>>>,
+    /// Runners that ended, reported by their watcher: the job and the runner's pid (a report
+    /// about an earlier runner of a job launched again is ignored).
+    finished: Arc<Mutex<Vec<(JobId, i32)>>>,
     wake: Waker,
     kill_wait: Dur,
     time: TimeBase,
@@ -208,6 +212,11 @@ pub struct ProcessExecutor<L: Ledger> {
     retries: BTreeMap<JobId, launch::Retry>,
     /// Jobs stopped before their launch succeeded: their completions, due now.
     stopped_unlaunched: Vec<Completion>,
+    /// The process that forks runners (`spawner.rs`), started at the first launch; `None`
+    /// after it could not be started (runners are then executed one by one).
+    spawner: Option<super::spawner::Spawner>,
+    /// Whether to use a spawner at all (`MINI_SLURM_NO_SPAWNER=1`: no).
+    use_spawner: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +258,8 @@ impl<L: Ledger> ProcessExecutor<L> {
             rlimit_as: false,
             retries: BTreeMap::new(),
             stopped_unlaunched: Vec::new(),
+            spawner: None,
+            use_spawner: std::env::var_os("MINI_SLURM_NO_SPAWNER").is_none_or(|v| v != "1"),
         }
     }
 
@@ -346,6 +357,7 @@ impl<L: Ledger> ProcessExecutor<L> {
                 reason: None,
                 cpus: slots,
                 adopted: true,
+                spawned: false,
                 preempt: None,
                 elastic: a.elastic,
                 resize_signal: a.resize_signal,
@@ -459,10 +471,21 @@ impl<L: Ledger> Executor for ProcessExecutor<L> {
                 }
             }
         }
-        let mut ended: Vec<JobId> = match self.finished.lock() {
+        let reported: Vec<(JobId, i32)> = match self.finished.lock() {
             Ok(mut f) => std::mem::take(&mut *f),
             Err(_) => Vec::new(),
         };
+        let mut ended: Vec<JobId> = reported
+            .into_iter()
+            .filter(|(j, pid)| self.running.get(j).is_some_and(|p| p.runner_pid == *pid))
+            .map(|(j, _)| j)
+            .collect();
+        if self.spawner.as_ref().is_some_and(|s| s.is_dead()) {
+            // Its runners' ends will not be reported: they are polled from now on.
+            for p in self.running.values_mut().filter(|p| p.spawned) {
+                p.adopted = true;
+            }
+        }
         for (job, p) in &self.running {
             if p.adopted && !same_process_alive(p.runner_pid, p.runner_start) {
                 ended.push(*job);

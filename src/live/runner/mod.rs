@@ -68,7 +68,7 @@ extern "C" fn forward(_sig: i32) {
 pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> {
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
-    let db = home.open()?;
+    let db = home.open_for_runner()?;
     let Some(job) = claim(&db, home, id, launch)? else {
         return Ok(0);
     };

@@ -1,5 +1,6 @@
 //! Queries the clients make (`submit`, `queue`, `show`, `cancel`, `stats`, `export-trace`).
 
+use super::Cached;
 use super::row::{DaemonMeta, JobCounts, JobFilter, JobRow, NewJob};
 use super::{Db, Result, StoreError, select_jobs};
 use crate::model::JobState;
@@ -27,12 +28,14 @@ impl Db {
             if let Some(token) = &job.token {
                 // The same user's: a token is the client's, and another user's client may pick
                 // the same one (it must never return someone else's job ids).
-                let mut st = tx.prepare_cached(
-                    "SELECT id FROM jobs WHERE token = ?1 AND uid = ?2 ORDER BY id",
-                )?;
-                let known: Vec<i64> = st
+                // Sorted here: with an ORDER BY, SQLite (STAT4) would compile the statement
+                // again at every run, as the token is bound anew.
+                let mut st =
+                    tx.prepare_cached("SELECT id FROM jobs WHERE token = ?1 AND uid = ?2")?;
+                let mut known: Vec<i64> = st
                     .query_map(params![token, job.uid], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
+                known.sort_unstable();
                 drop(st);
                 if !known.is_empty() {
                     return Ok(known);
@@ -40,7 +43,7 @@ impl Db {
             }
             let mut ids = Vec::with_capacity(tasks.len());
             for task in tasks {
-                tx.execute(
+                tx.run(
                     "INSERT INTO jobs (name, user, uid, gid, argv, shell, cwd, env, cpus, mem_mb,
                         gpus, priority, time_limit_ms, partition, dependency, array_task_id,
                         array_limit, state, reason, submit_ms, nice, qos, min_cpus, max_cpus,
@@ -81,7 +84,7 @@ impl Db {
                 ids.push(tx.last_insert_rowid());
             }
             if let (Some(_), Some(first), Some(last)) = (array, ids.first(), ids.last()) {
-                tx.execute(
+                tx.run(
                     "UPDATE jobs SET array_job_id = ?1 WHERE id >= ?1 AND id <= ?2",
                     params![first, last],
                 )?;
@@ -111,7 +114,7 @@ impl Db {
     pub fn exists(&self, id: i64) -> Result<bool> {
         let found = self
             .conn
-            .query_row("SELECT 1 FROM jobs WHERE id = ?1", [id], |_| Ok(()))
+            .row("SELECT 1 FROM jobs WHERE id = ?1", [id], |_| Ok(()))
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(found.is_some())
@@ -204,7 +207,7 @@ impl Db {
                 by_state: super::plan::by_state(&per),
                 ..JobCounts::default()
             };
-            c.running = self.conn.query_row(
+            c.running = self.conn.row(
                 "SELECT COALESCE(SUM(cpus), 0), COALESCE(SUM(MAX(mem_mb, 0)), 0),
                     COALESCE(SUM(gpus), 0) FROM jobs WHERE state = ?1",
                 [JobState::Running.name()],
@@ -213,7 +216,7 @@ impl Db {
                     Ok((n(0)?, n(1)?, n(2)?))
                 },
             )?;
-            (c.finished, c.wait_ms, c.run_ms) = self.conn.query_row(
+            (c.finished, c.wait_ms, c.run_ms) = self.conn.row(
                 "SELECT COUNT(*), COALESCE(SUM(start_ms - submit_ms), 0),
                     COALESCE(SUM(end_ms - start_ms), 0)
                  FROM jobs WHERE start_ms IS NOT NULL AND end_ms IS NOT NULL",

@@ -3,6 +3,7 @@
 //! (its job's cgroups, a pinning failure, a time limit it enforced), the daemon's containment
 //! and CPU ids, and their summary for `stats`.
 
+use super::Cached;
 use super::row::ContainStats;
 use super::{Db, Result};
 use rusqlite::{OptionalExtension, params};
@@ -43,17 +44,17 @@ impl Db {
         let run = || -> rusqlite::Result<ContainStats> {
             let meta = |key: &str| {
                 self.conn
-                    .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                    .row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                     .optional()
             };
-            let pin_failures: i64 = self.conn.query_row(
+            let pin_failures: i64 = self.conn.row(
                 "SELECT COUNT(*) FROM jobs WHERE pin_error IS NOT NULL",
                 [],
                 |r| r.get(0),
             )?;
             let last_pin_error = self
                 .conn
-                .query_row(
+                .row(
                     "SELECT id, pin_error FROM jobs WHERE pin_error IS NOT NULL
                      ORDER BY COALESCE(start_ms, submit_ms) DESC, id DESC LIMIT 1",
                     [],

@@ -2,6 +2,7 @@
 //! ends, requeues and cancellations (for `driver::Store`), and what the process executor has
 //! recorded about the processes it started (CPU ids, GPU names, the runner's pid).
 
+use super::Cached;
 use super::row::{DaemonMeta, JobRow, Reason};
 use super::{BadRow, Db, Result, select_jobs};
 use crate::model::{FinalState, JobState};
@@ -32,6 +33,10 @@ pub struct Launch<'a> {
     pub at_ms: i64,
 }
 
+/// New pending submissions (see [`Db::pending_arrivals`]).
+const PENDING_ARRIVALS: &str =
+    select_jobs!("state = 'PENDING' AND cancel_requested = 0 AND id > ?1");
+
 impl Db {
     /// Records the daemon's configuration (the fields that are set).
     pub fn set_daemon_meta(&self, m: &DaemonMeta) -> Result<()> {
@@ -60,13 +65,21 @@ impl Db {
     /// Pending jobs nobody asked to cancel with an id above `after` (new submissions) or in
     /// `held` (looked at before and held back), by id; rows that do not decode apart.
     pub fn pending_arrivals(&self, after: i64, held: &[i64]) -> Result<(Vec<JobRow>, Vec<BadRow>)> {
+        // The state is written into the statements, not bound: SQLite (built with STAT4)
+        // compiles a statement again whenever a value it compares with an indexed column is
+        // bound anew, and the daemon runs this one for every job.
+        if held.is_empty() {
+            // The common case in a statement of its own (a `json_each` argument is also
+            // compiled again at every run).
+            return self.rows_each(PENDING_ARRIVALS, params![after]);
+        }
         let held = serde_json::to_string(held).unwrap_or_default();
         self.rows_each(
             select_jobs!(
-                "state = ?1 AND cancel_requested = 0
-                 AND (id > ?2 OR id IN (SELECT value FROM json_each(?3)))"
+                "state = 'PENDING' AND cancel_requested = 0
+                 AND (id > ?1 OR id IN (SELECT value FROM json_each(?2)))"
             ),
-            params![JobState::Pending.name(), after, held],
+            params![after, held],
         )
     }
 
@@ -98,7 +111,7 @@ impl Db {
     /// is adopted if it lives, else the job waits again — it never runs twice.
     pub fn record_launch(&self, id: i64, l: &Launch<'_>) -> Result<Allocated> {
         self.conn
-            .query_row(
+            .row(
                 "UPDATE jobs SET state = ?1, cpu_list = ?2, gpu_list = ?3, alloc_cpus = ?4,
                     kill_wait_ms = ?5, rlimit_as = ?6, start_ms = ?7, reason = ?8,
                     job_pgid = NULL, runner_pid = NULL, runner_start = NULL, cgroups = '',
@@ -245,11 +258,38 @@ impl Db {
     /// [`record_job_group`](Db::record_job_group) the later one sees the other's write.
     pub fn record_resized(&self, id: i64, cpu_list: &str, cpus: u32) -> Result<Option<i32>> {
         self.conn
-            .query_row(
+            .row(
                 "UPDATE jobs SET cpu_list = ?1, alloc_cpus = ?2 WHERE id = ?3 RETURNING job_pgid",
                 params![cpu_list, cpus, id],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_state_written_into_the_statements_is_the_models() {
+        assert_eq!(JobState::Pending.name(), "PENDING");
+    }
+
+    /// The daemon runs `pending_arrivals` for every job: SQLite must compile it once.
+    #[test]
+    fn pending_arrivals_is_compiled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("jobs.db")).unwrap();
+        let id = db
+            .insert_jobs(&super::super::tests::job("a"), None)
+            .unwrap()[0];
+        for after in [0, 1, 2, 0] {
+            let (rows, bad) = db.pending_arrivals(after, &[]).unwrap();
+            assert!(bad.is_empty());
+            assert_eq!(rows.len(), usize::from(after < id));
+        }
+        let st = db.conn.prepare_cached(PENDING_ARRIVALS).unwrap();
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }

@@ -91,6 +91,40 @@ macro_rules! select_jobs {
 }
 use select_jobs;
 
+/// Statements through the connection's cache of compiled statements: compiling a statement
+/// costs more than running it (the daemon runs the same few dozen for every job), so every
+/// statement of the store goes through [`Connection::prepare_cached`].
+pub(crate) trait Cached {
+    /// The first row of `sql`, mapped by `f` (as [`Connection::query_row`]).
+    fn row<T, P: Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>;
+    /// Runs `sql` (as [`Connection::execute`]).
+    fn run<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Connection {
+    fn row<T, P: Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn run<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
+/// Distinct statements kept compiled per connection (rusqlite's default is 16, fewer than the
+/// daemon's statements, which made it compile them again for every job).
+const STATEMENT_CACHE: usize = 128;
+
 impl Db {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Db> {
@@ -107,6 +141,27 @@ impl Db {
         Db::open_with(path, flags).map(Some)
     }
 
+    /// Opens the database of a running daemon for a job's runner: the daemon created, migrated
+    /// and switched it to write-ahead logging before it started any runner, so the runner only
+    /// sets what belongs to its connection (no schema check, no journal mode: a runner starts
+    /// per job and compiles every statement it runs).
+    pub fn open_runner(path: &Path) -> Result<Db> {
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+        conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Db> {
         let sqlite = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
@@ -114,6 +169,7 @@ impl Db {
         };
         let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
         conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -197,7 +253,7 @@ impl Db {
     /// One job.
     pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
         self.conn
-            .query_row(select_jobs!("id = ?1"), [id], row::job_row)
+            .row(select_jobs!("id = ?1"), [id], row::job_row)
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -226,7 +282,7 @@ mod tests {
     use super::*;
     use crate::model::{FinalState, JobState, PendingReason};
 
-    fn job(name: &str) -> NewJob {
+    pub(super) fn job(name: &str) -> NewJob {
         NewJob {
             name: name.into(),
             user: "ann".into(),
@@ -415,7 +471,7 @@ mod tests {
         // The failed row is FAILED with the reason, though its argv still does not decode.
         let state: String = db
             .conn
-            .query_row(
+            .row(
                 "SELECT state || ' ' || reason FROM jobs WHERE id = 2",
                 [],
                 |r| r.get(0),

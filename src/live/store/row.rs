@@ -7,7 +7,6 @@
 
 use crate::model::{JobState, PendingReason};
 use rusqlite::types::Type;
-use serde_json::Value;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -18,57 +17,87 @@ pub type Env = Vec<(OsString, OsString)>;
 /// The `env` column: a JSON array of `[name, value]` pairs, each a string when it is UTF-8
 /// (what every earlier version wrote) and an array of byte values otherwise.
 pub fn encode_env(env: &Env) -> String {
-    env_value(env).to_string()
-}
-
-/// An environment as JSON (see [`encode_env`]); also how the client protocol carries it.
-pub fn env_value(env: &Env) -> Value {
-    let part = |s: &OsString| match s.to_str() {
-        Some(t) => Value::String(t.to_string()),
-        None => Value::Array(s.as_bytes().iter().map(|&b| Value::from(b)).collect()),
-    };
-    Value::Array(
-        env.iter()
-            .map(|(k, v)| Value::Array(vec![part(k), part(v)]))
-            .collect(),
-    )
+    serde_json::to_string(&EnvJson(env)).unwrap_or_default()
 }
 
 /// Reads the `env` column back; `None` if it is not what [`encode_env`] writes.
 pub fn decode_env(text: &str) -> Option<Env> {
-    env_from_value(&serde_json::from_str::<Value>(text).ok()?)
+    let pairs: Vec<(EnvPart, EnvPart)> = serde_json::from_str(text).ok()?;
+    Some(pairs.into_iter().map(|(k, v)| (k.0, v.0)).collect())
 }
 
-/// The environment of [`env_value`]'s JSON; `None` if it is not of that shape.
-pub fn env_from_value(value: &Value) -> Option<Env> {
-    let part = |v: &Value| -> Option<OsString> {
-        match v {
-            Value::String(s) => Some(OsString::from(s)),
-            Value::Array(b) => b
-                .iter()
-                .map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
-                .collect::<Option<Vec<u8>>>()
-                .map(OsString::from_vec),
-            _ => None,
+/// An environment as [`encode_env`] writes it, serialized straight from the pairs (also how
+/// the client protocol carries it): the daemon reads one with every submission.
+struct EnvJson<'a>(&'a Env);
+
+impl serde::Serialize for EnvJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeTuple};
+        struct Part<'a>(&'a OsString);
+        impl serde::Serialize for Part<'_> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                match self.0.to_str() {
+                    Some(t) => ser.serialize_str(t),
+                    None => ser.collect_seq(self.0.as_bytes()),
+                }
+            }
         }
-    };
-    let Value::Array(pairs) = value else {
-        return None;
-    };
-    pairs
-        .iter()
-        .map(|p| match p.as_array()?.as_slice() {
-            [k, v] => Some((part(k)?, part(v)?)),
-            _ => None,
-        })
-        .collect()
+        let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            seq.serialize_element(&{
+                struct Pair<'a>(&'a OsString, &'a OsString);
+                impl serde::Serialize for Pair<'_> {
+                    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                        let mut t = ser.serialize_tuple(2)?;
+                        t.serialize_element(&Part(self.0))?;
+                        t.serialize_element(&Part(self.1))?;
+                        t.end()
+                    }
+                }
+                Pair(k, v)
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// One name or value of an environment: a string, or an array of byte values.
+struct EnvPart(OsString);
+
+impl<'de> serde::Deserialize<'de> for EnvPart {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvPart;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of byte values")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<EnvPart, E> {
+                Ok(EnvPart(OsString::from(s)))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<EnvPart, E> {
+                Ok(EnvPart(OsString::from(s)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<EnvPart, A::Error> {
+                let mut b = Vec::with_capacity(a.size_hint().unwrap_or(0));
+                while let Some(x) = a.next_element::<u8>()? {
+                    b.push(x);
+                }
+                Ok(EnvPart(OsString::from_vec(b)))
+            }
+        }
+        de.deserialize_any(V)
+    }
 }
 
 /// Serde by Slurm's names for job states (the store's and the client protocol's text), and
 /// for environments (as [`env_value`] writes them).
 pub mod by_name {
     use crate::model::JobState;
-    use serde::de::Error as _;
+
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     fn parse<E: serde::de::Error>(s: &str) -> Result<JobState, E> {
@@ -125,16 +154,16 @@ pub mod by_name {
         }
     }
 
-    /// An environment, as [`super::env_value`] writes it.
+    /// An environment, as [`super::encode_env`] writes it.
     pub mod env {
         use super::*;
-        use crate::live::store::row::{Env, env_from_value, env_value};
+        use crate::live::store::row::{Env, EnvJson, EnvPart};
         pub fn serialize<S: Serializer>(e: &Env, ser: S) -> Result<S::Ok, S::Error> {
-            env_value(e).serialize(ser)
+            EnvJson(e).serialize(ser)
         }
         pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Env, D::Error> {
-            let v = serde_json::Value::deserialize(de)?;
-            env_from_value(&v).ok_or_else(|| D::Error::custom("malformed environment"))
+            let pairs = Vec::<(EnvPart, EnvPart)>::deserialize(de)?;
+            Ok(pairs.into_iter().map(|(k, v)| (k.0, v.0)).collect())
         }
     }
 }
@@ -610,6 +639,8 @@ mod tests {
             (OsString::from_vec(vec![0xff]), "".into()),
         ];
         let text = encode_env(&env);
+        // The bytes every version writes and reads (strings where UTF-8, else byte values).
+        assert_eq!(text, r#"[["PATH","/bin"],["LATIN1",[99,233]],[[255],""]]"#);
         assert_eq!(decode_env(&text), Some(env));
         // What earlier versions wrote reads back too.
         assert_eq!(
@@ -617,6 +648,9 @@ mod tests {
             Some(vec![("K".into(), "V".into())])
         );
         assert_eq!(decode_env("[[1]]"), None);
+        assert_eq!(decode_env(r#"[["K","V","W"]]"#), None);
+        assert_eq!(decode_env(r#"[["K",[256]]]"#), None);
+        assert_eq!(decode_env(r#"{"K":"V"}"#), None);
         assert_eq!(decode_env("not json"), None);
     }
 

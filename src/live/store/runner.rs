@@ -1,6 +1,7 @@
 //! Queries a job's runner makes: its job (with the environment), its process group, and the
 //! result it records when the job has ended, which is what makes a daemon crash harmless.
 
+use super::Cached;
 use super::row::{JobRow, RunnerResult};
 use super::{Db, Result, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -24,7 +25,7 @@ impl Db {
         };
         let text: Option<String> = self
             .conn
-            .query_row("SELECT env FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .row("SELECT env FROM jobs WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
         // An environment that does not decode is a damaged row: the job must not run with a
@@ -101,7 +102,7 @@ impl Db {
     /// [`record_resized`](Db::record_resized)).
     pub fn record_job_group(&self, id: i64, pgid: i32) -> Result<String> {
         self.conn
-            .query_row(
+            .row(
                 "UPDATE jobs SET job_pgid = ?1 WHERE id = ?2 RETURNING cpu_list",
                 params![pgid, id],
                 |r| r.get(0),

@@ -1,6 +1,7 @@
 //! Queries the Slurm executor makes: a launch recorded before `sbatch` runs, the Slurm job id
 //! recorded as soon as `sbatch` returns it, the state Slurm reports, and how the job ended.
 
+use super::Cached;
 use super::row::Reason;
 use super::{Db, Result};
 use crate::model::JobState;
@@ -23,7 +24,7 @@ impl Db {
     /// submitted under); forgets what an earlier launch recorded. Returns the launch number.
     pub fn record_slurm_launch(&self, id: i64, alloc: &str, cpus: u32, at_ms: i64) -> Result<i64> {
         self.conn
-            .query_row(
+            .row(
                 "UPDATE jobs SET state = ?1, slurm_alloc = ?2, alloc_cpus = ?3, start_ms = ?4,
                     reason = ?5, slurm_job_id = NULL, slurm_state = NULL, cpu_list = '',
                     gpu_list = '', runner_pid = NULL, runner_start = NULL, job_pgid = NULL,
@@ -116,7 +117,7 @@ impl Db {
     /// What the Slurm executor recorded about job `id`.
     pub fn slurm_record(&self, id: i64) -> Result<Option<SlurmRecord>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT launch, slurm_job_id, slurm_alloc, slurm_state FROM jobs WHERE id = ?1",
                 [id],
                 |r| {
