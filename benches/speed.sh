@@ -3,7 +3,9 @@
 # medians, mean CPU time (user + system) and peak RSS (GNU time's max RSS) of
 # `mini-slurm sim ... --out DIR` for every target,
 # and the scaling runs behind the charts (time and peak memory against the number of jobs).
-# Usage: bash benches/speed.sh [targets|scaling|all]     (default: all)
+# Usage: bash benches/speed.sh [targets|scaling|all|compare]     (default: all)
+#   compare      BASE=PATH: every target with BASE and BIN run alternately (benches/interleaved.py;
+#                ROUNDS=N rounds, default 11), fairer than two `targets` runs on a loaded machine
 #   RUNS=N       hyperfine runs per target (default 10; 3 for the scaling runs, SCALING_RUNS)
 #   BIN=PATH     the binary to measure (default: target/release/mini-slurm, built first)
 # The workloads come from benches/workloads.sh (target/speed/). Outputs: a table on stdout;
@@ -57,6 +59,17 @@ if [ "$what" = targets ] || [ "$what" = all ]; then
   row "KTH SP2 multifactor" --trace "$KTH" --policy multifactor
   row "hpc-250k easy" --trace "$D/hpc-250000.swf.gz" --policy easy
   row "hpc-1M easy" --trace "$D/hpc-1000000.swf.gz" --policy easy
+fi
+
+if [ "$what" = compare ]; then
+  : "${BASE:?set BASE to the binary to compare with (e.g. the release build of main)}"
+  r="${ROUNDS:-11}"
+  for args in "--trace $D/deep-122k.swf.gz --policy easy" "--trace $D/deep-122k.swf.gz --policy conservative" \
+    "--trace $KTH --policy easy" "--trace $KTH --policy multifactor" "--trace $D/hpc-250000.swf.gz --policy easy" \
+    "--trace $D/hpc-1000000.swf.gz --policy easy"; do
+    # shellcheck disable=SC2086
+    python3 benches/interleaved.py "$r" "base=$BASE" "bin=$BIN" -- $args
+  done
 fi
 
 if [ "$what" = scaling ] || [ "$what" = all ]; then

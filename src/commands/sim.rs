@@ -14,7 +14,7 @@ use mini_slurm::sim::options::{
     parse_count, parse_fraction, parse_mem, parse_speedup, parse_switches, parse_topology_penalty,
     parse_u32, parse_u64,
 };
-use mini_slurm::sim::output::write_run;
+use mini_slurm::sim::output::write_run_with;
 use mini_slurm::sim::setup::placement_name;
 use mini_slurm::sim::{Notice, Setup};
 use mini_slurm::time::{Dur, Time};
@@ -187,16 +187,22 @@ pub fn run(a: SimArgs) -> CliResult {
     let started = Instant::now();
     let p = a.w.setup()?.prepare(&mut notices(false))?;
     let mut progress = Progress::new(p.jobs.jobs.len() as u64);
-    let mut run = p.run_observed(&a.policy, &mut progress)?;
+    let (result, canonical) = p.simulate_observed(&a.policy, &mut progress)?;
     progress.finish();
-    if !a.no_timing {
-        run.summary.wall_time_s = Some(started.elapsed().as_secs_f64());
-    }
-    if let Some(dir) = &a.out {
-        write_run(dir, &p, &run)?;
-    }
+    let summarize = || {
+        let mut summary = p.summary(&canonical, &result);
+        if !a.no_timing {
+            summary.wall_time_s = Some(started.elapsed().as_secs_f64());
+        }
+        summary
+    };
+    // With --out, the summary is computed on another thread while jobs.csv is written.
+    let summary = match &a.out {
+        Some(dir) => write_run_with(dir, &p, &result, summarize)?,
+        None => summarize(),
+    };
     if !a.quiet {
-        print!("{}", run.summary.to_table());
+        print!("{}", summary.to_table());
         if let Some(dir) = &a.out {
             println!(
                 "wrote {}/jobs.csv and {}/summary.json",
@@ -205,6 +211,10 @@ pub fn run(a: SimArgs) -> CliResult {
             );
         }
     }
+    // The process ends here: leave the workload and the result (a record per job, each
+    // sharing its spec) to the exit rather than freeing them one by one.
+    std::mem::forget(result);
+    std::mem::forget(p);
     Ok(())
 }
 

@@ -109,7 +109,8 @@ impl UsageLedger {
 
     fn decay(&self, a: &Acc, now: Time) -> f64 {
         let dt = (now.0 - a.as_of.0) as f64 / 1000.0;
-        if dt <= 0.0 {
+        // Zero decays to zero (0 × 2^x is 0, of the same sign): no exp2 for unused entries.
+        if dt <= 0.0 || a.value == 0.0 {
             a.value
         } else {
             a.value * (-dt / self.half_life_s).exp2()

@@ -291,6 +291,19 @@ impl Prepared {
 
     /// [`Prepared::run`], with `observer` called after every engine step (a progress bar).
     pub fn run_observed(&self, spec: &str, observer: &mut dyn Observer) -> Result<Run, SimError> {
+        let (result, canonical) = self.simulate_observed(spec, observer)?;
+        let summary = self.summary(&canonical, &result);
+        Ok(Run { result, summary })
+    }
+
+    /// The simulation of [`Prepared::run_observed`] without its summary: the result and the
+    /// policy's canonical spec, for [`Prepared::summary`] (which `sim` computes while it writes
+    /// `jobs.csv`).
+    pub fn simulate_observed(
+        &self,
+        spec: &str,
+        observer: &mut dyn Observer,
+    ) -> Result<(SimResult, String), SimError> {
         let (policy, _) =
             crate::policy::build(&self.effective_spec(spec)?).map_err(SimError::Policy)?;
         // Outputs name the policy as the user gave it; the file's parameters are in its note.
@@ -311,8 +324,7 @@ impl Prepared {
                 policy: canonical.clone(),
                 source,
             })?;
-        let summary = self.summary(&canonical, &result);
-        Ok(Run { result, summary })
+        Ok((result, canonical))
     }
 
     /// The spec a run builds: for the `slurm` policy, the scheduling parameters of the
@@ -329,7 +341,7 @@ impl Prepared {
     }
 
     /// The summary of `result`, a run under the policy `canonical`.
-    fn summary(&self, canonical: &str, result: &SimResult) -> Summary {
+    pub fn summary(&self, canonical: &str, result: &SimResult) -> Summary {
         let w = &self.setup;
         let mut summary = Summary::compute(
             &RunInfo {

@@ -6,6 +6,7 @@
 //! semantics' reading rules (§2): skip jobs that cannot run, count every skip by reason, derive
 //! estimates, and stable-sort by submit time, which defines the queue order.
 
+mod chunks;
 pub mod csv;
 pub mod elastic;
 pub mod generate;
@@ -362,7 +363,7 @@ pub fn read_trace_as(
 }
 
 /// Opens a file, transparently decompressing gzip.
-pub fn open(path: &Path) -> Result<Box<dyn BufRead>, TraceError> {
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, TraceError> {
     let io = |e| TraceError::new(path, None, TraceErrorKind::Io(e));
     let file = std::fs::File::open(path).map_err(io)?;
     let mut r = BufReader::with_capacity(1 << 16, file);

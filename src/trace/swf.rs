@@ -4,7 +4,8 @@
 //! with `;` are header or comment lines. The header fields `MaxProcs` (else `MaxNodes`) give
 //! the machine size. See `docs/trace-formats.md` for which fields the simulator uses.
 
-use super::{TraceError, TraceErrorKind, TraceJob, UniqueIds, Workload, read_all};
+use super::chunks::for_each_chunk;
+use super::{TraceError, TraceErrorKind, TraceJob, UniqueIds, Workload};
 use crate::ids::{JobId, Names, Sym};
 use crate::time::{Dur, Time, parse_trimmed_secs};
 
@@ -34,9 +35,14 @@ pub const FIELD_NAMES: [&str; 18] = [
 ];
 
 /// Reads an SWF trace. With `lenient`, malformed lines are skipped and counted instead of
-/// stopping the read.
-pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Workload, TraceError> {
-    let text = read_all(reader, path)?;
+/// stopping the read. The text is read (and gunzipped) on a second thread, which also scans
+/// the chunks it gets ahead on; this thread scans the others, interns the names and checks the
+/// ids, in line order ([`super::chunks`]).
+pub fn read(
+    reader: Box<dyn BufRead + Send>,
+    path: &Path,
+    lenient: bool,
+) -> Result<Workload, TraceError> {
     let mut w = Workload {
         source: path.to_path_buf(),
         ..Workload::default()
@@ -46,38 +52,133 @@ pub fn read(reader: Box<dyn BufRead>, path: &Path, lenient: bool) -> Result<Work
     let mut seen = UniqueIds::default();
     let mut names = Names::default();
     let mut cache = NameCache::default();
-    // One job per line at most: no reallocation while reading.
-    w.jobs
-        .reserve(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i as u64 + 1;
-        let line = raw.trim();
+    let scan =
+        |text: &str, first_line: u64, out: &mut Vec<Line>| scan_chunk(text, first_line, path, out);
+    for_each_chunk(reader, path, scan, |text, lines: &mut Vec<Line>| {
+        for l in lines.drain(..) {
+            match l {
+                Line::Header { procs, nodes } => {
+                    max_procs = procs.or(max_procs);
+                    max_nodes = nodes.or(max_nodes);
+                }
+                Line::Job(j) => {
+                    let job = j.finish(text, &mut names, &mut cache);
+                    seen.check(&w.jobs, job.id, job.line, path)?;
+                    w.jobs.push(job);
+                }
+                Line::Bad(line, _) if lenient => w.malformed_lines.push(line),
+                Line::Bad(_, e) => return Err(*e),
+            }
+        }
+        Ok(())
+    })?;
+    w.declared_procs = max_procs.or(max_nodes);
+    w.names = names;
+    Ok(w)
+}
+
+/// A line of a chunk as scanned, without what needs the whole file's state (names, ids).
+enum Line {
+    /// `MaxProcs` / `MaxNodes` in a comment line.
+    Header {
+        procs: Option<u32>,
+        nodes: Option<u32>,
+    },
+    Job(Scanned),
+    /// A malformed line: its number and the error.
+    Bad(u64, Box<TraceError>),
+}
+
+/// A job line's values; its names are still text in the chunk.
+struct Scanned {
+    id: u64,
+    submit: i64,
+    runtime: i64,
+    procs: i64,
+    requested: Option<Dur>,
+    line: u64,
+    /// User, group, queue and partition: where the text is in the chunk, and the value when it
+    /// is written as a plain integer.
+    names: [(usize, usize, Option<i64>); 4],
+}
+
+impl Scanned {
+    fn finish(&self, text: &str, names: &mut Names, cache: &mut NameCache) -> TraceJob {
+        let [user, group, queue, partition] = std::array::from_fn(|k| {
+            let (from, to, value) = self.names[k];
+            cache.intern(names, k, text.get(from..to).unwrap_or(""), value)
+        });
+        TraceJob {
+            id: JobId(self.id),
+            submit: Time(self.submit),
+            runtime: Dur(self.runtime),
+            procs: self.procs,
+            requested: self.requested,
+            priority: 0,
+            user,
+            group,
+            queue,
+            partition,
+            nodes: None,
+            mem_mb: None,
+            gpus: 0,
+            qos: Default::default(),
+            nice: 0,
+            elastic: None,
+            speedup: None,
+            line: self.line,
+        }
+    }
+}
+
+/// Scans the lines of `text`, a chunk whose first line is `first_line`, into `out`.
+fn scan_chunk(text: &str, first_line: u64, path: &Path, out: &mut Vec<Line>) {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+    for (this, end) in (first_line..).zip(ends) {
+        // Both ends are at a newline (or the end): char boundaries.
+        let line = trim(&text[start..end]);
+        let offset = line.as_ptr() as usize - text.as_ptr() as usize;
+        start = end + 1;
         if line.is_empty() {
             continue;
         }
         if let Some(comment) = line.strip_prefix(';') {
-            if let Some(v) = header_value(comment, "MaxProcs") {
-                max_procs = Some(v);
-            } else if let Some(v) = header_value(comment, "MaxNodes") {
-                max_nodes = Some(v);
+            let procs = header_value(comment, "MaxProcs");
+            let nodes = procs
+                .is_none()
+                .then(|| header_value(comment, "MaxNodes"))
+                .flatten();
+            if procs.is_some() || nodes.is_some() {
+                out.push(Line::Header { procs, nodes });
             }
             continue;
         }
-        match parse_line(line, line_no, path, &mut names, &mut cache) {
-            Ok(job) => {
-                seen.check(&w.jobs, job.id, line_no, path)?;
-                w.jobs.push(job);
-            }
-            Err(e) if lenient => {
-                let _ = e;
-                w.malformed_lines.push(line_no);
-            }
-            Err(e) => return Err(e),
-        }
+        out.push(match scan_line(line, offset, this, path) {
+            Ok(j) => Line::Job(j),
+            Err(e) => Line::Bad(this, Box::new(e)),
+        });
     }
-    w.declared_procs = max_procs.or(max_nodes);
-    w.names = names;
-    Ok(w)
+}
+
+/// `line.trim()`, without decoding characters unless the line starts or ends with a non-ASCII
+/// byte (which may be Unicode white space).
+fn trim(line: &str) -> &str {
+    // ASCII white space as `char::is_whitespace` has it: \t \n \x0b \x0c \r and space.
+    let ws = |c: u8| c == b' ' || (b'\t'..=b'\r').contains(&c);
+    let b = line.as_bytes();
+    let (mut s, mut e) = (0, b.len());
+    while s < e && ws(b[s]) {
+        s += 1;
+    }
+    while e > s && ws(b[e - 1]) {
+        e -= 1;
+    }
+    if s < e && (b[s] >= 0x80 || b[e - 1] >= 0x80) {
+        return line.trim();
+    }
+    // `s` and `e` are next to ASCII bytes (or at the ends): char boundaries.
+    &line[s..e]
 }
 
 /// `; MaxProcs: 128` → `Some(128)` for key `MaxProcs`; non-positive values count as absent.
@@ -102,22 +203,16 @@ struct NameCache {
 const SMALL_NAMES: usize = 100_000;
 
 impl NameCache {
-    fn intern(&mut self, names: &mut Names, field: usize, text: &str) -> Sym {
+    /// The symbol of `text`, field `field`'s name; `value` is its value when it is written as a
+    /// plain integer (digits, maybe a leading `-`).
+    fn intern(&mut self, names: &mut Names, field: usize, text: &str, value: Option<i64>) -> Sym {
         let b = text.as_bytes();
-        let slot = if b == b"-1" {
-            Some(0)
-        } else if !b.is_empty()
-            && b.len() <= 5
-            && (b.len() == 1 || b[0] != b'0')
-            && b.iter().all(u8::is_ascii_digit)
-        {
-            Some(
-                b.iter()
-                    .fold(0usize, |v, &c| v * 10 + usize::from(c - b'0'))
-                    + 1,
-            )
-        } else {
-            None
+        let slot = match value {
+            Some(-1) if b == b"-1" => Some(0),
+            Some(v) if v >= 0 && b.len() <= 5 && b[0] != b'-' && (b.len() == 1 || b[0] != b'0') => {
+                Some(v as usize + 1)
+            }
+            _ => None,
         };
         let Some(slot) = slot.filter(|&s| s <= SMALL_NAMES) else {
             return names.intern(text);
@@ -138,62 +233,80 @@ impl NameCache {
 }
 
 /// Splits `line` at ASCII whitespace, keeping the first 18 fields in `fields`, and returns how
-/// many fields there are and a mask of the kept fields still to parse. The hot loop of reading
-/// a trace: plain integers (`-1`, `86400`, up to 15 digits: nearly every field) are parsed on
-/// the way into `ms`, in milliseconds, exactly as [`parse_trimmed_secs`] would; the others
-/// (decimals, exponents, garbage) are left to it.
-fn split_fields<'l>(line: &'l str, fields: &mut [&'l str; 18], ms: &mut [i64; 18]) -> (usize, u32) {
+/// many fields there are, a mask of the kept fields still to parse and a mask of those parsed
+/// that have a decimal point. The hot loop of reading a trace: plain numbers (`-1`, `86400`,
+/// `4988.39`: up to 15 digits before the point and 3 after it, nearly every field) are parsed
+/// on the way into `ms`, in milliseconds, exactly as [`parse_trimmed_secs`] would; the others
+/// (more decimals, exponents, garbage) are left to it.
+fn split_fields<'l>(
+    line: &'l str,
+    fields: &mut [&'l str; 18],
+    ms: &mut [i64; 18],
+) -> (usize, u32, u32) {
+    const SCALE: [i64; 4] = [1000, 100, 10, 1];
+    let ws = |c: u8| c <= b' ' && c.is_ascii_whitespace();
     let b = line.as_bytes();
-    let (mut n, mut complex) = (0, 0u32);
+    let len = b.len();
+    let (mut n, mut complex, mut decimal) = (0, 0u32, 0u32);
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c <= b' ' && c.is_ascii_whitespace() {
+    loop {
+        while i < len && ws(b[i]) {
             i += 1;
-            continue;
+        }
+        if i == len {
+            break;
         }
         let start = i;
-        let neg = c == b'-';
+        let neg = b[i] == b'-';
         i += usize::from(neg);
-        let digits_from = i;
+        // Digits, then maybe a point and digits; wrapping: too many digits fail `plain` anyway.
         let mut v: i64 = 0;
-        let mut plain = true;
-        while let Some(&c) = b.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d < 10 {
-                v = v.wrapping_mul(10).wrapping_add(i64::from(d));
-            } else if c <= b' ' && c.is_ascii_whitespace() {
-                break;
-            } else {
-                plain = false;
-            }
+        let digits_from = i;
+        while i < len && b[i].wrapping_sub(b'0') < 10 {
+            v = v.wrapping_mul(10).wrapping_add(i64::from(b[i] - b'0'));
             i += 1;
+        }
+        let mut plain = (1..=15).contains(&(i - digits_from));
+        let mut scale = SCALE[0];
+        let dot = i < len && b[i] == b'.';
+        if dot {
+            i += 1;
+            let frac_from = i;
+            while i < len && b[i].wrapping_sub(b'0') < 10 {
+                v = v.wrapping_mul(10).wrapping_add(i64::from(b[i] - b'0'));
+                i += 1;
+            }
+            let frac = i - frac_from;
+            plain &= frac <= 3;
+            scale = SCALE[frac.min(3)];
+        }
+        if i < len && !ws(b[i]) {
+            plain = false;
+            while i < len && !ws(b[i]) {
+                i += 1;
+            }
         }
         if n < 18 {
             // Both ends are at ASCII bytes (or the end), so this is a char boundary.
             fields[n] = &line[start..i];
-            let digits = i - digits_from;
-            if plain && (1..=15).contains(&digits) {
-                ms[n] = if neg { -v * 1000 } else { v * 1000 };
+            if plain {
+                let x = v * scale;
+                ms[n] = if neg { -x } else { x };
+                decimal |= u32::from(dot) << n;
             } else {
                 complex |= 1 << n;
             }
         }
         n += 1;
     }
-    (n, complex)
+    (n, complex, decimal)
 }
 
-fn parse_line(
-    line: &str,
-    line_no: u64,
-    path: &Path,
-    names: &mut Names,
-    cache: &mut NameCache,
-) -> Result<TraceJob, TraceError> {
+/// Scans a job line, found at `offset` in its chunk.
+fn scan_line(line: &str, offset: usize, line_no: u64, path: &Path) -> Result<Scanned, TraceError> {
     let mut fields: [&str; 18] = [""; 18];
     let mut ms = [0i64; 18];
-    let (n, complex) = split_fields(line, &mut fields, &mut ms);
+    let (n, complex, decimal) = split_fields(line, &mut fields, &mut ms);
     if n != 18 {
         return Err(TraceError::new(
             path,
@@ -202,7 +315,10 @@ fn parse_line(
         ));
     }
     // Every field must be numeric, used or not: a non-numeric one means the line is not SWF.
-    for k in (0..18).filter(|k| complex & (1 << k) != 0) {
+    let mut left = complex;
+    while left != 0 {
+        let k = left.trailing_zeros() as usize;
+        left &= left - 1;
         let f = fields[k];
         ms[k] = parse_trimmed_secs(f).ok_or_else(|| {
             TraceError::new(
@@ -246,25 +362,20 @@ fn parse_line(
     let procs = if alloc > 0 { alloc } else { int(7)? };
     let requested = Some(Dur(ms[8])).filter(|d| d.0 > 0);
     let submit = ms[1];
-    Ok(TraceJob {
-        id: JobId(id as u64),
-        submit: Time(submit),
-        runtime: Dur(ms[3]),
+    // A field written as a plain integer (no point, exponent, ...): its value.
+    let name = |k: usize| {
+        let from = offset + (fields[k].as_ptr() as usize - line.as_ptr() as usize);
+        let value = ((complex | decimal) & (1 << k) == 0).then_some(ms[k] / 1000);
+        (from, from + fields[k].len(), value)
+    };
+    Ok(Scanned {
+        id: id as u64,
+        submit,
+        runtime: ms[3],
         procs,
         requested,
-        priority: 0,
-        user: cache.intern(names, 0, fields[11]),
-        group: cache.intern(names, 1, fields[12]),
-        queue: cache.intern(names, 2, fields[14]),
-        partition: cache.intern(names, 3, fields[15]),
-        nodes: None,
-        mem_mb: None,
-        gpus: 0,
-        qos: Default::default(),
-        nice: 0,
-        elastic: None,
-        speedup: None,
         line: line_no,
+        names: [name(11), name(12), name(14), name(15)],
     })
 }
 
@@ -355,7 +466,7 @@ mod tests {
             let (n_ref, fields_ref, values_ref) = reference_split(&line);
             let mut fields = [""; 18];
             let mut ms = [0i64; 18];
-            let (n, complex) = split_fields(&line, &mut fields, &mut ms);
+            let (n, complex, _) = split_fields(&line, &mut fields, &mut ms);
             proptest::prop_assert_eq!(n, n_ref);
             for k in 0..n.min(18) {
                 proptest::prop_assert_eq!(fields[k], fields_ref[k].as_str());
@@ -418,6 +529,45 @@ mod tests {
             e.to_string(),
             "t.swf:4: duplicate job id 5 (first seen on line 1)"
         );
+    }
+
+    /// The errors keep the precedence of a reader that reads the whole file, then checks it is
+    /// UTF-8, then parses it, though the text is parsed while it is read.
+    #[test]
+    fn a_damaged_file_wins_over_a_malformed_line_before_the_damage() {
+        use flate2::{Compression, write::GzEncoder};
+        use std::io::Write;
+        let ok = |id| format!("{id} 0 -1 10 2 -1 -1 2 10 -1 1 1 1 -1 -1 -1 -1 -1\n");
+        // Over two read chunks of text: line 2 is malformed, the damage comes long after.
+        let mut text = ok(1) + "2 0 -1 ten 2 -1 -1 2 10 -1 1 1 1 -1 -1 -1 -1 -1\n";
+        for id in 3..60_000 {
+            text.push_str(&ok(id));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            crate::trace::read_trace(&path, false)
+        };
+        let e = read("plain.swf", text.as_bytes()).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let mut gz = gz.finish().unwrap();
+        gz.truncate(gz.len() - 100);
+        let e = read("cut.swf.gz", &gz).unwrap_err();
+        assert!(
+            e.line.is_none() && matches!(e.kind, TraceErrorKind::Io(_)),
+            "{e}"
+        );
+        let mut bad = text.into_bytes();
+        bad.extend_from_slice(b"\xff\n");
+        let e = read("bad.swf", &bad).unwrap_err();
+        let want = format!(
+            "{}:60000: not valid UTF-8 text",
+            dir.path().join("bad.swf").display()
+        );
+        assert_eq!(e.to_string(), want);
     }
 
     #[test]

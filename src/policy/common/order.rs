@@ -259,8 +259,14 @@ impl Order {
 }
 
 /// Fair-share factors of `users` (user, account), from the usage in the view: completed jobs'
-/// decayed usage plus the running jobs' usage so far.
-pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]) -> Vec<f64> {
+/// decayed usage plus the running jobs' usage so far. `slot[user]` is a user's position in
+/// `users` (`u32::MAX` or beyond the table for others), as [`known_users`] gives it.
+pub fn fair_share_factors(
+    m: &Multifactor,
+    view: &View<'_>,
+    users: &[(Sym, Sym)],
+    slot: &[u32],
+) -> Vec<f64> {
     let Some(ledger) = view.usage else {
         return vec![1.0; users.len()];
     };
@@ -270,8 +276,13 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
     for r in view.running {
         let c = ledger.running_contribution(r, now);
         total += c;
-        if let Some(i) = users.iter().position(|u| u.0 == r.spec.user) {
-            own[i] += c;
+        // The user's first (and only) position in `users`.
+        let i = slot
+            .get(r.spec.user.0 as usize)
+            .copied()
+            .unwrap_or(u32::MAX);
+        if let Some(v) = own.get_mut(i as usize) {
+            *v += c;
         }
     }
     // Normalised in place (the usage of each user over everyone's).
@@ -314,7 +325,8 @@ pub fn fair_share_factors(m: &Multifactor, view: &View<'_>, users: &[(Sym, Sym)]
         // Flat: every known user holds an equal share, S = 1/N; F = 2^(−U/S).
         let n = users.len().max(1) as f64;
         for u in &mut norm {
-            *u = (-*u * n).exp2();
+            // 2^(−0) is exactly 1: no need to call exp2 for users without usage.
+            *u = if *u == 0.0 { 1.0 } else { (-*u * n).exp2() };
         }
         return norm;
     }
@@ -365,7 +377,7 @@ impl<'v> PassFactors<'v> {
         slot: Vec<u32>,
     ) -> PassFactors<'v> {
         let fs = if m.w_fairshare > 0.0 {
-            fair_share_factors(m, view, users)
+            fair_share_factors(m, view, users, &slot)
         } else {
             vec![0.0; users.len()]
         };
