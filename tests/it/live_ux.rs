@@ -200,3 +200,36 @@ fn history_lists_ended_jobs_in_a_window_and_read_verbs_speak_json() {
     assert_eq!(v["stats"]["daemon_running"], false);
     assert_eq!(v["stats"]["counts"]["total"], 2);
 }
+
+/// A job creates files with the umask it was submitted with (`SLURM_UMASK`, as sbatch
+/// records it), not the daemon's: the daemon here runs with umask 0022.
+#[test]
+fn jobs_keep_the_umask_they_were_submitted_with() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut l = Live::new();
+    l.start(&["--cpus", "1"]);
+    let submit = |mask: &str, file: &str| -> i64 {
+        let o = std::process::Command::new("sh")
+            .args(["-c", &format!("umask {mask}; exec \"$0\" \"$@\"")])
+            .arg(crate::live_util::BIN)
+            .args(["submit", "--parsable", "--", "sh", "-c"])
+            .arg(format!("umask; touch {file}"))
+            .env("MINI_SLURM_HOME", l.home())
+            .current_dir(l.home())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o).1);
+        out(&o).0.trim().parse().unwrap()
+    };
+    for (mask, file, mode) in [("0077", "private", 0o600), ("0002", "shared", 0o664)] {
+        let j = submit(mask, file);
+        assert_eq!(l.wait_state(j, 30).state.name(), "COMPLETED");
+        let log = l.home().join(format!("logs/job_{j}.out"));
+        assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), mask);
+        let m = std::fs::metadata(l.home().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(m & 0o777, mode, "{file}");
+    }
+}

@@ -5,6 +5,7 @@ use crate::commands::{CliError, CliResult};
 use mini_slurm::live::LiveError;
 use mini_slurm::live::client::{Owner, Submission, SubmitError};
 use mini_slurm::live::syntax::parse_signal;
+use std::ffi::OsString;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -128,7 +129,7 @@ pub fn run(a: SubmitArgs) -> CliResult {
         },
         cwd: current_dir()?,
         // Any bytes: a Unix environment need not be UTF-8, and the job gets it as it was.
-        env: std::env::vars_os().collect(),
+        env: with_umask(std::env::vars_os().collect()),
         token: None,
     };
     let job = request.clone().validate().map_err(submit_error)?;
@@ -163,4 +164,17 @@ pub fn run(a: SubmitArgs) -> CliResult {
         println!("  elastic: {lo}-{hi} CPUs");
     }
     Ok(())
+}
+
+/// The environment with `SLURM_UMASK`, as sbatch records it: the umask the job was submitted
+/// with (`0` and three octal digits), which its runner applies before the job starts — a
+/// shared scheduler's jobs would otherwise create files with the daemon's umask. A value the
+/// user set stays.
+fn with_umask(mut env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    if !env.iter().any(|(k, _)| k == "SLURM_UMASK") {
+        let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        nix::sys::stat::umask(mask);
+        env.push(("SLURM_UMASK".into(), format!("{:04o}", mask.bits()).into()));
+    }
+    env
 }

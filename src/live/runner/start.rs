@@ -158,9 +158,13 @@ pub(super) fn start(
         .map(|(_, j)| (j.procs.as_raw_fd(), j.required))
         .collect();
     let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
+    let umask = submitted_umask(job);
     let spawned = spawn::spawn(&program, into.as_ref(), stdio, || {
         let at = |step: u8| move |e: nix::errno::Errno| (step, e);
         setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(at(GROUP))?;
+        if let Some(m) = umask {
+            nix::sys::stat::umask(m);
+        }
         for &(fd, required) in &others {
             let joined = spawn::join(fd);
             if required {
@@ -242,6 +246,18 @@ impl Setup {
             _ => format!("preparing its process: {e}"),
         }
     }
+}
+
+/// The umask the job was submitted with (`SLURM_UMASK`, octal, as sbatch records it), if its
+/// environment holds a valid one; else the job keeps the runner's.
+fn submitted_umask(job: &JobRow) -> Option<nix::sys::stat::Mode> {
+    let (_, v) = job.env.iter().rev().find(|(k, _)| k == "SLURM_UMASK")?;
+    let bits = u32::from_str_radix(v.to_str()?, 8)
+        .ok()
+        .filter(|&b| b <= 0o777)?;
+    Some(nix::sys::stat::Mode::from_bits_truncate(
+        bits as nix::libc::mode_t,
+    ))
 }
 
 /// The job's environment: as submitted, and what the scheduler tells it (by name, the last
