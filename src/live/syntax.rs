@@ -318,6 +318,41 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         .map_err(|_| format!("unknown signal '{s}' (expected e.g. USR1, SIGUSR2 or 10)"))
 }
 
+/// The resource limits a submission carries to its job, as Slurm's `PropagateResourceLimits`
+/// (default `ALL`): `SLURM_RLIMIT_<name>` in the job's environment holds the soft limit.
+pub const PROPAGATED_LIMITS: &[(&str, nix::sys::resource::Resource)] = {
+    use nix::sys::resource::Resource as R;
+    &[
+        ("AS", R::RLIMIT_AS),
+        ("CORE", R::RLIMIT_CORE),
+        ("CPU", R::RLIMIT_CPU),
+        ("DATA", R::RLIMIT_DATA),
+        ("FSIZE", R::RLIMIT_FSIZE),
+        ("MEMLOCK", R::RLIMIT_MEMLOCK),
+        ("NOFILE", R::RLIMIT_NOFILE),
+        ("NPROC", R::RLIMIT_NPROC),
+        ("RSS", R::RLIMIT_RSS),
+        ("STACK", R::RLIMIT_STACK),
+    ]
+};
+
+/// A limit as `SLURM_RLIMIT_<name>` holds it: the number, or `unlimited`.
+pub fn rlimit_text(v: nix::sys::resource::rlim_t) -> String {
+    if v == nix::sys::resource::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The value of a `SLURM_RLIMIT_<name>` (see [`rlimit_text`]); `None` if it is neither.
+pub fn parse_rlimit(text: &str) -> Option<nix::sys::resource::rlim_t> {
+    match text {
+        "unlimited" => Some(nix::sys::resource::RLIM_INFINITY),
+        t => t.parse().ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -233,3 +233,41 @@ fn jobs_keep_the_umask_they_were_submitted_with() {
         assert_eq!(m & 0o777, mode, "{file}");
     }
 }
+
+/// A job runs with the soft resource limits it was submitted with (`SLURM_RLIMIT_<name>`, as
+/// sbatch propagates them), never above the hard limits of its runner.
+#[test]
+fn jobs_keep_the_resource_limits_they_were_submitted_with() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "1"]);
+    let submit = |shell: &str, extra_env: &[(&str, &str)]| -> i64 {
+        let o = std::process::Command::new("sh")
+            .args(["-c", &format!("{shell}; exec \"$0\" \"$@\"")])
+            .arg(crate::live_util::BIN)
+            .args(["submit", "--parsable", "--", "sh", "-c", "ulimit -S -n"])
+            .envs(extra_env.iter().copied())
+            .env("MINI_SLURM_HOME", l.home())
+            .current_dir(l.home())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o).1);
+        out(&o).0.trim().parse().unwrap()
+    };
+    let printed = |j: i64| {
+        assert_eq!(l.wait_state(j, 30).state.name(), "COMPLETED");
+        let log = l.home().join(format!("logs/job_{j}.out"));
+        std::fs::read_to_string(log).unwrap().trim().to_string()
+    };
+    // Lowered in the submitting shell: the job has the lower limit, not the daemon's.
+    assert_eq!(printed(submit("ulimit -S -n 123", &[])), "123");
+    // Asked beyond the hard limit: capped by it.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let want = if hard == nix::sys::resource::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        hard.to_string()
+    };
+    let j = submit("true", &[("SLURM_RLIMIT_NOFILE", "unlimited")]);
+    assert_eq!(printed(j), want);
+}

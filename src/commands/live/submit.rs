@@ -166,15 +166,26 @@ pub fn run(a: SubmitArgs) -> CliResult {
     Ok(())
 }
 
-/// The environment with `SLURM_UMASK`, as sbatch records it: the umask the job was submitted
-/// with (`0` and three octal digits), which its runner applies before the job starts — a
-/// shared scheduler's jobs would otherwise create files with the daemon's umask. A value the
-/// user set stays.
+/// The environment with what sbatch records of the submitting process: `SLURM_UMASK` (the
+/// umask, `0` and three octal digits) and `SLURM_RLIMIT_<NAME>` (each propagated resource
+/// limit's soft value, or `unlimited`), which the job's runner applies before the job starts —
+/// a shared scheduler's jobs would otherwise run with the daemon's. Values the user set stay.
 fn with_umask(mut env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
-    if !env.iter().any(|(k, _)| k == "SLURM_UMASK") {
-        let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        nix::sys::stat::umask(mask);
-        env.push(("SLURM_UMASK".into(), format!("{:04o}", mask.bits()).into()));
+    let mut add = |k: &str, v: String| {
+        if !env.iter().any(|(n, _)| n == k) {
+            env.push((k.into(), v.into()));
+        }
+    };
+    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    nix::sys::stat::umask(mask);
+    add("SLURM_UMASK", format!("{:04o}", mask.bits()));
+    for (name, res) in mini_slurm::live::syntax::PROPAGATED_LIMITS {
+        if let Ok((soft, _)) = nix::sys::resource::getrlimit(*res) {
+            add(
+                &format!("SLURM_RLIMIT_{name}"),
+                mini_slurm::live::syntax::rlimit_text(soft),
+            );
+        }
     }
     env
 }

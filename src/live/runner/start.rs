@@ -3,7 +3,7 @@
 
 use crate::live::spawn::{self, Program};
 use crate::live::store::JobRow;
-use crate::live::{Home, machine, output};
+use crate::live::{Home, machine, output, syntax};
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::resource::{Resource, setrlimit};
@@ -159,11 +159,16 @@ pub(super) fn start(
         .collect();
     let mem_bytes = job.mem_mb.saturating_mul(1024 * 1024);
     let umask = submitted_umask(job);
+    let limits = submitted_limits(job);
     let spawned = spawn::spawn(&program, into.as_ref(), stdio, || {
         let at = |step: u8| move |e: nix::errno::Errno| (step, e);
         setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(at(GROUP))?;
         if let Some(m) = umask {
             nix::sys::stat::umask(m);
+        }
+        for &(res, soft, hard) in &limits {
+            // Best effort, as slurmstepd: a limit the kernel refuses leaves the runner's.
+            let _ = setrlimit(res, soft, hard);
         }
         for &(fd, required) in &others {
             let joined = spawn::join(fd);
@@ -173,7 +178,12 @@ pub(super) fn start(
         }
         if rlimit_as && mem_bytes > 0 {
             let cap = mem_bytes.saturating_mul(2).saturating_add(512 << 20);
-            setrlimit(Resource::RLIMIT_AS, cap, cap).map_err(at(RLIMIT))?;
+            let own = limits
+                .iter()
+                .find(|l| l.0 == Resource::RLIMIT_AS)
+                .map(|l| l.1);
+            let soft = own.map_or(cap, |s| s.min(cap));
+            setrlimit(Resource::RLIMIT_AS, soft, cap).map_err(at(RLIMIT))?;
         }
         if let Some((uid, gid, groups)) = &setup.identity {
             // Raw system calls: libc's wrappers would also try to change the ids of other
@@ -258,6 +268,26 @@ fn submitted_umask(job: &JobRow) -> Option<nix::sys::stat::Mode> {
     Some(nix::sys::stat::Mode::from_bits_truncate(
         bits as nix::libc::mode_t,
     ))
+}
+
+/// The resource limits the job was submitted with (`SLURM_RLIMIT_<name>`, the soft values
+/// `submit` records), as `(resource, soft, hard)` to set: the soft value capped by the
+/// runner's hard limit, which is kept — a job never gets more than the runner itself may have,
+/// even from a runner that runs as root.
+fn submitted_limits(job: &JobRow) -> Vec<(Resource, u64, u64)> {
+    let value = |name: &str| {
+        let key = format!("SLURM_RLIMIT_{name}");
+        let (_, v) = job.env.iter().rev().find(|(k, _)| *k == *key)?;
+        syntax::parse_rlimit(v.to_str()?)
+    };
+    syntax::PROPAGATED_LIMITS
+        .iter()
+        .filter_map(|&(name, res)| {
+            let soft = value(name)?;
+            let (_, hard) = nix::sys::resource::getrlimit(res).ok()?;
+            Some((res, soft.min(hard), hard))
+        })
+        .collect()
 }
 
 /// The job's environment: as submitted, and what the scheduler tells it (by name, the last
