@@ -461,6 +461,13 @@ fn pinning_failures_are_reported() {
     std::fs::write(dir.join("cpuset.mems"), mems.trim()).unwrap();
     std::fs::write(dir.join("cpuset.cpus"), list(&ids[..2])).unwrap();
     l.start_in(&dir, &["--cpus", "2"]);
+    // The daemon reads its CPU ids after it takes its lock and before it opens its socket: the
+    // cpuset shrinks only once it has read both (else its two slots would both be CPU 0).
+    wait_for(
+        || l.home().join("daemon.sock").exists(),
+        10,
+        "the daemon's socket",
+    );
     std::fs::write(dir.join("cpuset.cpus"), ids[0].to_string()).unwrap();
     let j = l.submit(&["--cpus", "2", "--", "true"]);
     assert_eq!(l.wait_state(j, 20).state.name(), "COMPLETED");
