@@ -109,8 +109,7 @@ impl Spawner {
         }
         // Answers of launches given up on earlier are stale.
         while self.answers.try_recv().is_ok() {}
-        // One write: a message split over several could interleave with nothing, but each
-        // part would be a system call of its own.
+        // The whole line in one write (`writeln!` on the socket makes a system call per part).
         self.stream
             .write_all(format!("L {job} {launch}\n").as_bytes())
             .map_err(|e| format!("cannot reach the runner spawner: {e}"))?;
