@@ -201,6 +201,22 @@ fn history_lists_ended_jobs_in_a_window_and_read_verbs_speak_json() {
     assert_eq!(v["stats"]["counts"]["total"], 2);
 }
 
+/// Submits `job` (a shell command) with `mini-slurm submit` run from `sh` after `setup` (a
+/// shell command: the submitting process's umask or limits), with `env` added; the job id.
+fn submit_from_shell(l: &Live, setup: &str, env: &[(&str, &str)], job: &str) -> i64 {
+    let o = std::process::Command::new("sh")
+        .args(["-c", &format!("{setup}; exec \"$0\" \"$@\"")])
+        .arg(crate::live_util::BIN)
+        .args(["submit", "--parsable", "--", "sh", "-c", job])
+        .envs(env.iter().copied())
+        .env("MINI_SLURM_HOME", l.home())
+        .current_dir(l.home())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o).1);
+    out(&o).0.trim().parse().unwrap()
+}
+
 /// A job creates files with the umask it was submitted with (`SLURM_UMASK`, as sbatch
 /// records it), not the daemon's: the daemon here runs with umask 0022.
 #[test]
@@ -208,21 +224,13 @@ fn jobs_keep_the_umask_they_were_submitted_with() {
     use std::os::unix::fs::PermissionsExt;
     let mut l = Live::new();
     l.start(&["--cpus", "1"]);
-    let submit = |mask: &str, file: &str| -> i64 {
-        let o = std::process::Command::new("sh")
-            .args(["-c", &format!("umask {mask}; exec \"$0\" \"$@\"")])
-            .arg(crate::live_util::BIN)
-            .args(["submit", "--parsable", "--", "sh", "-c"])
-            .arg(format!("umask; touch {file}"))
-            .env("MINI_SLURM_HOME", l.home())
-            .current_dir(l.home())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", out(&o).1);
-        out(&o).0.trim().parse().unwrap()
-    };
     for (mask, file, mode) in [("0077", "private", 0o600), ("0002", "shared", 0o664)] {
-        let j = submit(mask, file);
+        let j = submit_from_shell(
+            &l,
+            &format!("umask {mask}"),
+            &[],
+            &format!("umask; touch {file}"),
+        );
         assert_eq!(l.wait_state(j, 30).state.name(), "COMPLETED");
         let log = l.home().join(format!("logs/job_{j}.out"));
         assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), mask);
@@ -240,19 +248,8 @@ fn jobs_keep_the_umask_they_were_submitted_with() {
 fn jobs_keep_the_resource_limits_they_were_submitted_with() {
     let mut l = Live::new();
     l.start(&["--cpus", "1"]);
-    let submit = |shell: &str, extra_env: &[(&str, &str)]| -> i64 {
-        let o = std::process::Command::new("sh")
-            .args(["-c", &format!("{shell}; exec \"$0\" \"$@\"")])
-            .arg(crate::live_util::BIN)
-            .args(["submit", "--parsable", "--", "sh", "-c", "ulimit -S -n"])
-            .envs(extra_env.iter().copied())
-            .env("MINI_SLURM_HOME", l.home())
-            .current_dir(l.home())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", out(&o).1);
-        out(&o).0.trim().parse().unwrap()
-    };
+    let submit =
+        |setup: &str, env: &[(&str, &str)]| submit_from_shell(&l, setup, env, "ulimit -S -n");
     let printed = |j: i64| {
         assert_eq!(l.wait_state(j, 30).state.name(), "COMPLETED");
         let log = l.home().join(format!("logs/job_{j}.out"));

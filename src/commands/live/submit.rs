@@ -129,7 +129,7 @@ pub fn run(a: SubmitArgs) -> CliResult {
         },
         cwd: current_dir()?,
         // Any bytes: a Unix environment need not be UTF-8, and the job gets it as it was.
-        env: with_umask(std::env::vars_os().collect()),
+        env: with_sbatch_records(std::env::vars_os().collect()),
         token: None,
     };
     let job = request.clone().validate().map_err(submit_error)?;
@@ -170,7 +170,7 @@ pub fn run(a: SubmitArgs) -> CliResult {
 /// umask, `0` and three octal digits) and `SLURM_RLIMIT_<NAME>` (each propagated resource
 /// limit's soft value, or `unlimited`), which the job's runner applies before the job starts —
 /// a shared scheduler's jobs would otherwise run with the daemon's. Values the user set stay.
-fn with_umask(mut env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+fn with_sbatch_records(mut env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
     let mut add = |k: &str, v: String| {
         if !env.iter().any(|(n, _)| n == k) {
             env.push((k.into(), v.into()));

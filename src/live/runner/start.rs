@@ -258,11 +258,16 @@ impl Setup {
     }
 }
 
+/// The value of `key` in the environment the job was submitted with (the last one, as the
+/// job's environment takes it), if it is UTF-8.
+fn submitted<'a>(job: &'a JobRow, key: &str) -> Option<&'a str> {
+    job.env.iter().rev().find(|(k, _)| k == key)?.1.to_str()
+}
+
 /// The umask the job was submitted with (`SLURM_UMASK`, octal, as sbatch records it), if its
 /// environment holds a valid one; else the job keeps the runner's.
 fn submitted_umask(job: &JobRow) -> Option<nix::sys::stat::Mode> {
-    let (_, v) = job.env.iter().rev().find(|(k, _)| k == "SLURM_UMASK")?;
-    let bits = u32::from_str_radix(v.to_str()?, 8)
+    let bits = u32::from_str_radix(submitted(job, "SLURM_UMASK")?, 8)
         .ok()
         .filter(|&b| b <= 0o777)?;
     Some(nix::sys::stat::Mode::from_bits_truncate(
@@ -275,11 +280,7 @@ fn submitted_umask(job: &JobRow) -> Option<nix::sys::stat::Mode> {
 /// runner's hard limit, which is kept — a job never gets more than the runner itself may have,
 /// even from a runner that runs as root.
 fn submitted_limits(job: &JobRow) -> Vec<(Resource, u64, u64)> {
-    let value = |name: &str| {
-        let key = format!("SLURM_RLIMIT_{name}");
-        let (_, v) = job.env.iter().rev().find(|(k, _)| *k == *key)?;
-        syntax::parse_rlimit(v.to_str()?)
-    };
+    let value = |name: &str| syntax::parse_rlimit(submitted(job, &format!("SLURM_RLIMIT_{name}"))?);
     syntax::PROPAGATED_LIMITS
         .iter()
         .filter_map(|&(name, res)| {
