@@ -11,7 +11,7 @@
 
 use super::LiveError;
 use super::client::{CancelOutcome, Stats, Submission, SubmitError, Submitted};
-use super::store::{JobFilter, JobRow};
+use super::store::{JobFilter, JobRow, RunnerResult, by_name};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -38,6 +38,80 @@ pub enum Request {
     Stats,
     /// The jobs that ran and ended: the caller's (root: all), for `export-trace`.
     Finished,
+    /// What a job's runner records (the daemon's own user only): the daemon writes it with its
+    /// open connection instead of the runner opening the database (see `runner::record`).
+    Runner(RunnerCall),
+}
+
+/// A runner's record, written by the daemon for it. Each is idempotent: one sent again (its
+/// answer lost) changes nothing more.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RunnerCall {
+    /// Claim launch `launch` of job `job` for runner `pid` (started at `start`, as
+    /// `machine::process_start` reads it); answered [`RunnerAnswer::Claimed`].
+    Claim {
+        job: i64,
+        launch: i64,
+        pid: i32,
+        start: Option<i64>,
+    },
+    /// The cgroups the runner made for the job.
+    Cgroups { job: i64, dirs: Vec<String> },
+    /// Why the job could not be pinned to its CPUs.
+    PinError { job: i64, error: String },
+    /// Why the job could not be started (its reason, before its result).
+    LaunchFailed { job: i64, why: String },
+    /// The job's process group; answered [`RunnerAnswer::CpuList`] (the CPUs it holds now).
+    Group { job: i64, pgid: i32 },
+    /// The runner stopped the job at its time limit.
+    TimedOut { job: i64 },
+    /// How the job ended.
+    Result { job: i64, result: RunnerResult },
+}
+
+/// The daemon's answer to a [`RunnerCall`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RunnerAnswer {
+    /// Recorded.
+    Done,
+    /// The claim held: the job to run.
+    Claimed(Box<ClaimedJob>),
+    /// Not the job's current launch, or no longer CONFIGURING: run nothing.
+    NotCurrent,
+    /// Claimed, but the job's row does not decode: the job must fail, with this why.
+    Damaged(String),
+    /// The job's CPU list now.
+    CpuList(String),
+}
+
+/// A claimed job with what its row's wire form leaves out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimedJob {
+    pub row: JobRow,
+    #[serde(with = "by_name::env")]
+    pub env: super::store::Env,
+    pub kill_wait_ms: Option<i64>,
+    pub rlimit_as: bool,
+}
+
+impl ClaimedJob {
+    pub fn of(row: JobRow) -> ClaimedJob {
+        ClaimedJob {
+            env: row.env.clone(),
+            kill_wait_ms: row.kill_wait_ms,
+            rlimit_as: row.rlimit_as,
+            row,
+        }
+    }
+
+    /// The row with every field the runner reads.
+    pub fn into_row(self) -> JobRow {
+        let mut row = self.row;
+        row.env = self.env;
+        row.kill_wait_ms = self.kill_wait_ms;
+        row.rlimit_as = self.rlimit_as;
+        row
+    }
 }
 
 /// The daemon's answer.
@@ -48,6 +122,7 @@ pub enum Response {
     Job(Option<Box<JobRow>>),
     Cancelled(Vec<(i64, CancelOutcome)>),
     Stats(Box<Stats>),
+    Runner(RunnerAnswer),
     Failed(Failure),
 }
 

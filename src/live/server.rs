@@ -145,7 +145,7 @@ fn serve(ctx: &Ctx, db: &mut Option<Db>, stream: UnixStream) {
     // A shared scheduler's user holds at most PER_UID workers; a connection over that is
     // closed unanswered (the client tries again shortly, as after a daemon's restart).
     let _slot = match &who {
-        Ok(w) if ctx.access.multi_user && !w.is_root() => match ctx.busy.enter(w.uid) {
+        Ok((uid, _)) if ctx.access.multi_user && *uid != 0 => match ctx.busy.enter(*uid) {
             Some(slot) => Some(slot),
             None => return,
         },
@@ -157,16 +157,27 @@ fn serve(ctx: &Ctx, db: &mut Option<Db>, stream: UnixStream) {
     };
     let answer = match who {
         Err(e) => Response::Failed(Failure::new(FailureKind::Failed, e)),
-        Ok(who) if !ctx.access.multi_user && who.uid != ctx.me => Response::Failed(Failure::new(
+        Ok((uid, _)) if !ctx.access.multi_user && uid != ctx.me => Response::Failed(Failure::new(
             FailureKind::Denied,
             format!(
                 "this scheduler is personal to uid {} (start a shared one with --multi-user): Access/permission denied",
                 ctx.me
             ),
         )),
-        Ok(who) => match read_frame::<Request>(&mut conn, MAX_REQUEST) {
+        Ok((uid, gid)) => match read_frame::<Request>(&mut conn, MAX_REQUEST) {
             Ok(req) => match open(ctx, db) {
-                Ok(db) => dispatch(ctx, db, &who, req),
+                Ok(db) => {
+                    // A runner's records need no name (the user database is read per request).
+                    let who = match req {
+                        Request::Runner(_) => Owner {
+                            user: String::new(),
+                            uid,
+                            gid,
+                        },
+                        _ => Owner::of(uid, gid),
+                    };
+                    dispatch(ctx, db, &who, req)
+                }
                 Err(e) => Response::Failed(e.into()),
             },
             Err(super::protocol::FrameError::Closed) => return,
@@ -263,11 +274,11 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// The identity of the process at the other end, from the kernel.
-fn caller(stream: &UnixStream) -> Result<Owner, String> {
+/// The identity (uid, gid) of the process at the other end, from the kernel.
+fn caller(stream: &UnixStream) -> Result<(u32, u32), String> {
     let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(|e| format!("cannot tell who is asking (SO_PEERCRED): {e}"))?;
-    Ok(Owner::of(cred.uid(), cred.gid()))
+    Ok((cred.uid(), cred.gid()))
 }
 
 /// The worker's database connection, opened on first use.
@@ -310,6 +321,18 @@ fn dispatch(ctx: &Ctx, db: &mut Db, who: &Owner, req: Request) -> Response {
             .stats()
             .map_or_else(failed, |s| Response::Stats(Box::new(s))),
         Request::Finished => svc.finished(who).map_or_else(failed, Response::Jobs),
+        Request::Runner(call) if who.uid == ctx.me => {
+            let wake = call.wakes_the_daemon();
+            let r = super::runner::answer(svc.db, call);
+            if wake {
+                let _ = ctx.waker.send(());
+            }
+            r.map_or_else(failed, Response::Runner)
+        }
+        Request::Runner(_) => Response::Failed(Failure::new(
+            FailureKind::Denied,
+            "only the scheduler's runners record jobs: Access/permission denied",
+        )),
     }
 }
 
@@ -462,6 +485,39 @@ mod tests {
             let held = t.join().unwrap();
             assert!(held < budget + Duration::from_millis(700), "held {held:?}");
         }
+    }
+
+    /// Only the daemon's own user may send a runner's records: a shared scheduler's users
+    /// cannot claim, pin or end jobs through it.
+    #[test]
+    fn only_the_daemons_user_records_for_runners() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let (_clock, waker) = WallClock::new(Duration::from_secs(1), Arc::default());
+        let access = Access {
+            multi_user: true,
+            max_priority: None,
+        };
+        let ctx = Ctx {
+            home: home.clone(),
+            access,
+            qos: QosGrants::NONE,
+            waker,
+            me: 0,
+            budget: IO_TIMEOUT,
+            busy: PerUid::new(PER_UID),
+        };
+        let mut db = Db::open(&home.db()).unwrap();
+        let call = || Request::Runner(super::super::protocol::RunnerCall::TimedOut { job: 1 });
+        let user = Owner::of(1000, 1000);
+        assert!(matches!(
+            dispatch(&ctx, &mut db, &user, call()),
+            Response::Failed(f) if f.kind == FailureKind::Denied
+        ));
+        assert!(matches!(
+            dispatch(&ctx, &mut db, &Owner::of(0, 0), call()),
+            Response::Runner(super::super::protocol::RunnerAnswer::Done)
+        ));
     }
 
     #[test]

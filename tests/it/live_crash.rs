@@ -353,3 +353,37 @@ fn without_the_spawner_the_daemon_executes_runners() {
     assert_eq!(l.wait_state(a, 30).state.name(), "COMPLETED");
     assert_clean(&mut l, "without a spawner");
 }
+
+/// How many descriptors of process `pid` are open on the home's database.
+fn open_databases(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().contains("jobs.db"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A runner's records (its claim, cgroups, process group and result) go through the daemon:
+/// the runner has no database open while the daemon answers. With the daemon killed, the
+/// runner records the job's end in the database itself.
+#[test]
+fn runners_record_through_the_daemon_and_without_it() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "1"]);
+    let a = l.submit(&[&marked("2")]);
+    wait_for(|| l.job(a).job_pgid.is_some(), 20, "job a's process group");
+    let runner = l.job(a).runner_pid.unwrap();
+    assert!(std::fs::metadata(format!("/proc/{runner}")).is_ok());
+    assert_eq!(open_databases(runner), 0, "the runner opened the database");
+    l.kill9();
+    wait_for(
+        || l.job(a).runner_done,
+        20,
+        "job a's result, recorded by its runner",
+    );
+    assert_eq!(l.job(a).exit_code, Some(0));
+    assert_eq!(runs(l.home()), BTreeMap::from([(a, 1)]));
+}

@@ -20,46 +20,52 @@
 //! 100 ms and kills the job past the limit (also OUT_OF_MEMORY). No address-space limit is set
 //! unless the scheduler was started with `--rlimit-as`.
 //!
-//! A monitor thread keeps the job's limits on the monotonic clock, so they hold while the
-//! daemon is down: at the time limit SIGTERM to every process of the job and SIGKILL after the
-//! grace (`--kill-wait`), recorded as TIMEOUT; SIGTERM, SIGINT or SIGHUP to the runner (a
-//! cancellation, a preemption) starts the same sequence. When the job's main process ends the
-//! runner kills and reaps whatever is left of the job (no process outlives its job), removes
-//! its cgroups, records the exit status and resource usage in the database, and wakes the
-//! daemon.
+//! While the job runs, the runner (one thread, waiting on a pidfd of the job) keeps its limits
+//! on the monotonic clock, so they hold while the daemon is down: at the time limit SIGTERM to
+//! every process of the job and SIGKILL after the grace (`--kill-wait`), recorded as TIMEOUT;
+//! SIGTERM, SIGINT or SIGHUP to the runner (a cancellation, a preemption) starts the same
+//! sequence. When the job's main process ends the runner kills and reaps whatever is left of
+//! the job (no process outlives its job), removes its cgroups, and records the exit status and
+//! resource usage. Its records (the claim, cgroups, process group, result) go through the
+//! daemon that launched it, or into the database where no daemon answers (`record.rs`).
 
 use super::contain::{JobContainer, Join};
-use super::store::{Claimed, Db, JobRow, Reason, RunnerResult};
+use super::store::{JobRow, RunnerResult};
 use super::syntax::{cpu_list, parse_cpu_list};
 use super::{Home, LiveError, machine, now_ms};
 
+mod record;
 mod start;
 
+pub use record::answer;
+use record::{Claim, Recorder};
+
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{self, SigHandler, Signal, killpg};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, setsid};
-use std::sync::Arc;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 /// The job's process group, for the signal handler (0 until the job is started).
 static JOB_PGID: AtomicI32 = AtomicI32::new(0);
-/// A termination request (SIGTERM, SIGINT or SIGHUP to the runner), acted on by the monitor.
+/// A termination request (SIGTERM, SIGINT or SIGHUP to the runner), acted on by [`supervise`].
 static TERM_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// The grace between SIGTERM and SIGKILL when the job's row has none (the scheduler's default).
 const DEFAULT_KILL_WAIT_MS: i64 = 5000;
-/// How often the monitor polls memory and termination requests.
+/// How often [`supervise`] polls memory and termination requests (at the longest).
 const TICK: Duration = Duration::from_millis(100);
 
 extern "C" fn forward(_sig: i32) {
     TERM_REQUESTED.store(true, Ordering::SeqCst);
     let pgid = JOB_PGID.load(Ordering::SeqCst);
     if pgid > 0 {
-        // kill(2) is async-signal-safe; the monitor signals the job's other processes.
+        // kill(2) is async-signal-safe; [`supervise`] signals the job's other processes.
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
     }
 }
@@ -68,8 +74,9 @@ extern "C" fn forward(_sig: i32) {
 pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> {
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
-    let db = home.open_for_runner()?;
-    let Some(job) = claim(&db, home, id, launch)? else {
+    // A launched runner records through its daemon; `job-runner --job ID` alone, directly.
+    let rec = Recorder::new(home, launch.is_some());
+    let Some(job) = claim(&rec, home, id, launch)? else {
         return Ok(0);
     };
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
@@ -79,12 +86,12 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         }
     }
     // Subreaper, cgroups (recorded before the job starts, for the daemon if we die), CPUs.
-    let container = Arc::new(JobContainer::create(id, job.mem_mb << 20));
+    let container = JobContainer::create(id, job.mem_mb << 20);
     let joins = container.joins();
     let dirs: Vec<String> = joins.iter().map(|j| j.dir.display().to_string()).collect();
-    db.record_job_cgroups(id, &dirs)?;
+    rec.cgroups(id, &dirs).map_err(LiveError::Other)?;
     if let Err(e) = pin_self(&parse_cpu_list(&job.cpu_list)) {
-        pin_failed(&db, id, &e);
+        pin_failed(&rec, id, &e);
     }
     let procs = open_joins(&joins)?;
     let rlimit = job.rlimit_as && !container.has_memory_cgroup();
@@ -104,11 +111,8 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
             }
             container.remove();
             // The reason first: the daemon keeps it when it sees the result.
-            until_recorded(id, "why it did not start", || {
-                db.set_reason(id, &Reason::launch_failed(e.clone()))
-            });
-            record(&db, id, Some(127), None, None, false)?;
-            home.notify();
+            until_recorded(id, "why it did not start", || rec.launch_failed(id, &e));
+            record(&rec, id, Some(127), None, None, false)?;
             return Ok(0);
         }
     };
@@ -119,13 +123,11 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
     }
     // The group is recorded, then the CPU list read again: an elastic job resized since this
     // runner read its row is pinned here (the daemon pins it itself once it sees the group).
-    let now_cpus = until_recorded(id, "its process group", || {
-        db.record_job_group(id, pid.as_raw())
-    });
+    let now_cpus = until_recorded(id, "its process group", || rec.group(id, pid.as_raw()));
     if now_cpus != job.cpu_list
         && let Err(e) = machine::set_group_affinity(pid.as_raw(), &parse_cpu_list(&now_cpus))
     {
-        pin_failed(&db, id, &e);
+        pin_failed(&rec, id, &e);
     }
     drop(procs);
     let limits = Limits {
@@ -135,21 +137,9 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         grace: Duration::from_millis(job.kill_wait_ms.unwrap_or(DEFAULT_KILL_WAIT_MS).max(0) as u64),
         mem_kb: (job.mem_mb > 0 && !container.has_memory_cgroup()).then_some(job.mem_mb * 1024),
     };
-    let flags = Arc::new(Flags::default());
-    let (ended, ended_rx) = channel::<()>();
-    let monitor = {
-        let (c, f) = (Arc::clone(&container), Arc::clone(&flags));
-        std::thread::spawn(move || monitor(&c, pid.as_raw(), &limits, &f, &ended_rx))
-    };
-    let status = loop {
-        match waitpid(pid, None) {
-            Ok(s) => break s,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(LiveError::Other(format!("waiting for job {id}: {e}"))),
-        }
-    };
-    drop(ended);
-    let _ = monitor.join();
+    let flags = Flags::default();
+    let status = supervise(&container, pid, &limits, &flags)
+        .map_err(|e| LiveError::Other(format!("waiting for job {id}: {e}")))?;
     // Nothing of the job outlives it.
     container.kill_all(pid.as_raw());
     let oom = flags.oom.load(Ordering::SeqCst) || container.oom_killed();
@@ -165,10 +155,9 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
         (ms(u.user_time()), ms(u.system_time()), u.max_rss())
     });
     if flags.timed_out.load(Ordering::SeqCst) {
-        db.record_timed_out(id)?;
+        rec.timed_out(id).map_err(LiveError::Other)?;
     }
-    record(&db, id, code, sig, usage, oom)?;
-    home.notify();
+    record(&rec, id, code, sig, usage, oom)?;
     Ok(0)
 }
 
@@ -176,25 +165,28 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
 /// claim, and a restart queued the job again — runs nothing) and reads the job with its
 /// environment; `None`: nothing to run (not current, or a row that does not decode, which
 /// fails the job with why).
-fn claim(db: &Db, home: &Home, id: i64, launch: Option<i64>) -> Result<Option<JobRow>, LiveError> {
+fn claim(
+    rec: &Recorder,
+    home: &Home,
+    id: i64,
+    launch: Option<i64>,
+) -> Result<Option<JobRow>, LiveError> {
     let read = match launch {
         Some(launch) => {
             let me = std::process::id() as i32;
             let start = machine::process_start(me);
-            match until_recorded(id, "its launch", || {
-                db.claim_and_read(id, launch, me, start)
-            }) {
-                Claimed::NotCurrent => {
+            match until_recorded(id, "its launch", || rec.claim(id, launch, me, start)) {
+                Claim::NotCurrent => {
                     live_log!(
                         "mini-slurm: job {id}: launch {launch} is not current; not running it"
                     );
                     return Ok(None);
                 }
-                Claimed::Job(job) => Ok(Some(*job)),
-                Claimed::Damaged(e) => Err(e),
+                Claim::Job(job) => Ok(Some(*job)),
+                Claim::Damaged(e) => Err(e),
             }
         }
-        None => db.job_with_env(id),
+        None => rec.db()?.job_with_env(id).map_err(|e| e.to_string()),
     };
     match read {
         Ok(Some(job)) => Ok(Some(job)),
@@ -203,14 +195,13 @@ fn claim(db: &Db, home: &Home, id: i64, launch: Option<i64>) -> Result<Option<Jo
             // A row this runner cannot read (a damaged environment): the job fails with why.
             let msg = format!("mini-slurm: job {id}: cannot read the job: {e}\n");
             let _ = std::fs::write(home.err_log(id), msg);
-            record(db, id, Some(127), None, None, false)?;
-            home.notify();
+            record(rec, id, Some(127), None, None, false)?;
             Ok(None)
         }
     }
 }
 
-/// The limits the monitor keeps.
+/// The limits [`supervise`] keeps.
 struct Limits {
     /// When the time limit expires (monotonic).
     deadline: Option<Instant>,
@@ -220,21 +211,34 @@ struct Limits {
     mem_kb: Option<u64>,
 }
 
-/// What the monitor found.
+/// What [`supervise`] found.
 #[derive(Default)]
 struct Flags {
     oom: AtomicBool,
     timed_out: AtomicBool,
 }
 
-/// Keeps the job's limits until its main process has ended (`ended` disconnects): the time
-/// limit and termination requests (SIGTERM to every process of the job, SIGKILL after the
-/// grace) and, where no cgroup does, the memory limit (SIGKILL past it).
-fn monitor(c: &JobContainer, pgid: i32, lim: &Limits, flags: &Flags, ended: &Receiver<()>) {
+/// Waits for the job's main process to end while keeping its limits: the time limit and
+/// termination requests (SIGTERM to every process of the job, SIGKILL after the grace) and,
+/// where no cgroup does, the memory limit (SIGKILL past it). The runner's one thread waits on
+/// a pidfd of the job (a signal to the runner interrupts the wait), at most [`TICK`] at a time.
+fn supervise(
+    c: &JobContainer,
+    pid: Pid,
+    lim: &Limits,
+    flags: &Flags,
+) -> Result<WaitStatus, nix::errno::Errno> {
+    let pgid = pid.as_raw();
+    let pidfd = pidfd_open(pid);
     let mut kill_at: Option<Instant> = None;
     let mut stopping = false;
     let mut killed = false;
     loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(s) => return Ok(s),
+            Err(e) => return Err(e),
+        }
         let now = Instant::now();
         if !stopping {
             let timeout = lim.deadline.is_some_and(|d| now >= d);
@@ -262,11 +266,27 @@ fn monitor(c: &JobContainer, pgid: i32, lim: &Limits, flags: &Flags, ended: &Rec
         .flatten()
         .map(|t| t.saturating_duration_since(now))
         .fold(TICK, Duration::min);
-        match ended.recv_timeout(next) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        match &pidfd {
+            // Readable once the process has ended; a signal ends the wait early (EINTR).
+            Some(fd) => {
+                let ms = u16::try_from(next.as_millis().max(1)).unwrap_or(u16::MAX);
+                let _ = poll(
+                    &mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)],
+                    PollTimeout::from(ms),
+                );
+            }
+            // A kernel without pidfds (before 5.3): look again shortly.
+            None => std::thread::sleep(next.min(Duration::from_millis(10))),
         }
     }
+}
+
+/// A pidfd of the runner's child `pid` (`None` where the kernel has none).
+fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    // SAFETY: a descriptor the kernel just returned, owned by nothing else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Pins the runner (and so the job it starts) to `cpus`, and checks that the kernel kept them
@@ -296,9 +316,9 @@ fn pin_self(cpus: &[usize]) -> Result<(), String> {
 }
 
 /// Records (and logs to the daemon's log) that the job could not be pinned to its CPUs.
-fn pin_failed(db: &Db, id: i64, error: &str) {
+fn pin_failed(rec: &Recorder, id: i64, error: &str) {
     live_log!("mini-slurm: job {id}: {error}");
-    let _ = db.record_pin_error(id, error);
+    let _ = rec.pin_error(id, error);
 }
 
 /// The cgroups the job joins, opened: each one's `cgroup.procs` and, for a cgroup v2, the
@@ -321,9 +341,10 @@ fn open_joins(joins: &[Join]) -> Result<Vec<start::Joining>, LiveError> {
     Ok(out)
 }
 
-/// Records how the job ended, with the time now.
+/// Records how the job ended, with the time now, and wakes the daemon (the daemon took the
+/// record itself when it went through it).
 fn record(
-    db: &Db,
+    rec: &Recorder,
     id: i64,
     exit_code: Option<i32>,
     signal: Option<i32>,
@@ -337,17 +358,20 @@ fn record(
         usage,
         oom,
     };
-    until_recorded(id, "its result", || db.record_runner_result(id, &result));
+    until_recorded(id, "its result", || rec.result(id, &result));
+    if !rec.through_daemon() {
+        rec.home().notify();
+    }
     Ok(())
 }
 
 /// Retries a write the database refuses (locked past its timeout, disk full, an I/O error)
 /// until it lands, with back-off up to 5 s: the runner outlives the fault rather than lose what
 /// only it knows; the daemon sees the job running until then.
-fn until_recorded<T>(
+fn until_recorded<T, E: std::fmt::Display>(
     id: i64,
     what: &str,
-    mut write: impl FnMut() -> crate::live::store::Result<T>,
+    mut write: impl FnMut() -> Result<T, E>,
 ) -> T {
     let mut wait = Duration::from_millis(50);
     let mut told = false;

@@ -278,11 +278,12 @@ impl Db {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{FinalState, JobState, PendingReason};
 
-    pub(super) fn job(name: &str) -> NewJob {
+    /// A job of user `ann` (uid 1000) running `true`, with the environment `K=V`.
+    pub(crate) fn job(name: &str) -> NewJob {
         NewJob {
             name: name.into(),
             user: "ann".into(),
@@ -395,6 +396,13 @@ mod tests {
                 Claimed::NotCurrent
             ),
             "claimed once"
+        );
+        assert!(
+            matches!(
+                db.claim_and_read(1, n, 9, Some(3)).unwrap(),
+                Claimed::Job(_)
+            ),
+            "the same runner's claim, sent again, finds the job claimed by it"
         );
         db.exec("UPDATE jobs SET env = 'oops'", []).unwrap();
         let n = launch(&db);

@@ -428,7 +428,7 @@ impl<'de> serde::Deserialize<'de> for Reason {
 }
 
 /// What a job's runner records when the job has ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunnerResult {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,

@@ -42,7 +42,8 @@ impl Db {
     /// RETURNING`, parsed once). [`Claimed::NotCurrent`] if that launch is not the job's
     /// current one, or no longer CONFIGURING (the daemon restarted and queued the job again,
     /// or it was cancelled): such a runner exits without running anything, so a job never
-    /// runs twice.
+    /// runs twice. A claim made again by the same runner (its answer was lost on the way
+    /// from the daemon) finds the job as that runner left it.
     pub fn claim_and_read(
         &self,
         id: i64,
@@ -52,7 +53,9 @@ impl Db {
     ) -> Result<Claimed> {
         const SQL: &str = concat!(
             "UPDATE jobs SET state = ?1, runner_pid = ?2, runner_start = ?3
-             WHERE id = ?4 AND launch = ?5 AND state = ?6 RETURNING ",
+             WHERE id = ?4 AND launch = ?5
+               AND (state = ?6 OR (state = ?1 AND runner_pid = ?2 AND runner_start IS ?3))
+             RETURNING ",
             super::row::job_columns!(),
             ", env"
         );
