@@ -64,10 +64,40 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// locked": 30 s, or `$MINI_SLURM_BUSY_TIMEOUT_MS` (the daemon retries what fails, so a short
 /// wait only makes it retry sooner).
 fn busy_timeout() -> Duration {
-    std::env::var("MINI_SLURM_BUSY_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(Duration::from_secs(30), Duration::from_millis)
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var("MINI_SLURM_BUSY_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(Duration::from_secs(30), Duration::from_millis)
+    })
+}
+
+/// Makes a connection wait out another's lock for up to [`busy_timeout`], trying again after
+/// 20 µs, doubling up to 1 ms. SQLite's own waiting sleeps 1, 2, 5, 10... ms between tries,
+/// so a write queued behind another (which holds the lock for tens of microseconds) lost a
+/// millisecond or more: the daemon's workers and its loop write the same database.
+pub(super) fn wait_when_busy(conn: &mut Connection) -> rusqlite::Result<()> {
+    thread_local! {
+        static SINCE: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+    fn on_busy(tries: i32) -> bool {
+        let now = std::time::Instant::now();
+        let since = SINCE.with(|s| {
+            if tries == 0 || s.get().is_none() {
+                s.set(Some(now));
+            }
+            s.get().unwrap_or(now)
+        });
+        if now.duration_since(since) >= busy_timeout() {
+            return false;
+        }
+        let pause = Duration::from_micros(20 << tries.clamp(0, 6)).min(Duration::from_millis(1));
+        std::thread::sleep(pause);
+        true
+    }
+    conn.busy_handler(Some(on_busy))
 }
 
 /// A stored job whose row does not decode: its id, and why.
@@ -151,8 +181,8 @@ impl Db {
             source,
         };
         let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
-        let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-        conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+        wait_when_busy(&mut conn).map_err(sqlite)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
@@ -168,7 +198,7 @@ impl Db {
             source,
         };
         let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-        conn.busy_timeout(busy_timeout()).map_err(sqlite)?;
+        wait_when_busy(&mut conn).map_err(sqlite)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
@@ -415,6 +445,28 @@ pub(crate) mod tests {
             JobState::Running,
             "claimed all the same"
         );
+    }
+
+    /// A write waits for another connection's write lock and goes through once it is
+    /// released (the handler tries again until the busy timeout).
+    #[test]
+    fn a_write_waits_out_another_connections_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let db = Db::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        db.set_meta("k", "v").unwrap();
+        holder.join().unwrap();
+        let v: String = db
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, "v");
     }
 
     #[test]

@@ -17,8 +17,8 @@ impl Db {
             source,
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-        conn.busy_timeout(super::busy_timeout()).map_err(sqlite)?;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+        super::wait_when_busy(&mut conn).map_err(sqlite)?;
         conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
         conn.pragma_update(None, "query_only", true)
             .map_err(sqlite)?;
