@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live-mode measurements (release build), with a 2-CPU scheduler running: submit latency,
 # submit-to-start, and trivial jobs per second submitted one after another. Prints medians;
-# results and targets in docs/performance.md. Usage:
+# results and targets in docs/performance.md; last, the rate at which this shell starts the
+# binary doing nothing (the ceiling of any submission loop). Usage:
 #   bash benches/live.sh [--multi-user] [--rounds N] [PATH/mini-slurm]
 #     --multi-user   a shared scheduler (`scheduler --multi-user`; needs root), clients through
 #                    its socket as root; default: a personal scheduler (clients also use the socket)
@@ -83,3 +84,9 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: submitted in $(( (submitted - start) / 1000000 )) ms, all done in $(( (end - start) / 1000000 )) ms: $rate jobs/s"
 done
 echo "median $(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') jobs/s"
+# The loop's own ceiling: how fast this shell starts the binary when it does nothing (no
+# request, no job). No submission loop can beat it; compare the rate above with it.
+start=$(date +%s%N)
+for i in $(seq 1000); do "$B" --version >/dev/null; done
+end=$(date +%s%N)
+echo "== the loop's ceiling: 1,000 '$(basename "$B") --version' one after another: $(( 1000 * 1000000000 / (end - start) )) per s"
