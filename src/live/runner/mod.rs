@@ -65,7 +65,7 @@ extern "C" fn forward(_sig: i32) {
     TERM_REQUESTED.store(true, Ordering::SeqCst);
     let pgid = JOB_PGID.load(Ordering::SeqCst);
     if pgid > 0 {
-        // kill(2) is async-signal-safe; [`supervise`] signals the job's other processes.
+        // kill(2) is async-signal-safe; `supervise` signals the job's other processes.
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
     }
 }
