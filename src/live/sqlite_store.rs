@@ -508,14 +508,6 @@ impl Ledger for DbLedger {
     fn launching(&mut self, job: JobId, launch: &Launch<'_>) -> Result<Allocated, LiveError> {
         Ok(self.0.record_launch(job.0 as i64, launch)?)
     }
-    fn runner_started(
-        &mut self,
-        job: JobId,
-        pid: i32,
-        start: Option<i64>,
-    ) -> Result<(), LiveError> {
-        Ok(self.0.record_runner(job.0 as i64, pid, start)?)
-    }
     fn resized(&mut self, job: JobId, cpus: &[usize]) -> Result<Option<i32>, LiveError> {
         let n = cpus.len() as u32;
         Ok(self.0.record_resized(job.0 as i64, &cpu_list(cpus), n)?)

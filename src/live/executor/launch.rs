@@ -129,9 +129,9 @@ impl<L: Ledger> ProcessExecutor<L> {
             None => (self.exec_runner(job, launch)?, false),
         };
         failpoint::hit("start:forked");
+        // The runner records its pid and start time when it claims the launch (a daemon that
+        // dies before that queues the job again at its restart; the claim then fails).
         let start = process_start(pid);
-        // Best effort: the runner records its own pid when it claims the launch.
-        let _ = self.ledger.runner_started(job, pid, start);
         Ok(Proc {
             runner_pid: pid,
             runner_start: start,

@@ -48,9 +48,6 @@ pub trait Ledger {
     /// CPU ids, GPU names and supervision, which the runner reads, and the launch number the
     /// runner must claim.
     fn launching(&mut self, job: JobId, launch: &Launch<'_>) -> Result<Allocated, LiveError>;
-    /// The runner started for `job`: its pid and start time.
-    fn runner_started(&mut self, job: JobId, pid: i32, start: Option<i64>)
-    -> Result<(), LiveError>;
     /// A running job's new CPU ids; its process group if its runner has recorded it (the two
     /// in one step, so the runner, which records the group and then reads the CPU ids, never
     /// misses a resize).

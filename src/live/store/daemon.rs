@@ -244,15 +244,6 @@ impl Db {
         Ok(())
     }
 
-    /// The runner started for a job: its pid and start time (to recognise it after a restart).
-    pub fn record_runner(&self, id: i64, pid: i32, start: Option<i64>) -> Result<()> {
-        self.exec(
-            "UPDATE jobs SET runner_pid = ?1, runner_start = ?2 WHERE id = ?3",
-            params![pid, start, id],
-        )?;
-        Ok(())
-    }
-
     /// A running job's new CPU ids. Returns its process group if its runner has recorded it:
     /// written and read in one statement, so of this and the runner's
     /// [`record_job_group`](Db::record_job_group) the later one sees the other's write.
