@@ -188,7 +188,10 @@ impl Setup {
     /// the machine. `None` when it gave up (the trace is not one to stream, or has an error,
     /// or the simulation stopped listening).
     fn read_streamed(&self, placement_name: &str, tx: SyncSender<Msg>) -> Option<Tail> {
-        let reader = crate::trace::open(&self.trace).ok()?;
+        let mut reader = crate::trace::open(&self.trace).ok()?;
+        if crate::trace::detect_format(&mut reader, &self.trace).ok()? != TraceFormat::Swf {
+            return None;
+        }
         let placement = placement::by_name(placement_name)?;
         let opts = PrepareOptions {
             estimate: self.estimate,

@@ -238,26 +238,35 @@ pub fn read_trace_as(
     let mut reader = open(path)?;
     let format = match format {
         Some(f) => f,
-        None => match TraceFormat::from_path(path) {
-            TraceFormat::Swf => {
-                let head = reader
-                    .fill_buf()
-                    .map_err(|e| TraceError::new(path, None, TraceErrorKind::Io(e)))?;
-                let first = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-                if sacct::looks_like_sacct(&String::from_utf8_lossy(first)) {
-                    TraceFormat::Sacct
-                } else {
-                    TraceFormat::Swf
-                }
-            }
-            f => f,
-        },
+        None => detect_format(&mut reader, path)?,
     };
     match format {
         TraceFormat::Swf => swf::read(reader, path, lenient),
         TraceFormat::Csv => csv::read(reader, path, lenient),
         TraceFormat::Sacct => sacct::read(reader, path, lenient),
     }
+}
+
+/// The format of the file `path`, open as `reader`: by its name, or sacct when a file not named
+/// as CSV or sacct starts with an sacct header line.
+pub fn detect_format(
+    reader: &mut Box<dyn BufRead + Send>,
+    path: &Path,
+) -> Result<TraceFormat, TraceError> {
+    Ok(match TraceFormat::from_path(path) {
+        TraceFormat::Swf => {
+            let head = reader
+                .fill_buf()
+                .map_err(|e| TraceError::new(path, None, TraceErrorKind::Io(e)))?;
+            let first = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+            if sacct::looks_like_sacct(&String::from_utf8_lossy(first)) {
+                TraceFormat::Sacct
+            } else {
+                TraceFormat::Swf
+            }
+        }
+        f => f,
+    })
 }
 
 /// Opens a file, transparently decompressing gzip.

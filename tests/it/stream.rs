@@ -109,12 +109,24 @@ fn a_trace_that_cannot_stream_is_left_to_the_whole_path() {
         ("no size", vec![&a, &b]),
         ("malformed", vec![head, &a, "1 2 3", &c]),
         ("no job", vec![head]),
+        ("sacct output", vec!["JobID|Submit|Elapsed", &a]),
     ];
     for (name, lines) in cases {
         let setup = swf(dir.path(), "t.swf", &lines);
         let got = setup.simulate_streamed("easy", &mut NoObserver).unwrap();
         assert!(got.is_none(), "{name}: streamed");
     }
+    // sacct output is read as sacct whatever its name, never as (lenient) SWF.
+    let mut sacct = swf(dir.path(), "s.swf", &["JobID|Submit|Elapsed", &a]);
+    sacct.lenient = true;
+    sacct.machine.procs = Some(8);
+    assert!(sacct.streams());
+    assert!(
+        sacct
+            .simulate_streamed("easy", &mut NoObserver)
+            .unwrap()
+            .is_none()
+    );
     // Whole-workload transforms, an accounts file and CSV traces are never streamed.
     let ok = swf(dir.path(), "ok.swf", &[head, &a, &b, &c]);
     assert!(
