@@ -185,9 +185,21 @@ pub fn run(a: SimArgs) -> CliResult {
         )));
     }
     let started = Instant::now();
-    let p = a.w.setup()?.prepare(&mut notices(false))?;
-    let mut progress = Progress::new(p.jobs.jobs.len() as u64);
-    let (result, canonical) = p.simulate_observed(&a.policy, &mut progress)?;
+    let setup = a.w.setup()?;
+    // The trace is streamed into the simulation when it can be; else read whole first.
+    let mut progress = Progress::new(None);
+    let (p, result, canonical) = match setup.simulate_streamed(&a.policy, &mut progress)? {
+        Some(s) => {
+            s.notices.into_iter().for_each(notices(false));
+            (s.prepared, s.result, s.canonical)
+        }
+        None => {
+            let p = setup.prepare(&mut notices(false))?;
+            progress = Progress::new(Some(p.jobs.jobs.len() as u64));
+            let (result, canonical) = p.simulate_observed(&a.policy, &mut progress)?;
+            (p, result, canonical)
+        }
+    };
     progress.finish();
     let summarize = || {
         let mut summary = p.summary(&canonical, &result);
@@ -219,9 +231,9 @@ pub fn run(a: SimArgs) -> CliResult {
 }
 
 /// A progress bar on stderr, shown only when stderr is a terminal and the run lasts more than
-/// half a second.
+/// half a second; without a total (a streamed trace, its length unknown), a count.
 struct Progress {
-    total: u64,
+    total: Option<u64>,
     done: u64,
     steps: u64,
     since: Instant,
@@ -230,7 +242,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64) -> Progress {
+    fn new(total: Option<u64>) -> Progress {
         Progress {
             total,
             done: 0,
@@ -255,10 +267,12 @@ impl Observer for Progress {
             return;
         }
         if self.bar.is_none() && self.since.elapsed() > Duration::from_millis(500) {
-            let b = ProgressBar::with_draw_target(Some(self.total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{spinner} simulating [{bar:40}] {pos}/{len} jobs started ({eta} left)",
-            ) {
+            let b = ProgressBar::with_draw_target(self.total, ProgressDrawTarget::stderr());
+            let template = match self.total {
+                Some(_) => "{spinner} simulating [{bar:40}] {pos}/{len} jobs started ({eta} left)",
+                None => "{spinner} simulating: {pos} jobs started",
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
                 b.set_style(style.progress_chars("=> "));
             }
             self.bar = Some(b);

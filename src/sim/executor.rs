@@ -6,21 +6,19 @@ use crate::driver::{Completion, Executor};
 use crate::engine::Command;
 use crate::ids::{FastMap, JobId};
 use crate::metrics::ElasticWork;
-use crate::model::{FinalState, JobSpec, JobTruth, PreemptMode};
-use crate::sim::store::JobIndex;
+use crate::model::{FinalState, JobTruth, PreemptMode};
+use crate::sim::store::JobTable;
 use crate::time::{Dur, Time};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 
 /// Runs jobs on virtual time: each ends after its true run time — stretched by the topology
 /// penalty when it spans several leaf switches — or at its time limit (TIMEOUT) when one is
 /// set and shorter.
 #[derive(Debug)]
 pub struct SimExecutor<'a> {
-    /// The jobs with their truth, found by id through `index`.
-    jobs: &'a [(Arc<JobSpec>, JobTruth)],
-    index: &'a JobIndex,
+    /// The jobs with their truth.
+    jobs: &'a JobTable<'a>,
     /// Extra run time per additional leaf switch spanned, in thousandths of the run time.
     span_penalty_permille: u32,
     /// (end, entry id, job, state), earliest first; entries superseded by a preemption are
@@ -43,15 +41,10 @@ pub enum SimExecError {
 }
 
 impl<'a> SimExecutor<'a> {
-    /// An executor for `jobs` (found by id through `index`).
-    pub fn new(
-        jobs: &'a [(Arc<JobSpec>, JobTruth)],
-        index: &'a JobIndex,
-        span_penalty_permille: u32,
-    ) -> SimExecutor<'a> {
+    /// An executor for `jobs`.
+    pub fn new(jobs: &'a JobTable<'a>, span_penalty_permille: u32) -> SimExecutor<'a> {
         SimExecutor {
             jobs,
-            index,
             span_penalty_permille,
             ends: BinaryHeap::new(),
             started: 0,
@@ -62,14 +55,8 @@ impl<'a> SimExecutor<'a> {
         }
     }
 
-    fn truth(&self, job: JobId) -> Option<&'a JobTruth> {
-        let jobs = self.jobs;
-        self.index.get(job).map(|i| &jobs[i].1)
-    }
-
-    /// Declares a job elastic, with the CPU count its work is defined at (its requested size).
-    pub fn set_elastic(&mut self, job: JobId, procs: u32) {
-        self.elastic.insert(job, procs);
+    fn truth(&self, job: JobId) -> Option<JobTruth> {
+        self.jobs.truth(job).map(|t| t.0)
     }
 
     /// The work ledger of every elastic job that ran.
@@ -133,18 +120,18 @@ impl Executor for SimExecutor<'_> {
                 cpus: procs,
                 ..
             } => {
-                let t = *self.truth(job).ok_or(SimExecError::UnknownJob(job))?;
+                let (t, elastic) = self.jobs.truth(job).ok_or(SimExecError::UnknownJob(job))?;
+                // An elastic job's work is defined at its requested size.
+                if let Some(p) = elastic {
+                    self.elastic.entry(job).or_insert(p);
+                }
                 // A suspended job resumes with its remaining work.
                 let left = if self.remaining.is_empty() {
                     None
                 } else {
                     self.remaining.remove(&job)
                 };
-                let elastic = if self.elastic.is_empty() {
-                    None
-                } else {
-                    self.elastic.get(&job).copied()
-                };
+                let elastic = elastic.and_then(|_| self.elastic.get(&job).copied());
                 let (scale, rate) = match elastic {
                     Some(p) => (t.speedup.scale(p), t.speedup.rate(p, procs)),
                     None => (1, 1),

@@ -17,12 +17,13 @@ pub mod output;
 pub mod parallel;
 pub mod setup;
 pub mod store;
+pub mod stream;
 
 pub use error::SimError;
 pub use executor::{SimExecError, SimExecutor, stretch};
 pub use experiment::{Experiment, ExperimentError};
 pub use setup::{Notice, Prepared, Run, Setup};
-pub use store::{JobIndex, MemStore, MemStoreError};
+pub use store::{JobFeed, JobIndex, JobTable, MemStore, MemStoreError};
 
 use crate::driver::{self, Clock, DriverError, Observer};
 use crate::engine::Engine;
@@ -91,23 +92,31 @@ pub fn simulate(
     cfg: SimConfig<'_>,
     observer: &mut dyn Observer,
 ) -> Result<SimResult, DriverError> {
+    simulate_table(&jobs.cluster, &JobTable::whole(&jobs.jobs), cfg, observer)
+}
+
+/// Simulates the jobs of `table` on `cluster` under `cfg`. `observer` sees the engine after
+/// every step.
+pub fn simulate_table(
+    cluster: &crate::model::Cluster,
+    table: &JobTable<'_>,
+    cfg: SimConfig<'_>,
+    observer: &mut dyn Observer,
+) -> Result<SimResult, DriverError> {
     let policy_name = cfg.policy_name;
-    let index = JobIndex::new(&jobs.jobs);
-    let start = jobs.jobs.first().map_or(Time::ZERO, |j| j.0.submit);
-    let mut engine = Engine::new(jobs.cluster.clone(), cfg.placement, cfg.policy, policy_name);
+    let start = table.first_submit().unwrap_or(Time::ZERO);
+    let mut engine = Engine::new(cluster.clone(), cfg.placement, cfg.policy, policy_name);
     engine.set_limits(cfg.limits);
     if let Some(a) = cfg.assoc {
         engine.set_associations(a);
     }
     let mut clock = VirtualClock::starting_at(start);
-    let mut exec = SimExecutor::new(&jobs.jobs, &index, cfg.span_penalty_permille);
-    for (s, _) in &jobs.jobs {
-        if s.elastic.is_some() {
-            exec.set_elastic(s.id, s.cpus);
-        }
-    }
-    let mut store = MemStore::new(&jobs.jobs, &index);
+    let mut exec = SimExecutor::new(table, cfg.span_penalty_permille);
+    let mut store = MemStore::new(table);
     driver::run(&mut engine, &mut clock, &mut exec, &mut store, observer)?;
+    if let Some(e) = table.failed() {
+        return Err(DriverError::Store(Box::new(MemStoreError::Feed(e))));
+    }
     // The driver only returns Ok once every job has ended.
     let Some(mut out) = store.into_results() else {
         return Err(DriverError::Stalled {
@@ -122,7 +131,7 @@ pub fn simulate(
         exec.elastic_work().iter().map(|(j, w)| (*j, *w)).collect();
     elastic_work.sort_unstable_by_key(|w| w.0);
     Ok(SimResult {
-        procs: jobs.procs(),
+        procs: cluster.total_cpus(),
         jobs: out,
         passes: engine.passes(),
         elastic_work,

@@ -115,26 +115,13 @@ impl Setup {
         let built = build_cluster(&self.machine, |procs| {
             workload.machine_procs(procs).map_err(|e| e.to_string())
         })?;
-        for n in built.notes {
-            notices(Notice::Note(n));
+        for n in machine_notes(&self.machine, &built.notes, &built.scheduler) {
+            notices(n);
         }
         let scheduler = built.scheduler;
-        if let (Some(path), false) = (&self.machine.cluster, scheduler.is_empty()) {
-            let kv: Vec<String> = scheduler.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            notices(Notice::Note(format!(
-                "{}: scheduling parameters of the `slurm` policy: {} (parameters in the policy spec win)",
-                path.display(),
-                kv.join(",")
-            )));
-        }
         self.transform(&mut workload, built.cluster.total_cpus())?;
         if let Some(n) = ignore_memory(&mut workload, &built.cluster) {
-            notices(Notice::Note(format!(
-                "the machine has no memory (a processor count, or nodes without --mem-per-node): \
-                 the memory requests of {n} job{} are ignored; give the nodes memory \
-                 (--mem-per-node, or RealMemory in a slurm.conf) to simulate them",
-                if n == 1 { "" } else { "s" }
-            )));
+            notices(memory_note(n));
         }
         let mut jobs = workload.prepare(
             &built.cluster,
@@ -152,14 +139,8 @@ impl Setup {
         }
         // The trace's own records are no longer needed: give their memory back before simulating.
         workload.jobs = Vec::new();
-        if jobs.skipped_total() > 0 {
-            if jobs.jobs.is_empty() {
-                return Err(SimError::AllSkipped {
-                    trace: self.trace.clone(),
-                    detail: skipped_note(&jobs),
-                });
-            }
-            notices(Notice::Note(skipped_note(&jobs)));
+        if let Some(n) = self.skipped_notice(&jobs, jobs.jobs.len())? {
+            notices(n);
         }
         Ok(Prepared {
             setup: self.clone(),
@@ -169,6 +150,25 @@ impl Setup {
             placement: placement_name,
             scheduler,
         })
+    }
+
+    /// The note on the jobs left out of `jobs` (`kept` were kept), if any; an error when every
+    /// job was.
+    pub(crate) fn skipped_notice(
+        &self,
+        jobs: &SimJobs,
+        kept: usize,
+    ) -> Result<Option<Notice>, SimError> {
+        if jobs.skipped_total() == 0 {
+            return Ok(None);
+        }
+        if kept == 0 {
+            return Err(SimError::AllSkipped {
+                trace: self.trace.clone(),
+                detail: skipped_note(jobs, kept),
+            });
+        }
+        Ok(Some(Notice::Note(skipped_note(jobs, kept))))
     }
 
     /// Load scaling, then shaking, on the trace as read (the load measured on `cpus`).
@@ -208,24 +208,61 @@ fn unknown(name: &str) -> SimError {
     }
 }
 
+/// How the machine was understood: the notes of building it, and the scheduling parameters a
+/// `slurm.conf` gives the `slurm` policy.
+pub(crate) fn machine_notes(
+    machine: &ClusterOptions,
+    notes: &[String],
+    scheduler: &[(String, String)],
+) -> Vec<Notice> {
+    let mut out: Vec<Notice> = notes.iter().map(|n| Notice::Note(n.clone())).collect();
+    if let (Some(path), false) = (&machine.cluster, scheduler.is_empty()) {
+        let kv: Vec<String> = scheduler.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push(Notice::Note(format!(
+            "{}: scheduling parameters of the `slurm` policy: {} (parameters in the policy spec win)",
+            path.display(),
+            kv.join(",")
+        )));
+    }
+    out
+}
+
+/// The note that `n` jobs' memory requests are ignored (the machine has none).
+pub(crate) fn memory_note(n: usize) -> Notice {
+    Notice::Note(format!(
+        "the machine has no memory (a processor count, or nodes without --mem-per-node): \
+         the memory requests of {n} job{} are ignored; give the nodes memory \
+         (--mem-per-node, or RealMemory in a slurm.conf) to simulate them",
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
 /// On a machine whose nodes have no memory, memory is not modelled: jobs' memory requests are
 /// dropped (rather than every such job skipped). Returns how many jobs had one, if any.
 fn ignore_memory(workload: &mut Workload, cluster: &crate::model::Cluster) -> Option<usize> {
     if cluster.nodes.iter().any(|n| n.mem_mb > 0) {
         return None;
     }
-    let mut n = 0;
-    for j in workload.jobs.iter_mut() {
-        if j.mem_mb.is_some_and(|m| m > 0) {
-            j.mem_mb = None;
-            n += 1;
-        }
-    }
+    let n = workload
+        .jobs
+        .iter_mut()
+        .map(drop_memory)
+        .filter(|&d| d)
+        .count();
     (n > 0).then_some(n)
 }
 
-/// "skipped N of M jobs (n reason: e.g. job 3: why, ...)".
-fn skipped_note(jobs: &SimJobs) -> String {
+/// Drops a job's memory request; true if it had one.
+pub(crate) fn drop_memory(j: &mut crate::trace::TraceJob) -> bool {
+    let had = j.mem_mb.is_some_and(|m| m > 0);
+    if had {
+        j.mem_mb = None;
+    }
+    had
+}
+
+/// "skipped N of M jobs (n reason: e.g. job 3: why, ...)", `kept` jobs kept.
+fn skipped_note(jobs: &SimJobs, kept: usize) -> String {
     let parts: Vec<String> = SkipReason::ALL
         .iter()
         .filter_map(|r| {
@@ -240,7 +277,7 @@ fn skipped_note(jobs: &SimJobs) -> String {
     format!(
         "skipped {} of {} jobs ({})",
         jobs.skipped_total(),
-        jobs.skipped_total() as usize + jobs.jobs.len(),
+        jobs.skipped_total() as usize + kept,
         parts.join(", ")
     )
 }
@@ -330,11 +367,19 @@ impl Prepared {
     /// The spec a run builds: for the `slurm` policy, the scheduling parameters of the
     /// cluster's `slurm.conf` below the spec's own (a parameter given in the spec wins).
     pub fn effective_spec(&self, spec: &str) -> Result<String, SimError> {
+        Prepared::spec_with(spec, &self.scheduler)
+    }
+
+    /// [`Prepared::effective_spec`] with the scheduling parameters `scheduler`.
+    pub(crate) fn spec_with(
+        spec: &str,
+        scheduler: &[(String, String)],
+    ) -> Result<String, SimError> {
         let mut parsed = PolicySpec::parse(spec).map_err(SimError::Policy)?;
-        if parsed.name != crate::policy::slurm::INFO.name || self.scheduler.is_empty() {
+        if parsed.name != crate::policy::slurm::INFO.name || scheduler.is_empty() {
             return Ok(spec.to_string());
         }
-        for (k, v) in &self.scheduler {
+        for (k, v) in scheduler {
             parsed.params.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Ok(parsed.canonical())

@@ -2,6 +2,9 @@
 //! as their submit times come, and records what happened to each (start, end, allocation,
 //! preemptions, resizes, CPU-time) straight into the job's [`JobResult`], so that a
 //! simulation's outcome is built in place (one record per job, not two).
+//!
+//! The jobs are in a [`JobTable`], shared with the executor: a workload prepared whole, or one
+//! that grows as a [`JobFeed`] delivers jobs while the trace is still being read.
 
 use crate::driver::{Completion, Store};
 use crate::engine::Command;
@@ -9,6 +12,7 @@ use crate::ids::{FastMap, JobId};
 use crate::metrics::JobResult;
 use crate::model::{FinalState, JobSpec, JobTruth, PendingReason, PreemptMode, Slice};
 use crate::time::{Dur, Time};
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// Job id → position in the workload: a table by id when the ids are compact (traces mostly
@@ -49,6 +53,35 @@ impl JobIndex {
         }
     }
 
+    /// Adds the job `id` at position `at`, the index's `at`-th job (ids are unique): the table
+    /// grows while the ids stay compact, and becomes a map when they do not.
+    pub fn push(&mut self, id: JobId, at: usize) {
+        if let JobIndex::Dense { min, pos } = self {
+            if pos.is_empty() {
+                *min = id.0;
+            }
+            let span = id.0.checked_sub(*min).filter(|&k| k < 4 * at as u64 + 1024);
+            if let Some(k) = span {
+                let k = k as usize;
+                if pos.len() <= k {
+                    pos.resize(k + 1, u32::MAX);
+                }
+                pos[k] = at as u32;
+                return;
+            }
+            let map = pos
+                .iter()
+                .enumerate()
+                .filter(|p| *p.1 != u32::MAX)
+                .map(|(k, &p)| (JobId(*min + k as u64), p))
+                .collect();
+            *self = JobIndex::Sparse(map);
+        }
+        if let JobIndex::Sparse(m) = self {
+            m.insert(id, at as u32);
+        }
+    }
+
     pub fn get(&self, job: JobId) -> Option<usize> {
         match self {
             JobIndex::Dense { min, pos } => job
@@ -59,6 +92,159 @@ impl JobIndex {
                 .map(|&p| p as usize),
             JobIndex::Sparse(m) => m.get(&job).map(|&p| p as usize),
         }
+    }
+}
+
+/// Simulated jobs with their truth, in queue order.
+pub type JobBatch = Vec<(Arc<JobSpec>, JobTruth)>;
+
+/// Jobs in queue order, delivered a batch at a time while a simulation runs.
+pub trait JobFeed {
+    /// The next jobs (in queue order, after every job delivered before), or `None` at the end;
+    /// `Err` when the feed stopped and the simulation must be given up.
+    fn next_jobs(&mut self) -> Result<Option<JobBatch>, String>;
+}
+
+impl std::fmt::Debug for JobTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobTable")
+            .field("jobs", &self.len())
+            .field("feeding", &self.feeding())
+            .finish()
+    }
+}
+
+/// The jobs of a simulation, found by position (the store) and by id (the executor): a
+/// workload prepared whole, or one that grows from a [`JobFeed`].
+pub struct JobTable<'a> {
+    /// The whole workload, when it was prepared whole (else empty).
+    fixed: &'a [(Arc<JobSpec>, JobTruth)],
+    grown: RefCell<Grown>,
+}
+
+struct Grown {
+    /// The jobs delivered so far, when fed.
+    jobs: Vec<(Arc<JobSpec>, JobTruth)>,
+    index: JobIndex,
+    feed: Option<Box<dyn JobFeed>>,
+    /// Why the feed stopped, if it did.
+    failed: Option<String>,
+}
+
+impl<'a> JobTable<'a> {
+    /// A workload prepared whole, in queue order.
+    pub fn whole(jobs: &'a [(Arc<JobSpec>, JobTruth)]) -> JobTable<'a> {
+        JobTable {
+            fixed: jobs,
+            grown: RefCell::new(Grown {
+                jobs: Vec::new(),
+                index: JobIndex::new(jobs),
+                feed: None,
+                failed: None,
+            }),
+        }
+    }
+
+    /// Jobs that `feed` delivers while the simulation runs; its first batch is taken now.
+    pub fn fed(feed: Box<dyn JobFeed>) -> JobTable<'a> {
+        let table = JobTable {
+            fixed: &[],
+            grown: RefCell::new(Grown {
+                jobs: Vec::new(),
+                index: JobIndex::Dense {
+                    min: 0,
+                    pos: Vec::new(),
+                },
+                feed: Some(feed),
+                failed: None,
+            }),
+        };
+        table.pull();
+        table
+    }
+
+    /// Takes the feed's next batch; false when there is none (the feed ended or stopped).
+    fn pull(&self) -> bool {
+        let g = &mut *self.grown.borrow_mut();
+        let Some(feed) = g.feed.as_mut() else {
+            return false;
+        };
+        match feed.next_jobs() {
+            Ok(Some(batch)) => {
+                let base = g.jobs.len();
+                for (k, (s, _)) in batch.iter().enumerate() {
+                    g.index.push(s.id, base + k);
+                }
+                g.jobs.extend(batch);
+                true
+            }
+            Ok(None) => {
+                g.feed = None;
+                false
+            }
+            Err(e) => {
+                g.failed = Some(e);
+                g.feed = None;
+                false
+            }
+        }
+    }
+
+    /// The job at `pos` and its true run time, if known.
+    fn job_at(&self, pos: usize) -> Option<(Arc<JobSpec>, Dur)> {
+        let known = |j: &(Arc<JobSpec>, JobTruth)| (Arc::clone(&j.0), j.1.runtime);
+        match self.fixed.get(pos) {
+            Some(j) => Some(known(j)),
+            None => self.grown.borrow().jobs.get(pos).map(known),
+        }
+    }
+
+    /// The submit time of the job at `pos`, if it is known now (never waits for the feed).
+    fn submit_at(&self, pos: usize) -> Option<Time> {
+        match self.fixed.get(pos) {
+            Some(j) => Some(j.0.submit),
+            None => self.grown.borrow().jobs.get(pos).map(|j| j.0.submit),
+        }
+    }
+
+    /// Whether more jobs may come beyond those known now.
+    fn feeding(&self) -> bool {
+        self.grown.borrow().feed.is_some()
+    }
+
+    /// Jobs known now.
+    pub fn len(&self) -> usize {
+        self.fixed.len().max(self.grown.borrow().jobs.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Why the feed stopped, if it did.
+    pub fn failed(&self) -> Option<String> {
+        self.grown.borrow().failed.clone()
+    }
+
+    /// The position of job `job`.
+    pub fn position(&self, job: JobId) -> Option<usize> {
+        self.grown.borrow().index.get(job)
+    }
+
+    /// The truth of job `job`, and its requested size if it is elastic.
+    pub fn truth(&self, job: JobId) -> Option<(JobTruth, Option<u32>)> {
+        let g = self.grown.borrow();
+        let i = g.index.get(job)?;
+        let (s, t) = match self.fixed.get(i) {
+            Some(j) => j,
+            None => g.jobs.get(i)?,
+        };
+        Some((*t, s.elastic.map(|_| s.cpus)))
+    }
+
+    /// The submit time of the first job.
+    pub fn first_submit(&self) -> Option<Time> {
+        self.submit_at(0)
     }
 }
 
@@ -76,71 +262,56 @@ const STARTED: u8 = 1;
 const ENDED: u8 = 2;
 
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
-#[derive(Debug)]
 pub struct MemStore<'a> {
-    jobs: &'a [(Arc<JobSpec>, JobTruth)],
+    jobs: &'a JobTable<'a>,
     next: usize,
-    index: &'a JobIndex,
-    /// Every job's record, filled in as it runs.
+    /// Every arrived job's record, filled in as it runs.
     results: Vec<JobResult>,
     flags: Vec<u8>,
     /// The jobs holding CPUs, by position.
     holding: FastMap<u32, Holding>,
+    /// The empty allocation of a job that has not started.
+    none: Arc<[Slice]>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemStoreError {
     #[error("unknown job {0}")]
     UnknownJob(JobId),
+    #[error("the jobs stopped coming: {0}")]
+    Feed(String),
 }
 
 impl<'a> MemStore<'a> {
-    /// `jobs` must be in queue order; `index` finds them by id.
-    pub fn new(jobs: &'a [(Arc<JobSpec>, JobTruth)], index: &'a JobIndex) -> MemStore<'a> {
-        let none: Arc<[Slice]> = Arc::from(Vec::new());
-        let results = jobs
-            .iter()
-            .map(|(spec, truth)| JobResult {
-                spec: Arc::clone(spec),
-                runtime: truth.runtime,
-                start: Time::ZERO,
-                finish: Time::ZERO,
-                state: FinalState::Completed,
-                alloc: Arc::clone(&none),
-                leaf_switches: 0,
-                pending_reason: PendingReason::None,
-                preemptions: 0,
-                busy: Dur::ZERO,
-                lost_cpu_ms: 0,
-                cpu_ms: 0,
-                resizes: 0,
-            })
-            .collect();
+    /// A store handing over `jobs` (in queue order).
+    pub fn new(jobs: &'a JobTable<'a>) -> MemStore<'a> {
+        let n = jobs.fixed.len();
         MemStore {
             jobs,
             next: 0,
-            index,
-            results,
-            flags: vec![0; jobs.len()],
+            results: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
             holding: FastMap::default(),
+            none: Arc::from(Vec::new()),
         }
     }
     fn slot(&self, job: JobId) -> Result<usize, MemStoreError> {
-        self.index.get(job).ok_or(MemStoreError::UnknownJob(job))
-    }
-    pub fn jobs(&self) -> &[(Arc<JobSpec>, JobTruth)] {
         self.jobs
+            .position(job)
+            .filter(|&i| i < self.results.len())
+            .ok_or(MemStoreError::UnknownJob(job))
     }
     /// How many jobs have been handed to the engine so far.
     pub fn handed_over(&self) -> usize {
         self.next
     }
-    /// Every job's record in queue order, or `None` if some job never started or never ended.
+    /// Every job's record in queue order, or `None` if some job never started or never ended
+    /// (or jobs are still to come).
     pub fn into_results(self) -> Option<Vec<JobResult>> {
-        self.flags
-            .iter()
-            .all(|&f| f == STARTED | ENDED)
-            .then_some(self.results)
+        (!self.jobs.feeding()
+            && self.next == self.jobs.len()
+            && self.flags.iter().all(|&f| f == STARTED | ENDED))
+        .then_some(self.results)
     }
 }
 
@@ -152,20 +323,49 @@ impl Store for MemStore<'_> {
         now: Time,
         out: &mut Vec<Arc<JobSpec>>,
     ) -> Result<(), MemStoreError> {
-        while let Some((j, _)) = self.jobs.get(self.next) {
-            if j.submit > now {
+        loop {
+            // The next job, taking the feed's next batch when every known job was handed over.
+            let Some(submit) = self.jobs.submit_at(self.next) else {
+                if self.jobs.pull() {
+                    continue;
+                }
+                break;
+            };
+            if submit > now {
                 break;
             }
-            out.push(Arc::clone(j));
+            let Some((spec, runtime)) = self.jobs.job_at(self.next) else {
+                break;
+            };
+            self.results.push(JobResult {
+                spec: Arc::clone(&spec),
+                runtime,
+                start: Time::ZERO,
+                finish: Time::ZERO,
+                state: FinalState::Completed,
+                alloc: Arc::clone(&self.none),
+                leaf_switches: 0,
+                pending_reason: PendingReason::None,
+                preemptions: 0,
+                busy: Dur::ZERO,
+                lost_cpu_ms: 0,
+                cpu_ms: 0,
+                resizes: 0,
+            });
+            self.flags.push(0);
+            out.push(spec);
             self.next += 1;
         }
-        Ok(())
+        match self.jobs.failed() {
+            Some(e) => Err(MemStoreError::Feed(e)),
+            None => Ok(()),
+        }
     }
     fn next_arrival(&self) -> Option<Time> {
-        self.jobs.get(self.next).map(|j| j.0.submit)
+        self.jobs.submit_at(self.next)
     }
     fn exhausted(&self) -> bool {
-        self.next >= self.jobs.len()
+        self.next >= self.jobs.len() && !self.jobs.feeding()
     }
     fn record_start(&mut self, now: Time, cmd: &Command) -> Result<(), MemStoreError> {
         let Command::Start {
@@ -277,12 +477,100 @@ mod tests {
         assert_eq!(JobIndex::new(&[]).get(JobId(1)), None);
     }
 
+    /// An index grown a job at a time finds what one built whole finds, and turns into a map
+    /// when the ids stop being compact.
+    #[test]
+    fn a_grown_index_finds_the_same_jobs() {
+        for ids in [
+            vec![5u64, 6, 7, 9, 12],
+            vec![3, 4, 1_000_000_000, 12, 400_000],
+        ] {
+            let mut index = JobIndex::Dense {
+                min: 0,
+                pos: Vec::new(),
+            };
+            for (i, &id) in ids.iter().enumerate() {
+                index.push(JobId(id), i);
+            }
+            let whole = JobIndex::new(&jobs(&ids));
+            assert_eq!(
+                matches!(index, JobIndex::Dense { .. }),
+                matches!(whole, JobIndex::Dense { .. }),
+                "{ids:?}"
+            );
+            for id in ids.iter().copied().chain([0, 2, 8, 13, u64::MAX]) {
+                assert_eq!(index.get(JobId(id)), whole.get(JobId(id)), "{ids:?}: {id}");
+            }
+        }
+    }
+
+    /// A feed of batches, then its end or a failure.
+    struct Batches(Vec<Result<JobBatch, String>>);
+    impl JobFeed for Batches {
+        fn next_jobs(&mut self) -> Result<Option<JobBatch>, String> {
+            if self.0.is_empty() {
+                return Ok(None);
+            }
+            self.0.remove(0).map(Some)
+        }
+    }
+
+    /// A fed store hands over the same arrivals as a whole one, batch boundaries or not, and
+    /// reports a feed that stops.
+    #[test]
+    fn a_fed_table_hands_over_what_a_whole_one_does() {
+        let mut w = jobs(&[1, 2, 3, 4, 5]);
+        for (k, (s, _)) in w.iter_mut().enumerate() {
+            Arc::make_mut(s).submit = Time(10 * (k as i64 / 2));
+        }
+        let arrivals = |table: &JobTable<'_>| {
+            let mut store = MemStore::new(table);
+            let mut got = Vec::new();
+            for now in [0, 5, 10, 20, 30] {
+                let mut out = Vec::new();
+                let r = store.take_arrivals(Time(now), &mut out);
+                got.push((out.iter().map(|s| s.id.0).collect::<Vec<_>>(), r.is_ok()));
+                got.push((
+                    store
+                        .next_arrival()
+                        .map(|t| vec![t.0 as u64])
+                        .unwrap_or_default(),
+                    store.exhausted(),
+                ));
+            }
+            got
+        };
+        let want = arrivals(&JobTable::whole(&w));
+        assert_eq!(want[0], (vec![1, 2], true));
+        for cut in [vec![1, 4], vec![3], vec![5], vec![2, 3, 4]] {
+            let mut batches = Vec::new();
+            let mut from = 0;
+            for c in cut.iter().copied().chain([5]) {
+                batches.push(Ok(w[from..c].to_vec()));
+                from = c;
+            }
+            let fed = JobTable::fed(Box::new(Batches(batches)));
+            assert_eq!(arrivals(&fed), want, "{cut:?}");
+            assert_eq!(fed.truth(JobId(4)).map(|t| t.0.runtime), Some(Dur(1)));
+        }
+        let fed = JobTable::fed(Box::new(Batches(vec![
+            Ok(w[..3].to_vec()),
+            Err("stopped".to_string()),
+        ])));
+        let mut store = MemStore::new(&fed);
+        let mut out = Vec::new();
+        store.take_arrivals(Time(0), &mut out).unwrap();
+        assert!(store.take_arrivals(Time(10), &mut out).is_err());
+        assert_eq!(fed.failed().as_deref(), Some("stopped"));
+    }
+
     /// Results only once every job has started and ended.
     #[test]
     fn results_need_every_job_ended() {
         let w = jobs(&[1, 2]);
-        let index = JobIndex::new(&w);
-        let mut store = MemStore::new(&w, &index);
+        let table = JobTable::whole(&w);
+        let mut store = MemStore::new(&table);
+        store.take_arrivals(Time::ZERO, &mut Vec::new()).unwrap();
         let alloc: Arc<[Slice]> = Arc::from([Slice::new(0, 1, 0)]);
         for (job, at) in [(1, 10), (2, 20)] {
             let start = Command::Start {
@@ -306,7 +594,8 @@ mod tests {
             store.record_end(&end(3, 15)),
             Err(MemStoreError::UnknownJob(JobId(3)))
         ));
-        let mut two = MemStore::new(&w, &index);
+        let mut two = MemStore::new(&table);
+        two.take_arrivals(Time::ZERO, &mut Vec::new()).unwrap();
         two.record_end(&end(1, 15)).unwrap();
         assert!(
             two.into_results().is_none(),

@@ -11,16 +11,17 @@ pub mod csv;
 pub mod elastic;
 pub mod generate;
 pub mod info;
+mod prepare;
 pub mod sacct;
 pub mod swf;
 pub mod transform;
 pub mod write;
 
+pub use prepare::JobPreparer;
+
 use crate::ids::{FastMap, JobId, Names, Sym};
 use crate::model::{Cluster, EstimateMode, JobSpec, JobTruth};
-use crate::sched::admission::can_ever_run;
 use crate::sched::limits::{LimitState, Limits, PassUsage};
-use crate::sched::placement::Placement;
 use crate::time::{Dur, Time};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -181,109 +182,6 @@ impl Workload {
             )),
         }
     }
-
-    /// Applies the reading rules of semantics §2 and §3 for a run on `cluster`: skips jobs
-    /// that cannot run (counted by reason), derives estimates, resolves partitions, and
-    /// stable-sorts by submit time.
-    pub fn prepare(
-        &self,
-        cluster: &Cluster,
-        placement: &dyn Placement,
-        opts: &PrepareOptions,
-    ) -> SimJobs {
-        let total = cluster.total_cpus();
-        let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
-        if !self.malformed_lines.is_empty() {
-            skipped.insert(SkipReason::MalformedLine, self.malformed_lines.len() as u64);
-        }
-        let mut examples: BTreeMap<SkipReason, String> = BTreeMap::new();
-        let mut jobs = Vec::with_capacity(self.jobs.len());
-        let mut runnable: FastMap<_, bool> = FastMap::default();
-        for j in &self.jobs {
-            let partition = if self.partitions_named && !self.names.get(j.partition).is_empty() {
-                cluster.partition_by_name(self.names.get(j.partition))
-            } else {
-                Some(cluster.default_partition)
-            };
-            let reason = if j.runtime.0 < 0 {
-                Some(SkipReason::NegativeRuntime)
-            } else if j.procs <= 0 {
-                Some(SkipReason::NoProcessors)
-            } else if j.procs as u64 > total {
-                Some(SkipReason::TooManyProcessors)
-            } else if partition.is_none() {
-                Some(SkipReason::UnknownPartition)
-            } else {
-                None
-            };
-            if let Some(r) = reason {
-                *skipped.entry(r).or_insert(0) += 1;
-                if r == SkipReason::TooManyProcessors {
-                    examples.entry(r).or_insert_with(|| {
-                        format!("job {}: {} CPUs, the machine has {total}", j.id.0, j.procs)
-                    });
-                }
-                continue;
-            }
-            let estimate = opts.estimate.estimate(j.requested, j.runtime);
-            let spec = JobSpec {
-                id: j.id,
-                submit: j.submit,
-                cpus: j.procs as u32,
-                estimate,
-                requested_time: j.requested,
-                time_limit: if opts.kill_at_limit {
-                    j.requested
-                } else {
-                    None
-                },
-                priority: j.priority,
-                user: j.user,
-                account: j.group,
-                queue: j.queue,
-                partition: partition.unwrap_or(0),
-                nodes: j.nodes,
-                mem_mb: j.mem_mb,
-                gpus: j.gpus,
-                switches: opts.switches,
-                qos: j.qos,
-                nice: j.nice,
-                elastic: j.elastic,
-            };
-            // Many jobs share a shape: decide each (partition, request, time limit) once.
-            let key = (spec.partition, spec.request(), spec.requested_time);
-            let ok = *runnable
-                .entry(key)
-                .or_insert_with(|| can_ever_run(cluster, placement, &spec).is_ok());
-            if !ok {
-                let r = SkipReason::CannotRunInPartition;
-                *skipped.entry(r).or_insert(0) += 1;
-                examples.entry(r).or_insert_with(|| {
-                    let why = can_ever_run(cluster, placement, &spec)
-                        .err()
-                        .unwrap_or_default();
-                    format!("job {}: {why}", spec.id.0)
-                });
-                continue;
-            }
-            let truth = JobTruth {
-                speedup: j.speedup.unwrap_or(opts.speedup),
-                ..JobTruth::new(j.runtime)
-            };
-            jobs.push((Arc::new(spec), truth));
-        }
-        // Queue order: submit time, then position in the file (a stable sort; most traces are
-        // in order already, and a stable sort would still take a buffer of half the jobs).
-        if !jobs.is_sorted_by_key(|(s, _)| s.submit) {
-            jobs.sort_by_key(|(s, _)| s.submit);
-        }
-        SimJobs {
-            cluster: cluster.clone(),
-            jobs,
-            skipped,
-            skip_examples: examples,
-        }
-    }
 }
 
 /// Which reader a file needs.
@@ -340,26 +238,35 @@ pub fn read_trace_as(
     let mut reader = open(path)?;
     let format = match format {
         Some(f) => f,
-        None => match TraceFormat::from_path(path) {
-            TraceFormat::Swf => {
-                let head = reader
-                    .fill_buf()
-                    .map_err(|e| TraceError::new(path, None, TraceErrorKind::Io(e)))?;
-                let first = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-                if sacct::looks_like_sacct(&String::from_utf8_lossy(first)) {
-                    TraceFormat::Sacct
-                } else {
-                    TraceFormat::Swf
-                }
-            }
-            f => f,
-        },
+        None => detect_format(&mut reader, path)?,
     };
     match format {
         TraceFormat::Swf => swf::read(reader, path, lenient),
         TraceFormat::Csv => csv::read(reader, path, lenient),
         TraceFormat::Sacct => sacct::read(reader, path, lenient),
     }
+}
+
+/// The format of the file `path`, open as `reader`: by its name, or sacct when a file not named
+/// as CSV or sacct starts with an sacct header line.
+pub fn detect_format(
+    reader: &mut Box<dyn BufRead + Send>,
+    path: &Path,
+) -> Result<TraceFormat, TraceError> {
+    Ok(match TraceFormat::from_path(path) {
+        TraceFormat::Swf => {
+            let head = reader
+                .fill_buf()
+                .map_err(|e| TraceError::new(path, None, TraceErrorKind::Io(e)))?;
+            let first = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+            if sacct::looks_like_sacct(&String::from_utf8_lossy(first)) {
+                TraceFormat::Sacct
+            } else {
+                TraceFormat::Swf
+            }
+        }
+        f => f,
+    })
 }
 
 /// Opens a file, transparently decompressing gzip.

@@ -50,31 +50,62 @@ pub fn read(
     let mut max_procs = None;
     let mut max_nodes = None;
     let mut seen = UniqueIds::default();
-    let mut names = Names::default();
-    let mut cache = NameCache::default();
-    let scan =
-        |text: &str, first_line: u64, out: &mut Vec<Line>| scan_chunk(text, first_line, path, out);
-    for_each_chunk(reader, path, scan, |text, lines: &mut Vec<Line>| {
-        for l in lines.drain(..) {
-            match l {
-                Line::Header { procs, nodes } => {
-                    max_procs = procs.or(max_procs);
-                    max_nodes = nodes.or(max_nodes);
-                }
-                Line::Job(j) => {
-                    let job = j.finish(text, &mut names, &mut cache);
-                    seen.check(&w.jobs, job.id, job.line, path)?;
-                    w.jobs.push(job);
-                }
-                Line::Bad(line, _) if lenient => w.malformed_lines.push(line),
-                Line::Bad(_, e) => return Err(*e),
+    let names = read_each(reader, path, |item| {
+        match item {
+            Item::Header { procs, nodes } => {
+                max_procs = procs.or(max_procs);
+                max_nodes = nodes.or(max_nodes);
             }
+            Item::Job(job) => {
+                seen.check(&w.jobs, job.id, job.line, path)?;
+                w.jobs.push(job);
+            }
+            Item::Malformed(line, _) if lenient => w.malformed_lines.push(line),
+            Item::Malformed(_, e) => return Err(*e),
         }
         Ok(())
     })?;
     w.declared_procs = max_procs.or(max_nodes);
     w.names = names;
     Ok(w)
+}
+
+/// What an SWF trace holds, line by line, as [`read_each`] hands it over.
+pub(crate) enum Item {
+    /// `MaxProcs` / `MaxNodes` in a comment line.
+    Header {
+        procs: Option<u32>,
+        nodes: Option<u32>,
+    },
+    /// A job line, its names interned (ids not checked for duplicates).
+    Job(TraceJob),
+    /// A malformed line: its number and the error.
+    Malformed(u64, Box<TraceError>),
+}
+
+/// Reads an SWF trace and hands `each` its headers, jobs and malformed lines in line order;
+/// returns the interned names. The first error `each` returns stops the reading (the rest of
+/// the input is still checked for read errors and invalid UTF-8, which win, as in [`read`]).
+pub(crate) fn read_each(
+    reader: Box<dyn BufRead + Send>,
+    path: &Path,
+    mut each: impl FnMut(Item) -> Result<(), TraceError>,
+) -> Result<Names, TraceError> {
+    let mut names = Names::default();
+    let mut cache = NameCache::default();
+    let scan =
+        |text: &str, first_line: u64, out: &mut Vec<Line>| scan_chunk(text, first_line, path, out);
+    for_each_chunk(reader, path, scan, |text, lines: &mut Vec<Line>| {
+        for l in lines.drain(..) {
+            each(match l {
+                Line::Header { procs, nodes } => Item::Header { procs, nodes },
+                Line::Job(j) => Item::Job(j.finish(text, &mut names, &mut cache)),
+                Line::Bad(line, e) => Item::Malformed(line, e),
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(names)
 }
 
 /// A line of a chunk as scanned, without what needs the whole file's state (names, ids).

@@ -28,5 +28,6 @@ mod slurm_fidelity;
 mod slurm_policy;
 mod slurm_real;
 mod slurm_replay;
+mod stream;
 mod util;
 mod workloads;
