@@ -48,12 +48,15 @@ pub enum Request {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RunnerCall {
     /// Claim launch `launch` of job `job` for runner `pid` (started at `start`, as
-    /// `machine::process_start` reads it); answered [`RunnerAnswer::Claimed`].
+    /// `machine::process_start` reads it), with the cgroups the runner made already, if it
+    /// made them first; answered [`RunnerAnswer::Claimed`].
     Claim {
         job: i64,
         launch: i64,
         pid: i32,
         start: Option<i64>,
+        #[serde(default)]
+        cgroups: Option<Vec<String>>,
     },
     /// The cgroups the runner made for the job.
     Cgroups { job: i64, dirs: Vec<String> },

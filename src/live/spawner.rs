@@ -11,7 +11,7 @@
 //! must not cross a fork).
 //!
 //! Protocol, one line per message on a socket pair (the spawner's standard input):
-//! the daemon sends `L <job> <launch>`; the spawner answers `P <job> <pid>` once the runner is
+//! the daemon sends `L <job> <launch> <memory MB>`; the spawner answers `P <job> <pid>` once the runner is
 //! forked (or `E <job> <why>`), and `X <job> <pid>` when a runner it forked has ended (it reaps its
 //! children). The runner itself is the same code as `job-runner --job ID --launch N`: it
 //! claims its launch in the database, so a runner of a launch the daemon gave up on runs
@@ -102,8 +102,8 @@ impl Spawner {
         self.dead.load(Ordering::SeqCst)
     }
 
-    /// Forks the runner of `job`'s launch `launch`; its pid.
-    pub fn launch(&mut self, job: i64, launch: i64) -> Result<i32, String> {
+    /// Forks the runner of `job`'s launch `launch` (the job's memory: `mem_mb`); its pid.
+    pub fn launch(&mut self, job: i64, launch: i64, mem_mb: u64) -> Result<i32, String> {
         if self.is_dead() {
             return Err("the runner spawner has ended".into());
         }
@@ -111,7 +111,7 @@ impl Spawner {
         while self.answers.try_recv().is_ok() {}
         // The whole line in one write (`writeln!` on the socket makes a system call per part).
         self.stream
-            .write_all(format!("L {job} {launch}\n").as_bytes())
+            .write_all(format!("L {job} {launch} {mem_mb}\n").as_bytes())
             .map_err(|e| format!("cannot reach the runner spawner: {e}"))?;
         loop {
             match self.answers.recv_timeout(ANSWER) {
@@ -221,7 +221,9 @@ pub fn serve(home: &Home) -> Result<(), LiveError> {
                 let mut w = line.split(' ');
                 match (w.next(), w.next().map(str::parse), w.next().map(str::parse)) {
                     (Some("L"), Some(Ok(job)), Some(Ok(launch))) => {
-                        let answer = fork_runner(home, job, launch, &chld, &sfd);
+                        // The job's memory (a daemon of an older version leaves it out).
+                        let mem_mb = w.next().and_then(|m| m.parse().ok());
+                        let answer = fork_runner(home, (job, launch, mem_mb), &chld, &sfd);
                         if let Ok(pid) = answer {
                             kids.insert(pid, job);
                         }
@@ -259,8 +261,7 @@ fn reap(kids: &mut BTreeMap<i32, i64>, sock: &mut UnixStream) {
 /// signalfd behind and runs [`super::runner::run`], as `job-runner --job J --launch N` would.
 fn fork_runner(
     home: &Home,
-    job: i64,
-    launch: i64,
+    (job, launch, mem_mb): (i64, i64, Option<u64>),
     chld: &SigSet,
     sfd: &SignalFd,
 ) -> Result<i32, nix::errno::Errno> {
@@ -272,15 +273,16 @@ fn fork_runner(
             // Standard input becomes /dev/null; the signalfd is closed (it is close-on-exec,
             // but the runner starts the job with a fork and an exec of its own).
             drop_fds(sfd);
-            let code =
-                std::panic::catch_unwind(|| match super::runner::run(home, job, Some(launch)) {
+            let code = std::panic::catch_unwind(|| {
+                match super::runner::run(home, job, Some((launch, mem_mb))) {
                     Ok(c) => c,
                     Err(e) => {
                         live_log!("mini-slurm: job {job}: runner: {e}");
                         1
                     }
-                })
-                .unwrap_or(101);
+                }
+            })
+            .unwrap_or(101);
             // SAFETY: `_exit` ends this forked child without running the spawner's exit
             // handlers a second time.
             unsafe { nix::libc::_exit(code) }

@@ -101,6 +101,7 @@ impl<L: Ledger> ProcessExecutor<L> {
             elastic,
             resize_signal,
             launch,
+            mem_mb,
         } = self
             .ledger
             .launching(
@@ -125,8 +126,8 @@ impl<L: Ledger> ProcessExecutor<L> {
             );
         }
         let (pid, spawned) = match self.spawner() {
-            Some(s) => (s.launch(id, launch)?, true),
-            None => (self.exec_runner(job, launch)?, false),
+            Some(s) => (s.launch(id, launch, mem_mb)?, true),
+            None => (self.exec_runner(job, launch, mem_mb)?, false),
         };
         failpoint::hit("start:forked");
         // The runner records its pid and start time when it claims the launch (a daemon that
@@ -179,8 +180,9 @@ impl<L: Ledger> ProcessExecutor<L> {
         self.spawner.as_mut()
     }
 
-    /// Executes `job-runner --job J --launch N` and waits for it on a thread of its own.
-    fn exec_runner(&self, job: JobId, launch: i64) -> Result<i32, String> {
+    /// Executes `job-runner --job J --launch N --mem-mb M` and waits for it on a thread of its
+    /// own.
+    fn exec_runner(&self, job: JobId, launch: i64, mem_mb: u64) -> Result<i32, String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -191,6 +193,7 @@ impl<L: Ledger> ProcessExecutor<L> {
         let child = std::process::Command::new(&self.runner)
             .args(["job-runner", "--job", &job.0.to_string()])
             .args(["--launch", &launch.to_string()])
+            .args(["--mem-mb", &mem_mb.to_string()])
             .env("MINI_SLURM_HOME", &self.home.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -71,13 +71,36 @@ extern "C" fn forward(_sig: i32) {
 }
 
 /// Runs job `id` to its end and records the result. Returns the runner's exit status.
-pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> {
+/// `launch`: the launch to claim, with the job's memory (MB) where the daemon sent it.
+pub fn run(home: &Home, id: i64, launch: Option<(i64, Option<u64>)>) -> Result<i32, LiveError> {
     // Our own session: the daemon's terminal or death does not reach us.
     let _ = setsid();
     // A launched runner records through its daemon; `job-runner --job ID` alone, directly.
     let rec = Recorder::new(home, launch.is_some());
-    let Some(job) = claim(&rec, home, id, launch)? else {
-        return Ok(0);
+    // Subreaper and cgroups (recorded before the job starts, for the daemon if we die): made
+    // first where the job's memory is known, and recorded with the claim.
+    let early = launch
+        .and_then(|(_, mem)| mem)
+        .map(|mem| JobContainer::create(id, mem << 20));
+    let early_dirs = early.as_ref().map(dirs_of);
+    let claimed = claim(&rec, home, id, launch.map(|l| l.0), early_dirs.as_deref());
+    let (container, job) = match (early, claimed) {
+        (Some(c), Ok(Some(job))) if launch.and_then(|l| l.1) == Some(job.mem_mb) => (c, job),
+        (early, Ok(Some(job))) => {
+            if let Some(c) = early {
+                c.remove();
+            }
+            let c = JobContainer::create(id, job.mem_mb << 20);
+            rec.cgroups(id, &dirs_of(&c)).map_err(LiveError::Other)?;
+            (c, job)
+        }
+        (early, other) => {
+            if let Some(c) = early {
+                c.remove();
+            }
+            other?;
+            return Ok(0);
+        }
     };
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only reads and writes atomics and calls kill(2).
@@ -85,11 +108,7 @@ pub fn run(home: &Home, id: i64, launch: Option<i64>) -> Result<i32, LiveError> 
             let _ = signal::signal(sig, SigHandler::Handler(forward));
         }
     }
-    // Subreaper, cgroups (recorded before the job starts, for the daemon if we die), CPUs.
-    let container = JobContainer::create(id, job.mem_mb << 20);
     let joins = container.joins();
-    let dirs: Vec<String> = joins.iter().map(|j| j.dir.display().to_string()).collect();
-    rec.cgroups(id, &dirs).map_err(LiveError::Other)?;
     if let Err(e) = pin_self(&parse_cpu_list(&job.cpu_list)) {
         pin_failed(&rec, id, &e);
     }
@@ -170,12 +189,14 @@ fn claim(
     home: &Home,
     id: i64,
     launch: Option<i64>,
+    cgroups: Option<&[String]>,
 ) -> Result<Option<JobRow>, LiveError> {
     let read = match launch {
         Some(launch) => {
             let me = std::process::id() as i32;
             let start = machine::process_start(me);
-            match until_recorded(id, "its launch", || rec.claim(id, launch, me, start)) {
+            let claim = || rec.claim(id, launch, (me, start), cgroups);
+            match until_recorded(id, "its launch", claim) {
                 Claim::NotCurrent => {
                     live_log!(
                         "mini-slurm: job {id}: launch {launch} is not current; not running it"
@@ -199,6 +220,14 @@ fn claim(
             Ok(None)
         }
     }
+}
+
+/// The cgroups a container made, as recorded.
+fn dirs_of(c: &JobContainer) -> Vec<String> {
+    c.joins()
+        .iter()
+        .map(|j| j.dir.display().to_string())
+        .collect()
 }
 
 /// The limits [`supervise`] keeps.

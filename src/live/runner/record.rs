@@ -100,19 +100,21 @@ impl<'a> Recorder<'a> {
         direct(db).map_err(|e| e.to_string())
     }
 
-    /// Claims launch `launch` of job `id` for this runner (`pid`, started at `start`).
+    /// Claims launch `launch` of job `id` for this runner (`pid`, started at `start`),
+    /// recording the cgroups it made already.
     pub fn claim(
         &self,
         id: i64,
         launch: i64,
-        pid: i32,
-        start: Option<i64>,
+        (pid, start): (i32, Option<i64>),
+        cgroups: Option<&[String]>,
     ) -> Result<Claim, String> {
         let call = RunnerCall::Claim {
             job: id,
             launch,
             pid,
             start,
+            cgroups: cgroups.map(<[String]>::to_vec),
         };
         let from = |a| match a {
             RunnerAnswer::Claimed(j) => Some(Claim::Job(Box::new(j.into_row()))),
@@ -121,7 +123,7 @@ impl<'a> Recorder<'a> {
             _ => None,
         };
         self.record(call, from, |db| {
-            Ok(match db.claim_and_read(id, launch, pid, start)? {
+            Ok(match db.claim_and_read(id, launch, pid, start, cgroups)? {
                 Claimed::NotCurrent => Claim::NotCurrent,
                 Claimed::Job(j) => Claim::Job(j),
                 Claimed::Damaged(e) => Claim::Damaged(e.to_string()),
@@ -199,7 +201,8 @@ pub fn answer(db: &Db, call: RunnerCall) -> Result<RunnerAnswer, LiveError> {
             launch,
             pid,
             start,
-        } => match db.claim_and_read(job, launch, pid, start)? {
+            cgroups,
+        } => match db.claim_and_read(job, launch, pid, start, cgroups.as_deref())? {
             Claimed::NotCurrent => RunnerAnswer::NotCurrent,
             Claimed::Job(j) => RunnerAnswer::Claimed(Box::new(ClaimedJob::of(*j))),
             Claimed::Damaged(e) => RunnerAnswer::Damaged(e.to_string()),
@@ -256,6 +259,7 @@ mod tests {
                 launch: n,
                 pid,
                 start,
+                cgroups: None,
             };
             answer(&db, call).unwrap()
         };

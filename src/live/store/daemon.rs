@@ -17,6 +17,8 @@ pub struct Allocated {
     pub resize_signal: Option<i32>,
     /// The number of this launch, which its runner must claim.
     pub launch: i64,
+    /// The job's memory (MB; 0: no limit), for its runner to make its cgroups before it claims.
+    pub mem_mb: u64,
 }
 
 /// How a job is to be launched: where, and how its runner supervises it.
@@ -117,7 +119,7 @@ impl Db {
                     job_pgid = NULL, runner_pid = NULL, runner_start = NULL, cgroups = '',
                     pin_error = NULL, timed_out = 0, runner_done = 0, exit_code = NULL,
                     signal = NULL, end_ms = NULL, oom = 0, launch = launch + 1
-                 WHERE id = ?9 RETURNING min_cpus IS NOT NULL, resize_signal, launch",
+                 WHERE id = ?9 RETURNING min_cpus IS NOT NULL, resize_signal, launch, mem_mb",
                 params![
                     JobState::Configuring.name(),
                     l.cpu_list,
@@ -134,6 +136,7 @@ impl Db {
                         elastic: r.get(0)?,
                         resize_signal: r.get(1)?,
                         launch: r.get(2)?,
+                        mem_mb: r.get::<_, i64>(3)?.max(0) as u64,
                     })
                 },
             )

@@ -408,28 +408,36 @@ pub(crate) mod tests {
         };
         let n = launch(&db);
         assert!(matches!(
-            db.claim_and_read(1, n + 1, 9, None).unwrap(),
+            db.claim_and_read(1, n + 1, 9, None, None).unwrap(),
             Claimed::NotCurrent
         ));
-        match db.claim_and_read(1, n, 9, Some(3)).unwrap() {
+        match db
+            .claim_and_read(1, n, 9, Some(3), Some(&["/cg/a".into()]))
+            .unwrap()
+        {
             Claimed::Job(j) => {
                 assert_eq!(
-                    (j.state, j.runner_pid, j.env.clone()),
-                    (JobState::Running, Some(9), job("a").env)
+                    (j.state, j.runner_pid, j.env.clone(), j.cgroups.clone()),
+                    (
+                        JobState::Running,
+                        Some(9),
+                        job("a").env,
+                        vec!["/cg/a".to_string()]
+                    )
                 );
             }
             other => panic!("{other:?}"),
         }
         assert!(
             matches!(
-                db.claim_and_read(1, n, 9, None).unwrap(),
+                db.claim_and_read(1, n, 9, None, None).unwrap(),
                 Claimed::NotCurrent
             ),
             "claimed once"
         );
         assert!(
             matches!(
-                db.claim_and_read(1, n, 9, Some(3)).unwrap(),
+                db.claim_and_read(1, n, 9, Some(3), None).unwrap(),
                 Claimed::Job(_)
             ),
             "the same runner's claim, sent again, finds the job claimed by it"
@@ -437,7 +445,7 @@ pub(crate) mod tests {
         db.exec("UPDATE jobs SET env = 'oops'", []).unwrap();
         let n = launch(&db);
         assert!(matches!(
-            db.claim_and_read(1, n, 9, None).unwrap(),
+            db.claim_and_read(1, n, 9, None, None).unwrap(),
             Claimed::Damaged(_)
         ));
         assert_eq!(

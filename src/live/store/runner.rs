@@ -43,16 +43,19 @@ impl Db {
     /// current one, or no longer CONFIGURING (the daemon restarted and queued the job again,
     /// or it was cancelled): such a runner exits without running anything, so a job never
     /// runs twice. A claim made again by the same runner (its answer was lost on the way
-    /// from the daemon) finds the job as that runner left it.
+    /// from the daemon) finds the job as that runner left it. `cgroups`: the cgroups the
+    /// runner already made for the job, recorded with the claim.
     pub fn claim_and_read(
         &self,
         id: i64,
         launch: i64,
         pid: i32,
         start: Option<i64>,
+        cgroups: Option<&[String]>,
     ) -> Result<Claimed> {
         const SQL: &str = concat!(
-            "UPDATE jobs SET state = ?1, runner_pid = ?2, runner_start = ?3
+            "UPDATE jobs SET state = ?1, runner_pid = ?2, runner_start = ?3,
+                cgroups = COALESCE(?7, cgroups)
              WHERE id = ?4 AND launch = ?5
                AND (state = ?6 OR (state = ?1 AND runner_pid = ?2 AND runner_start IS ?3))
              RETURNING ",
@@ -67,7 +70,8 @@ impl Db {
                 start,
                 id,
                 launch,
-                crate::model::JobState::Configuring.name()
+                crate::model::JobState::Configuring.name(),
+                cgroups.map(|c| c.join("\n"))
             ])
             .map_err(|e| self.err(e))?;
         let Some(r) = rows.next().map_err(|e| self.err(e))? else {
