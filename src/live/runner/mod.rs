@@ -79,13 +79,12 @@ pub fn run(home: &Home, id: i64, launch: Option<(i64, Option<u64>)>) -> Result<i
     let rec = Recorder::new(home, launch.is_some());
     // Subreaper and cgroups (recorded before the job starts, for the daemon if we die): made
     // first where the job's memory is known, and recorded with the claim.
-    let early = launch
-        .and_then(|(_, mem)| mem)
-        .map(|mem| JobContainer::create(id, mem << 20));
+    let mem_hint = launch.and_then(|(_, mem)| mem);
+    let early = mem_hint.map(|mem| JobContainer::create(id, mem << 20));
     let early_dirs = early.as_ref().map(dirs_of);
     let claimed = claim(&rec, home, id, launch.map(|l| l.0), early_dirs.as_deref());
     let (container, job) = match (early, claimed) {
-        (Some(c), Ok(Some(job))) if launch.and_then(|l| l.1) == Some(job.mem_mb) => (c, job),
+        (Some(c), Ok(Some(job))) if mem_hint == Some(job.mem_mb) => (c, job),
         (early, Ok(Some(job))) => {
             if let Some(c) = early {
                 c.remove();
