@@ -1,14 +1,14 @@
 //! Where a runner's records go: to the daemon that launched it, which writes them with its open
 //! connection, or — when no daemon answers — into the database by the runner itself.
 //!
-//! Why: opening the database costs a fresh process most of what a trivial job costs (the
-//! schema read and parsed, every statement compiled, a page cache and its heap faulted in),
-//! and the claim sits between a start's decision and the job's first instruction. Through the
-//! daemon a record is one request on its socket ([`RunnerCall`], the daemon's own user only).
-//! A daemon that is gone, stopped (no answer within [`PATIENCE`]), or of another version
-//! leaves the runner on the direct path for the rest of its job, as before: what only the runner knows is still recorded before it
-//! exits, whether or not a daemon runs. Every record is idempotent (a claim sent again by the
-//! same runner finds the job claimed by it), so one whose answer was lost may be made again.
+//! Why: opening the database was a large share of a trivial job's runner (the schema read and
+//! parsed, every statement compiled, a page cache and its heap faulted in), and the claim sits between a start's decision and the job's first instruction. Through the daemon a
+//! record is one request on its socket ([`RunnerCall`], the daemon's own user only). A daemon
+//! that is gone, stopped (no answer within [`PATIENCE`]), or of another version leaves the
+//! runner on the direct path for the rest of its job, as before: what only the runner knows is
+//! still recorded before it exits, whether or not a daemon runs. Every record is idempotent (a
+//! claim sent again by the same runner finds the job claimed by it), so one whose answer was
+//! lost may be made again.
 
 use super::super::protocol::{
     ClaimedJob, FailureKind, Request, Response, RunnerAnswer, RunnerCall,
@@ -55,7 +55,7 @@ impl<'a> Recorder<'a> {
         self.home
     }
 
-    /// Whether the daemon took the last record (and has been woken by it).
+    /// Whether the daemon took the last record (and was woken by it, if it was a result).
     pub fn through_daemon(&self) -> bool {
         self.daemon.get()
     }
