@@ -11,11 +11,11 @@
 //! must not cross a fork).
 //!
 //! Protocol, one line per message on a socket pair (the spawner's standard input):
-//! the daemon sends `L <job> <launch> <memory MB>`; the spawner answers `P <job> <pid>` once the runner is
-//! forked (or `E <job> <why>`), and `X <job> <pid>` when a runner it forked has ended (it reaps its
-//! children). The runner itself is the same code as `job-runner --job ID --launch N`: it
-//! claims its launch in the database, so a runner of a launch the daemon gave up on runs
-//! nothing.
+//! the daemon sends `L <job> <launch> <memory MB>`; the spawner answers `P <job> <pid>` once
+//! the runner is forked (or `E <job> <why>`), and `X <job> <pid>` when a runner it forked has
+//! ended (it reaps its children). The runner itself is the same code as `job-runner --job ID
+//! --launch N --mem-mb M`: it claims its launch (through the daemon, or in the database where
+//! none answers), so a runner of a launch the daemon gave up on runs nothing.
 //!
 //! Crashes: when the daemon goes away the spawner reads end-of-file and exits; the runners it
 //! forked run on (as before, a runner outlives the daemon) and a restarted daemon adopts them.
