@@ -321,9 +321,25 @@ fn concurrent_submissions_are_all_stored_once() {
 
 /// The same workload live and in the simulator: the same engine gives the same start order,
 /// and start times agree within a small tolerance (process start-up is the difference).
+/// EASY's choices compare expected ends at the millisecond, so a daemon whose reactions drift
+/// by tens of milliseconds (a loaded machine: seen on a 2-core machine running other builds)
+/// can flip one backfill decision and shift every later start; the scenario is run again, up
+/// to three times, and must agree once. A difference in the engine would differ every time.
 #[test]
 fn live_and_simulated_schedules_agree() {
     let _heavy = crate::util::heavy();
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        match live_and_simulated_once() {
+            Ok(()) => return,
+            Err(why) => tries.push(why),
+        }
+    }
+    panic!("no run agreed: {tries:#?}");
+}
+
+/// One run of [`live_and_simulated_schedules_agree`]: `Err` says where the schedules differ.
+fn live_and_simulated_once() -> Result<(), String> {
     use mini_slurm::driver::NoObserver;
     use mini_slurm::ids::JobId;
     use mini_slurm::model::{Cluster, JobSpec, JobTruth};
@@ -416,29 +432,32 @@ fn live_and_simulated_schedules_agree() {
         for b in &ends[i + 1..] {
             // Nominal ends are 150 ms apart or more; jitter must not have brought two together
             // (live, ends a few ms apart can meet in one pass).
-            assert!((a - b).abs() >= 30, "near-simultaneous ends: {ends:?}");
+            if (a - b).abs() < 30 {
+                return Err(format!("near-simultaneous ends: {ends:?}"));
+            }
         }
     }
     for i in 0..jobs.len() {
         for k in 0..jobs.len() {
-            if sim[i] + 300 <= sim[k] {
-                assert!(
-                    live[i] < live[k],
+            if sim[i] + 300 <= sim[k] && live[i] >= live[k] {
+                return Err(format!(
                     "order: job {} before {} (sim {sim:?}, live {live:?})",
                     i + 1,
                     k + 1
-                );
+                ));
             }
         }
         // Each start drifts only by the daemon's reaction times (the run times are the same).
-        assert!(
-            (live[i] - sim[i]).abs() <= 300,
-            "job {}: sim {} ms, live {} ms (sim {sim:?}, live {live:?})",
-            i + 1,
-            sim[i],
-            live[i]
-        );
+        if (live[i] - sim[i]).abs() > 300 {
+            return Err(format!(
+                "job {}: sim {} ms, live {} ms (sim {sim:?}, live {live:?})",
+                i + 1,
+                sim[i],
+                live[i]
+            ));
+        }
     }
+    Ok(())
 }
 
 /// GPUs come from `nvidia-smi` (here a stand-in printing two H200s): the scheduler hands them
