@@ -217,7 +217,7 @@ impl JobContainer {
 
     /// Kills everything left of the job and reaps it, once its main process has ended: the
     /// process group, the cgroups until they are empty, the runner's descendants until the
-    /// runner has no child left (at most [`PATIENCE`]).
+    /// runner has no child left (at most `PATIENCE`).
     pub fn kill_all(&self, pgid: i32) {
         if pgid > 0 {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
@@ -394,7 +394,7 @@ pub fn marked_processes(home: &Path, job: i64) -> Vec<i32> {
 /// What is left of job `job` whose runner has died: empties and removes its recorded
 /// cgroups (only directories named as the runner names them), kills its process group
 /// `pgid` if a process there still carries the job's marker, and every process carrying the
-/// marker ([`marked_processes`]); waits (at most [`PATIENCE`]) until they are gone. Returns
+/// marker ([`marked_processes`]); waits (at most `PATIENCE`) until they are gone. Returns
 /// how many processes it signalled.
 pub fn kill_remains(home: &Path, job: i64, pgid: Option<i32>, cgroups: &[PathBuf]) -> usize {
     let until = Instant::now() + PATIENCE;

@@ -8,7 +8,7 @@
 //!
 //! A fixed pool of [`WORKERS`] threads accepts and serves connections, each with its own
 //! database connection and a bounded request size. A connection has [`IO_TIMEOUT`] in all for
-//! the client's part, sending its request and reading the answer ([`Deadline`]: what is left
+//! the client's part, sending its request and reading the answer (`Deadline`: what is left
 //! of it is the socket's timeout before every read and write, so a client that sends one byte
 //! at a time is cut off as surely as a silent one), and a user other than root holds at most
 //! [`PER_UID`] workers at once on a shared scheduler (a further connection is closed

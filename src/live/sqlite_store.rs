@@ -413,7 +413,7 @@ impl SqliteStore {
 
 /// Live mode's store never stops the daemon for a fault of the database: reads that fail
 /// hand nothing over this time and are retried with back-off, writes that fail are kept in
-/// order and retried before anything else (see [`Deferred`]).
+/// order and retried before anything else (see `Deferred`).
 impl Store for SqliteStore {
     type Error = LiveError;
 

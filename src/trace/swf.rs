@@ -37,7 +37,7 @@ pub const FIELD_NAMES: [&str; 18] = [
 /// Reads an SWF trace. With `lenient`, malformed lines are skipped and counted instead of
 /// stopping the read. The text is read (and gunzipped) on a second thread, which also scans
 /// the chunks it gets ahead on; this thread scans the others, interns the names and checks the
-/// ids, in line order ([`super::chunks`]).
+/// ids, in line order (`trace::chunks`).
 pub fn read(
     reader: Box<dyn BufRead + Send>,
     path: &Path,

@@ -172,7 +172,7 @@ pub struct Adopted {
     pub resize_signal: Option<i32>,
     /// Resizes so far.
     pub generation: u32,
-    /// Held by the engine (see [`Proc`]'s field of the same name).
+    /// Held by the engine (see `Proc`'s field of the same name).
     pub managed: bool,
 }
 

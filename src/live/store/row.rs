@@ -94,7 +94,7 @@ impl<'de> serde::Deserialize<'de> for EnvPart {
 }
 
 /// Serde by Slurm's names for job states (the store's and the client protocol's text), and
-/// for environments (as [`env_value`] writes them).
+/// for environments (as `env_value` writes them).
 pub mod by_name {
     use crate::model::JobState;
 
@@ -154,7 +154,7 @@ pub mod by_name {
         }
     }
 
-    /// An environment, as [`super::encode_env`] writes it.
+    /// An environment, as `encode_env` writes it.
     pub mod env {
         use super::*;
         use crate::live::store::row::{Env, EnvJson, EnvPart};

@@ -11,7 +11,7 @@
 //! are asked of `sacct` in one call. A job found in neither is not assumed done: it is asked
 //! again on every poll, and failed (`NodeFail`) only after `lost_after`. A state this build
 //! does not know is logged once and asked again. A command that fails delays the next poll
-//! (back-off up to 60 s) and is counted for `stats` ([`Faults`]).
+//! (back-off up to 60 s) and is counted for `stats` (`Faults`).
 
 use crate::driver::{Completion, Executor};
 use crate::engine::Command;
