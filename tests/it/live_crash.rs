@@ -387,3 +387,61 @@ fn runners_record_through_the_daemon_and_without_it() {
     assert_eq!(l.job(a).exit_code, Some(0));
     assert_eq!(runs(l.home()), BTreeMap::from([(a, 1)]));
 }
+
+/// A runner without a daemon to answer records in the database itself, in either order of its
+/// first steps: told the job's memory with the launch (`--mem-mb`, as the daemon does) it makes
+/// the cgroups first and records them with its claim; told only the launch (an older daemon)
+/// it claims first and records the cgroups after. Either way the job runs once and its cgroups
+/// and result are recorded.
+#[test]
+fn a_runner_alone_records_its_cgroups_with_or_after_its_claim() {
+    use mini_slurm::live::store::Launch;
+    let mut l = Live::new();
+    l.start(&["--cpus", "1"]);
+    l.stop();
+    let with_mem = l.submit(&[&marked("0")]);
+    let without = l.submit(&[&marked("0")]);
+    for (id, mem) in [(with_mem, Some("0")), (without, None)] {
+        let launch = Launch {
+            cpu_list: "",
+            gpu_list: "",
+            cpus: 1,
+            kill_wait_ms: 1000,
+            rlimit_as: false,
+            at_ms: 1,
+        };
+        let n = l.db().record_launch(id, &launch).unwrap().launch;
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "job-runner",
+            "--job",
+            &id.to_string(),
+            "--launch",
+            &n.to_string(),
+        ])
+        .env("MINI_SLURM_HOME", l.home());
+        if let Some(m) = mem {
+            cmd.args(["--mem-mb", m]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let row = l.job(id);
+        assert_eq!(
+            (row.runner_done, row.exit_code),
+            (true, Some(0)),
+            "job {id}"
+        );
+        let stats = l.db().contain_stats().unwrap();
+        if stats.containment.is_some_and(|c| c.starts_with("a cgroup")) {
+            assert!(!row.cgroups.is_empty(), "job {id}: no cgroups recorded");
+        }
+    }
+    assert_eq!(
+        runs(l.home()),
+        BTreeMap::from([(with_mem, 1), (without, 1)])
+    );
+}
