@@ -143,6 +143,9 @@ pub struct ValidSubmission {
 pub struct Submitted {
     /// The job's id, or the ids of the array's tasks (the first is the array's id).
     pub ids: Vec<i64>,
+    /// What the submitter should know: e.g. a job larger than the machine, kept pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Why a submission was refused.

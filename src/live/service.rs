@@ -130,7 +130,7 @@ impl Service<'_> {
         }
         let v = s.validate()?;
         let meta = self.db.daemon_meta()?;
-        Capacity::of(&meta).check(&v.job)?;
+        let warnings = Capacity::of(&meta).check(&v.job)?;
         if v.job.elastic.is_some() && meta.executor.as_deref() == Some("slurm") {
             return Err(SubmitError::Invalid(format!(
                 "--elastic: {}",
@@ -153,7 +153,7 @@ impl Service<'_> {
         job.submit_ms = now_ms();
         let array = v.array.as_ref().map(|(t, l)| (t.as_slice(), *l));
         let ids = self.db.insert_jobs(&job, array)?;
-        Ok(Submitted { ids })
+        Ok(Submitted { ids, warnings })
     }
 
     /// The jobs a filter selects, by id, with the details of others' withheld.
@@ -295,15 +295,12 @@ impl Capacity {
         Capacity { cpus, mem_mb, gpus }
     }
 
-    /// Whether a job of this size could ever run here: the message names the flag if not.
-    pub(super) fn check(&self, job: &NewJob) -> Result<(), SubmitError> {
+    /// Whether a job of this size fits this scheduler. An elastic job's `--max-cpus` above
+    /// the machine is refused (the message names the flag); a job larger than the machine is
+    /// kept — it waits, `ReqNodeNotAvail`, until a scheduler with more starts (the seeds'
+    /// guide submits one and expects it pending) — and the returned warnings say so.
+    pub(super) fn check(&self, job: &NewJob) -> Result<Vec<String>, SubmitError> {
         let Capacity { cpus, mem_mb, gpus } = *self;
-        if job.cpus > cpus {
-            return Err(invalid(format!(
-                "--cpus {}: the machine has {cpus} CPUs",
-                job.cpus
-            )));
-        }
         if let Some((_, hi)) = job.elastic
             && hi > cpus
         {
@@ -311,19 +308,27 @@ impl Capacity {
                 "--max-cpus {hi}: the machine has {cpus} CPUs"
             )));
         }
+        let mut over = Vec::new();
+        if job.cpus > cpus {
+            over.push(format!("--cpus {}: the machine has {cpus} CPUs", job.cpus));
+        }
         if job.mem_mb > mem_mb && mem_mb > 0 {
-            return Err(invalid(format!(
+            over.push(format!(
                 "--mem {} MB: the machine has {mem_mb} MB",
                 job.mem_mb
-            )));
+            ));
         }
         if job.gpus > gpus {
-            return Err(invalid(format!(
-                "--gpus {}: the machine has {gpus} GPUs",
-                job.gpus
-            )));
+            over.push(format!("--gpus {}: the machine has {gpus} GPUs", job.gpus));
         }
-        Ok(())
+        Ok(over
+            .into_iter()
+            .map(|o| {
+                format!(
+                    "{o}: the job stays pending (ReqNodeNotAvail) until a scheduler with more starts"
+                )
+            })
+            .collect())
     }
 }
 

@@ -268,7 +268,7 @@ fn bad_submissions_store_nothing() {
     for args in [
         &["--cpus", "0", "true"][..],
         &["--mem", "4XB", "true"],
-        &["--cpus", "100000", "true"],
+        // A job larger than the machine waits: live_ux::a_job_larger_than_the_machine_...
         &["--dependency", "afterok:999", "true"],
         &["--array", "5-1", "true"],
         &["--time", "soon", "true"],
@@ -483,11 +483,27 @@ fn gpus_from_nvidia_smi_reach_the_job() {
     l.start_with(&["--cpus", "2"], &[("PATH", &path)]);
     let a = l.submit(&["--gpus", "1", "echo $CUDA_VISIBLE_DEVICES; sleep 0.5"]);
     let b = l.submit(&["--gpus", "1", "echo $CUDA_VISIBLE_DEVICES"]);
-    let too_many = l.cmd(&["submit", "--gpus", "3", "true"]);
-    assert_eq!(too_many.status.code(), Some(2), "3 GPUs on a 2-GPU machine");
+    // 3 GPUs on a 2-GPU machine: kept, with a warning, and left waiting.
+    let too_many = l.cmd(&["submit", "--parsable", "--gpus", "3", "true"]);
+    let warned = String::from_utf8_lossy(&too_many.stderr).to_string();
+    assert!(too_many.status.success(), "{warned}");
+    assert!(
+        warned.contains("warning: --gpus 3: the machine has 2 GPUs"),
+        "{warned}"
+    );
+    let c: i64 = String::from_utf8_lossy(&too_many.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     for id in [a, b] {
         assert_eq!(l.wait_state(id, 20).state.name(), "COMPLETED");
     }
+    wait_for(
+        || l.job(c).reason.to_string().starts_with("ReqNodeNotAvail"),
+        10,
+        "the 3-GPU job's reason",
+    );
+    assert_eq!(l.job(c).state.name(), "PENDING");
     let out =
         |id: i64| std::fs::read_to_string(l.home().join(format!("logs/job_{id}.out"))).unwrap();
     let mut seen = vec![out(a), out(b)];

@@ -268,3 +268,59 @@ fn jobs_keep_the_resource_limits_they_were_submitted_with() {
     let j = submit("true", &[("SLURM_RLIMIT_NOFILE", "unlimited")]);
     assert_eq!(printed(j), want);
 }
+
+/// The seeds' guide, step 5: a job larger than the scheduler "should stay pending", then is
+/// found with `queue --status PENDING` and cancelled. It is kept with a warning per flag over
+/// the machine, waits with `ReqNodeNotAvail` (not blocking smaller jobs) until cancelled; an
+/// elastic job's `--max-cpus` over the machine is still refused.
+#[test]
+fn a_job_larger_than_the_machine_stays_pending_as_the_seeds_guide_expects() {
+    let mut l = Live::new();
+    l.start(&["--total-cpus", "2", "--total-mem", "1GB"]);
+    let o = l.cmd(&[
+        "submit",
+        "--cpus",
+        "20",
+        "--mem",
+        "32GB",
+        "echo 'This will wait'",
+    ]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(so.starts_with("Submitted job 1"), "{so}");
+    for flag in [
+        "--cpus 20: the machine has 2 CPUs",
+        "--mem 32768 MB: the machine has 1024 MB",
+    ] {
+        assert!(
+            se.contains(&format!(
+                "warning: {flag}: the job stays pending (ReqNodeNotAvail)"
+            )),
+            "{se}"
+        );
+    }
+    let small = l.submit(&["--", "true"]);
+    assert_eq!(l.wait_state(small, 20).state.name(), "COMPLETED");
+    crate::live_util::wait_for(
+        || l.job(1).reason.to_string().starts_with("ReqNodeNotAvail"),
+        10,
+        "job 1's reason",
+    );
+    let (so, se) = out(&l.cmd(&["queue", "--status", "PENDING"]));
+    let line = so.lines().find(|x| x.trim_start().starts_with("1 "));
+    assert!(
+        line.is_some_and(|x| x.contains("PD") && x.contains("(ReqNodeNotAvail")),
+        "{so}{se}"
+    );
+    let o = l.cmd(&["cancel", "1"]);
+    assert!(o.status.success(), "{}", out(&o).1);
+    assert_eq!(l.job(1).state.name(), "CANCELLED");
+    let (so, _) = out(&l.cmd(&["queue", "--status", "PENDING", "--noheader"]));
+    assert_eq!(so, "", "nothing pending");
+    // A range that leaves the machine is a mistake, not a size to wait for.
+    let elastic = "submit --elastic --cpus 1 --min-cpus 1 --max-cpus 8 true";
+    let o = l.cmd(&elastic.split(' ').collect::<Vec<_>>());
+    let (_, se) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{se}");
+    assert!(se.contains("--max-cpus 8: the machine has 2 CPUs"), "{se}");
+}

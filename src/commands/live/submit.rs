@@ -3,7 +3,7 @@
 use super::{client, failed, input};
 use crate::commands::{CliError, CliResult};
 use mini_slurm::live::LiveError;
-use mini_slurm::live::client::{Owner, Submission, SubmitError};
+use mini_slurm::live::client::{Owner, Submission, SubmitError, Submitted};
 use mini_slurm::live::syntax::parse_signal;
 use std::ffi::OsString;
 
@@ -134,7 +134,10 @@ pub fn run(a: SubmitArgs) -> CliResult {
     };
     let job = request.clone().validate().map_err(submit_error)?;
     let mut c = client()?;
-    let ids = c.submit(request).map_err(submit_error)?.ids;
+    let Submitted { ids, warnings } = c.submit(request).map_err(submit_error)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if !c.via_daemon() && !c.home().daemon_running() {
         eprintln!(
             "warning: no scheduler runs for {}: the job waits until one starts (mini-slurm scheduler)",
