@@ -332,23 +332,28 @@ pub const QUEUE_STATES: [JobState; 8] = [
     JobState::Preempted,
 ];
 
-/// The jobs `queue` lists: those in `states` (comma-separated names, any case), else all with
-/// `all`, else the pending and running ones; only `user`'s when given.
+/// The jobs `queue` lists: those in `states` (comma-separated names or `squeue`'s short
+/// codes — `PD`, `R`, `CD`, ... — any case; `all` for every state), else all with `all`, else
+/// the pending and running ones; only `user`'s when given.
 pub fn queue_filter(
     states: Option<&str>,
     user: Option<String>,
     all: bool,
 ) -> Result<JobFilter, String> {
     let states = match states {
+        Some(s) if s.split(',').any(|x| x.trim().eq_ignore_ascii_case("all")) => None,
         Some(s) => {
             let mut out = Vec::new();
             for st in s.split(',').map(|x| x.trim().to_ascii_uppercase()) {
-                match JobState::from_name(&st).filter(|s| QUEUE_STATES.contains(s)) {
+                let named = JobState::from_name(&st)
+                    .or_else(|| QUEUE_STATES.iter().copied().find(|q| q.short() == st));
+                match named.filter(|s| QUEUE_STATES.contains(s)) {
                     Some(s) => out.push(s),
                     None => {
                         let names: Vec<&str> = QUEUE_STATES.iter().map(|s| s.name()).collect();
                         return Err(format!(
-                            "unknown state '{st}' (expected {})",
+                            "unknown state '{st}' (expected {}, their short codes as squeue \
+                             prints them, or all)",
                             names.join(", ")
                         ));
                     }

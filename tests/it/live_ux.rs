@@ -324,3 +324,48 @@ fn a_job_larger_than_the_machine_stays_pending_as_the_seeds_guide_expects() {
     assert_eq!(o.status.code(), Some(2), "{se}");
     assert!(se.contains("--max-cpus 8: the machine has 2 CPUs"), "{se}");
 }
+
+/// `squeue`'s habits: `-t/--states` with its short codes and `all`, `-j/--jobs` with jobs,
+/// whole arrays and tasks (any state), `--me`.
+#[test]
+fn queue_takes_squeues_state_codes_job_lists_and_me() {
+    let l = Live::new();
+    let array = l.submit(&["--array", "0-2", "true"]);
+    let single = l.submit(&["true"]);
+    let gone = l.submit(&["true"]);
+    assert!(l.cmd(&["cancel", &gone.to_string()]).status.success());
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["queue", "--noheader", "--format", "%i"];
+        a.extend_from_slice(args);
+        let o = l.cmd(&a);
+        let (so, se) = out(&o);
+        assert!(o.status.success(), "{args:?}: {se}");
+        so.split_whitespace().map(str::to_string).collect()
+    };
+    let (t0, t1, t2) = (
+        format!("{array}_0"),
+        format!("{array}_1"),
+        format!("{array}_2"),
+    );
+    let s = single.to_string();
+    let pending = [t0.clone(), t1.clone(), t2.clone(), s.clone()];
+    assert_eq!(ids(&["-t", "pd"]), pending);
+    assert_eq!(ids(&["--states", "PD,R"]), pending);
+    assert_eq!(ids(&["-t", "CA"]), [gone.to_string()]);
+    assert_eq!(ids(&["-t", "all"]).len(), 5);
+    assert_eq!(ids(&["--me"]).len(), 4, "pending and running, mine");
+    assert_eq!(ids(&["-j", &array.to_string()]), [t0, t1.clone(), t2]);
+    assert_eq!(
+        ids(&["-j", &format!("{t1},{gone}")]),
+        [t1, gone.to_string()]
+    );
+    assert_eq!(
+        ids(&["-j", &gone.to_string(), "-t", "PD"]),
+        Vec::<String>::new()
+    );
+    let o = l.cmd(&["queue", "-t", "XX"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).1.contains("unknown state 'XX'"), "{}", out(&o).1);
+    let o = l.cmd(&["queue", "-j", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+}

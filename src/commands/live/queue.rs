@@ -4,20 +4,29 @@ use super::format::{self, Format, job_label};
 use super::{existing_client, exit_code_str, failed, input, secs, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
-use mini_slurm::live::client::{Client, ExpectedStarts, queue_filter};
+use mini_slurm::live::client::{Client, ExpectedStarts, Owner, queue_filter};
 use mini_slurm::live::now_ms;
 use mini_slurm::live::publish::PlanScope;
 use mini_slurm::live::store::JobRow;
+use mini_slurm::live::syntax::JobRef;
 use mini_slurm::model::JobState;
 
 #[derive(clap::Args, Debug)]
 pub struct QueueArgs {
-    /// Only jobs in these states (comma-separated: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY)
-    #[arg(long, short = 's', alias = "state", value_name = "STATES")]
+    /// Only jobs in these states (comma-separated: PENDING, RUNNING, COMPLETED, FAILED,
+    /// CANCELLED, TIMEOUT, OUT_OF_MEMORY, or squeue's codes PD, R, CD, F, CA, TO, OOM; all)
+    #[arg(long, short = 's', short_alias = 't', aliases = ["state", "states"], value_name = "STATES")]
     status: Option<String>,
     /// Only this user's jobs
-    #[arg(long, short = 'u', value_name = "USER")]
+    #[arg(long, short = 'u', value_name = "USER", conflicts_with = "me")]
     user: Option<String>,
+    /// Only the jobs of the user running the command (squeue --me)
+    #[arg(long)]
+    me: bool,
+    /// Only these jobs, in every state unless --status says (comma-separated: `J`, a job or a
+    /// whole array, or `J_T`, task T of array J), as squeue -j
+    #[arg(long, short = 'j', value_name = "JOB_IDS", value_delimiter = ',')]
+    jobs: Vec<JobRef>,
     /// All jobs, finished ones too (default: pending and running)
     #[arg(long)]
     all: bool,
@@ -47,13 +56,20 @@ pub fn run(a: QueueArgs) -> CliResult {
         (None, true) => Some("PENDING"),
         (s, _) => s.as_deref(),
     };
-    let filter =
-        queue_filter(status, a.user, a.all).map_err(|e| input(anyhow!("--status: {e}")))?;
+    let user = match a.me {
+        true => Some(my_name()),
+        false => a.user,
+    };
+    let all = a.all || !a.jobs.is_empty();
+    let filter = queue_filter(status, user, all).map_err(|e| input(anyhow!("--status: {e}")))?;
     let mut client = existing_client()?;
-    let rows = match &mut client {
+    let mut rows = match &mut client {
         Some(c) => c.queue(&filter).map_err(failed)?,
         None => Vec::new(),
     };
+    if !a.jobs.is_empty() {
+        rows.retain(|r| a.jobs.iter().any(|j| names(j, r)));
+    }
     if a.json {
         let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
         println!("{s}");
@@ -112,6 +128,20 @@ fn note_unknown_starts(rows: &[JobRow], client: Option<&mut Client>) {
         _ => return,
     };
     eprintln!("note: START_TIME N/A: {why}");
+}
+
+/// Whether `j` names row `r`: the job, a whole array by its id, or one task of it.
+fn names(j: &JobRef, r: &JobRow) -> bool {
+    match j.task {
+        None => r.id == j.id || r.array_job_id == Some(j.id),
+        Some(t) => r.array_job_id == Some(j.id) && r.array_task_id == Some(t),
+    }
+}
+
+/// The name of the user running the command, as the queue records it.
+fn my_name() -> String {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    Owner::of(uid.as_raw(), gid.as_raw()).user
 }
 
 /// The pending job that waits for resources rather than behind others: the highest priority,
