@@ -206,3 +206,12 @@ pub fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The name the queue records for the user running the tests.
+pub fn me() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}

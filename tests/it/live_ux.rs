@@ -369,3 +369,40 @@ fn queue_takes_squeues_state_codes_job_lists_and_me() {
     let o = l.cmd(&["queue", "-j", "x"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// scancel's filters: `-n NAME`, `-t STATES`, `-u USER`/`--me`, and ids narrowed by them;
+/// sbatch's `-c/--cpus-per-task` and `-G`.
+#[test]
+fn cancel_takes_scancels_filters_and_submit_sbatchs_short_flags() {
+    let l = Live::new();
+    let a1 = l.submit(&["-J", "a", "-c", "2", "true"]);
+    let a2 = l.submit(&["--job-name", "a", "--cpus-per-task", "1", "-G", "0", "true"]);
+    let b = l.submit(&["-J", "b", "--array", "0-1", "true"]);
+    assert_eq!((l.job(a1).cpus, l.job(a2).cpus), (2, 1));
+    let run = |args: &[&str]| {
+        let mut a = vec!["cancel"];
+        a.extend_from_slice(args);
+        let o = l.cmd(&a);
+        (o.status.code(), out(&o).0, out(&o).1)
+    };
+    let (code, so, se) = run(&["-n", "a"]);
+    assert_eq!(code, Some(0), "{se}");
+    assert_eq!(so, format!("Cancelled job {a1}\nCancelled job {a2}\n"));
+    // Ids narrowed by the filters; an id that names nothing is still reported.
+    let (code, so, se) = run(&["--me", "-t", "PD", &format!("{b}_1"), "999"]);
+    assert_eq!(code, Some(2), "{se}");
+    assert_eq!(so, format!("Cancelled job {b}_1\n"));
+    assert!(se.contains("job 999 does not exist"), "{se}");
+    assert_eq!(l.job(b).state.name(), "PENDING", "task 0 untouched");
+    let (code, so, _) = run(&["-u", "nobody-here"]);
+    assert_eq!(
+        (code, so.as_str()),
+        (Some(0), ""),
+        "nothing selected: no error"
+    );
+    let (code, _, se) = run(&["-t", "CD"]);
+    assert_eq!(code, Some(2), "{se}");
+    let (code, so, _) = run(&["-u", &crate::live_util::me()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(so, format!("Cancelled job {b}_0\n"));
+}

@@ -86,6 +86,12 @@ fn utc(ms: i64) -> String {
     )
 }
 
+/// The name of the user running the command, as the queue records it (`--me`).
+fn my_name() -> String {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    mini_slurm::live::client::Owner::of(uid.as_raw(), gid.as_raw()).user
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use super::format::{self, Format, job_label};
 use super::{existing_client, exit_code_str, failed, input, secs, time_limit, utc};
 use crate::commands::CliResult;
 use anyhow::anyhow;
-use mini_slurm::live::client::{Client, ExpectedStarts, Owner, queue_filter};
+use mini_slurm::live::client::{Client, ExpectedStarts, queue_filter};
 use mini_slurm::live::now_ms;
 use mini_slurm::live::publish::PlanScope;
 use mini_slurm::live::store::JobRow;
@@ -57,7 +57,7 @@ pub fn run(a: QueueArgs) -> CliResult {
         (s, _) => s.as_deref(),
     };
     let user = match a.me {
-        true => Some(my_name()),
+        true => Some(super::my_name()),
         false => a.user,
     };
     let all = a.all || !a.jobs.is_empty();
@@ -136,12 +136,6 @@ fn names(j: &JobRef, r: &JobRow) -> bool {
         None => r.id == j.id || r.array_job_id == Some(j.id),
         Some(t) => r.array_job_id == Some(j.id) && r.array_task_id == Some(t),
     }
-}
-
-/// The name of the user running the command, as the queue records it.
-fn my_name() -> String {
-    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    Owner::of(uid.as_raw(), gid.as_raw()).user
 }
 
 /// The pending job that waits for resources rather than behind others: the highest priority,

@@ -12,8 +12,14 @@ use std::ffi::OsString;
     after_help = "Examples:\n  mini-slurm submit --cpus 2 --mem 4GB --priority 5 -- python train.py --epochs 10\n  mini-slurm submit --cpus 1 --time 0:30 \"echo hello && sleep 3\"\n  mini-slurm submit --array 1-10%2 --dependency afterok:12 -- ./sweep.sh"
 )]
 pub struct SubmitArgs {
-    /// CPUs
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// CPUs (sbatch's -c/--cpus-per-task: this machine runs one task per job)
+    #[arg(
+        long,
+        short = 'c',
+        visible_alias = "cpus-per-task",
+        default_value_t = 1,
+        value_name = "N"
+    )]
     cpus: u32,
     /// Memory limit, e.g. 4GB, 512M (default: none)
     #[arg(long, value_name = "SIZE")]
@@ -35,8 +41,8 @@ pub struct SubmitArgs {
     /// Time limit: minutes, MM:SS, HH:MM:SS or D-HH:MM:SS (Slurm syntax); TIMEOUT past it
     #[arg(long, short = 't', value_name = "TIME")]
     time: Option<String>,
-    /// GPUs
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// GPUs (sbatch's -G/--gpus)
+    #[arg(long, short = 'G', default_value_t = 0, value_name = "N")]
     gpus: u32,
     /// Start only after other jobs: after|afterany|afterok|afternotok:ID[:ID...][,...]
     #[arg(long, short = 'd', value_name = "SPEC")]
