@@ -64,6 +64,7 @@ pub mod client;
 pub mod clock;
 pub mod contain;
 pub mod daemon;
+pub mod directives;
 pub mod executor;
 pub mod failpoint;
 pub mod http;

@@ -406,3 +406,48 @@ fn cancel_takes_scancels_filters_and_submit_sbatchs_short_flags() {
     assert_eq!(code, Some(0));
     assert_eq!(so, format!("Cancelled job {b}_0\n"));
 }
+
+/// `sbatch job.sh`: a script's `#SBATCH` directives are its options, the command line
+/// overrides them, a script that is not executable runs under its `#!` interpreter from the
+/// submit directory; passed-over options are noted, a bad one refused with its line.
+#[test]
+fn a_batch_scripts_sbatch_directives_are_its_options() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "2"]);
+    std::fs::write(
+        l.home().join("job.sh"),
+        "#!/bin/bash\n#SBATCH --job-name=train\n#SBATCH --cpus-per-task=2 --mem=1G\n\
+         #SBATCH --time=0:10:00\n#SBATCH --account=lab\n#SBATCH -o out.%j\n\n\
+         echo \"args: $* cpus=$MINI_SLURM_CPUS_ON_NODE\"\n#SBATCH --mem=9G\n",
+    )
+    .unwrap();
+    let o = l.cmd(&["submit", "--parsable", "job.sh", "a", "b"]);
+    let (so, se) = out(&o);
+    assert!(o.status.success(), "{se}");
+    assert!(
+        se.contains("note: job.sh:5: --account=lab is passed over"),
+        "{se}"
+    );
+    let id: i64 = so.trim().parse().unwrap();
+    let r = l.wait_state(id, 20);
+    assert_eq!(r.state.name(), "COMPLETED", "{:?}", r.reason);
+    assert_eq!((r.name.as_str(), r.cpus, r.mem_mb), ("train", 2, 1024));
+    assert_eq!(r.time_limit_ms, Some(600_000));
+    let text = std::fs::read_to_string(l.home().join(format!("out.{id}"))).unwrap();
+    assert_eq!(text, "args: a b cpus=2\n");
+    // The command line wins over the script.
+    let other = l.submit(&["-c", "1", "-J", "other", "--mem", "100", "job.sh"]);
+    let r = l.wait_state(other, 20);
+    assert_eq!((r.name.as_str(), r.cpus, r.mem_mb), ("other", 1, 100));
+    // Refused with the file and line; nothing stored.
+    std::fs::write(
+        l.home().join("bad.sh"),
+        "#!/bin/sh\n#SBATCH --nodes=2\ntrue\n",
+    )
+    .unwrap();
+    let o = l.cmd(&["submit", "bad.sh"]);
+    let (_, se) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{se}");
+    assert!(se.contains("bad.sh:2: --nodes=2"), "{se}");
+    assert!(l.db().job(other + 1).unwrap().is_none(), "nothing stored");
+}

@@ -4,6 +4,7 @@ use super::{client, failed, input};
 use crate::commands::{CliError, CliResult};
 use mini_slurm::live::LiveError;
 use mini_slurm::live::client::{Owner, Submission, SubmitError, Submitted};
+use mini_slurm::live::directives;
 use mini_slurm::live::syntax::parse_signal;
 use std::ffi::OsString;
 
@@ -106,7 +107,93 @@ fn submit_error(e: SubmitError) -> CliError {
     }
 }
 
+/// `sbatch script.sh`: a command whose first word is a script (a file in the submit
+/// directory or at a path, starting with `#!`) takes its `#SBATCH` directives as options,
+/// which the command line overrides; the arguments are parsed again with them in front. A
+/// script that is not executable runs under the interpreter its `#!` line names, as sbatch
+/// runs any script. Anything else is left as it was.
+fn with_directives(a: SubmitArgs) -> Result<SubmitArgs, CliError> {
+    let Some(first) = a.command.first().cloned() else {
+        return Ok(a);
+    };
+    let Some(bytes) = script_head(std::path::Path::new(&first)) else {
+        return Ok(a);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let d = directives::parse(&text, &first).map_err(|e| input(anyhow::anyhow!("{e}")))?;
+    for n in &d.notes {
+        eprintln!("note: {n}");
+    }
+    let mut again = a;
+    if !d.args.is_empty() {
+        use clap::{Args, FromArgMatches};
+        let given = std::env::args_os().skip_while(|w| w != "submit").skip(1);
+        let words = std::iter::once(OsString::from("mini-slurm submit"))
+            .chain(d.args.iter().map(OsString::from))
+            .chain(given);
+        let cmd = SubmitArgs::augment_args(clap::Command::new("mini-slurm submit"))
+            .args_override_self(true);
+        let m = cmd
+            .try_get_matches_from(words)
+            .map_err(|e| input(anyhow::anyhow!("{first}'s #SBATCH directives: {e}")))?;
+        again = SubmitArgs::from_arg_matches(&m)
+            .map_err(|e| input(anyhow::anyhow!("{first}'s #SBATCH directives: {e}")))?;
+    }
+    again.command = script_command(&text, again.command);
+    Ok(again)
+}
+
+/// The first MiB of a script (a regular file starting with `#!`): enough for its directives,
+/// which sbatch reads from the top. `None` for anything else, of which two bytes are read.
+fn script_head(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO named as the command must not wait for a writer.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = vec![0u8; 2];
+    f.read_exact(&mut head).ok()?;
+    if head != b"#!" {
+        return None;
+    }
+    f.take((1 << 20) - 2).read_to_end(&mut head).ok()?;
+    Some(head)
+}
+
+/// A script's command line: `./` before a bare file name (the submit directory, not `PATH`),
+/// and the `#!` interpreter in front when the script is not executable.
+fn script_command(text: &str, mut command: Vec<String>) -> Vec<String> {
+    if !command[0].contains('/') {
+        command[0] = format!("./{}", command[0]);
+    }
+    let executable =
+        nix::unistd::access(command[0].as_str(), nix::unistd::AccessFlags::X_OK).is_ok();
+    if executable {
+        return command;
+    }
+    let shebang = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("#!")
+        .trim();
+    let mut front: Vec<String> = match shebang.split_once(char::is_whitespace) {
+        Some((interp, arg)) => vec![interp.to_string(), arg.trim().to_string()],
+        None if !shebang.is_empty() => vec![shebang.to_string()],
+        None => vec!["/bin/sh".to_string()],
+    };
+    front.extend(command);
+    front
+}
+
 pub fn run(a: SubmitArgs) -> CliResult {
+    let a = with_directives(a)?;
     let request = Submission {
         command: a.command,
         cpus: a.cpus,
