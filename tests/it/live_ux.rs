@@ -451,3 +451,16 @@ fn a_batch_scripts_sbatch_directives_are_its_options() {
     assert!(se.contains("bad.sh:2: --nodes=2"), "{se}");
     assert!(l.db().job(other + 1).unwrap().is_none(), "nothing stored");
 }
+
+/// sbatch's `--wrap`: the command as one string, under /bin/sh -c; not with a command too.
+#[test]
+fn submit_wraps_a_command_string_as_sbatch_does() {
+    let mut l = Live::new();
+    l.start(&["--cpus", "1"]);
+    let id = l.submit(&["--wrap", "echo one; echo two"]);
+    assert_eq!(l.wait_state(id, 20).state.name(), "COMPLETED");
+    let text = std::fs::read_to_string(l.home().join(format!("logs/job_{id}.out"))).unwrap();
+    assert_eq!(text, "one\ntwo\n");
+    let o = l.cmd(&["submit", "--wrap", "true", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o).1);
+}

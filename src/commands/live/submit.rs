@@ -78,8 +78,15 @@ pub struct SubmitArgs {
     /// Elastic: signal sent to the job after each resize, e.g. USR1 (default: none; the job reads $MINI_SLURM_ALLOC_FILE)
     #[arg(long, value_name = "SIG", value_parser = parse_signal)]
     resize_signal: Option<i32>,
+    /// The command as one string, run under /bin/sh -c (sbatch's --wrap)
+    #[arg(long, value_name = "COMMAND", conflicts_with = "command")]
+    wrap: Option<String>,
     /// The command: several words run as given; one word with spaces runs under /bin/sh -c
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "wrap",
+        trailing_var_arg = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
@@ -192,7 +199,10 @@ fn script_command(text: &str, mut command: Vec<String>) -> Vec<String> {
     front
 }
 
-pub fn run(a: SubmitArgs) -> CliResult {
+pub fn run(mut a: SubmitArgs) -> CliResult {
+    if let Some(w) = a.wrap.take() {
+        a.command = vec![w];
+    }
     let a = with_directives(a)?;
     let request = Submission {
         command: a.command,
