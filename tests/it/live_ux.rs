@@ -314,7 +314,8 @@ fn a_job_larger_than_the_machine_stays_pending_as_the_seeds_guide_expects() {
     );
     let o = l.cmd(&["cancel", "1"]);
     assert!(o.status.success(), "{}", out(&o).1);
-    assert_eq!(l.job(1).state.name(), "CANCELLED");
+    // Through the daemon a cancellation is a request the scheduling loop carries out.
+    assert_eq!(l.wait_state(1, 10).state.name(), "CANCELLED");
     let (so, _) = out(&l.cmd(&["queue", "--status", "PENDING", "--noheader"]));
     assert_eq!(so, "", "nothing pending");
     // A range that leaves the machine is a mistake, not a size to wait for.
