@@ -450,7 +450,22 @@ fn a_batch_scripts_sbatch_directives_are_its_options() {
     let (_, se) = out(&o);
     assert_eq!(o.status.code(), Some(2), "{se}");
     assert!(se.contains("bad.sh:2: --nodes=2"), "{se}");
+    std::fs::write(
+        l.home().join("nice.sh"),
+        "#!/bin/sh\n#SBATCH --nice=abc\ntrue\n",
+    )
+    .unwrap();
+    let o = l.cmd(&["submit", "nice.sh"]);
+    let (_, se) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{se}");
+    assert_eq!(
+        se.trim(),
+        "error: nice.sh's #SBATCH directives: invalid value 'abc' for '--nice <N>': invalid digit found in string"
+    );
     assert!(l.db().job(other + 1).unwrap().is_none(), "nothing stored");
+    // --wrap naming a script: the script, with its directives.
+    let w = l.submit(&["--wrap", "job.sh"]);
+    assert_eq!(l.job(w).cpus, 2);
 }
 
 /// sbatch's `--wrap`: the command as one string, under /bin/sh -c; not with a command too.

@@ -140,11 +140,18 @@ fn with_directives(a: SubmitArgs) -> Result<SubmitArgs, CliError> {
             .chain(given);
         let cmd = SubmitArgs::augment_args(clap::Command::new("mini-slurm submit"))
             .args_override_self(true);
-        let m = cmd
-            .try_get_matches_from(words)
-            .map_err(|e| input(anyhow::anyhow!("{first}'s #SBATCH directives: {e}")))?;
-        again = SubmitArgs::from_arg_matches(&m)
-            .map_err(|e| input(anyhow::anyhow!("{first}'s #SBATCH directives: {e}")))?;
+        // clap's message without its "error: " and its help lines.
+        let bad = |e: clap::Error| {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
+            input(anyhow::anyhow!("{first}'s #SBATCH directives: {line}"))
+        };
+        let m = cmd.try_get_matches_from(words).map_err(bad)?;
+        again = SubmitArgs::from_arg_matches(&m).map_err(bad)?;
+        if let Some(w) = again.wrap.take() {
+            again.command = vec![w];
+        }
     }
     again.command = script_command(&text, again.command);
     Ok(again)
@@ -176,11 +183,13 @@ fn script_head(path: &std::path::Path) -> Option<Vec<u8>> {
 /// A script's command line: `./` before a bare file name (the submit directory, not `PATH`),
 /// and the `#!` interpreter in front when the script is not executable.
 fn script_command(text: &str, mut command: Vec<String>) -> Vec<String> {
-    if !command[0].contains('/') {
-        command[0] = format!("./{}", command[0]);
+    let Some(first) = command.first_mut() else {
+        return command;
+    };
+    if !first.contains('/') {
+        *first = format!("./{first}");
     }
-    let executable =
-        nix::unistd::access(command[0].as_str(), nix::unistd::AccessFlags::X_OK).is_ok();
+    let executable = nix::unistd::access(first.as_str(), nix::unistd::AccessFlags::X_OK).is_ok();
     if executable {
         return command;
     }
