@@ -1,4 +1,5 @@
-//! `#SBATCH` directives: a batch script's options, as `sbatch script.sh` reads them.
+//! `#SBATCH` directives: a batch script's options, as `sbatch script.sh` reads them, and the
+//! sbatch resource options `submit` shares with them.
 //!
 //! sbatch reads the lines that begin with `#SBATCH` from the top of the script until the first
 //! line that is neither blank nor a comment; each holds options in sbatch's syntax
@@ -6,11 +7,11 @@
 //! words). [`parse`] turns them into `mini-slurm submit`'s own flags, which the command line
 //! then overrides, as sbatch's command line overrides the script.
 //!
-//! What one machine and one task per job make of sbatch's resource options: the CPUs are
-//! `--ntasks` (or `--ntasks-per-node`) × `--cpus-per-task`; `--mem-per-cpu` is multiplied by
-//! them; `--nodes` must be 1; `--gres=gpu:[TYPE:]N` and `--gpus[-per-node]` give GPUs. Options
-//! that change nothing on a personal scheduler (`--account`, mail, `--export=ALL`, ...) are
-//! passed over with a note; anything else is an error naming the line.
+//! What one machine and one task per job make of sbatch's resource options ([`resources`],
+//! for the script's and the command line's alike): the CPUs are `--ntasks` × `--cpus-per-task`;
+//! `--mem-per-cpu` is multiplied by them; `--nodes` must be 1; `--gres=gpu:[TYPE:]N` gives
+//! GPUs. Options that change nothing on a personal scheduler (`--account`, mail,
+//! `--export=ALL`, ...) are passed over with a note; anything else is an error naming the line.
 
 use crate::model::job::parse_mem_mb;
 
@@ -36,18 +37,18 @@ const WITH_VALUE: &[(&str, Option<char>, Option<&str>)] = &[
     ("qos", Some('q'), Some("--qos")),
     ("priority", None, Some("--priority")),
     ("nice", None, Some("--nice")),
-    ("mem", None, None),
-    ("mem-per-cpu", None, None),
-    ("cpus-per-task", Some('c'), None),
-    ("ntasks", Some('n'), None),
-    ("ntasks-per-node", None, None),
-    ("nodes", Some('N'), None),
-    ("gpus", Some('G'), None),
-    ("gpus-per-node", None, None),
-    ("gres", None, None),
-    ("account", Some('A'), None),
-    ("mail-type", None, None),
-    ("mail-user", None, None),
+    ("mem", None, Some("--mem")),
+    ("mem-per-cpu", None, Some("--mem-per-cpu")),
+    ("cpus-per-task", Some('c'), Some("--cpus")),
+    ("ntasks", Some('n'), Some("--ntasks")),
+    ("ntasks-per-node", None, Some("--ntasks")),
+    ("nodes", Some('N'), Some("--nodes")),
+    ("gpus", Some('G'), Some("--gpus")),
+    ("gpus-per-node", None, Some("--gpus")),
+    ("gres", None, Some("--gres")),
+    ("account", Some('A'), Some("--account")),
+    ("mail-type", None, Some("--mail-type")),
+    ("mail-user", None, Some("--mail-user")),
     ("export", None, None),
     ("comment", None, None),
     ("open-mode", None, None),
@@ -63,7 +64,6 @@ const PASSED_OVER_FLAGS: &[&str] = &["requeue", "no-requeue", "exclusive", "over
 /// The directives of `text`, the script named `file` (in messages).
 pub fn parse(text: &str, file: &str) -> Result<Directives, String> {
     let mut d = Directives::default();
-    let mut res = Resources::default();
     for (n, line) in text.lines().enumerate().skip(1) {
         let t = line.trim_start();
         if t.is_empty() {
@@ -83,52 +83,72 @@ pub fn parse(text: &str, file: &str) -> Result<Directives, String> {
         let mut it = words.into_iter();
         while let Some(w) = it.next() {
             let (name, value) = option(&w, &mut it).map_err(|e| format!("{at}: {e}"))?;
-            apply(&name, value, &at, &mut d, &mut res)?;
+            apply(&name, value, &at, &mut d)?;
         }
     }
-    res.finish(&mut d)?;
     Ok(d)
 }
 
-/// The resource options, combined once every line is read.
-#[derive(Default)]
-struct Resources {
-    cpus_per_task: Option<(u32, String)>,
-    ntasks: Option<(u32, String)>,
-    mem: Option<String>,
-    mem_per_cpu: Option<(u64, String)>,
-    gpus: Option<String>,
+/// What sbatch's resource options come to on one machine, one task per job: `(CPUs, memory
+/// in MB if any, GPUs)` from `--cpus-per-task` (`cpus`), `--ntasks`, `--mem` or
+/// `--mem-per-cpu`, `--nodes` (must be 1), `--gpus` and `--gres`.
+pub struct Requested<'a> {
+    pub cpus: u32,
+    pub ntasks: Option<u32>,
+    pub mem: Option<&'a str>,
+    pub mem_per_cpu: Option<&'a str>,
+    pub nodes: Option<&'a str>,
+    pub gpus: u32,
+    pub gres: Option<&'a str>,
 }
 
-impl Resources {
-    fn finish(self, d: &mut Directives) -> Result<(), String> {
-        let cpt = self.cpus_per_task.as_ref().map_or(1, |c| c.0);
-        let tasks = self.ntasks.as_ref().map_or(1, |t| t.0);
-        let cpus = cpt.checked_mul(tasks).ok_or_else(|| {
-            let at = self.ntasks.as_ref().map_or("", |t| t.1.as_str());
-            format!("{at}: --ntasks × --cpus-per-task is too large")
-        })?;
-        if self.cpus_per_task.is_some() || self.ntasks.is_some() {
-            d.args.extend(["--cpus".into(), cpus.to_string()]);
-        }
-        match (self.mem, self.mem_per_cpu) {
-            (Some(_), Some((_, at))) => {
-                return Err(format!("{at}: --mem and --mem-per-cpu exclude each other"));
-            }
-            (Some(m), None) => d.args.extend(["--mem".into(), m]),
-            (None, Some((mb, at))) => {
-                let total = mb
-                    .checked_mul(u64::from(cpus))
-                    .ok_or_else(|| format!("{at}: --mem-per-cpu × CPUs is too large"))?;
-                d.args.extend(["--mem".into(), total.to_string()]);
-            }
-            (None, None) => {}
-        }
-        if let Some(g) = self.gpus {
-            d.args.extend(["--gpus".into(), g]);
-        }
-        Ok(())
+/// The CPUs, memory (as `--mem` takes it) and GPUs a [`Requested`] comes to; the error names
+/// the flag.
+pub fn resources(r: &Requested) -> Result<(u32, Option<String>, u32), String> {
+    if let Some(n) = r.nodes
+        && !matches!(n, "1" | "1-1")
+    {
+        return Err(format!(
+            "--nodes {n}: this scheduler runs a job on one machine (--nodes 1)"
+        ));
     }
+    let tasks = r.ntasks.unwrap_or(1);
+    if tasks == 0 {
+        return Err("--ntasks 0: expected a positive number".into());
+    }
+    let cpus = r
+        .cpus
+        .checked_mul(tasks)
+        .ok_or_else(|| format!("--ntasks {tasks} × --cpus {}: too large", r.cpus))?;
+    let mem = match (r.mem, r.mem_per_cpu) {
+        (Some(_), Some(_)) => return Err("--mem and --mem-per-cpu exclude each other".into()),
+        (Some(m), None) => Some(m.to_string()),
+        (None, Some(per)) => {
+            let mb = parse_mem_mb(per).map_err(|e| format!("--mem-per-cpu {per}: {e}"))?;
+            let total = mb
+                .checked_mul(u64::from(cpus))
+                .ok_or_else(|| format!("--mem-per-cpu {per} × {cpus} CPUs: too large"))?;
+            Some(total.to_string())
+        }
+        (None, None) => None,
+    };
+    let gpus = match r.gres {
+        None => r.gpus,
+        Some(g) => {
+            let mut n = 0;
+            for one in g.split(',') {
+                let parts: Vec<&str> = one.split(':').collect();
+                let count = parts.last().and_then(|c| c.parse::<u32>().ok());
+                n += match (parts.as_slice(), count) {
+                    (["gpu"], _) | (["gpu", _], None) => 1,
+                    (["gpu", _], Some(c)) | (["gpu", _, _], Some(c)) => c,
+                    _ => return Err(format!("--gres {one}: expected gpu[:TYPE][:N]")),
+                };
+            }
+            n
+        }
+    };
+    Ok((cpus, mem, gpus))
 }
 
 /// One option and its value, from `--name=value`, `--name value`, `-Xvalue` or `-X value`.
@@ -172,54 +192,18 @@ fn option(
 }
 
 /// Records one option.
-fn apply(
-    name: &str,
-    value: Option<String>,
-    at: &str,
-    d: &mut Directives,
-    res: &mut Resources,
-) -> Result<(), String> {
+fn apply(name: &str, value: Option<String>, at: &str, d: &mut Directives) -> Result<(), String> {
     let Some(v) = value else {
         d.notes.push(format!(
             "{at}: --{name} is passed over (nothing to do on this machine)"
         ));
         return Ok(());
     };
-    let count = |v: &str| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("{at}: --{name}={v}: expected a positive number"))
-    };
     if let Some(flag) = WITH_VALUE.iter().find(|o| o.0 == name).and_then(|o| o.2) {
         d.args.extend([flag.to_string(), v]);
         return Ok(());
     }
     match name {
-        "mem" => res.mem = Some(v),
-        "mem-per-cpu" => {
-            let mb = parse_mem_mb(&v).map_err(|e| format!("{at}: --mem-per-cpu={v}: {e}"))?;
-            res.mem_per_cpu = Some((mb, at.to_string()));
-        }
-        "cpus-per-task" => res.cpus_per_task = Some((count(&v)?, at.to_string())),
-        "ntasks" | "ntasks-per-node" => res.ntasks = Some((count(&v)?, at.to_string())),
-        "nodes" => {
-            if !matches!(v.as_str(), "1" | "1-1") {
-                return Err(format!(
-                    "{at}: --nodes={v}: this scheduler runs a job on one machine (--nodes=1)"
-                ));
-            }
-        }
-        "gpus" | "gpus-per-node" => res.gpus = Some(gpu_count(&v, at, name)?),
-        "gres" => {
-            for g in v.split(',') {
-                if g.starts_with("gpu") {
-                    res.gpus = Some(gpu_count(g.trim_start_matches("gpu:"), at, name)?);
-                } else {
-                    return Err(format!("{at}: --gres={g}: only gpu[:TYPE]:N is known here"));
-                }
-            }
-        }
         "export" if v.eq_ignore_ascii_case("ALL") => {}
         "chdir" | "export" => {
             return Err(format!(
@@ -232,17 +216,6 @@ fn apply(
         )),
     }
     Ok(())
-}
-
-/// The count of `[TYPE:]N` (a bare `gpu` gres is one GPU).
-fn gpu_count(v: &str, at: &str, name: &str) -> Result<String, String> {
-    let n = v.rsplit(':').next().unwrap_or(v);
-    if v == "gpu" || v.is_empty() {
-        return Ok("1".into());
-    }
-    n.parse::<u32>()
-        .map(|n| n.to_string())
-        .map_err(|_| format!("{at}: --{name}={v}: expected [TYPE:]N GPUs"))
 }
 
 /// A directive's words: split at blanks, `'...'` and `"..."` group, `#` outside quotes starts
@@ -287,22 +260,71 @@ mod tests {
     #[test]
     fn directives_become_submit_flags_until_the_first_command() {
         let text = "#!/bin/bash\n#SBATCH --job-name=\"my run\" -c4\n\n# a comment\n\
-                    #SBATCH --mem=8G --time 1:00:00 # why\n#SBATCH -o out.%j\n\
+                    #SBATCH --mem=8G --time 1:00:00 # why\n#SBATCH -o out.%j -n 2\n\
                     echo hi\n#SBATCH --mem=1G\n";
         assert_eq!(
             args(text),
             [
-                "--name", "my run", "--time", "1:00:00", "--output", "out.%j", "--cpus", "4",
-                "--mem", "8G"
+                "--name", "my run", "--cpus", "4", "--mem", "8G", "--time", "1:00:00", "--output",
+                "out.%j", "--ntasks", "2"
             ]
         );
     }
 
     #[test]
     fn tasks_times_cpus_memory_per_cpu_and_gpus() {
-        let text = "#!/bin/sh\n#SBATCH --ntasks=2 --cpus-per-task=3 --mem-per-cpu=1G\n\
-                    #SBATCH --gres=gpu:a100:2 --nodes=1\n";
-        assert_eq!(args(text), ["--cpus", "6", "--mem", "6144", "--gpus", "2"]);
+        let r = |ntasks, mem, per, nodes, gpus, gres| {
+            resources(&Requested {
+                cpus: 3,
+                ntasks,
+                mem,
+                mem_per_cpu: per,
+                nodes,
+                gpus,
+                gres,
+            })
+        };
+        let g = Some("gpu:a100:2");
+        assert_eq!(
+            r(Some(2), None, Some("1G"), Some("1"), 0, g),
+            Ok((6, Some("6144".into()), 2))
+        );
+        assert_eq!(
+            r(None, Some("4G"), None, None, 1, None),
+            Ok((3, Some("4G".into()), 1))
+        );
+        assert_eq!(
+            r(None, None, None, None, 0, Some("gpu,gpu:v100")),
+            Ok((3, None, 2))
+        );
+        for (got, want) in [
+            (
+                r(None, None, None, Some("2"), 0, None),
+                "--nodes 2: this scheduler",
+            ),
+            (r(Some(0), None, None, None, 0, None), "--ntasks 0"),
+            (
+                r(None, Some("1G"), Some("1G"), None, 0, None),
+                "exclude each other",
+            ),
+            (
+                r(None, None, Some("lots"), None, 0, None),
+                "--mem-per-cpu lots",
+            ),
+            (
+                r(None, None, None, None, 0, Some("disk:2")),
+                "--gres disk:2",
+            ),
+            (
+                r(None, None, None, None, 0, Some("gpu:a:b:c")),
+                "--gres gpu:a:b:c",
+            ),
+        ] {
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(want)),
+                "{got:?}: {want}"
+            );
+        }
     }
 
     #[test]
@@ -312,12 +334,11 @@ mod tests {
             "j.sh",
         )
         .unwrap();
-        assert!(d.args.is_empty());
-        assert_eq!(d.notes.len(), 3, "{:?}", d.notes);
-        assert!(
-            d.notes[0].starts_with("j.sh:2: --account=lab"),
-            "{:?}",
-            d.notes
+        // Account and mail go to submit, which notes them as the command line's.
+        assert_eq!(d.args, ["--account", "lab", "--mail-type", "END"]);
+        assert_eq!(
+            d.notes,
+            ["j.sh:2: --requeue is passed over (nothing to do on this machine)"]
         );
         for (text, want) in [
             (
@@ -325,28 +346,24 @@ mod tests {
                 "j.sh:2: unknown sbatch option '--frobnicate'",
             ),
             (
-                "#!/bin/sh\n\n#SBATCH --nodes=2\n",
-                "j.sh:3: --nodes=2: this scheduler",
+                "#!/bin/sh\n\n#SBATCH -Z\n",
+                "j.sh:3: unknown sbatch option '-Z'",
             ),
             (
                 "#!/bin/sh\n#SBATCH -c\n",
                 "j.sh:2: --cpus-per-task needs a value",
             ),
             (
-                "#!/bin/sh\n#SBATCH -c 0\n",
-                "j.sh:2: --cpus-per-task=0: expected a positive",
-            ),
-            (
                 "#!/bin/sh\n#SBATCH -J 'open\n",
                 "j.sh:2: a quote is not closed",
             ),
             (
-                "#!/bin/sh\n#SBATCH --mem=1G --mem-per-cpu=1G\n",
-                "exclude each other",
-            ),
-            (
                 "#!/bin/sh\n#SBATCH --chdir=/x\n",
                 "j.sh:2: --chdir=/x: not supported",
+            ),
+            (
+                "#!/bin/sh\n#SBATCH oops\n",
+                "j.sh:2: 'oops' is not an option",
             ),
         ] {
             let e = parse(text, "j.sh").unwrap_err();

@@ -78,6 +78,25 @@ pub struct SubmitArgs {
     /// Elastic: signal sent to the job after each resize, e.g. USR1 (default: none; the job reads $MINI_SLURM_ALLOC_FILE)
     #[arg(long, value_name = "SIG", value_parser = parse_signal)]
     resize_signal: Option<i32>,
+    /// sbatch's tasks: the job gets --ntasks × --cpus CPUs (one task per job on one machine)
+    #[arg(long, short = 'n', alias = "ntasks-per-node", value_name = "N")]
+    ntasks: Option<u32>,
+    /// Memory per CPU (sbatch's): --mem is this × the job's CPUs
+    #[arg(long, value_name = "SIZE", conflicts_with = "mem")]
+    mem_per_cpu: Option<String>,
+    /// Nodes (sbatch's -N): 1, the machine
+    #[arg(long, short = 'N', value_name = "N")]
+    nodes: Option<String>,
+    /// Generic resources (sbatch's): gpu[:TYPE][:N] for GPUs
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
+    gres: Option<String>,
+    /// sbatch's account, mail options: accepted and passed over (nothing to do on this machine)
+    #[arg(long, short = 'A', value_name = "NAME")]
+    account: Option<String>,
+    #[arg(long, value_name = "TYPE", hide = true)]
+    mail_type: Option<String>,
+    #[arg(long, value_name = "ADDRESS", hide = true)]
+    mail_user: Option<String>,
     /// The command as one string, run under /bin/sh -c (sbatch's --wrap)
     #[arg(long, value_name = "COMMAND", conflicts_with = "command")]
     wrap: Option<String>,
@@ -213,15 +232,34 @@ pub fn run(mut a: SubmitArgs) -> CliResult {
         a.command = vec![w];
     }
     let a = with_directives(a)?;
+    let (cpus, mem, gpus) = directives::resources(&directives::Requested {
+        cpus: a.cpus,
+        ntasks: a.ntasks,
+        mem: a.mem.as_deref(),
+        mem_per_cpu: a.mem_per_cpu.as_deref(),
+        nodes: a.nodes.as_deref(),
+        gpus: a.gpus,
+        gres: a.gres.as_deref(),
+    })
+    .map_err(|e| input(anyhow::anyhow!("{e}")))?;
+    for (flag, given) in [
+        ("--account", &a.account),
+        ("--mail-type", &a.mail_type),
+        ("--mail-user", &a.mail_user),
+    ] {
+        if let Some(v) = given {
+            eprintln!("note: {flag} {v} is passed over (nothing to do on this machine)");
+        }
+    }
     let request = Submission {
         command: a.command,
-        cpus: a.cpus,
-        mem: a.mem,
+        cpus,
+        mem,
         priority: a.priority,
         nice: a.nice,
         qos: a.qos,
         time: a.time,
-        gpus: a.gpus,
+        gpus,
         dependency: a.dependency,
         array: a.array,
         partition: a.partition,
