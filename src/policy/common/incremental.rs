@@ -338,17 +338,38 @@ impl MultifactorQueue {
         for r in view.running {
             know(r.spec.user, r.spec.account);
         }
-        self.firsts.clear();
-        self.firsts.extend(self.active.iter().filter_map(|&u| {
-            let (&seq, &account) = self.user_seqs[u.0 as usize].first_key_value()?;
-            Some((seq, u, account))
-        }));
-        self.firsts.sort_unstable();
-        for &(_, user, account) in &self.firsts {
-            know(user, account);
+        // Flat fair-share (every known user one equal share) reads neither the users' order
+        // nor a waiting user's account: the set of users is enough.
+        let flat = !m.accounts && !m.fair_tree && view.assoc.is_none_or(|c| !c.has_tree());
+        if flat {
+            for &user in &self.active {
+                know(user, Sym::default());
+            }
+        } else {
+            self.firsts.clear();
+            self.firsts.extend(self.active.iter().filter_map(|&u| {
+                let (&seq, &account) = self.user_seqs[u.0 as usize].first_key_value()?;
+                Some((seq, u, account))
+            }));
+            self.firsts.sort_unstable();
+            for &(_, user, account) in &self.firsts {
+                know(user, account);
+            }
         }
-        // The same users as the queue-wide scan finds (checked in debug builds: the tests).
-        debug_assert_eq!(users, super::order::known_users(view).0);
+        // The same users as the queue-wide scan finds (checked in debug builds: the tests); in
+        // order but for a flat tree.
+        #[cfg(debug_assertions)]
+        {
+            let mut want = super::order::known_users(view).0;
+            if flat {
+                let mut got: Vec<Sym> = users.iter().map(|u| u.0).collect();
+                got.sort_unstable();
+                want.sort_unstable();
+                debug_assert_eq!(got, want.iter().map(|u| u.0).collect::<Vec<_>>());
+            } else {
+                debug_assert_eq!(users, want);
+            }
+        }
         let factors = PassFactors::with_buffer(m, view, &users, slot, std::mem::take(&mut self.fs));
         self.users = users;
         // Every class's first job.
