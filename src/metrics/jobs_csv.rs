@@ -295,11 +295,30 @@ const PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// Appends `v` in decimal. The digits go into a fixed 20-byte array, left-aligned, which is
-/// appended whole and cut to length: two fixed-size moves rather than a copy of variable length.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let n = v.checked_ilog10().map_or(1, |l| l as usize + 1);
-    let mut tmp = [b'0'; 20];
+/// Powers of ten, for counting digits.
+const POW10: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// The number of decimal digits of `v` (1 for 0): log₁₀ from the bit length (× 1233 / 4096 is
+/// just under log₁₀ 2) and one comparison.
+#[inline]
+fn digits(v: u64) -> usize {
+    let v = v | 1;
+    let t = (((64 - v.leading_zeros()) * 1233) >> 12) as usize;
+    t + usize::from(v >= POW10[t])
+}
+
+/// Writes the `n` decimal digits of `v` (`n` = [`digits`]`(v)`) at the start of `tmp`, two at
+/// a time.
+#[inline]
+fn put_digits(tmp: &mut [u8; 32], n: usize, mut v: u64) {
     let mut i = n;
     while v >= 100 {
         let r = (v % 100) as usize * 2;
@@ -313,9 +332,28 @@ pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     } else {
         tmp[0] = b'0' + v as u8;
     }
+}
+
+/// Appends the first `n` bytes of `tmp`: the whole fixed-size array is appended and cut to
+/// length, two fixed-size moves rather than a copy of variable length.
+#[inline]
+fn push_first(out: &mut Vec<u8>, tmp: &[u8; 32], n: usize) {
     let len = out.len();
-    out.extend_from_slice(&tmp);
+    out.extend_from_slice(tmp);
     out.truncate(len + n);
+}
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    let n = digits(v);
+    let mut tmp = [0u8; 32];
+    put_digits(&mut tmp, n, v);
+    push_first(out, &tmp, n);
 }
 
 /// Appends `v` in decimal, with a `-` when negative.
@@ -327,15 +365,19 @@ pub fn push_i64(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Appends milliseconds as seconds with three decimals (`fmt_millis`): `-1.500`, `86400.000`.
+#[inline]
 pub fn push_millis(out: &mut Vec<u8>, ms: i64) {
     if ms < 0 {
         out.push(b'-');
     }
     let a = ms.unsigned_abs();
-    push_u64(out, a / 1000);
-    let f = (a % 1000) as usize;
+    let (int, f) = (a / 1000, (a % 1000) as usize);
+    let n = digits(int);
+    let mut tmp = [0u8; 32];
+    put_digits(&mut tmp, n, int);
     let p = f / 10 * 2;
-    out.extend_from_slice(&[b'.', PAIRS[p], PAIRS[p + 1], b'0' + (f % 10) as u8]);
+    tmp[n..n + 4].copy_from_slice(&[b'.', PAIRS[p], PAIRS[p + 1], b'0' + (f % 10) as u8]);
+    push_first(out, &tmp, n + 4);
 }
 
 /// Appends `x` with six decimals, exactly as `format!("{x:.6}")`: the exact binary value times
@@ -377,9 +419,11 @@ pub fn push_fixed6(out: &mut Vec<u8>, x: f64) {
         Ok(q) => (q / 1_000_000, (q % 1_000_000) as usize),
         Err(_) => ((q / 1_000_000) as u64, (q % 1_000_000) as usize),
     };
-    push_u64(out, int);
+    let n = digits(int);
+    let mut tmp = [0u8; 32];
+    put_digits(&mut tmp, n, int);
     let (a, b, c) = (f / 10_000 * 2, f / 100 % 100 * 2, f % 100 * 2);
-    out.extend_from_slice(&[
+    tmp[n..n + 7].copy_from_slice(&[
         b'.',
         PAIRS[a],
         PAIRS[a + 1],
@@ -388,6 +432,7 @@ pub fn push_fixed6(out: &mut Vec<u8>, x: f64) {
         PAIRS[c],
         PAIRS[c + 1],
     ]);
+    push_first(out, &tmp, n + 7);
 }
 
 #[cfg(test)]
@@ -471,6 +516,33 @@ mod tests {
             push_millis(&mut out, v);
             prop_assert_eq!(String::from_utf8(out).unwrap(), format!("{v} {}", fmt_millis(v)));
         }
+    }
+
+    #[test]
+    fn digit_counts_at_every_power_of_ten() {
+        let mut out = Vec::new();
+        for p in 0..20u32 {
+            let t = 10u64.pow(p);
+            for x in [
+                t - 1,
+                t,
+                t + 1,
+                t.saturating_mul(2),
+                t.saturating_mul(9).saturating_add(9),
+            ] {
+                assert_eq!(digits(x), x.to_string().len(), "{x}");
+                out.clear();
+                push_u64(&mut out, x);
+                assert_eq!(String::from_utf8(out.clone()).unwrap(), x.to_string());
+                out.clear();
+                push_millis(&mut out, x as i64);
+                assert_eq!(
+                    String::from_utf8(out.clone()).unwrap(),
+                    fmt_millis(x as i64)
+                );
+            }
+        }
+        assert_eq!(digits(u64::MAX), 20);
     }
 
     /// The row as the `format!`-based writer this one replaced wrote it.

@@ -76,7 +76,7 @@ impl Policy for MultifactorPolicy {
             let m: &Multifactor = m;
             let queue = &mut self.queue;
             let factors = queue.start(m, view);
-            let order = std::iter::from_fn(|| queue.next(m, view, &factors));
+            let order = std::iter::from_fn(|| queue.next(m, view, factors.as_ref()));
             self.strict.pass(view, order, None, out);
             queue.finish(factors);
             return;

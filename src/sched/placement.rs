@@ -180,6 +180,10 @@ thread_local! {
 }
 
 fn best_fit(avail: &[Avail], candidates: &[u32], req: &Request, out: &mut Vec<Slice>) -> bool {
+    // One candidate (a trace on one machine): no buffer needed, so no thread-local either.
+    if let [n] = candidates {
+        return single(avail, *n, req, out);
+    }
     BUFFERS.with_borrow_mut(|b| best_fit_in(avail, candidates, req, out, &mut b.order))
 }
 

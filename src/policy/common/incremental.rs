@@ -18,9 +18,12 @@
 //! in (submit, id, position) order *is* in priority order, bit for bit. The pass's order is
 //! then the merge of the classes by (priority, submit, id, position), a strict total order, which
 //! is exactly the order a full sort gives. Only the heads of the classes and the jobs the pass
-//! actually looks at get a priority, computed by the same function as the full sort's. The
-//! fair-share factors need the known users in order of first appearance (running jobs, then
-//! the queue); each user's smallest queue position is kept for that.
+//! actually looks at get a priority, computed by the same function as the full sort's; when
+//! one class holds every waiting job, its order is the pass's and nothing gets a priority (nor
+//! are the fair-share factors computed). The fair-share factors need the known users in order
+//! of first appearance (running jobs, then the queue); each user's smallest queue position is
+//! kept for that. The largest class head is found by a scan (a pass looks at one or two jobs
+//! on average: cheaper than building a heap each pass).
 
 use super::order::{Multifactor, PassFactors};
 use crate::ids::{FastMap, JobId, Sym};
@@ -29,7 +32,7 @@ use crate::sched::{PendingJob, View};
 use crate::time::Time;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Position of the job with sequence number `seq` in the queue, if it is there.
@@ -117,7 +120,7 @@ impl Borrow<Place> for Member {
 }
 
 /// A class's next job in the merge.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Head {
     prio: f64,
     place: Place,
@@ -127,7 +130,7 @@ struct Head {
 impl Eq for Head {}
 
 impl Ord for Head {
-    /// The larger first in the heap: higher priority, then earlier (submit, id, position).
+    /// The larger first in the merge: higher priority, then earlier (submit, id, position).
     fn cmp(&self, o: &Head) -> Ordering {
         self.prio
             .total_cmp(&o.prio)
@@ -146,6 +149,9 @@ impl PartialOrd for Head {
 pub struct MultifactorQueue {
     tracker: Tracker,
     classes: Vec<BTreeSet<Member>>,
+    /// Each class's first member (`None` when empty), so that a pass's merge starts without a
+    /// walk down every class's tree.
+    firsts_of: Vec<Option<Member>>,
     class_ids: FastMap<ClassKey, usize>,
     /// The classes with pending jobs (in no particular order: the merge does not depend on
     /// it), and each class's place in this list (`usize::MAX` when empty).
@@ -158,13 +164,17 @@ pub struct MultifactorQueue {
     user_seqs: Vec<BTreeMap<u64, Sym>>,
     /// Users with pending jobs.
     active: Vec<Sym>,
-    heap: BinaryHeap<Head>,
+    /// The merge: each class's next job. A pass looks at one or two jobs on average, so the
+    /// largest is found by a scan, cheaper than building a heap of every class's head.
+    heads: Vec<Head>,
     /// Buffers: jobs found gone in a pass; the pass's known users, their slots by symbol (all
     /// `u32::MAX` between passes) and their first queue positions.
     left: Vec<u64>,
     users: Vec<(Sym, Sym)>,
     slot: Vec<u32>,
     firsts: Vec<(u64, Sym, Sym)>,
+    /// The pass's fair-share factors, lent to its [`PassFactors`].
+    fs: Vec<f64>,
 }
 
 impl MultifactorQueue {
@@ -185,6 +195,7 @@ impl MultifactorQueue {
         let class = *self.class_ids.entry(key).or_insert(next);
         if class == next {
             self.classes.push(BTreeSet::new());
+            self.firsts_of.push(None);
             self.nonempty_at.push(usize::MAX);
         }
         if self.classes[class].is_empty() {
@@ -192,10 +203,17 @@ impl MultifactorQueue {
             self.nonempty.push(class);
         }
         let place = (p.spec.submit, p.spec.id, p.seq);
-        self.classes[class].insert(Member {
+        let member = Member {
             place,
             spec: Arc::clone(&p.spec),
-        });
+        };
+        if self.firsts_of[class]
+            .as_ref()
+            .is_none_or(|f| place < f.place)
+        {
+            self.firsts_of[class] = Some(member.clone());
+        }
+        self.classes[class].insert(member);
         self.jobs.insert(p.seq, (class, place, p.spec.user));
         let u = p.spec.user.0 as usize;
         if self.user_seqs.len() <= u {
@@ -212,6 +230,12 @@ impl MultifactorQueue {
             return;
         };
         self.classes[class].remove(&place);
+        if self.firsts_of[class]
+            .as_ref()
+            .is_some_and(|f| f.place == place)
+        {
+            self.firsts_of[class] = self.classes[class].first().cloned();
+        }
         if self.classes[class].is_empty() {
             let at = self.nonempty_at[class];
             self.nonempty.swap_remove(at);
@@ -236,6 +260,7 @@ impl MultifactorQueue {
 
     fn clear(&mut self) {
         self.classes.iter_mut().for_each(BTreeSet::clear);
+        self.firsts_of.iter_mut().for_each(|f| *f = None);
         self.nonempty.clear();
         self.nonempty_at.iter_mut().for_each(|a| *a = usize::MAX);
         self.jobs.clear();
@@ -245,7 +270,15 @@ impl MultifactorQueue {
 
     /// Brings the index in step with the view and prepares the pass's merge. Call before
     /// [`MultifactorQueue::next`].
-    pub fn start<'v>(&mut self, m: &Multifactor, view: &View<'v>) -> PassFactors<'v> {
+    /// The pass's factors: `None` when at most one class has jobs, whose order is then the
+    /// class's own and needs no priority.
+    pub fn start<'v>(&mut self, m: &Multifactor, view: &View<'v>) -> Option<PassFactors<'v>> {
+        self.sync(m, view);
+        self.merge(m, view)
+    }
+
+    /// Brings the index in step with the view (the first half of [`MultifactorQueue::start`]).
+    fn sync(&mut self, m: &Multifactor, view: &View<'_>) {
         let pending = view.pending;
         let mut left = std::mem::take(&mut self.left);
         left.clear();
@@ -267,6 +300,20 @@ impl MultifactorQueue {
             }
         }
         self.left = left;
+    }
+
+    /// Prepares the pass's merge, the index in step with the view (the second half of
+    /// [`MultifactorQueue::start`]).
+    fn merge<'v>(&mut self, m: &Multifactor, view: &View<'v>) -> Option<PassFactors<'v>> {
+        self.heads.clear();
+        if self.nonempty.len() < 2 {
+            // No two heads to compare: no priorities, nor the fair-share factors behind them.
+            let first = self.nonempty.first();
+            if let Some(head) = first.and_then(|&c| self.head_after(m, view, None, c, None)) {
+                self.heads.push(head);
+            }
+            return None;
+        }
         // The known users in order of first appearance: running jobs, then the queue.
         let mut users = std::mem::take(&mut self.users);
         let mut slot = std::mem::take(&mut self.slot);
@@ -291,29 +338,56 @@ impl MultifactorQueue {
         for r in view.running {
             know(r.spec.user, r.spec.account);
         }
-        self.firsts.clear();
-        self.firsts.extend(self.active.iter().filter_map(|&u| {
-            let (&seq, &account) = self.user_seqs[u.0 as usize].first_key_value()?;
-            Some((seq, u, account))
-        }));
-        self.firsts.sort_unstable();
-        for &(_, user, account) in &self.firsts {
-            know(user, account);
+        // Flat fair-share (every known user one equal share) reads neither the users' order
+        // nor a waiting user's account: the set of users is enough.
+        let flat = !m.accounts && !m.fair_tree && view.assoc.is_none_or(|c| !c.has_tree());
+        if flat {
+            for &user in &self.active {
+                know(user, Sym::default());
+            }
+        } else {
+            self.firsts.clear();
+            self.firsts.extend(self.active.iter().filter_map(|&u| {
+                let (&seq, &account) = self.user_seqs[u.0 as usize].first_key_value()?;
+                Some((seq, u, account))
+            }));
+            self.firsts.sort_unstable();
+            for &(_, user, account) in &self.firsts {
+                know(user, account);
+            }
         }
-        // The same users as the queue-wide scan finds (checked in debug builds: the tests).
-        debug_assert_eq!(users, super::order::known_users(view).0);
-        let factors = PassFactors::new(m, view, &users, slot);
+        // The same users as the queue-wide scan finds (checked in debug builds: the tests); in
+        // order but for a flat tree.
+        #[cfg(debug_assertions)]
+        {
+            let mut want = super::order::known_users(view).0;
+            if flat {
+                let mut got: Vec<Sym> = users.iter().map(|u| u.0).collect();
+                got.sort_unstable();
+                want.sort_unstable();
+                debug_assert_eq!(got, want.iter().map(|u| u.0).collect::<Vec<_>>());
+            } else {
+                debug_assert_eq!(users, want);
+            }
+        }
+        let factors = PassFactors::with_buffer(m, view, &users, slot, std::mem::take(&mut self.fs));
         self.users = users;
         // Every class's first job.
-        self.heap.clear();
         for k in 0..self.nonempty.len() {
-            self.push_from(m, view, &factors, self.nonempty[k], None);
+            let class = self.nonempty[k];
+            if let Some(head) = self.head_after(m, view, Some(&factors), class, None) {
+                self.heads.push(head);
+            }
         }
-        factors
+        Some(factors)
     }
 
     /// Ends a pass: takes back the buffers lent to `factors`.
-    pub fn finish(&mut self, factors: PassFactors<'_>) {
+    pub fn finish(&mut self, factors: Option<PassFactors<'_>>) {
+        let Some(factors) = factors else {
+            return;
+        };
+        self.fs = factors.fs;
         let mut slot = factors.slot;
         for &(u, _) in &self.users {
             slot[u.0 as usize] = u32::MAX;
@@ -321,28 +395,32 @@ impl MultifactorQueue {
         self.slot = slot;
     }
 
-    /// Pushes class `class`'s first job after `after` (from its start with `None`).
-    fn push_from(
-        &mut self,
+    /// Class `class`'s first job after `after` (from its start with `None`), with its priority
+    /// (0 without `factors`: a lone class's, never compared).
+    fn head_after(
+        &self,
         m: &Multifactor,
         view: &View<'_>,
-        factors: &PassFactors<'_>,
+        factors: Option<&PassFactors<'_>>,
         class: usize,
         after: Option<Place>,
-    ) {
+    ) -> Option<Head> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let set = &self.classes[class];
+        debug_assert_eq!(
+            self.firsts_of[class].as_ref().map(|f| f.place),
+            self.classes[class].first().map(|f| f.place)
+        );
         let next = match after {
-            None => set.first(),
-            Some(a) => set.range::<Place, _>((Excluded(a), Unbounded)).next(),
+            None => self.firsts_of[class].as_ref(),
+            Some(a) => self.classes[class]
+                .range::<Place, _>((Excluded(a), Unbounded))
+                .next(),
         };
-        if let Some(member) = next {
-            self.heap.push(Head {
-                prio: factors.priority(m, view.now, &member.spec),
-                place: member.place,
-                class,
-            });
-        }
+        next.map(|member| Head {
+            prio: factors.map_or(0.0, |f| f.priority(m, view.now, &member.spec)),
+            place: member.place,
+            class,
+        })
     }
 
     /// The next job of the pass's order (its queue position), after [`MultifactorQueue::start`].
@@ -350,11 +428,22 @@ impl MultifactorQueue {
         &mut self,
         m: &Multifactor,
         view: &View<'_>,
-        factors: &PassFactors<'_>,
+        factors: Option<&PassFactors<'_>>,
     ) -> Option<u32> {
-        let head = self.heap.pop()?;
+        // The largest head (`Head`'s order is total: places differ).
+        let k = (0..self.heads.len()).reduce(
+            |a, b| {
+                if self.heads[b] > self.heads[a] { b } else { a }
+            },
+        )?;
+        let head = self.heads[k];
         self.tracker.handed.push(head.place.2);
-        self.push_from(m, view, factors, head.class, Some(head.place));
+        match self.head_after(m, view, factors, head.class, Some(head.place)) {
+            Some(next) => self.heads[k] = next,
+            None => {
+                self.heads.swap_remove(k);
+            }
+        }
         // Every indexed job is in the queue (the index is in step with it).
         let pos = position(view.pending, head.place.2)?;
         Some(pos as u32)

@@ -267,11 +267,24 @@ pub fn fair_share_factors(
     users: &[(Sym, Sym)],
     slot: &[u32],
 ) -> Vec<f64> {
+    fair_share_factors_in(m, view, users, slot, Vec::new())
+}
+
+/// [`fair_share_factors`] into `buf` (cleared first), so that a pass need not allocate.
+fn fair_share_factors_in(
+    m: &Multifactor,
+    view: &View<'_>,
+    users: &[(Sym, Sym)],
+    slot: &[u32],
+    mut own: Vec<f64>,
+) -> Vec<f64> {
+    own.clear();
     let Some(ledger) = view.usage else {
-        return vec![1.0; users.len()];
+        own.resize(users.len(), 1.0);
+        return own;
     };
     let now = view.now;
-    let mut own: Vec<f64> = users.iter().map(|(u, _)| ledger.user_at(*u, now)).collect();
+    own.extend(users.iter().map(|(u, _)| ledger.user_at(*u, now)));
     let mut total = ledger.total_at(now);
     for r in view.running {
         let c = ledger.running_contribution(r, now);
@@ -376,11 +389,23 @@ impl<'v> PassFactors<'v> {
         users: &[(Sym, Sym)],
         slot: Vec<u32>,
     ) -> PassFactors<'v> {
-        let fs = if m.w_fairshare > 0.0 {
-            fair_share_factors(m, view, users, &slot)
+        PassFactors::with_buffer(m, view, users, slot, Vec::new())
+    }
+
+    /// [`PassFactors::new`] with the factors computed into `fs` (a buffer kept between passes).
+    pub fn with_buffer(
+        m: &Multifactor,
+        view: &View<'v>,
+        users: &[(Sym, Sym)],
+        slot: Vec<u32>,
+        mut fs: Vec<f64>,
+    ) -> PassFactors<'v> {
+        if m.w_fairshare > 0.0 {
+            fs = fair_share_factors_in(m, view, users, &slot, fs);
         } else {
-            vec![0.0; users.len()]
-        };
+            fs.clear();
+            fs.resize(users.len(), 0.0);
+        }
         PassFactors {
             fs,
             slot,
