@@ -364,6 +364,16 @@ fn queue_takes_squeues_state_codes_job_lists_and_me() {
         ids(&["-j", &gone.to_string(), "-t", "PD"]),
         Vec::<String>::new()
     );
+    // A job behind another waits for Priority even when the filter shows it alone.
+    let reason = |j: &str| out(&l.cmd(&["queue", "-j", j, "-H", "-o", "%i %r"])).0;
+    assert_eq!(
+        reason(&format!("{array}_1")),
+        format!("{array}_1 Priority\n")
+    );
+    assert_eq!(
+        reason(&format!("{array}_0")),
+        format!("{array}_0 Resources\n")
+    );
     let o = l.cmd(&["queue", "-t", "XX"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(out(&o).1.contains("unknown state 'XX'"), "{}", out(&o).1);

@@ -67,9 +67,20 @@ pub fn run(a: QueueArgs) -> CliResult {
         Some(c) => c.queue(&filter).map_err(failed)?,
         None => Vec::new(),
     };
+    let narrowed = filter.user.is_some() || !a.jobs.is_empty();
     if !a.jobs.is_empty() {
         rows.retain(|r| a.jobs.iter().any(|j| names(j, r)));
     }
+    // Which pending job waits for resources rather than behind others is a fact of the whole
+    // queue, not of the lines a filter keeps.
+    let top = match (&mut client, narrowed) {
+        (Some(c), true) => {
+            let pending =
+                queue_filter(Some("PENDING"), None, false).map_err(|e| failed(anyhow!(e)))?;
+            top_pending(&c.queue(&pending).map_err(failed)?)
+        }
+        _ => top_pending(&rows),
+    };
     if a.json {
         let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
         println!("{s}");
@@ -77,7 +88,7 @@ pub fn run(a: QueueArgs) -> CliResult {
     }
     let now = now_ms();
     if a.long {
-        let table = queue_table(&rows, now);
+        let table = queue_table(&rows, now, top);
         let skip = usize::from(a.no_header);
         for line in table.lines().skip(skip) {
             println!("{line}");
@@ -95,7 +106,6 @@ pub fn run(a: QueueArgs) -> CliResult {
     let spec = a.format.as_deref().unwrap_or(default);
     let fmt = Format::parse(spec).map_err(|e| input(anyhow!("--format: {e}")))?;
     let node = mini_slurm::live::machine::hostname();
-    let top = top_pending(&rows);
     let mut out = String::new();
     if !a.no_header {
         out.push_str(&fmt.header());
@@ -165,8 +175,7 @@ fn reason_or_exit(r: &JobRow, top: Option<i64>) -> String {
 }
 
 /// The wide table (`--long`): the seeds' columns (memory, wait, run time) and more.
-fn queue_table(rows: &[JobRow], now: i64) -> String {
-    let top = top_pending(rows);
+fn queue_table(rows: &[JobRow], now: i64, top: Option<i64>) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{:>8} {:<12} {:<10} {:<13} {:>4} {:>8} {:>4} {:>4} {:>9} {:<20} {:>9} {:>9} {:>11} {:<24} {}\n",
