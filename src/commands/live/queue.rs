@@ -71,6 +71,11 @@ pub fn run(a: QueueArgs) -> CliResult {
     if !a.jobs.is_empty() {
         rows.retain(|r| a.jobs.iter().any(|j| names(j, r)));
     }
+    if a.json {
+        let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
+        println!("{s}");
+        return Ok(());
+    }
     // Which pending job waits for resources rather than behind others is a fact of the whole
     // queue, not of the lines a filter keeps.
     let top = match (&mut client, narrowed) {
@@ -81,11 +86,6 @@ pub fn run(a: QueueArgs) -> CliResult {
         }
         _ => top_pending(&rows),
     };
-    if a.json {
-        let s = serde_json::to_string_pretty(&rows).map_err(failed)?;
-        println!("{s}");
-        return Ok(());
-    }
     let now = now_ms();
     if a.long {
         let table = queue_table(&rows, now, top);
