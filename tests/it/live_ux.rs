@@ -447,15 +447,16 @@ fn a_batch_scripts_sbatch_directives_are_its_options() {
     let other = l.submit(&["-c", "1", "-J", "other", "--mem", "100", "job.sh"]);
     let r = l.wait_state(other, 20);
     assert_eq!((r.name.as_str(), r.cpus, r.mem_mb), ("other", 1, 100));
-    // Refused with the file and line; nothing stored.
-    std::fs::write(
-        l.home().join("bad.sh"),
-        "#!/bin/sh\n#SBATCH --frobnicate=2\ntrue\n",
-    )
-    .unwrap();
-    let o = l.cmd(&["submit", "bad.sh"]);
-    let (_, se) = out(&o);
-    assert_eq!(o.status.code(), Some(2), "{se}");
+    // Refused with the file and line; nothing stored. `refused(file, directive)`: stderr.
+    let refused = |file: &str, directive: &str| {
+        let text = format!("#!/bin/sh\n#SBATCH {directive}\ntrue\n");
+        std::fs::write(l.home().join(file), text).unwrap();
+        let o = l.cmd(&["submit", file]);
+        let (_, se) = out(&o);
+        assert_eq!(o.status.code(), Some(2), "{se}");
+        se
+    };
+    let se = refused("bad.sh", "--frobnicate=2");
     assert!(
         se.contains("bad.sh:2: unknown sbatch option '--frobnicate'"),
         "{se}"
@@ -468,22 +469,24 @@ fn a_batch_scripts_sbatch_directives_are_its_options() {
             .1
             .contains("--nodes 2: this scheduler runs a job on one machine")
     );
-    std::fs::write(
-        l.home().join("nice.sh"),
-        "#!/bin/sh\n#SBATCH --nice=abc\ntrue\n",
-    )
-    .unwrap();
-    let o = l.cmd(&["submit", "nice.sh"]);
-    let (_, se) = out(&o);
-    assert_eq!(o.status.code(), Some(2), "{se}");
     assert_eq!(
-        se.trim(),
+        refused("nice.sh", "--nice=abc").trim(),
         "error: nice.sh's #SBATCH directives: invalid value 'abc' for '--nice <N>': invalid digit found in string"
     );
     assert!(l.db().job(other + 1).unwrap().is_none(), "nothing stored");
     // --wrap naming a script: the script, with its directives.
     let w = l.submit(&["--wrap", "job.sh"]);
     assert_eq!(l.job(w).cpus, 2);
+    assert_eq!(
+        l.job(w).argv,
+        ["/bin/bash", "./job.sh"],
+        "not executable: its #! interpreter"
+    );
+    // An executable script runs as given, from the submit directory.
+    let script = l.home().join("job.sh");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let x = l.submit(&["job.sh", "z"]);
+    assert_eq!(l.job(x).argv, ["./job.sh", "z"]);
     let t = l.submit(&[
         "-n",
         "2",
