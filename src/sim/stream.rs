@@ -32,6 +32,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 /// Jobs per batch handed to the simulation.
 const BATCH: usize = 2048;
 
+/// Jobs in the first batch; each next batch holds twice as many, up to [`BATCH`]: the
+/// simulation starts once it has the first.
+const FIRST_BATCH: usize = 256;
+
 /// Batches in flight between the reading thread and the simulation.
 const IN_FLIGHT: usize = 32;
 
@@ -204,7 +208,8 @@ impl Setup {
         // The machine, and whether its nodes lack memory, once the header has been read.
         let mut cluster: Option<(Cluster, bool)> = None;
         let mut p = JobPreparer::new(&opts, false);
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch_size = FIRST_BATCH;
+        let mut batch = Vec::with_capacity(batch_size);
         let give_up = || TraceError::new(&self.trace, None, TraceErrorKind::Empty);
         // SWF jobs all go to the default partition: the preparer needs no names.
         let no_names = Names::default();
@@ -264,8 +269,9 @@ impl Setup {
             st.last_submit = Some(spec.submit);
             st.kept += 1;
             batch.push((spec, truth));
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if batch.len() == batch_size {
+                batch_size = (batch_size * 2).min(BATCH);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                 tx.send(Msg::Jobs(full)).map_err(|_| give_up())?;
             }
             Ok(())

@@ -18,6 +18,12 @@ use std::sync::mpsc;
 /// Bytes read before a chunk is handed over (it ends at the last newline in it).
 const CHUNK: usize = 1 << 20;
 
+/// Bytes read for the first chunk; each next chunk reads twice as many, up to [`CHUNK`]. The
+/// caller waits for the first chunk (a streamed simulation cannot start before the trace's
+/// first job): a small one lets it start after a few milliseconds rather than after a whole
+/// mebibyte has been inflated and scanned.
+const FIRST_CHUNK: usize = 64 << 10;
+
 /// Chunks in flight between the threads.
 const IN_FLIGHT: usize = 4;
 
@@ -97,6 +103,7 @@ fn read_chunks<L>(
     let mut carry: Vec<u8> = Vec::new();
     let mut listening = true;
     let mut bad_utf8: Option<u64> = None;
+    let mut size = FIRST_CHUNK;
     loop {
         let (buf, mut lines) = match spent.try_recv() {
             Ok(c) => (c.text.into_bytes(), c.lines),
@@ -104,9 +111,10 @@ fn read_chunks<L>(
         };
         let mut buf = buf;
         buf.clear();
-        buf.reserve(CHUNK + carry.len());
+        buf.reserve(size + carry.len());
         buf.append(&mut carry);
-        let eof = fill(&mut reader, &mut buf).map_err(ReadError::Io)?;
+        let eof = fill(&mut reader, &mut buf, size).map_err(ReadError::Io)?;
+        size = (size * 2).min(CHUNK);
         let cut = if eof {
             buf.len()
         } else {
@@ -159,10 +167,10 @@ fn read_chunks<L>(
     }
 }
 
-/// Reads into `buf` until it holds `CHUNK` more bytes or the input ends; true at the end.
-fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+/// Reads into `buf` until it holds `size` more bytes or the input ends; true at the end.
+fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, size: usize) -> std::io::Result<bool> {
     let mut filled = buf.len();
-    buf.resize(filled + CHUNK, 0);
+    buf.resize(filled + size, 0);
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
             Ok(0) => {
