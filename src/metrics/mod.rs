@@ -22,7 +22,7 @@ pub use jobs_csv::{JOBS_CSV_COLUMNS, write_jobs_csv};
 pub use result::{ElasticWork, JobResult, SimResult};
 
 use crate::ids::Names;
-use crate::time::Dur;
+use crate::time::{Dur, Time};
 use crate::trace::{SimJobs, SkipReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -245,23 +245,45 @@ pub fn jain(xs: &[f64]) -> f64 {
     }
 }
 
+/// A run's per-user sums, in job order (user symbol → jobs, wait seconds, bounded slowdowns,
+/// CPU-seconds), and its first submit and last end in milliseconds: what [`Fairness`] is
+/// computed from, gathered in one pass over the jobs (with the summary's own sums, in
+/// [`Summary::compute`]).
+#[derive(Default)]
+struct Service {
+    per: Vec<(usize, f64, f64, f64)>,
+    span: Option<(i64, i64)>,
+}
+
+impl Service {
+    fn add(&mut self, j: &JobResult, bsld: f64) {
+        let u = j.spec.user.0 as usize;
+        if self.per.len() <= u {
+            self.per.resize(u + 1, (0, 0.0, 0.0, 0.0));
+        }
+        let e = &mut self.per[u];
+        e.0 += 1;
+        e.1 += j.wait().as_secs_f64();
+        e.2 += bsld;
+        e.3 += j.cpu_ms as f64 / 1000.0;
+        let (s, f) = (j.spec.submit.0, j.finish.0);
+        self.span = Some(self.span.map_or((s, f), |(a, b)| (a.min(s), b.max(f))));
+    }
+}
+
 impl Fairness {
     pub fn compute(result: &SimResult, names: &Names) -> Fairness {
-        let jobs = &result.jobs;
-        // Per user symbol first (cheap), then by name.
-        let n_syms = jobs
-            .iter()
-            .map(|j| j.spec.user.0 as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let mut per = vec![(0usize, 0f64, 0f64, 0f64); n_syms];
-        for j in jobs {
-            let e = &mut per[j.spec.user.0 as usize];
-            e.0 += 1;
-            e.1 += j.wait().as_secs_f64();
-            e.2 += bounded_slowdown(j, BSLD_TAU_SECS);
-            e.3 += j.cpu_ms as f64 / 1000.0;
+        let mut service = Service::default();
+        for j in &result.jobs {
+            service.add(j, bounded_slowdown(j, BSLD_TAU_SECS));
         }
+        Fairness::of(service, result, names)
+    }
+
+    fn of(service: Service, result: &SimResult, names: &Names) -> Fairness {
+        let per = service.per;
+        // Per user symbol first (cheap), then by name.
+        let n_syms = per.len();
         let total: f64 = per.iter().map(|v| v.3).sum();
         let n = per.iter().filter(|v| v.0 > 0).count().max(1) as f64;
         let mut users: BTreeMap<String, UserService> = BTreeMap::new();
@@ -284,20 +306,23 @@ impl Fairness {
         Fairness {
             jain_share: jain(&ratios),
             jain_bounded_slowdown: jain(&bslds),
-            share_windows: share_windows(result, names, 10, n_syms),
+            share_windows: share_windows(result, names, 10, n_syms, service.span),
             users,
         }
     }
 }
 
 /// Delivered CPU-seconds per user in `k` equal windows between the first submit and the last
-/// end (a job's CPU-seconds are split across the windows it ran in).
-fn share_windows(result: &SimResult, names: &Names, k: usize, n_syms: usize) -> Vec<ShareWindow> {
+/// end, `span` (a job's CPU-seconds are split across the windows it ran in).
+fn share_windows(
+    result: &SimResult,
+    names: &Names,
+    k: usize,
+    n_syms: usize,
+    span: Option<(i64, i64)>,
+) -> Vec<ShareWindow> {
     let jobs = &result.jobs;
-    let (Some(a), Some(b)) = (
-        jobs.iter().map(|j| j.spec.submit.0).min(),
-        jobs.iter().map(|j| j.finish.0).max(),
-    ) else {
+    let Some((a, b)) = span else {
         return Vec::new();
     };
     if b <= a {
@@ -361,24 +386,41 @@ impl Summary {
     ) -> Summary {
         let jobs = &result.jobs;
         let secs = |d: Dur| d.as_secs_f64();
-        let waits: Vec<i64> = jobs.iter().map(|j| j.wait().0).collect();
-        let tats: Vec<i64> = jobs.iter().map(|j| j.turnaround().0).collect();
+        // One pass over the jobs (each record and its spec read once): the sums are added in
+        // job order, as iterator sums add them (from −0.0), so the bits are those of a pass
+        // per value.
+        let mut waits: Vec<i64> = Vec::with_capacity(jobs.len());
+        let mut tats: Vec<i64> = Vec::with_capacity(jobs.len());
+        let (mut bsld_sum, mut sld_sum, mut sld_max, mut leaf_sum) = (-0.0f64, -0.0f64, 0.0, -0.0);
+        // Σ(run × procs) in processor-milliseconds, exact in integers; a preempted job's every
+        // segment counts (the machine was busy with it).
+        let mut work: i128 = 0;
+        let (mut spanning, mut elastic) = (0, false);
+        let mut service = Service::default();
+        for j in jobs {
+            waits.push(j.wait().0);
+            tats.push(j.turnaround().0);
+            let bsld = bounded_slowdown(j, BSLD_TAU_SECS);
+            bsld_sum += bsld;
+            let sld = slowdown(j);
+            sld_sum += sld;
+            sld_max = f64::max(sld_max, sld);
+            work += i128::from(j.cpu_ms);
+            leaf_sum += f64::from(j.leaf_switches);
+            spanning += usize::from(j.leaf_switches > 1);
+            elastic |= j.spec.elastic.is_some();
+            service.add(j, bsld);
+        }
         let n = jobs.len().max(1) as f64;
-        let bsld: f64 = jobs
-            .iter()
-            .map(|j| bounded_slowdown(j, BSLD_TAU_SECS))
-            .sum::<f64>()
-            / n;
-        let sld: Vec<f64> = jobs.iter().map(slowdown).collect();
-        let first = jobs.iter().map(|j| j.spec.submit).min();
-        let last = jobs.iter().map(|j| j.finish).max();
+        let bsld = bsld_sum / n;
+        let (first, last) = match service.span {
+            Some((a, b)) => (Some(Time(a)), Some(Time(b))),
+            None => (None, None),
+        };
         let makespan = match (first, last) {
             (Some(a), Some(b)) => b - a,
             _ => Dur::ZERO,
         };
-        // Σ(run × procs) in processor-milliseconds, exact in integers; a preempted job's every
-        // segment counts (the machine was busy with it).
-        let work: i128 = jobs.iter().map(|j| i128::from(j.cpu_ms)).sum();
         let capacity = i128::from(result.procs) * i128::from(makespan.0);
         let utilization = if capacity > 0 {
             work as f64 / capacity as f64
@@ -403,21 +445,23 @@ impl Summary {
             turnaround_s: Stats::of_millis(tats),
             mean_bounded_slowdown: bsld,
             bounded_slowdown_tau_s: BSLD_TAU_SECS,
-            mean_slowdown: sld.iter().sum::<f64>() / n,
-            max_slowdown: sld.iter().copied().fold(0.0, f64::max),
+            mean_slowdown: sld_sum / n,
+            max_slowdown: sld_max,
             utilization,
             makespan_s: secs(makespan),
             first_submit_s: first.map_or(0.0, |t| t.as_secs_f64()),
             last_finish_s: last.map_or(0.0, |t| t.as_secs_f64()),
             scheduling_passes: result.passes,
-            mean_leaf_switches: jobs.iter().map(|j| f64::from(j.leaf_switches)).sum::<f64>() / n,
-            jobs_spanning_leaves: jobs.iter().filter(|j| j.leaf_switches > 1).count(),
-            fairness: Fairness::compute(result, names),
+            mean_leaf_switches: leaf_sum / n,
+            jobs_spanning_leaves: spanning,
+            fairness: Fairness::of(service, result, names),
             elastic_fraction: None,
             elastic_range: None,
             seed: None,
             speedup: None,
-            elastic: ElasticSummary::compute(jobs, capacity),
+            elastic: elastic
+                .then(|| ElasticSummary::compute(jobs, capacity))
+                .flatten(),
             wall_time_s: None,
         }
     }
@@ -570,6 +614,14 @@ mod tests {
                 assert_eq!(p.to_bits(), q.to_bits());
             }
         }
+    }
+
+    /// The summary's one-pass sums start where iterator sums start (−0.0), so an empty run's
+    /// means keep their bits.
+    #[test]
+    fn float_sums_start_from_negative_zero() {
+        let none: [f64; 0] = [];
+        assert_eq!(none.iter().sum::<f64>().to_bits(), (-0.0f64).to_bits());
     }
 
     #[test]

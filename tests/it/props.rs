@@ -6,7 +6,7 @@ use mini_slurm::driver::Observer;
 use mini_slurm::engine::{Command, Engine};
 use mini_slurm::ids::{JobId, Names};
 use mini_slurm::metrics::SimResult;
-use mini_slurm::metrics::{RunInfo, Summary, write_jobs_csv};
+use mini_slurm::metrics::{Fairness, RunInfo, Summary, write_jobs_csv};
 use mini_slurm::model::Cluster;
 use mini_slurm::model::EstimateMode;
 use mini_slurm::policy::{self, REGISTRY};
@@ -83,6 +83,12 @@ fn outputs(jobs: &SimJobs, r: &SimResult) -> (Vec<u8>, String) {
         jobs,
         r,
         &Names::default(),
+    );
+    // The summary gathers the fairness sums in its own pass over the jobs: the same values.
+    let alone = Fairness::compute(r, &Names::default());
+    assert_eq!(
+        serde_json::to_string(&s.fairness).unwrap(),
+        serde_json::to_string(&alone).unwrap()
     );
     (csv, s.to_json())
 }
