@@ -113,6 +113,11 @@ impl Names {
         self.names.len()
     }
 
+    /// The names from symbol `from` on, in symbol order.
+    pub fn since(&self, from: usize) -> &[String] {
+        self.names.get(from..).unwrap_or(&[])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.names.len() <= 1
     }

@@ -14,7 +14,7 @@ use mini_slurm::sim::options::{
     parse_count, parse_fraction, parse_mem, parse_speedup, parse_switches, parse_topology_penalty,
     parse_u32, parse_u64,
 };
-use mini_slurm::sim::output::write_run_with;
+use mini_slurm::sim::output::{OutDir, write_run_with};
 use mini_slurm::sim::setup::placement_name;
 use mini_slurm::sim::{Notice, Setup};
 use mini_slurm::time::{Dur, Time};
@@ -186,18 +186,26 @@ pub fn run(a: SimArgs) -> CliResult {
     }
     let started = Instant::now();
     let setup = a.w.setup()?;
-    // The trace is streamed into the simulation when it can be; else read whole first.
+    // The trace is streamed into the simulation when it can be; else read whole first. A
+    // streamed run writes jobs.csv while it runs: the output directory is opened first (where
+    // it cannot be, the error is told after the run, as for a run that does not stream).
+    let out_dir = match &a.out {
+        Some(dir) if setup.streams() => OutDir::create(dir).ok(),
+        _ => None,
+    };
+    let jobs_csv = out_dir.as_ref().and_then(|o| o.jobs_csv().ok());
     let mut progress = Progress::new(None);
-    let (p, result, canonical) = match setup.simulate_streamed(&a.policy, &mut progress)? {
+    let streamed = setup.simulate_streamed_to(&a.policy, &mut progress, jobs_csv)?;
+    let (p, result, canonical, rows) = match streamed {
         Some(s) => {
             s.notices.into_iter().for_each(notices(false));
-            (s.prepared, s.result, s.canonical)
+            (s.prepared, s.result, s.canonical, s.rows)
         }
         None => {
             let p = setup.prepare(&mut notices(false))?;
             progress = Progress::new(Some(p.jobs.jobs.len() as u64));
             let (result, canonical) = p.simulate_observed(&a.policy, &mut progress)?;
-            (p, result, canonical)
+            (p, result, canonical, None)
         }
     };
     progress.finish();
@@ -209,9 +217,10 @@ pub fn run(a: SimArgs) -> CliResult {
         summary
     };
     // With --out, the summary is computed on another thread while jobs.csv is written.
-    let summary = match &a.out {
-        Some(dir) => write_run_with(dir, &p, &result, summarize)?,
-        None => summarize(),
+    let summary = match (&a.out, out_dir) {
+        (Some(_), Some(out)) => out.write_run(&p, &result, rows, summarize)?,
+        (Some(dir), None) => write_run_with(dir, &p, &result, summarize)?,
+        (None, _) => summarize(),
     };
     if !a.quiet {
         print!("{}", summary.to_table());

@@ -13,11 +13,13 @@
 //! Names (users, groups, partitions, single nodes) are quoted once per name, not once per row.
 
 use super::{BSLD_TAU_SECS, JobResult, SimResult, bounded_slowdown, slowdown};
-use crate::ids::{Names, Sym};
+use crate::ids::{JobId, Names, Sym};
 use crate::model::{Cluster, Slice};
 use crate::trace::write::csv_field;
 use std::io::Write;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 /// The columns of `jobs.csv`, in order (Batsim's names first).
 pub const JOBS_CSV_COLUMNS: [&str; 26] = [
@@ -62,10 +64,28 @@ pub fn write_jobs_csv(
     names: &Names,
     cluster: &Cluster,
 ) -> std::io::Result<()> {
+    write_jobs_csv_header(w)?;
+    write_jobs_csv_rows(w, &result.jobs, names, cluster)
+}
+
+/// The first line of `jobs.csv`: the column names.
+pub fn write_jobs_csv_header(w: &mut dyn Write) -> std::io::Result<()> {
+    let mut head = JOBS_CSV_COLUMNS.join(",");
+    head.push('\n');
+    w.write_all(head.as_bytes())
+}
+
+/// The rows of `jobs` (sorted by id), as [`write_jobs_csv`] writes them after the header.
+pub fn write_jobs_csv_rows(
+    w: &mut dyn Write,
+    jobs: &[JobResult],
+    names: &Names,
+    cluster: &Cluster,
+) -> std::io::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     write_blocks(
         w,
-        result,
+        jobs,
         names,
         cluster,
         BLOCK_ROWS,
@@ -74,27 +94,24 @@ pub fn write_jobs_csv(
 }
 
 /// Rows per block (about 170 bytes each).
-const BLOCK_ROWS: usize = 2048;
+pub const BLOCK_ROWS: usize = 2048;
 
 /// Threads formatting rows, this one included.
 const MAX_THREADS: usize = 4;
 
-/// [`write_jobs_csv`] with blocks of `block_rows` rows and up to `helpers` helper threads.
+/// [`write_jobs_csv_rows`] with blocks of `block_rows` rows and up to `helpers` helper threads.
 fn write_blocks(
     w: &mut dyn Write,
-    result: &SimResult,
+    jobs: &[JobResult],
     names: &Names,
     cluster: &Cluster,
     block_rows: usize,
     helpers: usize,
 ) -> std::io::Result<()> {
-    let mut head = JOBS_CSV_COLUMNS.join(",");
-    head.push('\n');
-    w.write_all(head.as_bytes())?;
-    let blocks: Vec<&[JobResult]> = result.jobs.chunks(block_rows.max(1)).collect();
+    let blocks: Vec<&[JobResult]> = jobs.chunks(block_rows.max(1)).collect();
     let helpers = helpers.min(blocks.len().saturating_sub(1));
     let workers = helpers + 1;
-    let capacity = block_rows.min(result.jobs.len()) * 192;
+    let capacity = block_rows.min(jobs.len()) * 192;
     std::thread::scope(|s| {
         // Per helper: its formatted blocks, in order, and the spent buffers back to it.
         let mut formatted = Vec::with_capacity(helpers);
@@ -141,6 +158,156 @@ fn write_blocks(
         }
         Ok(())
     })
+}
+
+/// `jobs.csv` written on a thread of its own while the simulation still runs: the header at
+/// once, then the rows of each block of [`BLOCK_ROWS`] finished jobs it is offered — in id
+/// order, each block after the one before — and, before any block that uses them, the names
+/// the trace added ([`NameSender`]). What is left when the simulation ends is written by
+/// [`RowStream::finish`]'s caller with [`write_jobs_csv_rows`]. The bytes are the ones
+/// [`write_jobs_csv`] writes: the same rows, formatted by the same code, in the same blocks.
+pub struct RowStream {
+    tx: Option<mpsc::Sender<Piece>>,
+    /// Blocks offered and not yet written.
+    queued: Arc<AtomicUsize>,
+    rows: usize,
+    last_id: Option<JobId>,
+    thread: Option<JoinHandle<std::io::Result<Box<dyn Write + Send>>>>,
+}
+
+/// What the writing thread is sent.
+enum Piece {
+    /// Names interned after those sent before (symbols in order, from 1).
+    Names(Vec<String>),
+    Rows(Vec<JobResult>),
+    /// No more: [`RowStream::finish`] (a [`NameSender`] may outlive the stream).
+    End,
+}
+
+/// Blocks offered and not yet written, at most: a simulation does not wait for the writer,
+/// and on a busy machine its blocks wait in the simulation's own records rather than in
+/// copies.
+const MAX_QUEUED: usize = 4;
+
+/// Sends a [`RowStream`] the names the trace adds as it is read.
+pub struct NameSender(mpsc::Sender<Piece>);
+
+impl NameSender {
+    /// Names interned since the last ones sent, in symbol order.
+    pub fn send(&self, new: Vec<String>) {
+        // A writer that stopped has its error to tell at `finish`.
+        let _ = self.0.send(Piece::Names(new));
+    }
+}
+
+impl RowStream {
+    /// Starts the thread that writes to `w` for jobs on `cluster`, whose names are interned
+    /// in the order [`NameSender::send`] gives them.
+    pub fn start(w: Box<dyn Write + Send>, cluster: Cluster) -> std::io::Result<RowStream> {
+        let (tx, rx) = mpsc::channel::<Piece>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let left = Arc::clone(&queued);
+        let thread = std::thread::Builder::new()
+            .name("jobs.csv".into())
+            .spawn(move || write_pieces(w, &cluster, &rx, &left))?;
+        Ok(RowStream {
+            tx: Some(tx),
+            queued,
+            rows: 0,
+            last_id: None,
+            thread: Some(thread),
+        })
+    }
+
+    /// A sender of the names the trace adds, for the feed of the simulation.
+    pub fn names(&self) -> Option<NameSender> {
+        self.tx.as_ref().map(|tx| NameSender(tx.clone()))
+    }
+
+    /// Takes the next block of rows (`jobs`, of [`BLOCK_ROWS`] jobs, after every row offered
+    /// before in id order); false when the writer has enough waiting.
+    pub fn offer(&mut self, jobs: &[JobResult]) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        if self.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+            return false;
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if tx.send(Piece::Rows(jobs.to_vec())).is_err() {
+            return false;
+        }
+        self.rows += jobs.len();
+        self.last_id = jobs.last().map(|j| j.spec.id).or(self.last_id);
+        true
+    }
+
+    /// Rows taken so far, and the id of the last.
+    pub fn taken(&self) -> (usize, Option<JobId>) {
+        (self.rows, self.last_id)
+    }
+
+    /// Waits for every row taken to be written and gives the writer back, with the number of
+    /// rows written after the header, or the first error writing.
+    pub fn finish(mut self) -> std::io::Result<(Box<dyn Write + Send>, usize)> {
+        let rows = self.rows;
+        self.stop().map(|w| (w, rows))
+    }
+
+    fn stop(&mut self) -> std::io::Result<Box<dyn Write + Send>> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Piece::End);
+        }
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => Err(std::io::Error::other("jobs.csv was already written")),
+        }
+    }
+}
+
+impl Drop for RowStream {
+    /// A stream given up still waits for its thread, so that nothing writes to its file once
+    /// the caller has moved on (to write the file afresh, or to remove it).
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// The writing thread of a [`RowStream`].
+fn write_pieces(
+    mut w: Box<dyn Write + Send>,
+    cluster: &Cluster,
+    rx: &mpsc::Receiver<Piece>,
+    queued: &AtomicUsize,
+) -> std::io::Result<Box<dyn Write + Send>> {
+    let mut failed = write_jobs_csv_header(&mut w).err();
+    let mut names = Names::default();
+    let mut buf = Vec::with_capacity(BLOCK_ROWS * 192);
+    for piece in rx {
+        match piece {
+            Piece::Names(new) => {
+                for n in &new {
+                    names.intern(n);
+                }
+            }
+            Piece::Rows(jobs) => {
+                if failed.is_none() {
+                    buf.clear();
+                    Rows::new(&names, cluster).block(&mut buf, &jobs);
+                    failed = w.write_all(&buf).err();
+                }
+                drop(jobs);
+                queued.fetch_sub(1, Ordering::AcqRel);
+            }
+            Piece::End => break,
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(w),
+    }
 }
 
 /// Formats rows; one per thread (its quoted names are its own).
@@ -659,12 +826,96 @@ mod tests {
         // Blocks of one to eight rows, formatted by up to three helper threads in turn.
         for (rows, helpers) in [(1, 1), (2, 1), (1, 3), (3, 2), (8, 3), (2, 0)] {
             let mut out = Vec::new();
-            write_blocks(&mut out, &result, &names, &cluster, rows, helpers).unwrap();
+            write_jobs_csv_header(&mut out).unwrap();
+            write_blocks(&mut out, &result.jobs, &names, &cluster, rows, helpers).unwrap();
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 want,
                 "{rows} rows, {helpers} helpers"
             );
         }
+        // Written while a simulation runs: blocks offered (the names sent before them, in
+        // two parts), the rest after `finish`; whatever the cut, the same bytes.
+        for cut in [0, 1, 3, 7] {
+            let (mut stream, file) = shared_stream(cluster.clone());
+            let names_to = stream.names().unwrap();
+            names_to.send(vec!["alice".into()]);
+            names_to.send(vec!["bob, jr".into(), "say \"hi\"".into()]);
+            let mut taken = 0;
+            for block in result.jobs[..cut].chunks(2) {
+                assert!(stream.offer(block));
+                taken += block.len();
+            }
+            assert_eq!(stream.taken().0, taken);
+            let (mut w, rows) = stream.finish().unwrap();
+            assert_eq!(rows, cut);
+            write_jobs_csv_rows(&mut w, &result.jobs[rows..], &names, &cluster).unwrap();
+            w.flush().unwrap();
+            drop(w);
+            let bytes = file.lock().unwrap().clone();
+            assert_eq!(String::from_utf8(bytes).unwrap(), want, "cut at {cut}");
+        }
+    }
+
+    /// A writer into a buffer shared with the test.
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn shared_stream(cluster: Cluster) -> (RowStream, Arc<std::sync::Mutex<Vec<u8>>>) {
+        let file = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stream = RowStream::start(Box::new(Shared(Arc::clone(&file))), cluster).unwrap();
+        (stream, file)
+    }
+
+    /// A stream whose file cannot be written reports it at `finish`; one dropped without
+    /// `finish` has stopped writing when the drop returns.
+    #[test]
+    fn a_stream_reports_write_errors_and_stops_when_dropped() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let cluster = Cluster::uniform(1, 4, 0, 0).unwrap();
+        let stream = RowStream::start(Box::new(Full), cluster.clone()).unwrap();
+        let e = stream.finish().err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("disk full"));
+        let (mut stream, file) = shared_stream(cluster);
+        let spec = Arc::new(JobSpec::new(JobId(1), Time(0), 1, Dur(1)));
+        let job = JobResult {
+            spec,
+            runtime: Dur(1),
+            start: Time(0),
+            finish: Time(1),
+            state: FinalState::Completed,
+            alloc: Arc::from(vec![Slice::new(0, 1, 0)]),
+            leaf_switches: 1,
+            pending_reason: PendingReason::None,
+            preemptions: 0,
+            busy: Dur(1),
+            lost_cpu_ms: 0,
+            cpu_ms: 1,
+            resizes: 0,
+        };
+        assert!(stream.offer(std::slice::from_ref(&job)));
+        drop(stream);
+        let written = file.lock().unwrap().len();
+        assert!(
+            written > JOBS_CSV_COLUMNS.join(",").len() + 1,
+            "the row was written"
+        );
+        assert_eq!(std::sync::Arc::strong_count(&file), 1, "the thread is gone");
     }
 }

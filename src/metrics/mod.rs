@@ -18,7 +18,10 @@ mod result;
 
 use crate::stats::percentile;
 
-pub use jobs_csv::{JOBS_CSV_COLUMNS, write_jobs_csv};
+pub use jobs_csv::{
+    BLOCK_ROWS, JOBS_CSV_COLUMNS, NameSender, RowStream, write_jobs_csv, write_jobs_csv_header,
+    write_jobs_csv_rows,
+};
 pub use result::{ElasticWork, JobResult, SimResult};
 
 use crate::ids::Names;

@@ -23,7 +23,7 @@ pub use error::SimError;
 pub use executor::{SimExecError, SimExecutor, stretch};
 pub use experiment::{Experiment, ExperimentError};
 pub use setup::{Notice, Prepared, Run, Setup};
-pub use store::{JobFeed, JobIndex, JobTable, MemStore, MemStoreError};
+pub use store::{FinishedJobs, JobFeed, JobIndex, JobTable, MemStore, MemStoreError};
 
 use crate::driver::{self, Clock, DriverError, Observer};
 use crate::engine::Engine;
@@ -103,6 +103,18 @@ pub fn simulate_table(
     cfg: SimConfig<'_>,
     observer: &mut dyn Observer,
 ) -> Result<SimResult, DriverError> {
+    simulate_table_with(cluster, table, cfg, observer, None)
+}
+
+/// [`simulate_table`], handing `finished` the records of finished jobs, a block at a time in
+/// queue order, while the simulation runs ([`MemStore::with_finished`]).
+pub fn simulate_table_with(
+    cluster: &crate::model::Cluster,
+    table: &JobTable<'_>,
+    cfg: SimConfig<'_>,
+    observer: &mut dyn Observer,
+    finished: Option<&mut dyn FinishedJobs>,
+) -> Result<SimResult, DriverError> {
     let policy_name = cfg.policy_name;
     let start = table.first_submit().unwrap_or(Time::ZERO);
     let mut engine = Engine::new(cluster.clone(), cfg.placement, cfg.policy, policy_name);
@@ -113,6 +125,9 @@ pub fn simulate_table(
     let mut clock = VirtualClock::starting_at(start);
     let mut exec = SimExecutor::new(table, cfg.span_penalty_permille);
     let mut store = MemStore::new(table);
+    if let Some(f) = finished {
+        store = store.with_finished(f);
+    }
     driver::run(&mut engine, &mut clock, &mut exec, &mut store, observer)?;
     if let Some(e) = table.failed() {
         return Err(DriverError::Store(Box::new(MemStoreError::Feed(e))));

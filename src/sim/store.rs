@@ -261,6 +261,27 @@ struct Holding {
 const STARTED: u8 = 1;
 const ENDED: u8 = 2;
 
+/// Takes the records of finished jobs while a simulation still runs, a block at a time and in
+/// queue order ([`MemStore::with_finished`]): `jobs.csv` is then written beside the simulation
+/// instead of after it.
+pub trait FinishedJobs {
+    /// Jobs per block (at least one).
+    fn block_len(&self) -> usize;
+    /// Takes the next block: every job in it has ended and its record will not change. False
+    /// when it cannot take it now; it is offered again at a later job's end.
+    fn offer(&mut self, jobs: &[JobResult]) -> bool;
+}
+
+/// Blocks of finished jobs handed over, in queue order.
+struct Handing<'a> {
+    to: &'a mut dyn FinishedJobs,
+    len: usize,
+    /// Jobs ended, per block.
+    ended: Vec<u32>,
+    /// Blocks handed over.
+    done: usize,
+}
+
 /// An in-memory store: arrivals from a trace in queue order, outcomes by position.
 pub struct MemStore<'a> {
     jobs: &'a JobTable<'a>,
@@ -272,6 +293,7 @@ pub struct MemStore<'a> {
     holding: FastMap<u32, Holding>,
     /// The empty allocation of a job that has not started.
     none: Arc<[Slice]>,
+    finished: Option<Handing<'a>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +315,39 @@ impl<'a> MemStore<'a> {
             flags: Vec::with_capacity(n),
             holding: FastMap::default(),
             none: Arc::from(Vec::new()),
+            finished: None,
+        }
+    }
+
+    /// Hands `to` every block of jobs (of its length, by position) once they have all ended,
+    /// in order; a last, shorter block is not handed over.
+    pub fn with_finished(mut self, to: &'a mut dyn FinishedJobs) -> MemStore<'a> {
+        let len = to.block_len().max(1);
+        self.finished = Some(Handing {
+            to,
+            len,
+            ended: Vec::new(),
+            done: 0,
+        });
+        self
+    }
+
+    /// Counts the job at `i` as ended and hands over the blocks now finished.
+    fn hand_over(&mut self, i: usize) {
+        let Some(h) = self.finished.as_mut() else {
+            return;
+        };
+        let b = i / h.len;
+        if h.ended.len() <= b {
+            h.ended.resize(b + 1, 0);
+        }
+        h.ended[b] += 1;
+        while h.ended.get(h.done).is_some_and(|&n| n as usize == h.len) {
+            let from = h.done * h.len;
+            if !h.to.offer(&self.results[from..from + h.len]) {
+                break;
+            }
+            h.done += 1;
         }
     }
     fn slot(&self, job: JobId) -> Result<usize, MemStoreError> {
@@ -407,6 +462,7 @@ impl Store for MemStore<'_> {
             h.run_cpu_ms += tail;
             h.since = c.at;
         }
+        let mut ended = false;
         match c.preempted {
             Some(PreemptMode::Requeue) => {
                 r.preemptions += 1;
@@ -418,9 +474,13 @@ impl Store for MemStore<'_> {
                 r.finish = c.at;
                 r.state = c.state;
                 self.flags[i] |= ENDED;
+                ended = true;
             }
         }
         self.holding.remove(&(i as u32));
+        if ended {
+            self.hand_over(i);
+        }
         Ok(())
     }
     fn record_resize(&mut self, now: Time, cmd: &Command) -> Result<(), MemStoreError> {
@@ -562,6 +622,106 @@ mod tests {
         store.take_arrivals(Time(0), &mut out).unwrap();
         assert!(store.take_arrivals(Time(10), &mut out).is_err());
         assert_eq!(fed.failed().as_deref(), Some("stopped"));
+    }
+
+    /// Takes blocks of `len` jobs, refusing while `refuse` says so; records the ids of each.
+    struct Blocks {
+        len: usize,
+        refuse: std::rc::Rc<std::cell::Cell<bool>>,
+        got: Vec<Vec<u64>>,
+    }
+    impl FinishedJobs for Blocks {
+        fn block_len(&self) -> usize {
+            self.len
+        }
+        fn offer(&mut self, jobs: &[JobResult]) -> bool {
+            if self.refuse.get() {
+                return false;
+            }
+            assert!(
+                jobs.iter().all(|j| j.finish > Time::ZERO),
+                "a block not finished"
+            );
+            self.got.push(jobs.iter().map(|j| j.spec.id.0).collect());
+            true
+        }
+    }
+
+    /// Blocks are handed over in order once every job in them has ended (a job requeued has
+    /// not), one refused is offered again at a later end, and a last shorter block is kept.
+    #[test]
+    fn finished_blocks_are_handed_over_in_order() {
+        let w = jobs(&[1, 2, 3, 4, 5, 6, 7]);
+        let table = JobTable::whole(&w);
+        let mut blocks = Blocks {
+            len: 2,
+            refuse: Default::default(),
+            got: Vec::new(),
+        };
+        let start_all = |store: &mut MemStore<'_>| {
+            store.take_arrivals(Time::ZERO, &mut Vec::new()).unwrap();
+            let alloc: Arc<[Slice]> = Arc::from([Slice::new(0, 1, 0)]);
+            for job in 1..=7 {
+                let start = Command::Start {
+                    job: JobId(job),
+                    alloc: Arc::clone(&alloc),
+                    leaf_switches: 1,
+                    waited_for: PendingReason::None,
+                    cpus: 1,
+                    time_limit: None,
+                };
+                store.record_start(Time(1), &start).unwrap();
+            }
+        };
+        let mut store = MemStore::new(&table).with_finished(&mut blocks);
+        start_all(&mut store);
+        let end = |job, preempted| Completion {
+            job: JobId(job),
+            at: Time(10 + job as i64),
+            state: FinalState::Completed,
+            preempted,
+        };
+        let got = |s: &MemStore<'_>| {
+            let h = s.finished.as_ref().unwrap();
+            h.done
+        };
+        // Block [3, 4] ends before [1, 2]: nothing until 1 and 2 have ended.
+        store.record_end(&end(3, None)).unwrap();
+        store.record_end(&end(4, None)).unwrap();
+        store.record_end(&end(1, None)).unwrap();
+        store
+            .record_end(&end(2, Some(PreemptMode::Requeue)))
+            .unwrap();
+        assert_eq!(got(&store), 0, "job 2 was requeued, not ended");
+        store.record_end(&end(2, None)).unwrap();
+        assert_eq!(got(&store), 2);
+        store.record_end(&end(5, None)).unwrap();
+        store.record_end(&end(7, None)).unwrap();
+        store.record_end(&end(6, None)).unwrap();
+        assert_eq!(got(&store), 3, "the last block, [7], is shorter: kept");
+        drop(store);
+        assert_eq!(blocks.got, vec![vec![1, 2], vec![3, 4], vec![5, 6]]);
+
+        // Refused blocks wait for a later end, then go in order.
+        let refuse = std::rc::Rc::new(std::cell::Cell::new(true));
+        let mut blocks = Blocks {
+            len: 2,
+            refuse: std::rc::Rc::clone(&refuse),
+            got: Vec::new(),
+        };
+        let mut store = MemStore::new(&table).with_finished(&mut blocks);
+        start_all(&mut store);
+        for job in 1..=4 {
+            store.record_end(&end(job, None)).unwrap();
+        }
+        assert_eq!(got(&store), 0, "refused");
+        refuse.set(false);
+        store.record_end(&end(6, None)).unwrap();
+        assert_eq!(got(&store), 2, "offered again at the next end");
+        store.record_end(&end(5, None)).unwrap();
+        assert_eq!(got(&store), 3);
+        drop(store);
+        assert_eq!(blocks.got, vec![vec![1, 2], vec![3, 4], vec![5, 6]]);
     }
 
     /// Results only once every job has started and ended.

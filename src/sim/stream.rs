@@ -11,12 +11,12 @@
 //! has succeeded, so they are never told twice.
 
 use super::setup::{Notice, Prepared, Setup, drop_memory, machine_notes, memory_note};
-use super::store::{JobBatch, JobFeed, JobTable};
-use super::{SimConfig, SimError, simulate_table};
+use super::store::{FinishedJobs, JobBatch, JobFeed, JobTable};
+use super::{SimConfig, SimError, simulate_table_with};
 use crate::config::build_cluster;
 use crate::driver::Observer;
 use crate::ids::Names;
-use crate::metrics::SimResult;
+use crate::metrics::{BLOCK_ROWS, JobResult, NameSender, RowStream, SimResult};
 use crate::model::Cluster;
 use crate::policy::PolicySpec;
 use crate::sched::limits::{LimitState, PassUsage};
@@ -40,19 +40,22 @@ const FIRST_BATCH: usize = 256;
 const IN_FLIGHT: usize = 32;
 
 /// A run that streamed its trace: the workload (its jobs are in the result), the result, the
-/// policy's canonical spec and the notices held back.
+/// policy's canonical spec and the notices held back; and, when it was given a `jobs.csv` to
+/// write while it ran ([`Setup::simulate_streamed_to`]), the rows written so far.
 pub struct Streamed {
     pub prepared: Prepared,
     pub result: SimResult,
     pub canonical: String,
     pub notices: Vec<Notice>,
+    pub rows: Option<RowStream>,
 }
 
 /// What the reading thread sends.
 enum Msg {
     /// The machine, once the trace's header has been read.
     Machine(Box<Machine>),
-    Jobs(JobBatch),
+    /// Jobs, and the names interned since the last batch (the ones these jobs use among them).
+    Jobs(JobBatch, Vec<String>),
     /// Every job was sent.
     End,
 }
@@ -74,12 +77,19 @@ struct Tail {
 }
 
 /// The feed of a streamed simulation: batches until the end, an error if the reader gave up.
-struct Feed(Receiver<Msg>);
+/// The names each batch brings go on to the `jobs.csv` writer, if any, before any of its jobs
+/// can end.
+struct Feed(Receiver<Msg>, Option<NameSender>);
 
 impl JobFeed for Feed {
     fn next_jobs(&mut self) -> Result<Option<JobBatch>, String> {
         match self.0.recv() {
-            Ok(Msg::Jobs(jobs)) => Ok(Some(jobs)),
+            Ok(Msg::Jobs(jobs, names)) => {
+                if let Some(to) = self.1.as_ref().filter(|_| !names.is_empty()) {
+                    to.send(names);
+                }
+                Ok(Some(jobs))
+            }
             Ok(Msg::End) => Ok(None),
             Ok(Msg::Machine(_)) | Err(_) => Err("the trace is read the whole way instead".into()),
         }
@@ -104,6 +114,20 @@ impl Setup {
         spec: &str,
         observer: &mut dyn Observer,
     ) -> Result<Option<Streamed>, SimError> {
+        self.simulate_streamed_to(spec, observer, None)
+    }
+
+    /// [`Setup::simulate_streamed`], writing `jobs.csv` to `jobs_csv` (from its header on) on
+    /// another thread while the simulation runs, as blocks of jobs finish: the rest is written
+    /// from the result's jobs after the rows of [`Streamed::rows`]. When the run does not
+    /// stream, `jobs_csv` is dropped unwritten; when the stream gives up, part of it may have
+    /// been written.
+    pub fn simulate_streamed_to(
+        &self,
+        spec: &str,
+        observer: &mut dyn Observer,
+        jobs_csv: Option<Box<dyn std::io::Write + Send>>,
+    ) -> Result<Option<Streamed>, SimError> {
         if !self.streams() {
             return Ok(None);
         }
@@ -116,14 +140,15 @@ impl Setup {
             let reading = s.spawn(|| self.read_streamed(&placement_name, tx));
             let simulated = match rx.recv() {
                 Ok(Msg::Machine(m)) => {
-                    self.simulate_fed(spec, &canonical, &placement_name, m, rx, observer)
+                    let rows = jobs_csv.and_then(|w| RowStream::start(w, m.cluster.clone()).ok());
+                    self.simulate_fed(spec, &canonical, &placement_name, m, rx, observer, rows)
                 }
                 _ => Err(None),
             };
             let tail = reading
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            let (result, machine) = match simulated {
+            let (result, machine, rows) = match simulated {
                 Ok(done) => done,
                 Err(Some(e)) => return Err(e),
                 Err(None) => return Ok(None),
@@ -155,13 +180,15 @@ impl Setup {
                 result,
                 canonical: canonical.clone(),
                 notices,
+                rows,
             }))
         })
     }
 
-    /// The simulation of a streamed run on `machine`, fed from `rx`: `Err(None)` when the
-    /// stream gave up or the simulation failed (the whole-workload path tells why), `Err(Some)`
-    /// for a bad policy spec.
+    /// The simulation of a streamed run on `machine`, fed from `rx`, handing finished jobs to
+    /// `rows`: `Err(None)` when the stream gave up or the simulation failed (the whole-workload
+    /// path tells why), `Err(Some)` for a bad policy spec.
+    #[allow(clippy::too_many_arguments)]
     fn simulate_fed(
         &self,
         spec: &str,
@@ -170,7 +197,8 @@ impl Setup {
         machine: Box<Machine>,
         rx: Receiver<Msg>,
         observer: &mut dyn Observer,
-    ) -> Result<(SimResult, Box<Machine>), Option<SimError>> {
+        mut rows: Option<RowStream>,
+    ) -> SimulatedFed {
         let effective = Prepared::spec_with(spec, &machine.scheduler).map_err(Some)?;
         let (policy, _) =
             crate::policy::build(&effective).map_err(|e| Some(SimError::Policy(e)))?;
@@ -183,9 +211,12 @@ impl Setup {
             limits: self.limits,
             assoc: None,
         };
-        let table = JobTable::fed(Box::new(Feed(rx)));
-        let result = simulate_table(&machine.cluster, &table, cfg, observer).map_err(|_| None)?;
-        Ok((result, machine))
+        let names = rows.as_ref().and_then(RowStream::names);
+        let table = JobTable::fed(Box::new(Feed(rx, names)));
+        let finished = rows.as_mut().map(|r| r as &mut dyn FinishedJobs);
+        let result = simulate_table_with(&machine.cluster, &table, cfg, observer, finished)
+            .map_err(|_| None)?;
+        Ok((result, machine, rows))
     }
 
     /// The reading thread: reads the trace, prepares its jobs and sends them in batches, after
@@ -213,7 +244,9 @@ impl Setup {
         let give_up = || TraceError::new(&self.trace, None, TraceErrorKind::Empty);
         // SWF jobs all go to the default partition: the preparer needs no names.
         let no_names = Names::default();
-        let names = swf::read_each(reader, &self.trace, |item| {
+        // Names are numbered from 1 (0 is the empty name, in every table).
+        let mut names_sent = 1;
+        let names = swf::read_each(reader, &self.trace, |item, names| {
             let mut job = match item {
                 Item::Header { procs, nodes } if st.jobs == 0 => {
                     st.max_procs = procs.or(st.max_procs);
@@ -272,7 +305,9 @@ impl Setup {
             if batch.len() == batch_size {
                 batch_size = (batch_size * 2).min(BATCH);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                tx.send(Msg::Jobs(full)).map_err(|_| give_up())?;
+                let new = names.since(names_sent).to_vec();
+                names_sent = names.len();
+                tx.send(Msg::Jobs(full, new)).map_err(|_| give_up())?;
             }
             Ok(())
         })
@@ -282,7 +317,8 @@ impl Setup {
         }
         p.skip(SkipReason::MalformedLine, st.malformed);
         if !batch.is_empty() {
-            tx.send(Msg::Jobs(batch)).ok()?;
+            tx.send(Msg::Jobs(batch, names.since(names_sent).to_vec()))
+                .ok()?;
         }
         tx.send(Msg::End).ok()?;
         Some(Tail {
@@ -292,6 +328,19 @@ impl Setup {
             kept: st.kept,
             memory_dropped: st.memory_dropped,
         })
+    }
+}
+
+/// What [`Setup::simulate_fed`] gives back.
+type SimulatedFed = Result<(SimResult, Box<Machine>, Option<RowStream>), Option<SimError>>;
+
+/// The `jobs.csv` writer takes blocks of its own length.
+impl FinishedJobs for RowStream {
+    fn block_len(&self) -> usize {
+        BLOCK_ROWS
+    }
+    fn offer(&mut self, jobs: &[JobResult]) -> bool {
+        RowStream::offer(self, jobs)
     }
 }
 

@@ -50,7 +50,7 @@ pub fn read(
     let mut max_procs = None;
     let mut max_nodes = None;
     let mut seen = UniqueIds::default();
-    let names = read_each(reader, path, |item| {
+    let names = read_each(reader, path, |item, _| {
         match item {
             Item::Header { procs, nodes } => {
                 max_procs = procs.or(max_procs);
@@ -83,13 +83,13 @@ pub(crate) enum Item {
     Malformed(u64, Box<TraceError>),
 }
 
-/// Reads an SWF trace and hands `each` its headers, jobs and malformed lines in line order;
-/// returns the interned names. The first error `each` returns stops the reading (the rest of
+/// Reads an SWF trace and hands `each` its headers, jobs and malformed lines in line order,
+/// with the names interned so far (a job's among them); returns the interned names. The first error `each` returns stops the reading (the rest of
 /// the input is still checked for read errors and invalid UTF-8, which win, as in [`read`]).
 pub(crate) fn read_each(
     reader: Box<dyn BufRead + Send>,
     path: &Path,
-    mut each: impl FnMut(Item) -> Result<(), TraceError>,
+    mut each: impl FnMut(Item, &Names) -> Result<(), TraceError>,
 ) -> Result<Names, TraceError> {
     let mut names = Names::default();
     let mut cache = NameCache::default();
@@ -97,11 +97,12 @@ pub(crate) fn read_each(
         |text: &str, first_line: u64, out: &mut Vec<Line>| scan_chunk(text, first_line, path, out);
     for_each_chunk(reader, path, scan, |text, lines: &mut Vec<Line>| {
         for l in lines.drain(..) {
-            each(match l {
+            let item = match l {
                 Line::Header { procs, nodes } => Item::Header { procs, nodes },
                 Line::Job(j) => Item::Job(j.finish(text, &mut names, &mut cache)),
                 Line::Bad(line, e) => Item::Malformed(line, e),
-            })?;
+            };
+            each(item, &names)?;
         }
         Ok(())
     })?;

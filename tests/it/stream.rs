@@ -1,9 +1,9 @@
 //! A trace streamed into its simulation (`sim::stream`) gives the outputs and notices of the
-//! same run prepared whole; a trace it cannot stream makes it give up, leaving the run to the
-//! whole-workload path.
+//! same run prepared whole — also when `jobs.csv` is written while it runs; a trace it cannot
+//! stream makes it give up, leaving the run to the whole-workload path.
 
 use mini_slurm::driver::NoObserver;
-use mini_slurm::sim::output::write_run_with;
+use mini_slurm::sim::output::{OutDir, write_run_with};
 use mini_slurm::sim::{Notice, Setup};
 use std::path::Path;
 
@@ -12,6 +12,33 @@ const KTH: &str = "traces/KTH-SP2-1996-2.1-cln.swf.gz";
 /// `jobs.csv`, `summary.json` and the notices of `setup` under `policy`, streamed (`None` if
 /// it gave up) and prepared whole.
 type Outputs = (Vec<u8>, String, Vec<Notice>);
+
+/// `jobs.csv` and `summary.json` of `setup` under `policy`, streamed with `jobs.csv` written
+/// while it runs, and how many rows were written by then; `None` if it gave up (then the
+/// output directory, created here, is gone).
+fn written_while_running(
+    setup: &Setup,
+    policy: &str,
+    out: &Path,
+) -> Option<(Vec<u8>, String, usize)> {
+    let dir = OutDir::create(out).unwrap();
+    let jobs_csv = dir.jobs_csv().unwrap();
+    let Some(s) = setup
+        .simulate_streamed_to(policy, &mut NoObserver, Some(jobs_csv))
+        .unwrap()
+    else {
+        drop(dir);
+        assert!(!out.exists(), "{}: left behind", out.display());
+        return None;
+    };
+    let rows = s.rows.as_ref().map_or(0, |r| r.taken().0);
+    let summary = dir
+        .write_run(&s.prepared, &s.result, s.rows, || {
+            s.prepared.summary(&s.canonical, &s.result)
+        })
+        .unwrap();
+    Some((read(&out.join("jobs.csv")), summary.to_json(), rows))
+}
 
 fn both(setup: &Setup, policy: &str, dir: &Path) -> (Option<Outputs>, Outputs) {
     let streamed = setup
@@ -93,6 +120,17 @@ fn a_streamed_run_gives_what_a_whole_one_gives() {
         assert_eq!(streamed.0, whole.0, "case {k} ({policy}): jobs.csv");
         assert_eq!(streamed.1, whole.1, "case {k} ({policy}): summary.json");
         assert_eq!(streamed.2, whole.2, "case {k} ({policy}): notices");
+        let (csv, summary, rows) = written_while_running(setup, policy, &d.join("early"))
+            .unwrap_or_else(|| panic!("case {k} did not stream"));
+        assert_eq!(
+            csv, whole.0,
+            "case {k} ({policy}): jobs.csv written while running"
+        );
+        assert_eq!(summary, whole.1, "case {k} ({policy}): summary.json");
+        // KTH SP2's 28k jobs: most blocks of 2,048 rows are written before the run ends.
+        if k == 0 {
+            assert!(rows >= 20_000, "case {k}: only {rows} rows while running");
+        }
     }
 }
 
@@ -115,7 +153,36 @@ fn a_trace_that_cannot_stream_is_left_to_the_whole_path() {
         let setup = swf(dir.path(), "t.swf", &lines);
         let got = setup.simulate_streamed("easy", &mut NoObserver).unwrap();
         assert!(got.is_none(), "{name}: streamed");
+        let early = written_while_running(&setup, "easy", &dir.path().join("early"));
+        assert!(early.is_none(), "{name}: streamed with jobs.csv");
     }
+    // A trace that gives up at its last line (an id lower than the ones before), after many
+    // blocks of jobs may have been simulated and written: the whole path writes jobs.csv
+    // afresh in the same directory.
+    let mut late: Vec<String> = vec![head.to_string()];
+    late.extend((2..=9001).map(|i| job(i, i as i64, 1, 1)));
+    late.push(job(1, 9002, 1, 1));
+    let text: Vec<&str> = late.iter().map(String::as_str).collect();
+    let setup = swf(dir.path(), "late.swf", &text);
+    let out = dir.path().join("late");
+    let dir_out = OutDir::create(&out).unwrap();
+    let got = setup
+        .simulate_streamed_to("fcfs", &mut NoObserver, Some(dir_out.jobs_csv().unwrap()))
+        .unwrap();
+    assert!(got.is_none());
+    let p = setup.prepare(&mut |_| {}).unwrap();
+    let run = p.run("fcfs").unwrap();
+    dir_out
+        .write_run(&p, &run.result, None, || run.summary.clone())
+        .unwrap();
+    let whole = dir.path().join("late-whole");
+    write_run_with(&whole, &p, &run.result, || run.summary.clone()).unwrap();
+    assert_eq!(read(&out.join("jobs.csv")), read(&whole.join("jobs.csv")));
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        2,
+        "only the two outputs"
+    );
     // sacct output is read as sacct whatever its name, never as (lenient) SWF.
     let mut sacct = swf(dir.path(), "s.swf", &["JobID|Submit|Elapsed", &a]);
     sacct.lenient = true;
