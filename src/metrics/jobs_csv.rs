@@ -82,7 +82,12 @@ pub fn write_jobs_csv_rows(
     names: &Names,
     cluster: &Cluster,
 ) -> std::io::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // One block needs no helper (and no look at the cgroup's CPU quota to size them).
+    let cores = if jobs.len() <= BLOCK_ROWS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
     write_blocks(
         w,
         jobs,
