@@ -624,6 +624,19 @@ mod tests {
         assert_eq!(fed.failed().as_deref(), Some("stopped"));
     }
 
+    /// Starts `job` at `at` on one CPU of node 0.
+    fn start(store: &mut MemStore<'_>, job: u64, at: i64, waited_for: PendingReason) {
+        let start = Command::Start {
+            job: JobId(job),
+            alloc: Arc::from([Slice::new(0, 1, 0)]),
+            leaf_switches: 1,
+            waited_for,
+            cpus: 1,
+            time_limit: None,
+        };
+        store.record_start(Time(at), &start).unwrap();
+    }
+
     /// Takes blocks of `len` jobs, refusing while `refuse` says so; records the ids of each.
     struct Blocks {
         len: usize,
@@ -660,17 +673,8 @@ mod tests {
         };
         let start_all = |store: &mut MemStore<'_>| {
             store.take_arrivals(Time::ZERO, &mut Vec::new()).unwrap();
-            let alloc: Arc<[Slice]> = Arc::from([Slice::new(0, 1, 0)]);
             for job in 1..=7 {
-                let start = Command::Start {
-                    job: JobId(job),
-                    alloc: Arc::clone(&alloc),
-                    leaf_switches: 1,
-                    waited_for: PendingReason::None,
-                    cpus: 1,
-                    time_limit: None,
-                };
-                store.record_start(Time(1), &start).unwrap();
+                start(store, job, 1, PendingReason::None);
             }
         };
         let mut store = MemStore::new(&table).with_finished(&mut blocks);
@@ -731,17 +735,8 @@ mod tests {
         let table = JobTable::whole(&w);
         let mut store = MemStore::new(&table);
         store.take_arrivals(Time::ZERO, &mut Vec::new()).unwrap();
-        let alloc: Arc<[Slice]> = Arc::from([Slice::new(0, 1, 0)]);
         for (job, at) in [(1, 10), (2, 20)] {
-            let start = Command::Start {
-                job: JobId(job),
-                alloc: Arc::clone(&alloc),
-                leaf_switches: 1,
-                waited_for: PendingReason::Resources,
-                cpus: 1,
-                time_limit: None,
-            };
-            store.record_start(Time(at), &start).unwrap();
+            start(&mut store, job, at, PendingReason::Resources);
         }
         let end = |job, at| Completion {
             job: JobId(job),
