@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes `run`'s `jobs.csv` and `summary.json` into `dir` (created if needed). Both go through
-/// temporary names and are renamed into place; on failure neither is left half-written, and a
-/// directory this call created is removed.
+/// temporary names and are renamed into place; on failure neither is left half-written, and the
+/// directories this call created are removed.
 pub fn write_run(dir: &Path, prepared: &Prepared, run: &Run) -> Result<(), SimError> {
     write_run_with(dir, prepared, &run.result, || run.summary.clone()).map(|_| ())
 }
@@ -30,19 +30,24 @@ pub fn write_run_with(
 }
 
 /// A run's output directory while its files are written: until [`OutDir::write_run`] has
-/// renamed them into place, dropping it removes the temporary files, and the directory if
-/// [`OutDir::create`] created it. Opened before a simulation, it takes `jobs.csv` while the
+/// renamed them into place, dropping it removes the temporary files, and the directories
+/// [`OutDir::create`] created (the outermost one that was missing, with what is in it). Opened before a simulation, it takes `jobs.csv` while the
 /// simulation runs ([`OutDir::jobs_csv`], [`crate::sim::Setup::simulate_streamed_to`]).
 pub struct OutDir {
     dir: PathBuf,
-    created: bool,
+    /// The outermost directory `create` made, if any.
+    created: Option<PathBuf>,
     done: bool,
 }
 
 impl OutDir {
     /// Creates `dir` (and its parents) if needed.
     pub fn create(dir: &Path) -> Result<OutDir, SimError> {
-        let created = !dir.exists();
+        let created = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .last()
+            .map(Path::to_path_buf);
         create_dir(dir)?;
         Ok(OutDir {
             dir: dir.to_path_buf(),
@@ -143,8 +148,8 @@ impl Drop for OutDir {
         if !self.done {
             let _ = std::fs::remove_file(self.jobs_tmp());
             let _ = std::fs::remove_file(self.summary_tmp());
-            if self.created {
-                let _ = std::fs::remove_dir_all(&self.dir);
+            if let Some(top) = &self.created {
+                let _ = std::fs::remove_dir_all(top);
             }
         }
     }

@@ -927,3 +927,63 @@ fn a_run_that_skips_every_job_is_an_error_naming_the_resource() {
     );
     assert!(!stderr(&o).contains("skipped"), "{}", stderr(&o));
 }
+
+/// `sim --out` opens its directory before a streamed run: a run that then fails leaves nothing
+/// behind — not the directory it created, not a temporary file — whether the trace turns out
+/// bad halfway (the stream gives up, the whole path refuses it: exit 2, file and line named) or
+/// the disk fills while `jobs.csv` is written during the run (a small tmpfs: exit 1, the file
+/// named).
+#[test]
+fn a_failed_sim_leaves_no_output_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = vec!["; MaxProcs: 8".to_string()];
+    lines.extend((1..=5000).map(|i| format!("{i} {i} -1 5 1 -1 -1 1 5 -1 1 1 1 -1 1 -1 -1 -1")));
+    lines.insert(4000, "4000 this is not a job".to_string());
+    let trace = dir.path().join("bad.swf");
+    std::fs::write(&trace, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("new/deeper");
+    let o = run(&[
+        "sim",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_input_error(&o, &["bad.swf", "4001"]);
+    assert!(
+        !dir.path().join("new").exists(),
+        "new/deeper or new/ left behind"
+    );
+
+    if !crate::live_util::root_or_skip("mounting a tmpfs") {
+        return;
+    }
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let out = small.join("kth");
+    let kth = root().join("traces/KTH-SP2-1996-2.1-cln.swf.gz");
+    let o = run(&[
+        "sim",
+        "--trace",
+        kth.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(".jobs.csv.tmp"), "{err}");
+    assert!(!out.exists(), "{} left behind", out.display());
+}
