@@ -960,19 +960,7 @@ fn a_failed_sim_leaves_no_output_behind() {
     }
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "mount tmpfs");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(small.clone());
+    let _unmount = crate::live_util::mount_tmpfs(&small, "1m");
     let out = small.join("kth");
     let kth = root().join("traces/KTH-SP2-1996-2.1-cln.swf.gz");
     let o = run(&[

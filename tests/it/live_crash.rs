@@ -4,7 +4,7 @@
 //! ran exactly as often as it should (once; twice for a requeued one), and no process of the
 //! home is left.
 
-use crate::live_util::{BIN, Live, root_or_skip, wait_for};
+use crate::live_util::{BIN, Live, mount_tmpfs, root_or_skip, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -228,19 +228,7 @@ fn a_full_disk_is_waited_out() {
     let l = Live::new();
     let mnt = l.home().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mount tmpfs");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    let _unmount = mount_tmpfs(&mnt, "8m");
     let mut m = Live::at(&mnt);
     m.start(&["--cpus", "1"]);
     let id = m.submit(&["--", "sleep", "2"]);

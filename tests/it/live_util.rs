@@ -196,6 +196,30 @@ pub fn root_or_skip(what: &str) -> bool {
     root
 }
 
+/// Unmounts its path when dropped (lazily: whatever still has a file open there).
+pub struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (mount's syntax: `8m`) on the existing directory `at` (needs
+/// root); unmounted when the guard is dropped.
+pub fn mount_tmpfs(at: &Path, size: &str) -> Unmount {
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "mount a tmpfs on {}", at.display());
+    Unmount(at.to_path_buf())
+}
+
 pub fn wait_for(mut f: impl FnMut() -> bool, secs: u64, what: &str) {
     let t = Instant::now();
     while !f() {
